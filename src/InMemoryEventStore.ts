@@ -1,0 +1,101 @@
+/**
+ * An event store in process memory, for tests and prototypes. It keeps every
+ * guarantee of the SQL stores: atomic multi-stream appends, every participant
+ * checked, gap-free versions, unique event ids, positions in commit order.
+ */
+import { Clock, Effect, Layer } from "effect"
+import type { RecordedEvent } from "./Event.js"
+import * as EventStore from "./EventStore.js"
+import * as ExpectedVersion from "./ExpectedVersion.js"
+import { DuplicateEventId, VersionConflict } from "./errors.js"
+import { uuidv7 } from "./internal/uuid.js"
+import type { StreamId } from "./StreamId.js"
+import * as StreamWrites from "./StreamWrites.js"
+
+const jsonCopy = <A>(value: A): A => JSON.parse(JSON.stringify(value))
+
+/**
+ * A fresh, empty store. Each append checks and writes inside one synchronous
+ * step: JavaScript runs it to the end before any other fiber resumes, which is
+ * what makes it atomic without locks.
+ */
+export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
+  const streams = new Map<StreamId, Array<RecordedEvent>>()
+  const eventIds = new Set<string>()
+  let lastPosition = 0n
+
+  const versionOf = (streamId: StreamId) => streams.get(streamId)?.length ?? 0
+
+  const commit = (
+    writes: StreamWrites.StreamWrites,
+    now: number
+  ): EventStore.AppendResult | VersionConflict | DuplicateEventId => {
+    const participants = StreamWrites.participants(writes)
+    for (const [streamId, expected] of participants) {
+      const actual = versionOf(streamId)
+      if (!ExpectedVersion.isSatisfiedBy(expected, actual)) {
+        return new VersionConflict({ streamId, expected, actual })
+      }
+    }
+    const newEvents = StreamWrites.events(writes)
+    const batchIds = new Set<string>()
+    for (const event of newEvents) {
+      if (event.eventId === undefined) continue
+      const eventId = event.eventId.toLowerCase()
+      if (eventIds.has(eventId) || batchIds.has(eventId)) return new DuplicateEventId({ eventId })
+      batchIds.add(eventId)
+    }
+
+    const versions = new Map<StreamId, number>()
+    for (const [streamId] of participants) versions.set(streamId, versionOf(streamId))
+    const recordedAt = new Date(now)
+    const recorded = newEvents.map((event): RecordedEvent => {
+      const streamVersion = (versions.get(event.streamId) ?? 0) + 1
+      versions.set(event.streamId, streamVersion)
+      lastPosition += 1n
+      return {
+        eventId: event.eventId?.toLowerCase() ?? uuidv7(now),
+        streamId: event.streamId,
+        streamVersion,
+        globalPosition: lastPosition,
+        eventType: event.eventType,
+        // The same trip through JSON text that jsonb makes: what reads back is
+        // what a SQL store would return, and later mutation of the writer's
+        // objects cannot change what was stored.
+        data: jsonCopy(event.data),
+        metadata: jsonCopy(event.metadata ?? {}),
+        recordedAt
+      }
+    })
+    for (const event of recorded) {
+      eventIds.add(event.eventId)
+      let stream = streams.get(event.streamId)
+      if (stream === undefined) {
+        stream = []
+        streams.set(event.streamId, stream)
+      }
+      stream.push(event)
+    }
+    return { streamVersions: versions, events: recorded }
+  }
+
+  return EventStore.make({
+    attributes: { "db.system": "memory" },
+    read: (streamId, fromVersion, limit) =>
+      Effect.sync(() => {
+        const stream = streams.get(streamId) ?? []
+        const start = fromVersion - 1
+        return { version: stream.length, events: stream.slice(start, start + Math.min(limit, stream.length)) }
+      }),
+    append: (writes) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const outcome = commit(writes, now)
+        return outcome instanceof VersionConflict || outcome instanceof DuplicateEventId
+          ? Effect.fail(outcome)
+          : Effect.succeed(outcome)
+      })
+  })
+})
+
+/** A fresh, empty store per build of the layer. */
+export const layer: Layer.Layer<EventStore.EventStore> = Layer.effect(EventStore.EventStore, make)

@@ -1,0 +1,123 @@
+/**
+ * Every failure eventcore reports, as tagged errors for `Effect.catchTag`.
+ * Each carries the facts a caller needs to react without parsing messages.
+ */
+import { Data } from "effect"
+import type { ExpectedVersion } from "./ExpectedVersion.js"
+import type { StreamId } from "./StreamId.js"
+
+/** A stream id failed validation: `reason` says which rule it broke. */
+export class InvalidStreamId extends Data.TaggedError("InvalidStreamId")<{
+  readonly input: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `Invalid stream id ${JSON.stringify(this.input)}: ${this.reason}`
+  }
+}
+
+/** An expected version that is neither a non-negative integer nor one of the named kinds. */
+export class InvalidExpectedVersion extends Data.TaggedError("InvalidExpectedVersion")<{
+  readonly streamId: StreamId
+  readonly expected: unknown
+}> {
+  override get message() {
+    return `Invalid expected version ${String(this.expected)} for stream ${JSON.stringify(this.streamId)}: use a non-negative integer, "any", "no_stream" or "stream_exists"`
+  }
+}
+
+/** Read options out of range (negative or fractional `fromVersion`, `maxCount`, `pageSize`). */
+export class InvalidReadOptions extends Data.TaggedError("InvalidReadOptions")<{
+  readonly option: string
+  readonly value: unknown
+  readonly reason: string
+}> {
+  override get message() {
+    return `Invalid read option ${this.option} = ${String(this.value)}: ${this.reason}`
+  }
+}
+
+/** The stream has no events. */
+export class StreamNotFound extends Data.TaggedError("StreamNotFound")<{
+  readonly streamId: StreamId
+}> {
+  override get message() {
+    return `Stream ${JSON.stringify(this.streamId)} not found`
+  }
+}
+
+/** A participant's version was not what the writer expected; nothing was written. */
+export class VersionConflict extends Data.TaggedError("VersionConflict")<{
+  readonly streamId: StreamId
+  readonly expected: ExpectedVersion
+  readonly actual: number
+}> {
+  override get message() {
+    return `Version conflict on stream ${JSON.stringify(this.streamId)}: expected ${String(this.expected)}, actual ${this.actual}`
+  }
+}
+
+/** An event was addressed to a stream that was not registered (or, in a command, not read). */
+export class UndeclaredStream extends Data.TaggedError("UndeclaredStream")<{
+  readonly streamId: StreamId
+}> {
+  override get message() {
+    return `Stream ${JSON.stringify(this.streamId)} was not declared: register it (or read it in the command) before writing to it`
+  }
+}
+
+/** The same stream was registered twice with different expectations. */
+export class ConflictingExpectedVersions extends Data.TaggedError("ConflictingExpectedVersions")<{
+  readonly streamId: StreamId
+  readonly first: ExpectedVersion
+  readonly second: ExpectedVersion
+}> {
+  override get message() {
+    return `Stream ${JSON.stringify(this.streamId)} registered with two expected versions: ${String(this.first)} and ${String(this.second)}`
+  }
+}
+
+/** An event could not be turned into storable JSON (schema encoding failed, or the value is not plain JSON). */
+export class EventEncodeError extends Data.TaggedError("EventEncodeError")<{
+  readonly streamId: StreamId
+  readonly eventType: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `Cannot encode event ${this.eventType} for stream ${JSON.stringify(this.streamId)}: ${describe(this.cause)}`
+  }
+}
+
+/** A stored event does not decode with the command's event schema. */
+export class EventDecodeError extends Data.TaggedError("EventDecodeError")<{
+  readonly streamId: StreamId
+  readonly streamVersion: number
+  readonly eventType: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `Cannot decode event ${this.eventType} at version ${this.streamVersion} of stream ${JSON.stringify(this.streamId)}: ${describe(this.cause)}`
+  }
+}
+
+/** An event id is already taken by a stored event; nothing was written. */
+export class DuplicateEventId extends Data.TaggedError("DuplicateEventId")<{
+  readonly eventId: string
+}> {
+  override get message() {
+    return `An event with id ${this.eventId} is already stored: event ids must be unique`
+  }
+}
+
+/**
+ * The infrastructure failed (connection lost, pool timeout, migration failure).
+ * `message` says what happened and what to do; `cause` keeps the original error.
+ */
+export class StoreError extends Data.TaggedError("StoreError")<{
+  readonly operation: string
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)

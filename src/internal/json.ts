@@ -1,0 +1,72 @@
+/**
+ * Checks that a value survives a trip through PostgreSQL `jsonb` unchanged, so a
+ * store never writes something that reads back different (or fails half-way).
+ */
+
+/** Deeper nesting is refused: PostgreSQL's JSON parser and `JSON.stringify` both have stack limits. */
+export const maxDepth = 512
+
+const loneSurrogate = /\p{Surrogate}/u
+
+const checkString = (s: string, path: string): string | undefined => {
+  if (s.includes("\u0000")) return `${path} contains a NUL character, which PostgreSQL jsonb cannot store`
+  if (loneSurrogate.test(s)) return `${path} contains a lone surrogate (not well-formed Unicode)`
+  return undefined
+}
+
+const isPlainObject = (value: object): boolean => {
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * Returns why `value` is not plain JSON, or `undefined` when it is. Object
+ * properties whose value is `undefined` are allowed: they are omitted, exactly as
+ * `JSON.stringify` and optional Schema fields treat them.
+ */
+export const whyNotJson = (value: unknown, path = "$"): string | undefined => walk(value, path, new Set(), 0)
+
+const walk = (value: unknown, path: string, ancestors: Set<object>, depth: number): string | undefined => {
+  switch (typeof value) {
+    case "string":
+      return checkString(value, path)
+    case "boolean":
+      return undefined
+    case "number":
+      return Number.isFinite(value) ? undefined : `${path} is ${value}, which JSON cannot represent`
+    case "undefined":
+      return `${path} is undefined, which JSON cannot represent`
+    case "bigint":
+      return `${path} is a BigInt, which JSON cannot represent: encode it as a string`
+    case "object": {
+      if (value === null) return undefined
+      if (depth >= maxDepth) return `${path} is nested deeper than ${maxDepth} levels`
+      if (ancestors.has(value)) return `${path} is a cyclic reference`
+      if (Array.isArray(value)) {
+        ancestors.add(value)
+        for (let i = 0; i < value.length; i++) {
+          const reason = walk(value[i], `${path}[${i}]`, ancestors, depth + 1)
+          if (reason !== undefined) return reason
+        }
+        ancestors.delete(value)
+        return undefined
+      }
+      if (!isPlainObject(value)) {
+        const name = value.constructor?.name ?? "object"
+        return `${path} is a ${name}, not a plain object: encode it with a Schema first`
+      }
+      ancestors.add(value)
+      for (const [key, item] of Object.entries(value)) {
+        const keyReason = checkString(key, `${path} key ${JSON.stringify(key)}`)
+        if (keyReason !== undefined) return keyReason
+        if (item === undefined) continue
+        const reason = walk(item, `${path}.${key}`, ancestors, depth + 1)
+        if (reason !== undefined) return reason
+      }
+      ancestors.delete(value)
+      return undefined
+    }
+    default:
+      return `${path} is a ${typeof value}, which JSON cannot represent`
+  }
+}

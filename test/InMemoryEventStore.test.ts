@@ -1,0 +1,4 @@
+import { InMemoryEventStore } from "eventcore"
+import { runEventStoreContract } from "eventcore/testing"
+
+runEventStoreContract("InMemoryEventStore", () => InMemoryEventStore.layer, { propertyRuns: 100 })
