@@ -1,0 +1,186 @@
+import { fc, test } from "@fast-check/vitest"
+import { Effect, Either, pipe, Schema } from "effect"
+import {
+  ConflictingExpectedVersions,
+  ExpectedVersion,
+  InvalidExpectedVersion,
+  InvalidStreamId,
+  StreamId,
+  StreamWrites,
+  UndeclaredStream
+} from "eventcore"
+import { describe, expect, it } from "vitest"
+
+const id = StreamId.unsafeMake
+
+describe("StreamId", () => {
+  it("trims and brands valid input", () => {
+    expect(id("  order-1 \n")).toBe("order-1")
+    expect(Effect.runSync(StreamId.make("x"))).toBe("x")
+    expect(Schema.decodeUnknownSync(StreamId.schema)(" y ")).toBe("y")
+    expect(Schema.encodeSync(StreamId.schema)(id("z"))).toBe("z")
+  })
+
+  it.each([
+    ["", "must not be empty or only whitespace"],
+    [" \t\n ", "must not be empty or only whitespace"],
+    ["x".repeat(256), "must be at most 255 characters"],
+    ["🚀".repeat(256), "must be at most 255 characters"],
+    ["a\u0000b", "must not contain NUL characters"],
+    ["a\uD800b", "must be well-formed Unicode (no lone surrogates)"],
+    ["\uDC00", "must be well-formed Unicode (no lone surrogates)"]
+  ])("refuses %j: %s", (input, reason) => {
+    const result = Effect.runSync(Effect.either(StreamId.make(input)))
+    expect(result).toEqual(Either.left(new InvalidStreamId({ input, reason })))
+    expect(() => StreamId.unsafeMake(input)).toThrow(InvalidStreamId)
+    expect(Either.isLeft(Schema.decodeUnknownEither(StreamId.schema)(input))).toBe(true)
+  })
+
+  it("counts characters as code points, as PostgreSQL does", () => {
+    expect(id("🚀".repeat(255))).toHaveLength(510)
+    expect(id(" ".repeat(300) + "x".repeat(255) + " ".repeat(300))).toHaveLength(255)
+  })
+
+  test.prop([fc.string({ unit: "binary", maxLength: 300 })])(
+    "accepts exactly the trimmed, well-formed, 1..255 strings",
+    (s) => {
+      const trimmed = s.trim()
+      const valid =
+        [...trimmed].length >= 1 &&
+        [...trimmed].length <= 255 &&
+        !trimmed.includes("\u0000") &&
+        !/\p{Surrogate}/u.test(trimmed)
+      const result = StreamId.validate(s)
+      expect(Either.isRight(result)).toBe(valid)
+      if (Either.isRight(result)) expect(result.right).toBe(trimmed)
+    }
+  )
+})
+
+describe("ExpectedVersion", () => {
+  it.each([
+    ["any", 0, true],
+    ["any", 5, true],
+    ["no_stream", 0, true],
+    ["no_stream", 1, false],
+    ["stream_exists", 0, false],
+    ["stream_exists", 1, true],
+    [0, 0, true],
+    [0, 1, false],
+    [3, 3, true],
+    [3, 2, false],
+    [3, 4, false]
+  ] as const)("%j against version %i is satisfied: %s", (expected, actual, satisfied) => {
+    expect(ExpectedVersion.isSatisfiedBy(expected, actual)).toBe(satisfied)
+  })
+
+  it("recognises valid expectations only", () => {
+    for (const valid of [0, 1, 1_000_000, "any", "no_stream", "stream_exists"]) {
+      expect(ExpectedVersion.isExpectedVersion(valid)).toBe(true)
+      expect(Either.isRight(Schema.decodeUnknownEither(ExpectedVersion.schema)(valid))).toBe(true)
+    }
+    for (const invalid of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "exists", "", null, undefined, 2 ** 60]) {
+      expect(ExpectedVersion.isExpectedVersion(invalid)).toBe(false)
+    }
+  })
+})
+
+describe("StreamWrites", () => {
+  const a = id("a")
+  const b = id("b")
+
+  it("is immutable and keeps participants in registration order, read-only ones included", () => {
+    const withA = Either.getOrThrow(StreamWrites.expect(StreamWrites.empty, a, 2))
+    const withAB = Either.getOrThrow(StreamWrites.expect(withA, b, "any"))
+    const withEvent = Either.getOrThrow(StreamWrites.append(withAB, { streamId: a, eventType: "E", data: { x: 1 } }))
+    expect(StreamWrites.participants(StreamWrites.empty)).toEqual([])
+    expect(StreamWrites.participants(withA)).toEqual([[a, 2]])
+    expect(StreamWrites.participants(withEvent)).toEqual([
+      [a, 2],
+      [b, "any"]
+    ])
+    expect(StreamWrites.events(withAB)).toEqual([])
+    expect(StreamWrites.events(withEvent)).toEqual([{ streamId: a, eventType: "E", data: { x: 1 } }])
+  })
+
+  it("offers data-first and pipeable forms", () => {
+    const dataFirst = Either.getOrThrow(StreamWrites.expect(StreamWrites.empty, a, "no_stream"))
+    const piped = pipe(StreamWrites.empty, StreamWrites.expect(a, "no_stream"), Either.getOrThrow)
+    expect(StreamWrites.participants(piped)).toEqual(StreamWrites.participants(dataFirst))
+    const appended = pipe(piped, StreamWrites.append({ streamId: a, eventType: "E", data: 1 }), Either.getOrThrow)
+    expect(StreamWrites.events(appended)).toHaveLength(1)
+    expect(StreamWrites.isStreamWrites(appended)).toBe(true)
+    expect(StreamWrites.isStreamWrites({})).toBe(false)
+  })
+
+  it("registering a stream again with the same expectation is a no-op, with another an error", () => {
+    const once = Either.getOrThrow(StreamWrites.expect(StreamWrites.empty, a, 0))
+    expect(StreamWrites.expect(once, a, 0)).toEqual(Either.right(once))
+    // 0 and "no_stream" mean the same thing.
+    expect(Either.isRight(StreamWrites.expect(once, a, "no_stream"))).toBe(true)
+    expect(StreamWrites.expect(once, a, 1)).toEqual(
+      Either.left(new ConflictingExpectedVersions({ streamId: a, first: 0, second: 1 }))
+    )
+    expect(StreamWrites.expect(once, a, "any")).toEqual(
+      Either.left(new ConflictingExpectedVersions({ streamId: a, first: 0, second: "any" }))
+    )
+  })
+
+  it.each([-1, 1.5, Number.NaN, "sometimes"])("refuses the expected version %j", (bad) => {
+    expect(StreamWrites.expect(StreamWrites.empty, a, bad as ExpectedVersion.ExpectedVersion)).toEqual(
+      Either.left(new InvalidExpectedVersion({ streamId: a, expected: bad }))
+    )
+  })
+
+  it("appending to an unregistered stream fails with UndeclaredStream", () => {
+    expect(StreamWrites.append(StreamWrites.empty, { streamId: a, eventType: "E", data: {} })).toEqual(
+      Either.left(new UndeclaredStream({ streamId: a }))
+    )
+  })
+
+  describe("refuses events that would not read back as written", () => {
+    const registered = Either.getOrThrow(StreamWrites.expect(StreamWrites.empty, a, "any"))
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    let deep: unknown = 1
+    for (let i = 0; i < 600; i++) deep = [deep]
+    class Money {
+      constructor(readonly cents: number) {}
+    }
+    it.each([
+      ["undefined data", { data: undefined }, "data is undefined"],
+      ["a BigInt", { data: { n: 1n } }, "data.n is a BigInt"],
+      ["NaN", { data: [Number.NaN] }, "data[0] is NaN"],
+      ["Infinity", { data: Number.POSITIVE_INFINITY }, "data is Infinity"],
+      ["a cycle", { data: cyclic }, "data.self is a cyclic reference"],
+      ["600 levels of nesting", { data: deep }, "nested deeper than 512 levels"],
+      ["a Date", { data: { at: new Date(0) } }, "data.at is a Date, not a plain object"],
+      ["a Map", { data: new Map() }, "data is a Map, not a plain object"],
+      ["a class instance", { data: new Money(5) }, "data is a Money, not a plain object"],
+      ["a NUL in a string", { data: { s: "a\u0000" } }, "data.s contains a NUL character"],
+      ["a lone surrogate", { data: { s: "\uD800" } }, "data.s contains a lone surrogate"],
+      ["a lone surrogate key", { data: { "\uDC00": 1 } }, "contains a lone surrogate"],
+      ["a function", { data: () => 1 }, "data is a function"],
+      ["array metadata", { data: {}, metadata: [] }, "metadata must be an object"],
+      ["a BigInt in metadata", { data: {}, metadata: { n: 2n } }, "metadata.n is a BigInt"],
+      ["an empty event type", { data: {}, eventType: "" }, "eventType must be a non-empty string"],
+      ["a malformed eventId", { data: {}, eventId: "not-a-uuid" }, "eventId not-a-uuid is not a UUID"]
+    ])("%s", (_, event, reason) => {
+      const result = StreamWrites.append(registered, { streamId: a, eventType: "E", ...event } as never)
+      expect(Either.isLeft(result)).toBe(true)
+      if (Either.isLeft(result)) {
+        expect(result.left._tag).toBe("EventEncodeError")
+        expect(String((result.left as { cause?: unknown }).cause)).toContain(reason)
+      }
+    })
+
+    it("accepts plain JSON, null included, and drops undefined properties as JSON does", () => {
+      for (const data of [null, 0, "", [], {}, { a: [1, { b: null }], c: "ü🚀" }, { optional: undefined }]) {
+        expect(Either.isRight(StreamWrites.append(registered, { streamId: a, eventType: "E", data }))).toBe(true)
+      }
+      expect(
+        Either.isRight(StreamWrites.append(registered, { streamId: a, eventType: "E", data: Object.create(null) }))
+      ).toBe(true)
+    })
+  })
+})
