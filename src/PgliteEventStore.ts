@@ -1,0 +1,55 @@
+/**
+ * The event store on PGlite: PostgreSQL compiled to WebAssembly, running in
+ * this process. Zero setup, in memory or persisted in a directory, and the same
+ * SQL as the PostgreSQL store.
+ */
+import { PGlite } from "@electric-sql/pglite"
+import { drizzle } from "drizzle-orm/pglite"
+import { migrate as drizzleMigrate } from "drizzle-orm/pglite/migrator"
+import { Effect, Layer } from "effect"
+import * as EventStore from "./EventStore.js"
+import { StoreError } from "./errors.js"
+import { storeError } from "./sql/errors.js"
+import { migrationConfig } from "./sql/migrations.js"
+import * as SqlEventStore from "./sql/SqlEventStore.js"
+
+export interface PgliteOptions {
+  /** Keep the database in this directory (created if missing); in memory when absent. */
+  readonly dataDir?: string
+}
+
+/** Applies the migrations to a PGlite database; idempotent. */
+export const migrate = (client: PGlite): Effect.Effect<void, StoreError> =>
+  Effect.tryPromise({
+    try: () => drizzleMigrate(drizzle({ client }), migrationConfig),
+    catch: (error) => storeError("migrate", error)
+  })
+
+/** A store over a PGlite database the caller owns and has migrated; the store never closes it. */
+export const make = (client: PGlite): EventStore.EventStore => SqlEventStore.make(drizzle({ client }))
+
+/** Opens (or creates) the database, migrates it, and closes it when the layer is released. */
+export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.EventStore, StoreError> =>
+  Layer.scoped(
+    EventStore.EventStore,
+    Effect.gen(function* () {
+      const client = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => PGlite.create(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+          catch: (cause) =>
+            new StoreError({
+              operation: "open",
+              message: `Cannot open PGlite${options.dataDir === undefined ? "" : ` in ${options.dataDir}`}: ${cause instanceof Error ? cause.message : String(cause)}. Is another process using this directory?`,
+              cause
+            })
+        }),
+        (client) => Effect.promise(() => client.close())
+      )
+      yield* migrate(client)
+      return make(client)
+    })
+  )
+
+/** A store over a PGlite database the caller owns (migrated here); the store never closes it. */
+export const layerFromClient = (client: PGlite): Layer.Layer<EventStore.EventStore, StoreError> =>
+  Layer.effect(EventStore.EventStore, Effect.as(migrate(client), make(client)))

@@ -1,0 +1,117 @@
+/**
+ * Database errors become eventcore's typed errors here, at the edge of the SQL
+ * stores, and nowhere else. Messages never include query parameters (drizzle's
+ * own error message does, so only the driver error underneath is kept).
+ */
+import { DrizzleQueryError } from "drizzle-orm"
+import type { ExpectedVersion } from "../ExpectedVersion.js"
+import { DuplicateEventId, StoreError, VersionConflict } from "../errors.js"
+import type { StreamId } from "../StreamId.js"
+
+/** What the PostgreSQL drivers report: postgres.js and PGlite agree on `code`, `detail` and `message`. */
+interface DriverError {
+  readonly code?: string
+  readonly detail?: string
+  readonly message?: string
+  /** postgres.js */
+  readonly constraint_name?: string
+  /** PGlite */
+  readonly constraint?: string
+}
+
+/** SQLSTATEs raised by the custom migration (see drizzle/0001_append_and_guards.sql). */
+export const SqlState = {
+  versionConflict: "EC001",
+  appendOnly: "EC002",
+  versionSequence: "EC003",
+  uniqueViolation: "23505",
+  serializationFailure: "40001",
+  deadlock: "40P01",
+  undefinedTable: "42P01",
+  undefinedFunction: "42883",
+  queryCanceled: "57014"
+} as const
+
+/** The driver's error under drizzle's wrapper (whose message lists the query parameters). */
+export const driverError = (error: unknown): DriverError & { readonly cause?: unknown } => {
+  const inner = error instanceof DrizzleQueryError && error.cause !== undefined ? error.cause : error
+  return typeof inner === "object" && inner !== null ? (inner as DriverError) : { message: String(inner) }
+}
+
+const connectionCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "57P01", // admin_shutdown: the backend was terminated
+  "57P02", // crash_shutdown
+  "57P03" // cannot_connect_now: the server is starting or stopping
+])
+
+const isConnectionFailure = (code: string | undefined) =>
+  code !== undefined && (connectionCodes.has(code) || code.startsWith("08"))
+
+/** A `StoreError` whose message says what happened and what to do about it. */
+export const storeError = (operation: string, error: unknown): StoreError => {
+  const cause = driverError(error)
+  const code = cause.code
+  const said = cause.message ?? "unknown error"
+  const message = (() => {
+    if (isConnectionFailure(code)) {
+      return operation === "append"
+        ? `Lost the connection to PostgreSQL during append (${code}: ${said}). The append either committed completely or not at all: read the streams again before retrying.`
+        : `Cannot reach PostgreSQL during ${operation} (${code}: ${said}): check that the server is up and the connection URL is right; the next operation opens a fresh connection.`
+    }
+    if (code === SqlState.undefinedTable || code === SqlState.undefinedFunction) {
+      return `The eventcore tables are missing (${said}): run PostgresEventStore.migrate, or build the layer with autoMigrate: true.`
+    }
+    if (code === SqlState.queryCanceled) {
+      return `PostgreSQL cancelled ${operation} (${said}): a statement timeout or an administrator cancelled it; retry, or raise statement_timeout.`
+    }
+    if (code === SqlState.appendOnly) return `${said}.`
+    return `PostgreSQL failed ${operation}${code ? ` (${code})` : ""}: ${said}`
+  })()
+  return new StoreError({ operation, message, cause })
+}
+
+/** A version conflict the append function reported, with the facts from its DETAIL. */
+export const parseVersionConflict = (error: unknown): VersionConflict | undefined => {
+  const cause = driverError(error)
+  if (cause.code !== SqlState.versionConflict || cause.detail === undefined) return undefined
+  const detail = JSON.parse(cause.detail) as { stream_id: string; expected: ExpectedVersion; actual: number }
+  return new VersionConflict({
+    streamId: detail.stream_id as StreamId,
+    expected: detail.expected,
+    actual: detail.actual
+  })
+}
+
+/** A duplicate event id: the unique index on `event_id` refused the insert. */
+export const parseDuplicateEventId = (error: unknown): DuplicateEventId | undefined => {
+  const cause = driverError(error)
+  const constraint = cause.constraint_name ?? cause.constraint
+  if (cause.code !== SqlState.uniqueViolation || constraint !== "eventcore_events_event_id_unique") return undefined
+  const eventId = /\(event_id\)=\(([0-9a-fA-F-]+)\)/.exec(cause.detail ?? "")?.[1] ?? "unknown"
+  return new DuplicateEventId({ eventId: eventId.toLowerCase() })
+}
+
+/**
+ * Errors that mean another writer got there first without our function seeing
+ * it (a raw insert racing ours, or a serialization failure under a stricter
+ * isolation level): the caller re-reads versions to report the conflict.
+ */
+export const isRacedWrite = (error: unknown): boolean => {
+  const code = driverError(error).code
+  return (
+    code === SqlState.uniqueViolation ||
+    code === SqlState.serializationFailure ||
+    code === SqlState.deadlock ||
+    code === SqlState.versionSequence
+  )
+}
