@@ -137,8 +137,9 @@ export const make = (db: Database, options: { readonly gate?: Gate } = {}): Even
 
       const raw = rowsOf(outcome.right)[0]?.reply
       const reply = (typeof raw === "string" ? JSON.parse(raw) : raw) as AppendReply
-      const streamVersions = new Map<StreamId, number>()
-      participants.forEach(([id], i) => streamVersions.set(id, reply.versions[i] as number))
+      const streamVersions = new Map<StreamId, number>(
+        participants.map(([id], i) => [id, reply.versions[i] as number] as const)
+      )
       // Each stream's events end at its new version: number them back from there.
       const remaining = new Map<StreamId, number>()
       for (const event of newEvents) remaining.set(event.streamId, (remaining.get(event.streamId) ?? 0) + 1)
