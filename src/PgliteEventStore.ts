@@ -5,12 +5,10 @@
  */
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
-import { migrate as drizzleMigrate } from "drizzle-orm/pglite/migrator"
 import { Effect, Layer } from "effect"
 import * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
-import { storeError } from "./sql/errors.js"
-import { migrationConfig } from "./sql/migrations.js"
+import * as Migrations from "./sql/migrations.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
 
 export interface PgliteOptions {
@@ -18,12 +16,9 @@ export interface PgliteOptions {
   readonly dataDir?: string
 }
 
-/** Applies the migrations to a PGlite database; idempotent. */
-export const migrate = (client: PGlite): Effect.Effect<void, StoreError> =>
-  Effect.tryPromise({
-    try: () => drizzleMigrate(drizzle({ client }), migrationConfig),
-    catch: (error) => storeError("migrate", error)
-  })
+/** Applies the migrations in `drizzle/` to a PGlite database; idempotent. */
+export const migrate = (client: PGlite): Effect.Effect<Migrations.MigrationReport, StoreError> =>
+  Migrations.migrate(drizzle({ client }))
 
 /** A store over a PGlite database the caller owns and has migrated; the store never closes it. */
 export const make = (client: PGlite): EventStore.EventStore => SqlEventStore.make(drizzle({ client }))

@@ -10,5 +10,6 @@ export type { ExecuteError, ExecuteOptions, ExecutionResult } from "./execute.js
 export { defaultRetry, execute } from "./execute.js"
 export * as InMemoryEventStore from "./InMemoryEventStore.js"
 export * as PgliteEventStore from "./PgliteEventStore.js"
+export * as PostgresEventStore from "./PostgresEventStore.js"
 export * as StreamId from "./StreamId.js"
 export * as StreamWrites from "./StreamWrites.js"

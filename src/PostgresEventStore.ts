@@ -1,0 +1,138 @@
+/**
+ * The event store on a PostgreSQL server (15 to 18) through postgres.js.
+ */
+import { drizzle } from "drizzle-orm/postgres-js"
+import { Config, type ConfigError, Duration, Effect, Layer, Redacted } from "effect"
+import postgres from "postgres"
+import * as EventStore from "./EventStore.js"
+import { StoreError } from "./errors.js"
+import { storeError } from "./sql/errors.js"
+import * as Migrations from "./sql/migrations.js"
+import * as SqlEventStore from "./sql/SqlEventStore.js"
+
+export interface PostgresConfig {
+  /** `postgres://user:password@host:port/database`; give a `Redacted` to keep the password out of logs. */
+  readonly url: string | Redacted.Redacted<string>
+  /** Connections in the pool (default 10). */
+  readonly maxConnections?: number
+  /** How long an operation waits for a free connection, or for a new one to open (default 30 s). */
+  readonly acquireTimeout?: Duration.DurationInput
+  /** Idle connections close after this long (default 10 min). */
+  readonly idleTimeout?: Duration.DurationInput
+  /** Apply the migrations when the layer is built (default false). */
+  readonly autoMigrate?: boolean
+}
+
+export const defaults = {
+  maxConnections: 10,
+  acquireTimeout: Duration.seconds(30),
+  idleTimeout: Duration.minutes(10)
+} as const
+
+const clientOptions = (config: PostgresConfig) => ({
+  max: config.maxConnections ?? defaults.maxConnections,
+  idle_timeout: Duration.toSeconds(config.idleTimeout ?? defaults.idleTimeout),
+  connect_timeout: Duration.toSeconds(config.acquireTimeout ?? defaults.acquireTimeout),
+  // postgres.js prints server NOTICEs to stdout otherwise.
+  onnotice: () => {},
+  connection: { application_name: "eventcore" }
+})
+
+const openClient = (config: PostgresConfig) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () =>
+        postgres(
+          Redacted.value(Redacted.isRedacted(config.url) ? config.url : Redacted.make(config.url)),
+          clientOptions(config)
+        ),
+      // The URL is never part of the message: it may hold a password.
+      catch: (cause) =>
+        new StoreError({
+          operation: "connect",
+          message: `Invalid PostgreSQL connection URL: ${cause instanceof Error ? cause.message.replace(/\/\/[^@]*@/, "//***@") : "unparsable"}`
+        })
+    }),
+    (client) => Effect.promise(() => client.end({ timeout: 5 }))
+  )
+
+const migrateClient = (client: postgres.Sql) => Migrations.migrate(drizzle({ client }))
+
+/**
+ * Applies the drizzle-kit migrations in `drizzle/`: idempotent, and safe when
+ * several processes run it at once (they take turns on an advisory lock). Given
+ * a config it opens and closes its own connection; given a client it borrows one.
+ */
+export const migrate = (
+  target: PostgresConfig | postgres.Sql
+): Effect.Effect<Migrations.MigrationReport, StoreError> =>
+  isClient(target)
+    ? migrateClient(target)
+    : Effect.scoped(Effect.flatMap(openClient({ ...target, maxConnections: 1 }), migrateClient))
+
+const isClient = (target: PostgresConfig | postgres.Sql): target is postgres.Sql => typeof target === "function"
+
+/**
+ * Bounds the operations in flight to the pool size, so that waiting for a
+ * connection is visible here and can time out with a clear error (postgres.js
+ * itself would queue the query without limit).
+ */
+const makeGate = (config: PostgresConfig) =>
+  Effect.map(Effect.makeSemaphore(config.maxConnections ?? defaults.maxConnections), (semaphore) => {
+    const timeout = Duration.decode(config.acquireTimeout ?? defaults.acquireTimeout)
+    const size = config.maxConnections ?? defaults.maxConnections
+    const gate: SqlEventStore.Gate = (operation, run) =>
+      Effect.acquireUseRelease(
+        semaphore.take(1).pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () =>
+              new StoreError({
+                operation,
+                message: `No PostgreSQL connection became free within ${Duration.format(timeout)} (pool of ${size}): raise maxConnections or acquireTimeout, or look for slow queries and long transactions.`
+              })
+          })
+        ),
+        () => run,
+        () => semaphore.release(1)
+      )
+    return gate
+  })
+
+/** A store over a postgres.js client; `gate` bounds concurrent operations (see `layer`). */
+export const make = (client: postgres.Sql, options: { readonly gate?: SqlEventStore.Gate } = {}) =>
+  SqlEventStore.make(drizzle({ client }), options)
+
+/** Fails at build time, with a message that says what to do, if the server is unreachable or not migrated. */
+const probe = (client: postgres.Sql) =>
+  Effect.tryPromise({
+    try: () => client`select 1 from eventcore_streams limit 0`,
+    catch: (error) => storeError("connect", error)
+  })
+
+/** Opens a pool, checks the server (migrating first with `autoMigrate`), and closes the pool on release. */
+export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore, StoreError> =>
+  Layer.scoped(
+    EventStore.EventStore,
+    Effect.gen(function* () {
+      const client = yield* openClient(config)
+      if (config.autoMigrate === true) yield* migrateClient(client)
+      yield* probe(client)
+      return make(client, { gate: yield* makeGate(config) })
+    })
+  )
+
+/** The configuration `layerConfig` reads: `DATABASE_URL`, `EVENTCORE_MAX_CONNECTIONS`, `EVENTCORE_ACQUIRE_TIMEOUT`. */
+export const config: Config.Config<PostgresConfig> = Config.all({
+  url: Config.redacted("DATABASE_URL"),
+  maxConnections: Config.integer("EVENTCORE_MAX_CONNECTIONS").pipe(Config.withDefault(defaults.maxConnections)),
+  acquireTimeout: Config.duration("EVENTCORE_ACQUIRE_TIMEOUT").pipe(Config.withDefault(defaults.acquireTimeout))
+})
+
+export const layerConfig: Layer.Layer<EventStore.EventStore, StoreError | ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(config, layer)
+)
+
+/** A store over a pool the application owns: the store never closes it. */
+export const layerFromClient = (client: postgres.Sql): Layer.Layer<EventStore.EventStore> =>
+  Layer.succeed(EventStore.EventStore, make(client))
