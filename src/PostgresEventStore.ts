@@ -83,7 +83,9 @@ const makeGate = (config: PostgresConfig) =>
     const size = config.maxConnections ?? defaults.maxConnections
     const gate: SqlEventStore.Gate = (operation, run) =>
       Effect.acquireUseRelease(
-        semaphore.take(1).pipe(
+        // The acquire step is uninterruptible; waiting for a permit must not be,
+        // or the timeout could not cut it short.
+        Effect.interruptible(semaphore.take(1)).pipe(
           Effect.timeoutFail({
             duration: timeout,
             onTimeout: () =>

