@@ -40,11 +40,12 @@ export const make = (db: Database, options: { readonly gate?: Gate } = {}): Even
   const query = <A>(operation: string, run: () => Promise<A>) =>
     gate(operation, Effect.tryPromise({ try: run, catch: (error) => storeError(operation, error) }))
 
-  // One statement: the stream's row (for its version) joined to the requested
-  // range of its events, walked in order along the (stream_id, stream_version) index.
-  const readStatement = db
+  // One statement: the stream's row (for its version), and laterally the
+  // requested range of its events, walked in order along the
+  // (stream_id, stream_version) index so that a page costs the same at the
+  // start and at the end of a long stream.
+  const page = db
     .select({
-      version: streams.version,
       eventId: events.eventId,
       streamVersion: events.streamVersion,
       globalPosition: events.globalPosition,
@@ -53,14 +54,26 @@ export const make = (db: Database, options: { readonly gate?: Gate } = {}): Even
       metadata: events.metadata,
       recordedAt: events.recordedAt
     })
-    .from(streams)
-    .leftJoin(
-      events,
-      and(eq(events.streamId, streams.streamId), gte(events.streamVersion, sql.placeholder("fromVersion")))
-    )
-    .where(eq(streams.streamId, sql.placeholder("streamId")))
+    .from(events)
+    .where(and(eq(events.streamId, streams.streamId), gte(events.streamVersion, sql.placeholder("fromVersion"))))
     .orderBy(events.streamVersion)
     .limit(sql.placeholder("limit"))
+    .as("page")
+  const readStatement = db
+    .select({
+      version: streams.version,
+      eventId: page.eventId,
+      streamVersion: page.streamVersion,
+      globalPosition: page.globalPosition,
+      eventType: page.eventType,
+      data: page.data,
+      metadata: page.metadata,
+      recordedAt: page.recordedAt
+    })
+    .from(streams)
+    .leftJoinLateral(page, sql`true`)
+    .where(eq(streams.streamId, sql.placeholder("streamId")))
+    .orderBy(page.streamVersion)
     .prepare("eventcore_read_stream")
 
   const read = (streamId: StreamId, fromVersion: number, limit: number) =>
