@@ -44,3 +44,8 @@ cat > tsconfig.json <<'JSON'
 JSON
 npx tsc -p .
 npx vitest run --reporter=dot consumer.test.ts
+
+# The command line, as installed from the package.
+npx --no-install eventcore demo --accounts 3 --transfers 20 --concurrency 2 | tail -n 1 | grep -qx "all invariants hold"
+npx --no-install eventcore streams --help > /dev/null
+echo "eventcore bin: demo passed its invariant check"

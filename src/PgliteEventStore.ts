@@ -20,8 +20,21 @@ export interface PgliteOptions {
 export const migrate = (client: PGlite): Effect.Effect<Migrations.MigrationReport, StoreError> =>
   Migrations.migrate(drizzle({ client }))
 
+/**
+ * PGlite runs each query to completion on this thread and settles its promise
+ * in a microtask; fibers that keep it busy would keep the microtask queue from
+ * ever draining, starving timers and I/O. After each operation, give the event
+ * loop a turn.
+ */
+const yieldToEventLoop = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+const gate: SqlEventStore.Gate = (_, run) => Effect.zipLeft(run, yieldToEventLoop)
+
 /** A store over a PGlite database the caller owns and has migrated; the store never closes it. */
-export const make = (client: PGlite): EventStore.EventStore => SqlEventStore.make(drizzle({ client }))
+export const make = (client: PGlite): EventStore.EventStore => SqlEventStore.make(drizzle({ client }), { gate })
 
 /** Opens (or creates) the database, migrates it, and closes it when the layer is released. */
 export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.EventStore, StoreError> =>

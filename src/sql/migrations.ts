@@ -8,7 +8,7 @@
  * history table has drizzle's layout, under a name of eventcore's own so an
  * application's drizzle history stays apart.
  */
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { sql } from "drizzle-orm"
 import { readMigrationFiles } from "drizzle-orm/migrator"
@@ -17,8 +17,13 @@ import type { StoreError } from "../errors.js"
 import { storeError } from "./errors.js"
 import type { Database } from "./SqlEventStore.js"
 
-/** `drizzle/` sits beside `src/` in the repository and beside `dist/` in the package. */
-export const migrationsFolder = fileURLToPath(new URL("../../drizzle", import.meta.url))
+/**
+ * `drizzle/` at the package root: two levels above this module in the
+ * repository (src/sql/), three in the build (dist/src/sql/).
+ */
+export const migrationsFolder = ["../../drizzle", "../../../drizzle"]
+  .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
+  .find((folder) => existsSync(`${folder}/meta/_journal.json`)) as string
 
 const history = sql`drizzle.__eventcore_migrations`
 

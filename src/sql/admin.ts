@@ -1,0 +1,67 @@
+/**
+ * Read-only queries for operators (the `eventcore` command line): what streams
+ * there are, and how big the store is.
+ */
+import { count, desc, gt, sql } from "drizzle-orm"
+import { Effect } from "effect"
+import type { StoreError } from "../errors.js"
+import { storeError } from "./errors.js"
+import type { Database } from "./SqlEventStore.js"
+import { events, streams } from "./schema.js"
+
+export interface StreamSummary {
+  readonly streamId: string
+  readonly version: number
+}
+
+/** Streams with at least one event, in id order; `prefix` is matched literally (no wildcards). */
+export const listStreams = (
+  db: Database,
+  options: { readonly prefix?: string; readonly limit: number }
+): Effect.Effect<ReadonlyArray<StreamSummary>, StoreError> =>
+  Effect.tryPromise({
+    try: () =>
+      db
+        .select({ streamId: streams.streamId, version: streams.version })
+        .from(streams)
+        .where(
+          options.prefix === undefined
+            ? gt(streams.version, 0)
+            : sql`${streams.version} > 0 and starts_with(${streams.streamId}, ${options.prefix})`
+        )
+        .orderBy(sql`${streams.streamId} collate "C"`)
+        .limit(options.limit),
+    catch: (error) => storeError("list_streams", error)
+  })
+
+export interface StoreStats {
+  readonly events: number
+  readonly streams: number
+  readonly eventsPerType: ReadonlyArray<{ readonly eventType: string; readonly count: number }>
+  readonly databaseBytes: number
+}
+
+export const stats = (db: Database): Effect.Effect<StoreStats, StoreError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const [totals] = await db
+        .select({
+          streams: sql<number>`count(*) filter (where ${streams.version} > 0)`.mapWith(Number),
+          events: sql<number>`coalesce(sum(${streams.version}), 0)`.mapWith(Number),
+          databaseBytes: sql<number>`pg_database_size(current_database())`.mapWith(Number)
+        })
+        .from(streams)
+      const perType = await db
+        .select({ eventType: events.eventType, count: count() })
+        .from(events)
+        .groupBy(events.eventType)
+        .orderBy(desc(count()), events.eventType)
+      return {
+        events: totals?.events ?? 0,
+        streams: totals?.streams ?? 0,
+        eventsPerType: perType,
+        databaseBytes: totals?.databaseBytes ?? 0
+      }
+    },
+    catch: (error) => storeError("stats", error)
+  })
