@@ -55,7 +55,7 @@ describe("PgliteEventStore.layer", () => {
       const report = await Effect.runPromise(PgliteEventStore.migrate(db))
       expect(report.applied).toEqual([])
       const history = await db.query<{ n: number }>("select count(*)::int as n from drizzle.__eventcore_migrations")
-      expect(history.rows[0]?.n).toBe(2)
+      expect(history.rows[0]?.n).toBe(3)
     } finally {
       await db.close()
     }
@@ -66,7 +66,7 @@ describe("PgliteEventStore.layer", () => {
     const db = await PGlite.create()
     try {
       const report = await Effect.runPromise(PgliteEventStore.migrate(db))
-      expect(report.applied).toEqual(["0000_tables", "0001_append_and_guards"])
+      expect(report.applied).toEqual(["0000_tables", "0001_append_and_guards", "0002_least_privilege"])
       const again = await Effect.runPromise(
         Effect.either(
           Effect.gen(function* () {

@@ -425,7 +425,11 @@ describeServer("PostgreSQL server", () => {
             Array.from({ length: 4 }, () => PostgresEventStore.migrate({ url: url.toString() })),
             { concurrency: "unbounded" }
           )
-          expect(reports.flatMap((r) => r.applied).sort()).toEqual(["0000_tables", "0001_append_and_guards"])
+          expect(reports.flatMap((r) => r.applied).sort()).toEqual([
+            "0000_tables",
+            "0001_append_and_guards",
+            "0002_least_privilege"
+          ])
           const again = yield* PostgresEventStore.migrate({ url: url.toString() })
           expect(again.applied).toEqual([])
         })

@@ -1,0 +1,143 @@
+/**
+ * Least privilege: migrations run as an owner role, the application as a role
+ * that can only read, insert events and call the append function. The grants
+ * are the ones docs/security.md shows.
+ */
+import { randomUUID } from "node:crypto"
+import { Effect, Either } from "effect"
+import { EventStore, PostgresEventStore, StreamId } from "eventcore"
+import { testEvents, writesOf } from "eventcore/testing"
+import postgres from "postgres"
+import { afterAll, beforeAll, expect, it } from "vitest"
+import { databaseUrl, describeServer } from "../support/postgres.js"
+
+const suffix = randomUUID().replaceAll("-", "").slice(0, 10)
+const owner = `eventcore_owner_${suffix}`
+const app = `eventcore_app_${suffix}`
+const reader = `eventcore_reader_${suffix}`
+const database = `eventcore_privileges_${suffix}`
+
+const urlAs = (role: string) => {
+  const url = new URL(databaseUrl ?? "postgres://postgres@127.0.0.1:5432/postgres")
+  url.username = role
+  url.pathname = `/${database}`
+  return url.toString()
+}
+
+/** The grants from docs/security.md. */
+const grantApplicationRole = (role: string) => `
+  grant select on eventcore_events, eventcore_streams to ${role};
+  grant insert on eventcore_events to ${role};
+  grant usage on sequence eventcore_events_global_position_seq to ${role};
+  grant execute on function eventcore_append(jsonb) to ${role};`
+
+const codeOf = async (run: () => Promise<unknown>) => {
+  try {
+    await run()
+    return "ok"
+  } catch (error) {
+    return (error as { code?: string }).code
+  }
+}
+
+describeServer("least privilege", () => {
+  let admin: postgres.Sql
+  let asOwner: postgres.Sql
+  let asApp: postgres.Sql
+
+  beforeAll(async () => {
+    admin = postgres(databaseUrl as string, { max: 1, onnotice: () => {} })
+    for (const role of [owner, app, reader]) await admin.unsafe(`create role ${role} login`)
+    await admin.unsafe(`create database ${database} owner ${owner}`)
+    await Effect.runPromise(PostgresEventStore.migrate({ url: urlAs(owner) }))
+    asOwner = postgres(urlAs(owner), { max: 1, onnotice: () => {} })
+    await asOwner.unsafe(grantApplicationRole(app))
+    await asOwner.unsafe(`grant select on eventcore_events, eventcore_streams to ${reader}`)
+    asApp = postgres(urlAs(app), { max: 1, onnotice: () => {} })
+  })
+
+  afterAll(async () => {
+    await asApp?.end()
+    await asOwner?.end()
+    await admin.unsafe(`drop database if exists ${database} with (force)`)
+    for (const role of [owner, app, reader]) await admin.unsafe(`drop role if exists ${role}`)
+    await admin.end()
+  })
+
+  const withStoreAs = <A, E>(role: string, effect: Effect.Effect<A, E, EventStore.EventStore>) =>
+    Effect.runPromise(
+      Effect.either(Effect.provide(effect, PostgresEventStore.layer({ url: urlAs(role), maxConnections: 2 })))
+    )
+
+  it("the store works under the application role: atomic appends, read-only participants, conflicts, reads", async () => {
+    const a = StreamId.unsafeMake("acct-a")
+    const b = StreamId.unsafeMake("acct-b")
+    const outcome = await withStoreAs(
+      app,
+      Effect.gen(function* () {
+        const store = yield* EventStore.EventStore
+        yield* store.append(writesOf({ streamId: a, expected: "no_stream", events: testEvents(2) }))
+        yield* store.append(
+          writesOf({ streamId: b, expected: "no_stream", events: testEvents(1) }, { streamId: a, expected: 2 })
+        )
+        const conflict = yield* Effect.flip(store.append(writesOf({ streamId: a, expected: 1, events: testEvents(1) })))
+        const read = yield* store.readStream(a)
+        return { conflict, version: read.version }
+      })
+    )
+    expect(Either.isRight(outcome)).toBe(true)
+    if (Either.isRight(outcome)) {
+      expect(outcome.right.version).toBe(2)
+      expect(outcome.right.conflict).toMatchObject({ _tag: "VersionConflict", streamId: a, expected: 1, actual: 2 })
+    }
+  })
+
+  it("the application role cannot UPDATE, DELETE or TRUNCATE events, even with the triggers dropped", async () => {
+    await asOwner.unsafe("drop trigger eventcore_events_append_only on eventcore_events")
+    try {
+      expect(await codeOf(() => asApp`update eventcore_events set event_type = 'Forged'`)).toBe("42501")
+      expect(await codeOf(() => asApp`delete from eventcore_events`)).toBe("42501")
+      expect(await codeOf(() => asApp`truncate eventcore_events`)).toBe("42501")
+      expect(await codeOf(() => asApp`update eventcore_streams set version = 0`)).toBe("42501")
+      expect(await codeOf(() => asApp`delete from eventcore_streams`)).toBe("42501")
+    } finally {
+      await asOwner.unsafe(
+        "create trigger eventcore_events_append_only before update or delete or truncate on eventcore_events for each statement execute function eventcore_refuse_change()"
+      )
+    }
+    const rows = await asOwner`select count(*)::int as n from eventcore_events where event_type = 'Forged'`
+    expect(rows[0]?.n).toBe(0)
+  })
+
+  it("a role without EXECUTE on eventcore_append cannot append, and gets a StoreError", async () => {
+    expect(
+      await codeOf(() => postgresAs(reader, (sql) => sql`select eventcore_append('{"streams":[],"events":[]}'::jsonb)`))
+    ).toBe("42501")
+    const outcome = await withStoreAs(
+      reader,
+      Effect.flatMap(EventStore.EventStore, (store) =>
+        store.append(writesOf({ streamId: StreamId.unsafeMake("nope"), expected: "any", events: testEvents(1) }))
+      )
+    )
+    expect(Either.isLeft(outcome) && outcome.left._tag).toBe("StoreError")
+  })
+
+  it("the owner's function keeps a fixed search_path, so callers cannot substitute tables", async () => {
+    const rows = await asOwner`
+      select proname, prosecdef, proconfig from pg_proc
+      where proname in ('eventcore_append', 'eventcore_advance_streams') order by proname`
+    expect(rows.map((r) => [r.proname, r.prosecdef, r.proconfig])).toEqual([
+      ["eventcore_advance_streams", true, ["search_path=public, pg_temp"]],
+      ["eventcore_append", true, ["search_path=public, pg_temp"]]
+    ])
+  })
+})
+
+const postgresAs = async (role: string, run: (sql: postgres.Sql) => Promise<unknown>) => {
+  const sql = postgres(urlAs(role), { max: 1, onnotice: () => {} })
+  try {
+    return await run(sql)
+  } finally {
+    await sql.end()
+  }
+}
