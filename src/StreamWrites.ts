@@ -8,7 +8,7 @@ import { dual } from "effect/Function"
 import type { NewEvent } from "./Event.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import { ConflictingExpectedVersions, EventEncodeError, InvalidExpectedVersion, UndeclaredStream } from "./errors.js"
-import { whyNotJson } from "./internal/json.js"
+import { whyNotJson, whyNotText } from "./internal/json.js"
 import { isUuid } from "./internal/uuid.js"
 import type { StreamId } from "./StreamId.js"
 
@@ -103,6 +103,8 @@ export const append: {
 
 const whyNotStorable = (event: NewEvent): string | undefined => {
   if (typeof event.eventType !== "string" || event.eventType.length === 0) return "eventType must be a non-empty string"
+  const typeReason = whyNotText(event.eventType, "eventType")
+  if (typeReason !== undefined) return typeReason
   if (event.eventId !== undefined && !isUuid(event.eventId)) return `eventId ${String(event.eventId)} is not a UUID`
   const dataReason = whyNotJson(event.data, "data")
   if (dataReason !== undefined) return dataReason

@@ -164,6 +164,8 @@ describe("StreamWrites", () => {
       ["array metadata", { data: {}, metadata: [] }, "metadata must be an object"],
       ["a BigInt in metadata", { data: {}, metadata: { n: 2n } }, "metadata.n is a BigInt"],
       ["an empty event type", { data: {}, eventType: "" }, "eventType must be a non-empty string"],
+      ["a NUL in the event type", { data: {}, eventType: "A\u0000B" }, "eventType contains a NUL character"],
+      ["a lone surrogate in the event type", { data: {}, eventType: "\uD800" }, "eventType contains a lone surrogate"],
       ["a malformed eventId", { data: {}, eventId: "not-a-uuid" }, "eventId not-a-uuid is not a UUID"]
     ])("%s", (_, event, reason) => {
       const result = StreamWrites.append(registered, { streamId: a, eventType: "E", ...event } as never)

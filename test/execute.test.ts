@@ -367,6 +367,27 @@ describe("execute", () => {
     )
   )
 
+  it.live("an event type the schema no longer knows fails with EventDecodeError", () =>
+    withStore(
+      Effect.gen(function* () {
+        const s = yield* store
+        yield* s.append(
+          writesOf({
+            streamId: accountStream("retired"),
+            expected: "no_stream",
+            events: [
+              { eventType: "AccountOpened", data: { owner: "old" } },
+              { eventType: "AccountFrozen", data: { reason: "retired event type" } }
+            ]
+          })
+        )
+        const error = yield* Effect.flip(execute(Deposit, { account: "retired", amount: 1 }))
+        expect(error).toMatchObject({ _tag: "EventDecodeError", streamVersion: 2, eventType: "AccountFrozen" })
+        expect(yield* versionOf(accountStream("retired"))).toBe(2)
+      })
+    )
+  )
+
   it.live("events the schema cannot encode fail with EventEncodeError and write nothing", () => {
     // The event is built as a plain object, skipping the validation `make` would do.
     const Careless = Command.make({

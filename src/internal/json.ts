@@ -8,7 +8,8 @@ export const maxDepth = 512
 
 const loneSurrogate = /\p{Surrogate}/u
 
-const checkString = (s: string, path: string): string | undefined => {
+/** Why `s` cannot be stored as PostgreSQL text or a jsonb string, or `undefined` when it can. */
+export const whyNotText = (s: string, path: string): string | undefined => {
   if (s.includes("\u0000")) return `${path} contains a NUL character, which PostgreSQL jsonb cannot store`
   if (loneSurrogate.test(s)) return `${path} contains a lone surrogate (not well-formed Unicode)`
   return undefined
@@ -29,7 +30,7 @@ export const whyNotJson = (value: unknown, path = "$"): string | undefined => wa
 const walk = (value: unknown, path: string, ancestors: Set<object>, depth: number): string | undefined => {
   switch (typeof value) {
     case "string":
-      return checkString(value, path)
+      return whyNotText(value, path)
     case "boolean":
       return undefined
     case "number":
@@ -57,7 +58,7 @@ const walk = (value: unknown, path: string, ancestors: Set<object>, depth: numbe
       }
       ancestors.add(value)
       for (const [key, item] of Object.entries(value)) {
-        const keyReason = checkString(key, `${path} key ${JSON.stringify(key)}`)
+        const keyReason = whyNotText(key, `${path} key ${JSON.stringify(key)}`)
         if (keyReason !== undefined) return keyReason
         if (item === undefined) continue
         const reason = walk(item, `${path}.${key}`, ancestors, depth + 1)

@@ -8,6 +8,7 @@ import * as EventStore from "../EventStore.js"
 import type { ExpectedVersion } from "../ExpectedVersion.js"
 import * as StreamId from "../StreamId.js"
 import { type Participant, testEvents, writesOf } from "./helpers.js"
+import { asJson, awkwardPayloads, runFuzzProperty } from "./hostile.js"
 import { runModelProperty } from "./model.js"
 
 export interface ContractOptions {
@@ -479,6 +480,46 @@ export const runEventStoreContract = (
             expect(outcomes.filter(Either.isRight)).toHaveLength(1)
             expect((yield* versionOf(a)) + (yield* versionOf(b))).toBe(va + vb + 1)
           }
+        }))
+    })
+
+    describe("hostile input", () => {
+      test("awkward JSON payloads and metadata round-trip exactly", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const stream = id("awkward")
+          yield* appendOf({
+            streamId: stream,
+            expected: "no_stream",
+            events: awkwardPayloads.map(([name, data]) => ({
+              eventType: `It's "${name}"`,
+              data,
+              metadata: { name, payload: data }
+            }))
+          })
+          const read = yield* s.readStream(stream)
+          expect(read.events.map((e) => [e.eventType, e.data, e.metadata])).toEqual(
+            awkwardPayloads.map(([name, data]) => [`It's "${name}"`, asJson(data), asJson({ name, payload: data })])
+          )
+          expect(Object.getPrototypeOf(read.events[3]?.data)).toBe(Object.prototype)
+        }))
+
+      test("a 10 MB event round-trips", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const stream = id("large")
+          const big = { blob: "x".repeat(10 * 2 ** 20), tail: "end" }
+          yield* appendOf({ streamId: stream, expected: "no_stream", events: [{ eventType: "Large", data: big }] })
+          const read = yield* s.readStream(stream)
+          const stored = read.events[0]?.data as typeof big | undefined
+          expect(stored?.blob.length).toBe(10 * 2 ** 20)
+          expect(stored?.tail).toBe("end")
+        }))
+
+      test("arbitrary strings and JSON either round-trip exactly or fail typed, writing nothing", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          yield* runFuzzProperty(s, { numRuns: (options.propertyRuns ?? 40) * 2 })
         }))
     })
 
