@@ -5,6 +5,8 @@
 #
 #   pg-versions.sh start <dir> <major>...  start servers, print "MAJOR URL" lines
 #   pg-versions.sh stop <dir>              stop them and delete <dir>
+#   pg-versions.sh crash <dir> <major>     stop one at once, as a crash would
+#   pg-versions.sh revive <dir> <major>    start it again on the same port
 #
 # <dir> must be new or empty, and its parent directories searchable by the
 # server user: PGV_USER (default eventcore-ci, created when run as root, since
@@ -102,6 +104,9 @@ EOF
     if as_user "$bin/pg_ctl" start -D "$d/data" -l "$d/server.log" -w -t 60 -o "-p $port" \
       >"$d/pg_ctl.log" 2>&1; then
       port_in_use "$port" || die "PostgreSQL $major is up but not on port $port" "$d/server.log"
+      # Remembered for "crash" and "revive".
+      echo "$bin" >"$d/bin"
+      echo "$port" >"$d/port"
       echo "$major postgres://postgres@127.0.0.1:$port/postgres"
       return
     fi
@@ -172,8 +177,22 @@ cmd_stop() {
   rm -rf "$dir"
 }
 
+# Fault injection for tests: "crash" stops a server at once (SIGQUIT, as a crash
+# would: no checkpoint, clients cut off), "revive" starts it again on its port.
+cmd_crash() { # major
+  [[ -f $dir/.pg-versions && -f $dir/$1/port ]] || die "no PostgreSQL $1 started in $dir"
+  stop_one "$(cd "$dir/$1/data" && pwd)"
+}
+
+cmd_revive() { # major
+  local d=$dir/$1
+  [[ -f $dir/.pg-versions && -f $d/port ]] || die "no PostgreSQL $1 started in $dir"
+  as_user "$(<"$d/bin")/pg_ctl" start -D "$d/data" -l "$d/server.log" -w -t 60 -o "-p $(<"$d/port")" \
+    >"$d/pg_ctl.log" 2>&1 || die "PostgreSQL $1 did not start again" "$d/pg_ctl.log" "$d/server.log"
+}
+
 usage() {
-  sed -n '6,7s/^# *//p' "$0" >&2
+  sed -n '6,9s/^# *//p' "$0" >&2
   exit 2
 }
 
@@ -188,6 +207,11 @@ stop)
   (($# == 2)) || usage
   dir=$2
   cmd_stop
+  ;;
+crash | revive)
+  (($# == 3)) || usage
+  dir=$(cd "$2" && pwd)
+  "cmd_$1" "$3"
   ;;
 *) usage ;;
 esac

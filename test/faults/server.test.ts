@@ -1,0 +1,157 @@
+/**
+ * Faults on a PostgreSQL server the test owns: a crash and restart in the
+ * middle of a run, and a statement timeout. (Pool exhaustion and a terminated
+ * backend are in test/postgres/store.test.ts.)
+ */
+import { Context, Effect, Either, Fiber, Layer } from "effect"
+import { EventStore, PostgresEventStore, StreamId } from "eventcore"
+import { writesOf } from "eventcore/testing"
+import postgres from "postgres"
+import { beforeAll, describe, expect, it } from "vitest"
+import { useOwnServer } from "../support/ownServer.js"
+
+const id = StreamId.unsafeMake
+
+describe("faults on a server the test owns", () => {
+  const server = useOwnServer()
+  beforeAll(async () => {
+    await Effect.runPromise(PostgresEventStore.migrate({ url: server.url() }))
+    // The throwaway server runs with synchronous_commit off for speed, which lets a
+    // crash lose acknowledged commits: this test is about what a durable server keeps.
+    const sql = postgres(server.url(), { max: 1, onnotice: () => {} })
+    await sql`alter system set synchronous_commit = on`
+    await sql`select pg_reload_conf()`
+    await sql.end()
+  })
+
+  it("a crash and restart mid-run: the store recovers in-process, acknowledged appends are all there, none half-written", async () => {
+    const pairs = ["a", "b", "c", "d"]
+    const outcome = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = Context.get(
+            yield* Layer.build(
+              PostgresEventStore.layer({ url: server.url(), maxConnections: 4, acquireTimeout: "3 seconds" })
+            ),
+            EventStore.EventStore
+          )
+          let crashed = false
+          let revived = false
+          const acknowledged: Array<string> = []
+          const failures: Array<string> = []
+          let afterRevival = 0
+          // Each append writes one event to a pair stream and one to a ledger,
+          // under the same marker: both must exist, or neither.
+          const writer = (w: number) =>
+            Effect.gen(function* () {
+              for (let i = 0; i < 400 && !(revived && afterRevival >= 40); i++) {
+                const marker = `${w}-${i}`
+                const outcome = yield* Effect.either(
+                  store.append(
+                    writesOf(
+                      {
+                        streamId: id(`pair-${pairs[i % 4]}`),
+                        expected: "any",
+                        events: [{ eventType: "Half", data: { marker } }]
+                      },
+                      {
+                        streamId: id(`ledger-${w}`),
+                        expected: "any",
+                        events: [{ eventType: "Half", data: { marker } }]
+                      }
+                    )
+                  )
+                )
+                if (Either.isRight(outcome)) {
+                  acknowledged.push(marker)
+                  if (revived) afterRevival++
+                } else {
+                  failures.push(`${outcome.left._tag}: ${outcome.left.message}`)
+                  yield* Effect.sleep("20 millis")
+                }
+              }
+            })
+          const writers = yield* Effect.forEach([0, 1, 2, 3], (w) => Effect.fork(writer(w)))
+          yield* Effect.sleep("500 millis")
+          yield* Effect.sync(() => server.crash())
+          crashed = true
+          yield* Effect.sleep("1 second")
+          yield* Effect.sync(() => server.revive())
+          revived = true
+          yield* Fiber.joinAll(writers)
+          return { acknowledged, failures, crashed, afterRevival }
+        })
+      )
+    )
+    expect(outcome.crashed).toBe(true)
+    expect(outcome.failures.length).toBeGreaterThan(0)
+    for (const failure of outcome.failures) expect(failure).toMatch(/^StoreError: /)
+    expect(outcome.afterRevival).toBeGreaterThanOrEqual(40)
+
+    const sql = postgres(server.url(), { max: 1, onnotice: () => {} })
+    try {
+      const rows = await sql<{ marker: string; n: number }[]>`
+        select data->>'marker' as marker, count(*)::int as n from eventcore_events group by 1`
+      const stored = new Map(rows.map((row) => [row.marker, row.n]))
+      for (const marker of outcome.acknowledged) expect(stored.get(marker)).toBe(2)
+      for (const [marker, n] of stored) expect([marker, n]).toEqual([marker, 2])
+      const gaps = await sql`
+        select stream_id from eventcore_events group by stream_id
+        having max(stream_version) <> count(*) or min(stream_version) <> 1`
+      expect(gaps).toEqual([])
+      const drift = await sql`
+        select s.stream_id from eventcore_streams s
+        left join (select stream_id, max(stream_version) as v from eventcore_events group by 1) e using (stream_id)
+        where s.version <> coalesce(e.v, 0)`
+      expect(drift).toEqual([])
+    } finally {
+      await sql.end()
+    }
+  }, 120_000)
+
+  it("a statement timeout ends the append with a StoreError that says so, and writes nothing", async () => {
+    const admin = postgres(server.url(), { max: 2, onnotice: () => {} })
+    try {
+      const outcome = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            // Sessions opened from now on (the store's) get the timeout.
+            yield* Effect.promise(() => admin`alter role postgres set statement_timeout = '200ms'`)
+            const store = Context.get(
+              yield* Layer.build(PostgresEventStore.layer({ url: server.url(), maxConnections: 1 })),
+              EventStore.EventStore
+            )
+            // A lock held elsewhere keeps the append waiting past its timeout.
+            const release = yield* Effect.makeLatch(false)
+            const locked = yield* Effect.makeLatch(false)
+            const holder = yield* Effect.fork(
+              Effect.promise(() =>
+                admin.begin(async (tx) => {
+                  await tx`set local statement_timeout = 0`
+                  await tx`lock table eventcore_streams in exclusive mode`
+                  await Effect.runPromise(Effect.zipRight(locked.open, release.await))
+                })
+              )
+            )
+            yield* locked.await
+            const result = yield* Effect.either(
+              store.append(
+                writesOf({ streamId: id("slow"), expected: "no_stream", events: [{ eventType: "E", data: {} }] })
+              )
+            )
+            yield* release.open
+            yield* Fiber.join(holder)
+            return result
+          })
+        )
+      )
+      expect(Either.isLeft(outcome) && outcome.left._tag).toBe("StoreError")
+      expect(Either.isLeft(outcome) && outcome.left.message).toContain("statement_timeout")
+      const rows = await admin`select count(*)::int as n from eventcore_events where stream_id = 'slow'`
+      expect(rows[0]?.n).toBe(0)
+    } finally {
+      await admin`alter role postgres reset statement_timeout`
+      await admin.end()
+    }
+  }, 60_000)
+})
