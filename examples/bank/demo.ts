@@ -10,7 +10,6 @@ import {
   accountOf,
   accountStream,
   applyAccountEvent,
-  Deposit,
   initialState,
   Open,
   Transfer
@@ -65,12 +64,14 @@ export const runDemo = (options: DemoOptions) =>
     const accounts = Array.from({ length: options.accounts }, (_, i) => `demo-${runId}-${i}`)
 
     options.print(`opening ${accounts.length} accounts with ${(options.initialBalance / 100).toFixed(2)} each`)
+    // Opening with the deposit is one atomic append, so it can be retried after a
+    // lost connection: AccountAlreadyOpen then means the first try committed.
     yield* Effect.forEach(
       accounts,
       (account) =>
-        Effect.zipRight(
-          execute(Open, { account, owner: account }),
-          execute(Deposit, { account, amount: options.initialBalance })
+        execute(Open, { account, owner: account, initialDeposit: options.initialBalance }).pipe(
+          Effect.retry({ while: (error) => error._tag === "StoreError", times: 5 }),
+          Effect.catchTag("AccountAlreadyOpen", () => Effect.void)
         ),
       { concurrency: options.concurrency, discard: true }
     )
@@ -156,7 +157,10 @@ const checkInvariants = (accounts: ReadonlyArray<string>, initialBalance: number
     const gaps: Array<string> = []
     const undecodable: Array<string> = []
     for (const account of accounts) {
-      const read = yield* store.readStream(accountStream(account))
+      // Reads are safe to repeat after a lost connection.
+      const read = yield* store
+        .readStream(accountStream(account))
+        .pipe(Effect.retry({ while: (error) => error._tag === "StoreError", times: 5 }))
       eventsWritten += read.events.length
       let state = initialState
       read.events.forEach((recorded, i) => {

@@ -62,16 +62,31 @@ export const applyAccountEvent = (state: Accounts, event: AccountEvent, recorded
   return { accounts: new Map(state.accounts).set(recorded.streamId, next) }
 }
 
+export interface OpenInput {
+  readonly account: string
+  readonly owner: string
+  /** Deposited in the same atomic append as the opening. */
+  readonly initialDeposit?: number
+}
+
 export const Open = Command.make({
   name: "Open",
   event: AccountEvent,
-  streams: (input: { readonly account: string; readonly owner: string }) => [accountStream(input.account)],
+  streams: (input: OpenInput) => [accountStream(input.account)],
   initialState,
   apply: applyAccountEvent,
-  decide: (state, input) =>
-    accountOf(state, input.account).open
-      ? Effect.fail(new AccountAlreadyOpen({ account: input.account }))
-      : Effect.succeed([{ streamId: accountStream(input.account), event: AccountOpened.make({ owner: input.owner }) }])
+  decide: (state, { account, owner, initialDeposit }) =>
+    Effect.gen(function* () {
+      if (accountOf(state, account).open) return yield* new AccountAlreadyOpen({ account })
+      if (initialDeposit !== undefined && (!Number.isSafeInteger(initialDeposit) || initialDeposit <= 0)) {
+        return yield* new InvalidAmount({ amount: initialDeposit })
+      }
+      const streamId = accountStream(account)
+      return [
+        { streamId, event: AccountOpened.make({ owner }) },
+        ...(initialDeposit === undefined ? [] : [{ streamId, event: MoneyDeposited.make({ amount: initialDeposit }) }])
+      ]
+    })
 })
 
 export const Deposit = Command.make({
