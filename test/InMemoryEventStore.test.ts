@@ -1,4 +1,7 @@
 import { InMemoryEventStore } from "eventcore"
 import { runEventStoreContract } from "eventcore/testing"
 
-runEventStoreContract("InMemoryEventStore", () => InMemoryEventStore.layer, { propertyRuns: 100 })
+// Mutation runs lower the property runs: every mutant reruns the suite.
+const propertyRuns = Number(process.env.EVENTCORE_PROPERTY_RUNS ?? 100)
+
+runEventStoreContract("InMemoryEventStore", () => InMemoryEventStore.layer, { propertyRuns })

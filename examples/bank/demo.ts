@@ -5,15 +5,7 @@
  */
 import { Clock, Effect, Either, Fiber, Random, Ref, Schedule, Schema } from "effect"
 import { EventStore, execute } from "eventcore"
-import {
-  AccountEvent,
-  accountOf,
-  accountStream,
-  applyAccountEvent,
-  initialState,
-  Open,
-  Transfer
-} from "./domain.js"
+import { AccountEvent, accountOf, accountStream, applyAccountEvent, initialState, Open, Transfer } from "./domain.js"
 
 export interface DemoOptions {
   readonly accounts: number

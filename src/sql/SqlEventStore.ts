@@ -19,13 +19,16 @@ import { events, streams } from "./schema.js"
 // biome-ignore lint/suspicious/noExplicitAny: any Drizzle PostgreSQL database, whatever its driver and schema
 export type Database = PgDatabase<PgQueryResultHKT, any>
 
-/** Runs a driver call; `gate` bounds how many run at once (the connection pool). */
+/**
+ * Wraps every database call: the PostgreSQL store bounds how many run at once
+ * (its pool), the PGlite store gives the event loop a turn after each.
+ */
 export type Gate = <A>(operation: string, run: Effect.Effect<A, StoreError>) => Effect.Effect<A, StoreError>
 
 const ungated: Gate = (_, run) => run
 
 /** Rows of a raw `execute`: postgres.js returns an array, PGlite `{ rows }`. */
-const rowsOf = (result: unknown): ReadonlyArray<Record<string, unknown>> =>
+export const rowsOf = (result: unknown): ReadonlyArray<Record<string, unknown>> =>
   Array.isArray(result) ? result : ((result as { rows: ReadonlyArray<Record<string, unknown>> }).rows ?? [])
 
 interface AppendReply {

@@ -15,7 +15,7 @@ import { readMigrationFiles } from "drizzle-orm/migrator"
 import { Effect } from "effect"
 import type { StoreError } from "../errors.js"
 import { storeError } from "./errors.js"
-import type { Database } from "./SqlEventStore.js"
+import { type Database, rowsOf } from "./SqlEventStore.js"
 
 /**
  * `drizzle/` at the package root: two levels above this module in the
@@ -34,9 +34,6 @@ export interface MigrationReport {
   /** The migrations this call applied, by file name; empty when the database was up to date. */
   readonly applied: ReadonlyArray<string>
 }
-
-const rowsOf = (result: unknown): ReadonlyArray<Record<string, unknown>> =>
-  Array.isArray(result) ? result : ((result as { rows?: ReadonlyArray<Record<string, unknown>> }).rows ?? [])
 
 export const migrate = (db: Database): Effect.Effect<MigrationReport, StoreError> =>
   Effect.tryPromise({
