@@ -34,7 +34,11 @@ const yieldToEventLoop = Effect.async<void>((resume) => {
 const gate: SqlEventStore.Gate = (_, run) => Effect.zipLeft(run, yieldToEventLoop)
 
 /** A store over a PGlite database the caller owns and has migrated; the store never closes it. */
-export const make = (client: PGlite): EventStore.EventStore => SqlEventStore.make(drizzle({ client }), { gate })
+export const make = (client: PGlite): EventStore.EventStore =>
+  SqlEventStore.make(drizzle({ client }), {
+    gate,
+    callAppend: (request) => client.query(SqlEventStore.appendStatement, [request])
+  })
 
 /** Opens (or creates) the database, migrates it, and closes it when the layer is released. */
 export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.EventStore, StoreError> =>

@@ -103,7 +103,10 @@ const makeGate = (config: PostgresConfig) =>
 
 /** A store over a postgres.js client; `gate` bounds concurrent operations (see `layer`). */
 export const make = (client: postgres.Sql, options: { readonly gate?: SqlEventStore.Gate } = {}) =>
-  SqlEventStore.make(drizzle({ client }), options)
+  SqlEventStore.make(drizzle({ client }), {
+    ...options,
+    callAppend: (request) => client.unsafe(SqlEventStore.appendStatement, [request], { prepare: true })
+  })
 
 /** Fails at build time, with a message that says what to do, if the server is unreachable or not migrated. */
 const probe = (client: postgres.Sql) =>

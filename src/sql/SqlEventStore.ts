@@ -37,7 +37,20 @@ interface AppendReply {
   readonly recordedAt: number
 }
 
-export const make = (db: Database, options: { readonly gate?: Gate } = {}): EventStore.EventStore => {
+/** The append: one statement, one round trip (see drizzle/0001_append_and_guards.sql). */
+export const appendStatement = "select eventcore_append($1::text::jsonb) as reply"
+
+/**
+ * Runs `appendStatement` with the request as its one parameter. Each store
+ * passes its driver's prepared-statement call: through drizzle's `execute` the
+ * statement would be described anew each time, a second round trip.
+ */
+export type CallAppend = (request: string) => Promise<unknown>
+
+export const make = (
+  db: Database,
+  options: { readonly callAppend: CallAppend; readonly gate?: Gate }
+): EventStore.EventStore => {
   const gate = options.gate ?? ungated
 
   const query = <A>(operation: string, run: () => Promise<A>) =>
@@ -139,9 +152,7 @@ export const make = (db: Database, options: { readonly gate?: Gate } = {}): Even
         }))
       })
 
-      const outcome = yield* Effect.either(
-        query("append", () => db.execute(sql`select eventcore_append(${request}::text::jsonb) as reply`))
-      )
+      const outcome = yield* Effect.either(query("append", () => options.callAppend(request)))
       if (outcome._tag === "Left") {
         const error = outcome.left
         const failure: VersionConflict | DuplicateEventId | undefined =
