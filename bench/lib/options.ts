@@ -1,0 +1,150 @@
+/**
+ * The command line of `npm run bench`, parsed with node:util's parseArgs.
+ */
+import { parseArgs } from "node:util"
+
+export const systemNames = ["postgres", "raw", "pglite", "memory"] as const
+export type SystemName = (typeof systemNames)[number]
+
+export interface Options {
+  readonly quick: boolean
+  /** Workload ids to run (`W1`, `W4.streamEvents`, ...); empty means all. */
+  readonly only: ReadonlyArray<string>
+  readonly systems: ReadonlyArray<SystemName>
+  readonly url: string
+  /** Measured seconds per cell (one system, one workload, one concurrency, one repetition). */
+  readonly durationSeconds: number
+  readonly warmupSeconds: number
+  readonly repetitions: number
+  readonly concurrencies: ReadonlyArray<number>
+  /** Writers on the hot stream (W5). */
+  readonly hotWriters: number
+  /** Streams of W2 and accounts of W6. */
+  readonly streams: number
+  /** Events in the stream W4 reads. */
+  readonly readSize: number
+  /** Attempts of a read-then-append (W2, W5) before it gives up: the retry policy shared by store and baseline. */
+  readonly maxAttempts: number
+  readonly w7Events: number
+  /** W7 page size; undefined means the store's default. */
+  readonly w7PageSize: number | undefined
+  /** Events of the optional PGlite run of W7 (0 to skip it). */
+  readonly w7PgliteEvents: number
+  /** Where the results go. */
+  readonly outDir: string
+  /** Replace eventcore_append in the bench database by bench/profile/append-proposal.sql (an experiment). */
+  readonly proposedAppend: boolean
+}
+
+const usage = `npm run bench -- [options]
+
+  --quick                 a smoke run (short durations, 1 repetition, small sizes); results get a -quick suffix
+  --only W1,W3,W6.deposit run only these workloads (W1 W2 W3 W4 W4.readStream W4.streamEvents W5 W6 W6.deposit W6.transfer W7)
+  --systems LIST          postgres,raw,pglite,memory (default all)
+  --url URL               PostgreSQL server (default DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres);
+                          the bench creates its own databases there and drops them at the end
+  --duration S            measured seconds per cell (default 10; quick 0.3)
+  --warmup S              warm-up seconds before each cell (default 1; quick 0.1)
+  --reps N                repetitions, systems interleaved A B A B (default 3; quick 1)
+  --concurrency LIST      concurrency levels for W1-W4 and W6 (default 1,8)
+  --hot-writers N         writers on the hot stream, W5 (default 8)
+  --streams N             streams of W2 and accounts of W6 (default 1000; quick 100)
+  --read-size N           events in the stream W4 reads (default 1000; quick 200)
+  --max-attempts N        read-append attempts before giving up, W2 and W5 (default 100)
+  --w7-events N           events in the long stream, W7 (default 1000000; quick 20000)
+  --w7-page-size N        streamEvents page size in W7 (default: the store's default)
+  --w7-pglite-events N    events for the PGlite run of W7, 0 to skip (default 100000; quick 2000)
+  --out DIR               where to write the results (default bench/results)
+  --proposed-append       experiment: replace eventcore_append in the bench database by
+                          bench/profile/append-proposal.sql; results get a -proposed suffix
+  --help
+`
+
+const list = (value: string | undefined): ReadonlyArray<string> =>
+  value === undefined
+    ? []
+    : value
+        .split(",")
+        .map((item) => item.trim())
+        .filter((item) => item.length > 0)
+
+const number = (name: string, value: string | undefined, fallback: number, min = 0): number => {
+  if (value === undefined) return fallback
+  const parsed = Number(value)
+  if (!Number.isFinite(parsed) || parsed < min) throw new Error(`--${name} must be a number >= ${min}, got ${value}`)
+  return parsed
+}
+
+const integer = (name: string, value: string | undefined, fallback: number, min = 0): number => {
+  const parsed = number(name, value, fallback, min)
+  if (!Number.isSafeInteger(parsed)) throw new Error(`--${name} must be an integer, got ${value}`)
+  return parsed
+}
+
+/** Parses `argv` (without node and the script); prints usage and exits on --help. */
+export const parseOptions = (argv: ReadonlyArray<string>): Options => {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      systems: { type: "string" },
+      url: { type: "string" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      reps: { type: "string" },
+      concurrency: { type: "string" },
+      "hot-writers": { type: "string" },
+      streams: { type: "string" },
+      "read-size": { type: "string" },
+      "max-attempts": { type: "string" },
+      "w7-events": { type: "string" },
+      "w7-page-size": { type: "string" },
+      "w7-pglite-events": { type: "string" },
+      out: { type: "string" },
+      "proposed-append": { type: "boolean", default: false },
+      help: { type: "boolean", default: false }
+    },
+    strict: true,
+    allowPositionals: false
+  })
+  if (values.help) {
+    process.stdout.write(usage)
+    process.exit(0)
+  }
+  const quick = values.quick
+  const systems = list(values.systems)
+  for (const system of systems) {
+    if (!(systemNames as ReadonlyArray<string>).includes(system)) {
+      throw new Error(`unknown system ${system}: expected some of ${systemNames.join(", ")}`)
+    }
+  }
+  const concurrencies = list(values.concurrency).map((value) => integer("concurrency", value, 1, 1))
+  const pageSize = values["w7-page-size"]
+  return {
+    quick,
+    only: list(values.only).map((id) => id.toUpperCase()),
+    systems: systems.length === 0 ? systemNames : (systems as ReadonlyArray<SystemName>),
+    url: values.url ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+    durationSeconds: number("duration", values.duration, quick ? 0.3 : 10, 0.01),
+    warmupSeconds: number("warmup", values.warmup, quick ? 0.1 : 1),
+    repetitions: integer("reps", values.reps, quick ? 1 : 3, 1),
+    concurrencies: concurrencies.length === 0 ? [1, 8] : concurrencies,
+    hotWriters: integer("hot-writers", values["hot-writers"], 8, 1),
+    streams: integer("streams", values.streams, quick ? 100 : 1000, 2),
+    readSize: integer("read-size", values["read-size"], quick ? 200 : 1000, 1),
+    maxAttempts: integer("max-attempts", values["max-attempts"], 100, 1),
+    w7Events: integer("w7-events", values["w7-events"], quick ? 20_000 : 1_000_000, 1),
+    w7PageSize: pageSize === undefined ? undefined : integer("w7-page-size", pageSize, 500, 1),
+    w7PgliteEvents: integer("w7-pglite-events", values["w7-pglite-events"], quick ? 2_000 : 100_000),
+    outDir: values.out ?? new URL("../results", import.meta.url).pathname,
+    proposedAppend: values["proposed-append"]
+  }
+}
+
+/** Whether workload `id` (e.g. `W4.streamEvents`) is selected by `--only` (`W4` selects both W4 variants). */
+export const selected = (options: Options, id: string): boolean => {
+  if (options.only.length === 0) return true
+  const upper = id.toUpperCase()
+  return options.only.some((wanted) => upper === wanted || upper.startsWith(`${wanted}.`))
+}

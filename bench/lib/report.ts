@@ -1,0 +1,329 @@
+/**
+ * The results: medians per system × workload, the ratio of the PostgreSQL
+ * store to the raw baseline, the targets, and the files they are written to.
+ */
+import type { LongStreamResult } from "../workloads/long-stream.js"
+import type { RoundTrips } from "../workloads/round-trips.js"
+import type { Workload } from "../workloads/workloads.js"
+import type { Sample } from "./measure.js"
+import type { SystemName } from "./options.js"
+import { median } from "./stats.js"
+
+/** One measured cell. */
+export interface Measurement {
+  readonly workload: string
+  readonly concurrency: number
+  readonly system: SystemName
+  readonly repetition: number
+  readonly sample: Sample
+  /** The machine's 1-minute load average when the cell ended (other processes share it). */
+  readonly loadAverage: number
+}
+
+/** The medians over repetitions of one workload × concurrency × system. */
+export interface Row {
+  readonly workload: string
+  readonly title: string
+  readonly concurrency: number
+  readonly system: SystemName
+  readonly repetitions: number
+  readonly opsPerSec: number
+  readonly eventsPerSec: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly conflictRate: number
+  readonly attemptsPerOp: number
+  readonly maxAttempts: number
+  /** The longest time without a successful operation, over all repetitions. */
+  readonly longestStallMs: number
+  readonly gaveUp: number
+  readonly errors: number
+  /** PostgreSQL store only: median ops/s over the raw baseline's median ops/s. */
+  readonly vsRaw?: number
+  /** PostgreSQL store only: the ratio within each repetition (the two ran back to back). */
+  readonly vsRawByRepetition?: ReadonlyArray<number>
+}
+
+export interface Target {
+  readonly target: string
+  readonly measured: string
+  readonly met: boolean | null
+}
+
+export const summarize = (workloads: ReadonlyArray<Workload>, measurements: ReadonlyArray<Measurement>) => {
+  const rows: Array<Row> = []
+  const cell = (workload: string, concurrency: number, system: SystemName) =>
+    measurements.filter((m) => m.workload === workload && m.concurrency === concurrency && m.system === system)
+  for (const workload of workloads) {
+    for (const concurrency of workload.concurrencies) {
+      for (const system of workload.systems) {
+        const samples = cell(workload.id, concurrency, system)
+        if (samples.length === 0) continue
+        const of = (pick: (sample: Sample) => number) => median(samples.map((m) => pick(m.sample)))
+        const row: Row = {
+          workload: workload.id,
+          title: workload.title,
+          concurrency,
+          system,
+          repetitions: samples.length,
+          opsPerSec: of((s) => s.opsPerSec),
+          eventsPerSec: of((s) => s.eventsPerSec),
+          p50Ms: of((s) => s.p50Ms),
+          p99Ms: of((s) => s.p99Ms),
+          conflictRate: of((s) => s.conflictRate),
+          attemptsPerOp: of((s) => s.attemptsPerOp),
+          maxAttempts: Math.max(...samples.map((m) => m.sample.maxAttempts)),
+          longestStallMs: Math.max(...samples.map((m) => m.sample.longestStallMs ?? Number.NaN)),
+          gaveUp: samples.reduce((sum, m) => sum + m.sample.gaveUp, 0),
+          errors: samples.reduce((sum, m) => sum + m.sample.errors, 0)
+        }
+        const raw = cell(workload.baseline ?? workload.id, concurrency, "raw")
+        if (system === "postgres" && raw.length > 0) {
+          const rawOps = median(raw.map((m) => m.sample.opsPerSec))
+          const byRepetition = samples.flatMap((m) => {
+            const pair = raw.find((r) => r.repetition === m.repetition)
+            return pair === undefined ? [] : [m.sample.opsPerSec / pair.sample.opsPerSec]
+          })
+          rows.push({ ...row, vsRaw: row.opsPerSec / rawOps, vsRawByRepetition: byRepetition })
+        } else {
+          rows.push(row)
+        }
+      }
+    }
+  }
+  return rows
+}
+
+const postgresRows = (rows: ReadonlyArray<Row>, prefix: string) =>
+  rows.filter((row) => row.system === "postgres" && row.vsRaw !== undefined && row.workload.startsWith(prefix))
+
+const ratioTarget = (rows: ReadonlyArray<Row>, prefixes: ReadonlyArray<string>, floor: number, label: string) => {
+  const relevant = prefixes.flatMap((prefix) => postgresRows(rows, prefix))
+  if (relevant.length === 0) return []
+  return [
+    {
+      target: `${label}: PostgresEventStore >= ${floor} × raw`,
+      measured: relevant.map((row) => `${row.workload} c${row.concurrency} ${row.vsRaw?.toFixed(2)}`).join(", "),
+      met: relevant.every((row) => (row.vsRaw ?? 0) >= floor)
+    }
+  ]
+}
+
+/** A hot stream that goes this long without any successful append is livelocked. */
+const livelockMs = 1000
+
+const maxAttemptsOf = (row: Row) => (row.maxAttempts > 0 ? `${row.maxAttempts} attempts` : "-")
+
+export const targets = (
+  rows: ReadonlyArray<Row>,
+  roundTrips: RoundTrips | undefined,
+  longStream: ReadonlyArray<LongStreamResult>
+): ReadonlyArray<Target> => {
+  const list: Array<Target> = [
+    ...ratioTarget(rows, ["W1", "W2", "W3"], 0.85, "W1-W3"),
+    ...ratioTarget(rows, ["W4"], 0.8, "W4 (vs raw SELECT + JSON decode)")
+  ]
+  const hot = rows.filter((row) => row.workload === "W5")
+  const hotPostgres = hot.find((row) => row.system === "postgres")
+  if (hotPostgres !== undefined) {
+    list.push({
+      target: `W5: no livelock (PostgresEventStore never goes ${livelockMs / 1000} s without a successful append)`,
+      measured: hot
+        .map(
+          (row) =>
+            `${row.system}: longest stall ${fmt(row.longestStallMs)} ms, max ${row.maxAttempts} attempts, ${row.gaveUp} writers gave up after ${maxAttemptsOf(row)}`
+        )
+        .join("; "),
+      met: hotPostgres.opsPerSec > 0 && hotPostgres.longestStallMs < livelockMs
+    })
+    if (hotPostgres.vsRaw !== undefined) {
+      list.push({
+        target: "W5: PostgresEventStore successful appends/s >= 0.8 × raw (same retry policy)",
+        measured: `${hotPostgres.vsRaw.toFixed(2)} (${fmt(hotPostgres.opsPerSec)} vs ${fmt(hotPostgres.opsPerSec / hotPostgres.vsRaw)}/s)`,
+        met: hotPostgres.vsRaw >= 0.8
+      })
+    }
+  }
+  if (roundTrips !== undefined) {
+    const { statements, roundTrips: wire } = roundTrips.transfer
+    list.push({
+      target: "W6: a transfer costs at most 3 round trips",
+      measured: `${statements} statements (postgres.js debug hook), ${wire} round trips on the wire`,
+      met: wire <= 3 && (statements ?? 0) <= 3
+    })
+  }
+  const long = longStream.find((result) => result.system === "postgres")
+  if (long !== undefined) {
+    const peak = Math.max(long.peakRssBytes, long.maxRssBytes ?? 0)
+    list.push({
+      target: `W7: peak RSS < 300 MB streaming ${long.events.toLocaleString("en")} events`,
+      measured: `${mb(peak)} MB`,
+      met: long.events >= 1_000_000 ? peak < 300 * 2 ** 20 : null
+    })
+  }
+  return list
+}
+
+const fmt = (value: number, digits = 0) =>
+  Number.isNaN(value)
+    ? "-"
+    : value.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const ms = (value: number) => (Number.isNaN(value) ? "-" : value < 10 ? value.toFixed(2) : value.toFixed(1))
+const pct = (value: number) => (Number.isNaN(value) ? "-" : `${(value * 100).toFixed(1)}%`)
+export const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0)
+
+const table = (
+  header: ReadonlyArray<string>,
+  right: ReadonlyArray<boolean>,
+  lines: ReadonlyArray<ReadonlyArray<string>>
+) =>
+  [
+    `| ${header.join(" | ")} |`,
+    `| ${right.map((r) => (r ? "---:" : "---")).join(" | ")} |`,
+    ...lines.map((line) => `| ${line.join(" | ")} |`)
+  ].join("\n")
+
+export interface Report {
+  readonly meta: Record<string, unknown>
+  readonly rows: ReadonlyArray<Row>
+  readonly targets: ReadonlyArray<Target>
+  readonly roundTrips: RoundTrips | undefined
+  readonly longStream: ReadonlyArray<LongStreamResult>
+  /** Streams and events each SQL system on the server held as a workload started. */
+  readonly sizes: ReadonlyArray<{
+    readonly before: string
+    readonly system: SystemName
+    readonly streams: number
+    readonly events: number
+  }>
+}
+
+export const markdown = (report: Report, title: string, environment: ReadonlyArray<string>): string => {
+  const parts: Array<string> = [`# ${title}`, "", ...environment.map((line) => `- ${line}`), ""]
+  if (report.rows.length > 0) {
+    parts.push(
+      "## W1-W6 (medians over repetitions)",
+      "",
+      "ops/s counts successful operations; latency is per successful operation, retries included; conflicts are conflicting attempts / all attempts; stall is the longest time without any successful operation (worst repetition); vs raw is the PostgreSQL store's ops/s over the raw postgres.js baseline's (ratio of medians; the per-repetition ratios are in the JSON).",
+      "",
+      table(
+        [
+          "workload",
+          "c",
+          "system",
+          "ops/s",
+          "events/s",
+          "p50 ms",
+          "p99 ms",
+          "conflicts",
+          "attempts/op",
+          "stall ms",
+          "vs raw"
+        ],
+        [false, true, false, true, true, true, true, true, true, true, true],
+        report.rows.map((row) => [
+          row.workload,
+          String(row.concurrency),
+          row.system,
+          fmt(row.opsPerSec),
+          fmt(row.eventsPerSec),
+          ms(row.p50Ms),
+          ms(row.p99Ms),
+          pct(row.conflictRate),
+          fmt(row.attemptsPerOp, 2),
+          fmt(row.longestStallMs),
+          row.vsRaw === undefined ? "" : `**${row.vsRaw.toFixed(2)}**`
+        ])
+      ),
+      "",
+      "Workloads:",
+      "",
+      ...[...new Map(report.rows.map((row) => [row.workload, row.title]))].map(([id, t]) => `- ${id}: ${t}`),
+      ""
+    )
+    if (report.sizes.length > 0) {
+      parts.push(
+        "Tables grow through the run (streams / events on the server as each workload started): " +
+          report.sizes
+            .map((size) => `${size.before} ${size.system} ${fmt(size.streams)} / ${fmt(size.events)}`)
+            .join("; "),
+        ""
+      )
+    }
+    const trouble = report.rows.filter((row) => row.errors > 0 || row.gaveUp > 0)
+    for (const row of trouble) {
+      parts.push(`- ${row.workload} c${row.concurrency} ${row.system}: ${row.errors} errors, ${row.gaveUp} gave up`)
+    }
+    if (trouble.length > 0) parts.push("")
+  }
+  if (report.roundTrips !== undefined) {
+    parts.push(
+      "## Statements and round trips per operation (PostgreSQL)",
+      "",
+      `Statements: a postgres.js client with the \`debug\` hook under \`PostgresEventStore.make(client)\`. Round trips: a proxy on the wire counts each time the server answers after the client sent something; syncs: ReadyForQuery messages (one per Sync'ed exchange). Averages over ${report.roundTrips.repeat} operations after a warm-up.`,
+      "",
+      table(
+        ["operation", "statements", "round trips", "syncs"],
+        [false, true, true, true],
+        report.roundTrips.operations.map((cost) => [
+          cost.operation,
+          cost.statements === null ? "-" : fmt(cost.statements, 1),
+          fmt(cost.roundTrips, 1),
+          fmt(cost.syncs, 1)
+        ])
+      ),
+      "",
+      "The statements of one transfer:",
+      "",
+      ...report.roundTrips.transferStatements.map((statement) => `- \`${statement.slice(0, 140)}…\``),
+      ""
+    )
+  }
+  if (report.longStream.length > 0) {
+    parts.push(
+      "## W7 long stream (streamEvents, child process)",
+      "",
+      table(
+        [
+          "system",
+          "events",
+          "page size",
+          "seconds",
+          "events/s",
+          "RSS before MB",
+          "peak RSS MB (sampled)",
+          "max RSS MB (time -v)"
+        ],
+        [false, true, true, true, true, true, true, true],
+        report.longStream.map((result) => [
+          result.system,
+          fmt(result.events),
+          result.pageSize === null ? "default (500)" : String(result.pageSize),
+          result.seconds.toFixed(1),
+          fmt(result.eventsPerSec),
+          mb(result.rssBeforeBytes),
+          mb(result.peakRssBytes),
+          result.maxRssBytes === null ? "-" : mb(result.maxRssBytes)
+        ])
+      ),
+      ""
+    )
+  }
+  if (report.targets.length > 0) {
+    parts.push(
+      "## Targets",
+      "",
+      table(
+        ["target", "measured", "met"],
+        [false, false, false],
+        report.targets.map((t) => [
+          t.target,
+          t.measured,
+          t.met === null ? "n/a (smaller run)" : t.met ? "yes" : "**no**"
+        ])
+      ),
+      ""
+    )
+  }
+  return parts.join("\n")
+}

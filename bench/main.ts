@@ -1,0 +1,232 @@
+/**
+ * `npm run bench`: eventcore's stores against a raw postgres.js baseline.
+ *
+ *   npm run bench                      the full run (~30 min), results in bench/results/
+ *   npm run bench -- --quick           a smoke run (< 1 min)
+ *   npm run bench -- --only W1,W7      some workloads only
+ *   npm run bench -- --help            every option
+ *
+ * Systems are interleaved within each repetition (A B C D, A B C D, ...) so
+ * that drift in a noisy machine hits them alike; the tables report medians.
+ */
+import { execFileSync } from "node:child_process"
+import { mkdirSync, writeFileSync } from "node:fs"
+import os from "node:os"
+import { join } from "node:path"
+import { run } from "./lib/measure.js"
+import { type Options, parseOptions, type SystemName, selected } from "./lib/options.js"
+import { clock, Progress } from "./lib/progress.js"
+import { type Measurement, markdown, type Report, summarize, targets } from "./lib/report.js"
+import { adminOf, type ServerInfo } from "./lib/server.js"
+import { memorySystem, pgliteSystem, postgresSystem } from "./systems/eventcore.js"
+import { rawSystem } from "./systems/raw.js"
+import type { System } from "./systems/system.js"
+import { type LongStreamResult, longStreamPglite, longStreamPostgres } from "./workloads/long-stream.js"
+import { countRoundTrips, type RoundTrips } from "./workloads/round-trips.js"
+import { workloads as allWorkloads, type Workload } from "./workloads/workloads.js"
+
+/** Connections of each pool: room for the highest concurrency, the same for store and baseline. */
+const poolSize = (options: Options) => Math.max(10, options.hotWriters, ...options.concurrencies)
+
+const openSystem = (name: SystemName, url: string, options: Options): Promise<System> => {
+  switch (name) {
+    case "postgres":
+      return postgresSystem(url, poolSize(options), { proposedAppend: options.proposedAppend })
+    case "raw":
+      return rawSystem(url, poolSize(options))
+    case "pglite":
+      return pgliteSystem()
+    case "memory":
+      return memorySystem()
+  }
+}
+
+const gitCommit = (): string | null => {
+  try {
+    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim()
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "drizzle"], { encoding: "utf8" }).trim()
+    return dirty === "" ? commit : `${commit} (src/drizzle modified)`
+  } catch {
+    return null
+  }
+}
+
+const localDate = (date: Date) =>
+  `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`
+
+const rate = (value: number) => Math.round(value).toLocaleString("en")
+
+const main = async () => {
+  const options = parseOptions(process.argv.slice(2))
+  const progress = new Progress()
+  const startedAt = new Date()
+  const workloads = allWorkloads(options)
+    .filter((workload) => selected(options, workload.id))
+    .map((workload) => ({ ...workload, systems: workload.systems.filter((s) => options.systems.includes(s)) }))
+    .filter((workload) => workload.systems.length > 0)
+  const w7 = selected(options, "W7")
+  const needsServer = w7 || workloads.some((w) => w.systems.includes("postgres") || w.systems.includes("raw"))
+
+  const admin = adminOf(options.url)
+  const database = `eventcore_bench_${process.pid}`
+  let interrupted = false
+  process.once("SIGINT", () => {
+    interrupted = true
+    progress.done()
+    process.stderr.write("interrupted: dropping the bench databases\n")
+    void admin.close().finally(() => process.exit(130))
+  })
+
+  const measurements: Array<Measurement> = []
+  const longStream: Array<LongStreamResult> = []
+  let roundTrips: RoundTrips | undefined
+  /** The tables grow through the run: their size as each workload starts (after its seeding). */
+  const sizes: Array<{ before: string; system: SystemName; streams: number; events: number }> = []
+  let server: ServerInfo | undefined
+  const systems = new Map<SystemName, System>()
+  try {
+    if (needsServer) server = await admin.info()
+    const url = needsServer ? await admin.create(database) : options.url
+    const wanted = new Set(workloads.flatMap((workload) => workload.systems))
+    for (const name of options.systems.filter((s) => wanted.has(s))) {
+      progress.status(`opening ${name}`)
+      systems.set(name, await openSystem(name, url, options))
+    }
+
+    const cells = workloads.reduce((n, w) => n + w.concurrencies.length * w.systems.length, 0) * options.repetitions
+    const cellSeconds = options.durationSeconds + options.warmupSeconds
+    let done = 0
+    progress.log(
+      `${cells} cells × ${cellSeconds} s ≈ ${Math.ceil((cells * cellSeconds) / 60)} min of measurement` +
+        (w7 ? `, then W7 (${options.w7Events.toLocaleString("en")} events)` : "")
+    )
+
+    for (const workload of workloads) {
+      const operations = new Map<SystemName, Awaited<ReturnType<Workload["prepare"]>>>()
+      for (const name of workload.systems) {
+        const system = systems.get(name) as System
+        progress.status(`${workload.id}: seeding ${name}`)
+        operations.set(name, await workload.prepare(system))
+        if (system.size !== undefined) sizes.push({ before: workload.id, system: name, ...(await system.size()) })
+      }
+      for (const concurrency of workload.concurrencies) {
+        for (let repetition = 1; repetition <= options.repetitions; repetition++) {
+          for (const name of workload.systems) {
+            const operation = operations.get(name)
+            if (operation === undefined || interrupted) continue
+            const label = `[${done + 1}/${cells}] ${workload.id} c${concurrency} ${name} rep ${repetition}/${options.repetitions}`
+            const left = (cells - done) * cellSeconds
+            const eta = `~${clock(left)} left`
+            if (options.warmupSeconds > 0) {
+              progress.status(`${label}: warm-up  (${eta})`)
+              await run(operation, { concurrency, seconds: options.warmupSeconds })
+            }
+            const sample = await run(operation, {
+              concurrency,
+              seconds: options.durationSeconds,
+              onProgress: (ops, elapsed) =>
+                progress.status(`${label}: ${elapsed.toFixed(1)} s, ${rate(ops / elapsed)} ops/s  (${eta})`)
+            })
+            measurements.push({
+              workload: workload.id,
+              concurrency,
+              system: name,
+              repetition,
+              sample,
+              loadAverage: os.loadavg()[0] ?? 0
+            })
+            done += 1
+            progress.log(
+              `${label}: ${rate(sample.opsPerSec)} ops/s, ${rate(sample.eventsPerSec)} events/s, ` +
+                `p50 ${sample.p50Ms.toFixed(2)} ms, p99 ${sample.p99Ms.toFixed(2)} ms` +
+                (sample.conflicts > 0 ? `, conflicts ${(sample.conflictRate * 100).toFixed(1)}%` : "") +
+                (sample.errors > 0 ? `, ${sample.errors} errors (${sample.firstError})` : "")
+            )
+          }
+        }
+      }
+      if (workload.id === "W6.transfer" && workload.systems.includes("postgres")) {
+        progress.status("W6: counting statements per command")
+        roundTrips = await countRoundTrips(url)
+        progress.log(
+          `W6: a transfer is ${roundTrips.transfer.statements} statements, ${roundTrips.transfer.roundTrips} round trips`
+        )
+      }
+    }
+
+    for (const system of systems.values()) await system.close()
+    systems.clear()
+
+    if (w7 && !interrupted) {
+      if (options.systems.includes("postgres")) {
+        const result = await longStreamPostgres(admin, `${database}_w7`, options, progress)
+        longStream.push(result)
+        progress.log(
+          `W7 postgres: ${rate(result.eventsPerSec)} events/s, peak RSS ${(result.peakRssBytes / 2 ** 20).toFixed(0)} MB`
+        )
+      }
+      if (options.systems.includes("pglite") && options.w7PgliteEvents > 0) {
+        const result = await longStreamPglite(options, progress)
+        longStream.push(result)
+        progress.log(
+          `W7 pglite: ${rate(result.eventsPerSec)} events/s, peak RSS ${(result.peakRssBytes / 2 ** 20).toFixed(0)} MB`
+        )
+      }
+    }
+  } finally {
+    for (const system of systems.values()) await system.close().catch(() => {})
+    await admin.close()
+  }
+
+  const rows = summarize(workloads, measurements)
+  const meta = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    wallSeconds: Math.round(progress.elapsed()),
+    hostname: os.hostname(),
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpus: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? "unknown",
+    totalMemoryMB: Math.round(os.totalmem() / 2 ** 20),
+    commit: gitCommit(),
+    postgres: server ?? null,
+    parameters: { ...options, poolSize: poolSize(options), workloads: workloads.map((w) => w.id), w7 }
+  }
+  const report: Report = { meta, rows, targets: targets(rows, roundTrips, longStream), roundTrips, longStream, sizes }
+  const environment = [
+    `${meta.startedAt} on ${meta.hostname}: ${meta.cpus} CPUs (${meta.cpuModel}), ${meta.totalMemoryMB} MB, Node ${meta.node}, commit ${meta.commit ?? "unknown"}`,
+    server === undefined
+      ? "PostgreSQL: not used"
+      : `PostgreSQL ${server.serverVersion}: ${Object.entries(server.settings)
+          .map(([name, value]) => `${name}=${value}`)
+          .join(", ")}`,
+    `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events${options.quick ? " (--quick)" : ""}`,
+    ...(options.proposedAppend
+      ? ["**Experiment**: eventcore_append replaced by bench/profile/append-proposal.sql in the bench database"]
+      : []),
+    `wall time ${Math.round(progress.elapsed())} s`
+  ]
+  const suffix = `${options.quick ? "-quick" : ""}${options.proposedAppend ? "-proposed" : ""}`
+  const name = `${localDate(startedAt)}-${os.hostname()}${suffix}`
+  const text = markdown(report, `eventcore bench ${localDate(startedAt)} ${os.hostname()}`, environment)
+  mkdirSync(options.outDir, { recursive: true })
+  writeFileSync(join(options.outDir, `${name}.md`), `${text}\n`)
+  writeFileSync(
+    join(options.outDir, `${name}.json`),
+    `${JSON.stringify({ ...report, measurements }, (_, value) => (typeof value === "bigint" ? String(value) : value), 2)}\n`
+  )
+  progress.done()
+  process.stdout.write(`${text}\n`)
+  process.stderr.write(
+    `results: ${join(options.outDir, `${name}.md`)} and .json (${Math.round(progress.elapsed())} s)\n`
+  )
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`\nbench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    process.exit(1)
+  }
+)

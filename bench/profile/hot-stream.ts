@@ -1,0 +1,107 @@
+/**
+ * W5 under the microscope: 8 writers on one stream (read the version, append
+ * at it, retry at once on conflict), for the PostgreSQL store and the raw
+ * baseline. Reports how long each step takes by outcome, and what the server
+ * backends were waiting on (pg_stat_activity sampled every few milliseconds).
+ *
+ *   npx tsx bench/profile/hot-stream.ts [--seconds 8] [--writers 8] [--proposed-append]
+ */
+import { performance } from "node:perf_hooks"
+import { parseArgs } from "node:util"
+import postgres from "postgres"
+import { adminOf } from "../lib/server.js"
+import { median } from "../lib/stats.js"
+import { postgresSystem } from "../systems/eventcore.js"
+import { rawSystem } from "../systems/raw.js"
+import type { System } from "../systems/system.js"
+import { benchEvent } from "../workloads/payload.js"
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "8" },
+    writers: { type: "string", default: "8" },
+    url: { type: "string" },
+    "proposed-append": { type: "boolean", default: false }
+  }
+})
+const seconds = Number(values.seconds)
+const writers = Number(values.writers)
+const admin = adminOf(values.url ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres")
+const database = `eventcore_hot_${process.pid}`
+const url = await admin.create(database)
+
+const percentile = (values: Array<number>, p: number) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+}
+
+const measure = async (system: System) => {
+  const streamId = `hot-${system.name}`
+  await system.seed([{ streamId, events: [benchEvent()] }])
+  const reads: Array<number> = []
+  const appended: Array<number> = []
+  const conflicted: Array<number> = []
+  const waits = new Map<string, number>()
+  let samples = 0
+  const sampler = postgres(url, { max: 1, onnotice: () => {} })
+  const deadline = performance.now() + seconds * 1000
+  let sampling = true
+  const sample = async () => {
+    while (sampling) {
+      const rows = await sampler<Array<{ wait: string; n: number }>>`
+        select coalesce(wait_event_type || ':' || wait_event, 'CPU') as wait, count(*)::int as n
+        from pg_stat_activity
+        where datname = ${database} and state = 'active' and pid <> pg_backend_pid()
+        group by 1`
+      samples += 1
+      for (const row of rows) waits.set(row.wait, (waits.get(row.wait) ?? 0) + row.n)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+  const sampling$ = sample()
+  const writer = async () => {
+    while (performance.now() < deadline) {
+      const t0 = performance.now()
+      const version = await system.version(streamId)
+      const t1 = performance.now()
+      const outcome = await system.append(streamId, version, [benchEvent()])
+      const t2 = performance.now()
+      reads.push(t1 - t0)
+      ;(outcome === "appended" ? appended : conflicted).push(t2 - t1)
+    }
+  }
+  await Promise.all(Array.from({ length: writers }, writer))
+  sampling = false
+  await sampling$
+  await sampler.end()
+  const ms = (values: Array<number>) =>
+    `median ${median(values).toFixed(2)} ms, p90 ${percentile(values, 90).toFixed(2)} ms, max ${percentile(values, 100).toFixed(1)} ms`
+  console.log(
+    `### ${system.name}: ${(appended.length / seconds).toFixed(0)} appends/s, ${(conflicted.length / seconds).toFixed(0)} conflicts/s`
+  )
+  console.log(`- version read: ${ms(reads)}`)
+  console.log(`- append that succeeded: ${ms(appended)}`)
+  console.log(`- append that conflicted: ${ms(conflicted)}`)
+  console.log(
+    `- backends of this database, average per sample (${samples} samples): ` +
+      [...waits]
+        .sort((a, b) => b[1] - a[1])
+        .map(([wait, n]) => `${wait} ${(n / samples).toFixed(2)}`)
+        .join(", ")
+  )
+  console.log("")
+}
+
+try {
+  const store = await postgresSystem(url, 10, { proposedAppend: values["proposed-append"] })
+  const raw = await rawSystem(url, 10)
+  console.log(
+    `## ${writers} writers on one stream, ${seconds} s each${values["proposed-append"] ? " (proposed eventcore_append)" : ""}\n`
+  )
+  await measure(store)
+  await measure(raw)
+  await store.close()
+  await raw.close()
+} finally {
+  await admin.close()
+}
