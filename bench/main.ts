@@ -103,6 +103,13 @@ const main = async () => {
 
     for (const workload of workloads) {
       const operations = new Map<SystemName, Awaited<ReturnType<Workload["prepare"]>>>()
+      // The in-memory store keeps every event on this process's heap, where the
+      // garbage collector of every system's operations walks it: a fresh one per workload.
+      const memory = systems.get("memory")
+      if (memory !== undefined && workload.systems.includes("memory")) {
+        await memory.close()
+        systems.set("memory", await openSystem("memory", url, options))
+      }
       for (const name of workload.systems) {
         const system = systems.get(name) as System
         progress.status(`${workload.id}: seeding ${name}`)

@@ -3,7 +3,7 @@
 -- --proposed-append` replaces the shipped function with it in the bench's own
 -- database. The shipped function is in drizzle/0001_append_and_guards.sql; this
 -- is the same function (same request, reply, locks, lock order and errors) with
--- two changes:
+-- two changes, and the trigger function with a third:
 --
 --  1. Participants' rows are read by primary key, always. The shipped function
 --     joins jsonb_array_elements(...) to eventcore_streams in three statements
@@ -108,5 +108,66 @@ BEGIN
       FROM jsonb_array_elements(request->'streams') WITH ORDINALITY AS p(value, ord)),
     'positions', positions,
     'recordedAt', floor(extract(epoch FROM now()) * 1000));
+END
+$$;
+
+-- 3. The trigger (shared by every append, shipped or proposed): its gap check
+--    was `NOT EXISTS (SELECT 1 FROM eventcore_events e WHERE e.stream_id = ...
+--    AND e.stream_version = b.first - 1)`. PostgreSQL may run such an EXISTS as a
+--    *hashed* subplan: a hash table built from a sequential scan of the whole
+--    events table. plpgsql caches the plan per connection; planned while the
+--    table is small (a new database, stale statistics), every later append to an
+--    existing stream scans all events until the plan is invalidated (measured:
+--    6 ms per append at 27,000 events; see trigger-plan.ts). A scalar subquery
+--    cannot be hashed: it is an index probe per stream, whatever the statistics.
+--    (The `created` branch's NOT EXISTS on eventcore_streams, same treatment.)
+CREATE OR REPLACE FUNCTION eventcore_advance_streams() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  broken record;
+  stream_count bigint;
+  advanced_count bigint;
+BEGIN
+  SELECT b.stream_id, b.first, b.last INTO broken
+  FROM (
+    SELECT stream_id, min(stream_version) AS first, max(stream_version) AS last, count(*) AS n
+    FROM inserted GROUP BY stream_id
+  ) b
+  WHERE b.last - b.first + 1 <> b.n
+     OR (b.first > 1 AND (
+           SELECT e.stream_version FROM eventcore_events e
+           WHERE e.stream_id = b.stream_id AND e.stream_version = b.first - 1) IS NULL)
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'eventcore: versions % to % of stream % do not continue it without a gap',
+        broken.first, broken.last, quote_literal(broken.stream_id)
+      USING ERRCODE = 'EC003',
+            DETAIL = json_build_object('stream_id', broken.stream_id, 'first', broken.first, 'last', broken.last)::text,
+            HINT = 'Append through eventcore_append(), which assigns versions.';
+  END IF;
+
+  WITH batch AS (
+    SELECT stream_id, min(stream_version) AS first, max(stream_version) AS last
+    FROM inserted GROUP BY stream_id
+  ), advanced AS (
+    UPDATE eventcore_streams s SET version = b.last
+    FROM batch b
+    WHERE s.stream_id = b.stream_id AND s.version = b.first - 1
+    RETURNING 1
+  ), created AS (
+    INSERT INTO eventcore_streams (stream_id, version)
+    SELECT b.stream_id, b.last FROM batch b
+    WHERE b.first = 1 AND (SELECT s.version FROM eventcore_streams s WHERE s.stream_id = b.stream_id) IS NULL
+    ON CONFLICT (stream_id) DO NOTHING
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM advanced) + (SELECT count(*) FROM created)
+  INTO stream_count, advanced_count;
+  IF advanced_count <> stream_count THEN
+    RAISE EXCEPTION 'eventcore: inserted events do not continue their stream''s current version'
+      USING ERRCODE = 'EC003',
+            HINT = 'Append through eventcore_append(), which locks the streams and assigns versions.';
+  END IF;
+  RETURN NULL;
 END
 $$;

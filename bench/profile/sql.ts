@@ -33,7 +33,9 @@ const serverUrl = values.url ?? process.env.DATABASE_URL ?? "postgres://postgres
 const levels = values.levels.split(",").map(Number)
 const appends = Number(values.appends)
 
-const proposal = readFileSync(new URL("./append-proposal.sql", import.meta.url), "utf8")
+// The proposed append function only: the shipped and proposed functions share the shipped trigger here.
+const proposalFile = readFileSync(new URL("./append-proposal.sql", import.meta.url), "utf8")
+const proposal = proposalFile.slice(0, proposalFile.indexOf("CREATE OR REPLACE FUNCTION eventcore_advance_streams"))
 
 /** An append request as the store builds it (see SqlEventStore.append). */
 const request = (streamId: string, expected: number | "no_stream", count = 1) =>

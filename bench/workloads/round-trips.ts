@@ -3,8 +3,8 @@
  * statements, as a postgres.js client created with the `debug` hook sees them
  * (under `PostgresEventStore.make(client)`), and round trips on the wire, as a
  * counting proxy sees them (lib/wire.ts). Each figure is the average over
- * `repeat` operations after one warm-up (the first use of a prepared statement
- * costs an extra exchange to describe it).
+ * `repeat` operations after a warm-up of 10 (the first use of a prepared
+ * statement on each pool connection costs an extra exchange to describe it).
  */
 import { Effect } from "effect"
 import { EventStore, execute, PostgresEventStore, StreamId, StreamWrites } from "eventcore"
@@ -84,7 +84,8 @@ export const countRoundTrips = async (url: string, repeat = 20): Promise<RoundTr
     const rawSystemOpened = raw
 
     const measure = async (operation: string, once: (i: number) => Promise<unknown>, counted = true) => {
-      await once(-1)
+      // Warm-up: statements are prepared per connection, and the first use on each costs a describe.
+      for (let i = 1; i <= 10; i++) await once(-i)
       statements = []
       const [trips, syncs] = [wire.roundTrips(), wire.exchanges()]
       for (let i = 0; i < repeat; i++) await once(i)
