@@ -6,6 +6,7 @@ import { EventStore, PgliteEventStore, StreamId } from "eventcore"
 import { runEventStoreContract, testEvents, writesOf } from "eventcore/testing"
 import { afterAll, describe, expect, it } from "vitest"
 import { defineEnforcementTests } from "./sql/enforcement.js"
+import { shippedMigrations } from "./support/migrations.js"
 import { usePgliteTemplate } from "./support/pglite.js"
 
 const pglite = usePgliteTemplate()
@@ -55,7 +56,7 @@ describe("PgliteEventStore.layer", () => {
       const report = await Effect.runPromise(PgliteEventStore.migrate(db))
       expect(report.applied).toEqual([])
       const history = await db.query<{ n: number }>("select count(*)::int as n from drizzle.__eventcore_migrations")
-      expect(history.rows[0]?.n).toBe(3)
+      expect(history.rows[0]?.n).toBe(shippedMigrations.length)
     } finally {
       await db.close()
     }
@@ -66,7 +67,7 @@ describe("PgliteEventStore.layer", () => {
     const db = await PGlite.create()
     try {
       const report = await Effect.runPromise(PgliteEventStore.migrate(db))
-      expect(report.applied).toEqual(["0000_tables", "0001_append_and_guards", "0002_least_privilege"])
+      expect(report.applied).toEqual(shippedMigrations)
       const again = await Effect.runPromise(
         Effect.either(
           Effect.gen(function* () {
