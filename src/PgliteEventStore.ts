@@ -37,7 +37,10 @@ const gate: SqlEventStore.Gate = (_, run) => Effect.zipLeft(run, yieldToEventLoo
 export const make = (client: PGlite): EventStore.EventStore =>
   SqlEventStore.make(drizzle({ client }), {
     gate,
-    callAppend: (request) => client.query(SqlEventStore.appendStatement, [request])
+    runPrepared: (statement, params) =>
+      client
+        .query<Array<unknown>>(statement, params as Array<unknown>, { rowMode: "array" })
+        .then((result) => result.rows)
   })
 
 /** Opens (or creates) the database, migrates it, and closes it when the layer is released. */

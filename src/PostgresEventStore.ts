@@ -105,7 +105,8 @@ const makeGate = (config: PostgresConfig) =>
 export const make = (client: postgres.Sql, options: { readonly gate?: SqlEventStore.Gate } = {}) =>
   SqlEventStore.make(drizzle({ client }), {
     ...options,
-    callAppend: (request) => client.unsafe(SqlEventStore.appendStatement, [request], { prepare: true })
+    runPrepared: (statement, params) =>
+      client.unsafe(statement, params as Array<postgres.ParameterOrJSON<never>>, { prepare: true }).values()
   })
 
 /** Fails at build time, with a message that says what to do, if the server is unreachable or not migrated. */

@@ -2,7 +2,7 @@
  * The event store over the Drizzle schema, shared line for line by the
  * PostgreSQL and PGlite stores: only the database handle differs.
  */
-import { and, eq, gte, sql } from "drizzle-orm"
+import { and, eq, fillPlaceholders, gte, sql } from "drizzle-orm"
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
 import { Clock, Effect } from "effect"
 import type { RecordedEvent } from "../Event.js"
@@ -37,19 +37,28 @@ interface AppendReply {
   readonly recordedAt: number
 }
 
-/** The append: one statement, one round trip (see drizzle/0001_append_and_guards.sql). */
+/** The append: one statement, one round trip (see drizzle/0003_lean_append.sql). */
 export const appendStatement = "select eventcore_append($1::text::jsonb) as reply"
 
 /**
- * Runs `appendStatement` with the request as its one parameter. Each store
- * passes its driver's prepared-statement call: through drizzle's `execute` the
- * statement would be described anew each time, a second round trip.
+ * Runs one of the store's two hot statements (the append, and the read built
+ * below) as the driver's own prepared statement, returning rows as arrays of
+ * the driver's values. Through drizzle's `execute` the append would be
+ * described anew on every call (a second round trip on postgres.js), and
+ * drizzle's row mapping costs as much CPU as the rest of a read.
  */
-export type CallAppend = (request: string) => Promise<unknown>
+export type RunPrepared = (
+  statement: string,
+  params: ReadonlyArray<unknown>
+) => Promise<ReadonlyArray<ReadonlyArray<unknown>>>
+
+/** postgres.js gives int8 as text, PGlite as bigint; timestamptz as text under drizzle's parsers, or a Date. */
+const toBigInt = (value: unknown): bigint => (typeof value === "bigint" ? value : BigInt(value as string))
+const toDate = (value: unknown): Date => (value instanceof Date ? value : new Date(value as string))
 
 export const make = (
   db: Database,
-  options: { readonly callAppend: CallAppend; readonly gate?: Gate }
+  options: { readonly runPrepared: RunPrepared; readonly gate?: Gate }
 ): EventStore.EventStore => {
   const gate = options.gate ?? ungated
 
@@ -75,7 +84,7 @@ export const make = (
     .orderBy(events.streamVersion)
     .limit(sql.placeholder("limit"))
     .as("page")
-  const readStatement = db
+  const readQuery = db
     .select({
       version: streams.version,
       eventId: page.eventId,
@@ -90,26 +99,32 @@ export const make = (
     .leftJoinLateral(page, sql`true`)
     .where(eq(streams.streamId, sql.placeholder("streamId")))
     .orderBy(page.streamVersion)
-    .prepare("eventcore_read_stream")
+    .toSQL()
 
   const read = (streamId: StreamId, fromVersion: number, limit: number) =>
-    // A limit of 0 would return no row at all, and with it no version.
-    query("read_stream", () => readStatement.execute({ streamId, fromVersion, limit: Math.max(limit, 1) })).pipe(
+    query("read_stream", () =>
+      options.runPrepared(
+        readQuery.sql,
+        // A limit of 0 would return no row at all, and with it no version.
+        fillPlaceholders(readQuery.params, { streamId, fromVersion, limit: Math.max(limit, 1) })
+      )
+    ).pipe(
       Effect.map((rows) => {
-        const version = rows[0]?.version ?? 0
+        // Columns in the order selected above; a stream without (further) events is one row of nulls but its version.
+        const version = (rows[0]?.[0] as number | undefined) ?? 0
         const recorded: Array<RecordedEvent> = []
         if (limit > 0) {
-          for (const row of rows) {
-            if (row.eventId === null || row.streamVersion === null || row.globalPosition === null) continue
+          for (const [, eventId, streamVersion, globalPosition, eventType, data, metadata, recordedAt] of rows) {
+            if (eventId === null) continue
             recorded.push({
-              eventId: row.eventId,
+              eventId: eventId as string,
               streamId,
-              streamVersion: row.streamVersion,
-              globalPosition: row.globalPosition,
-              eventType: row.eventType as string,
-              data: row.data,
-              metadata: row.metadata as Record<string, unknown>,
-              recordedAt: row.recordedAt as Date
+              streamVersion: streamVersion as number,
+              globalPosition: toBigInt(globalPosition),
+              eventType: eventType as string,
+              data,
+              metadata: metadata as Record<string, unknown>,
+              recordedAt: toDate(recordedAt)
             })
           }
         }
@@ -152,7 +167,7 @@ export const make = (
         }))
       })
 
-      const outcome = yield* Effect.either(query("append", () => options.callAppend(request)))
+      const outcome = yield* Effect.either(query("append", () => options.runPrepared(appendStatement, [request])))
       if (outcome._tag === "Left") {
         const error = outcome.left
         const failure: VersionConflict | DuplicateEventId | undefined =
@@ -162,7 +177,7 @@ export const make = (
         return yield* Effect.fail(error)
       }
 
-      const raw = rowsOf(outcome.right)[0]?.reply
+      const raw = outcome.right[0]?.[0]
       const reply = (typeof raw === "string" ? JSON.parse(raw) : raw) as AppendReply
       const streamVersions = new Map<StreamId, number>(
         participants.map(([id], i) => [id, reply.versions[i] as number] as const)
