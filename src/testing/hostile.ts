@@ -30,6 +30,8 @@ export const awkwardPayloads: ReadonlyArray<readonly [string, unknown]> = [
   ["empty values", { "": "", a: [], o: {}, n: null }],
   ["top-level null", null],
   ["top-level string", "just a string"],
+  ["top-level strings that read as JSON", ["123", "null", '{"a":1}', '"quoted"']],
+  ["a top-level string that reads as JSON", '{"a":1}'],
   ["top-level array", [1, "two", [3], { four: 4 }]],
   ["500 levels of nesting", nested(500)]
 ]
