@@ -128,7 +128,8 @@ export const make = (primitives: Primitives): EventStore => {
         Effect.map((read) => {
           const last = read.events.at(-1)
           const remaining = cursor.remaining - read.events.length
-          const more = last !== undefined && read.events.length === limit && remaining > 0
+          // The page comes with the stream's version: no extra read to find the end.
+          const more = last !== undefined && last.streamVersion < read.version && remaining > 0
           return [
             read.events,
             more ? Option.some({ next: last.streamVersion + 1, remaining, first: false }) : Option.none()

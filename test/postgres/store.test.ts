@@ -13,7 +13,8 @@ import {
   Metric,
   Random,
   Redacted,
-  Schedule
+  Schedule,
+  Stream
 } from "effect"
 import { EventStore, execute, PostgresEventStore, StreamId, StreamWrites } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
@@ -70,39 +71,48 @@ describeServer("PostgreSQL server", () => {
   })
 
   describe("one round trip per append", () => {
-    it.live("an append is one statement, whatever the number of streams and events; a read is one statement", () =>
-      Effect.scoped(
-        Effect.gen(function* () {
-          const { url } = yield* server.freshDatabase
-          const { client, statements } = countingClient(url)
-          yield* Effect.addFinalizer(() => Effect.promise(() => client.end()))
-          const s = PostgresEventStore.make(client)
-          // Opening the connection fetches the server's types once; count from after that.
-          yield* Effect.either(s.readStream(id("warm-up")))
+    it.live(
+      "an append is one statement, whatever the number of streams and events; a read is one, streaming one per page",
+      () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const { url } = yield* server.freshDatabase
+            const { client, statements } = countingClient(url)
+            yield* Effect.addFinalizer(() => Effect.promise(() => client.end()))
+            const s = PostgresEventStore.make(client)
+            // Opening the connection fetches the server's types once; count from after that.
+            yield* Effect.either(s.readStream(id("warm-up")))
 
-          const small = writesOf({ streamId: id("one"), expected: "no_stream", events: testEvents(1) })
-          const large = writesOf(
-            ...Array.from({ length: 10 }, (_, i) => ({
-              streamId: id(`many-${i}`),
-              expected: "no_stream" as const,
-              events: testEvents(10)
-            })),
-            { streamId: id("one"), expected: 1 }
-          )
-          const perCall = [] as Array<number>
-          for (const writes of [small, large]) {
+            const small = writesOf({ streamId: id("one"), expected: "no_stream", events: testEvents(1) })
+            const large = writesOf(
+              ...Array.from({ length: 10 }, (_, i) => ({
+                streamId: id(`many-${i}`),
+                expected: "no_stream" as const,
+                events: testEvents(10)
+              })),
+              { streamId: id("one"), expected: 1 }
+            )
+            const perCall = [] as Array<number>
+            for (const writes of [small, large]) {
+              const before = statements.length
+              yield* s.append(writes)
+              perCall.push(statements.length - before)
+            }
             const before = statements.length
-            yield* s.append(writes)
+            const read = yield* s.readStream(id("many-3"))
             perCall.push(statements.length - before)
-          }
-          const before = statements.length
-          const read = yield* s.readStream(id("many-3"))
-          perCall.push(statements.length - before)
-          expect(read.events).toHaveLength(10)
-          expect(perCall).toEqual([1, 1, 1])
-          expect(statements.filter((q) => q.includes("eventcore_append"))).toHaveLength(2)
-        })
-      )
+            expect(read.events).toHaveLength(10)
+            // Streaming 10 events in pages of 5 and of 4: one read per page, none to find the end.
+            for (const pageSize of [5, 4]) {
+              const before = statements.length
+              const streamed = yield* Stream.runCollect(s.streamEvents(id("many-3"), { pageSize }))
+              expect(streamed.length).toBe(10)
+              perCall.push(statements.length - before)
+            }
+            expect(perCall).toEqual([1, 1, 1, 2, 3])
+            expect(statements.filter((q) => q.includes("eventcore_append"))).toHaveLength(2)
+          })
+        )
     )
   })
 
