@@ -1,6 +1,7 @@
 /**
  * The event store on a PostgreSQL server (15 to 18) through postgres.js.
  */
+import net from "node:net"
 import { drizzle } from "drizzle-orm/postgres-js"
 import { Config, type ConfigError, Duration, Effect, Layer, Redacted } from "effect"
 import postgres from "postgres"
@@ -29,7 +30,69 @@ export const defaults = {
   idleTimeout: Duration.minutes(10)
 } as const
 
+/**
+ * A socket that reports an error together with its close, never before it.
+ *
+ * postgres.js 3.4.9 rejects a connection's queries when its socket emits
+ * `error` (ECONNRESET: a backend terminated while it had unread input), but
+ * moves the connection out of the pool only on `close`, which Node emits
+ * later, in the close phase of the event loop. A query dispatched to the
+ * connection in between (a retry started when the first query failed, or one
+ * pipelined behind it) is queued on a dead socket, and `close` with
+ * `hadError` set rejects nothing (`closed()` in its connection.js), so the query
+ * never settles: under `pg_terminate_backend` this stalled `npm run soak`
+ * forever, holding its pool slot. The stale in-flight query left behind by the
+ * error is the one porsager/postgres#1130 and #1142 describe.
+ *
+ * Held back until `close`, the error reaches postgres.js when the queries it
+ * must reject are all queued, and it rejects them. Plain TCP and Unix sockets
+ * only: with `ssl`, postgres.js wraps this socket in a TLS socket of its own.
+ */
+class ErrorWithCloseSocket extends net.Socket {
+  private heldError: unknown = undefined
+
+  override emit(event: string | symbol, ...args: Array<unknown>): boolean {
+    if (event === "error") {
+      this.heldError ??= args[0]
+      return true
+    }
+    if (event === "close" && this.heldError !== undefined) {
+      const error = this.heldError
+      this.heldError = undefined
+      // postgres.js removes its listeners from this socket when it upgrades to TLS.
+      if (this.listenerCount("error") > 0) super.emit("error", error)
+    }
+    return super.emit(event, ...args)
+  }
+}
+
+/**
+ * postgres.js's `socket` option: opens an `ErrorWithCloseSocket` to the
+ * configured host (taking several hosts in turn) or Unix socket path. Pass it
+ * to a pool you own and give to `layerFromClient`:
+ * `postgres(url, { socket: PostgresEventStore.socketFactory() })`.
+ */
+export const socketFactory = () => {
+  let nextHost = 0
+  return (options: {
+    readonly host: ReadonlyArray<string>
+    readonly port: ReadonlyArray<number>
+    readonly path?: string | false
+  }) => {
+    const socket = new ErrorWithCloseSocket()
+    if (typeof options.path === "string" && options.path !== "") return socket.connect(options.path)
+    const index = nextHost++ % options.host.length
+    const host = options.host[index] ?? "localhost"
+    // postgres.js reads these to name the server in errors and for TLS.
+    return Object.assign(socket.connect(options.port[index] ?? options.port[0] ?? 5432, host), {
+      host,
+      port: options.port[index]
+    })
+  }
+}
+
 const clientOptions = (config: PostgresConfig) => ({
+  socket: socketFactory(),
   max: config.maxConnections ?? defaults.maxConnections,
   idle_timeout: Duration.toSeconds(config.idleTimeout ?? defaults.idleTimeout),
   connect_timeout: Duration.toSeconds(config.acquireTimeout ?? defaults.acquireTimeout),
@@ -106,8 +169,20 @@ export const make = (client: postgres.Sql, options: { readonly gate?: SqlEventSt
   SqlEventStore.make(drizzle({ client }), {
     ...options,
     runPrepared: (statement, params) =>
-      client.unsafe(statement, params as Array<postgres.ParameterOrJSON<never>>, { prepare: true }).values()
+      client
+        .unsafe(statement, params as Array<postgres.ParameterOrJSON<never>>, { prepare: true })
+        .values()
+        .then(dense)
   })
+
+/**
+ * postgres.js 3.4.9 resets its per-connection row counter only when a result
+ * completes: after a connection is lost in the middle of a result, the next
+ * result on that connection starts with as many holes as rows were received
+ * (porsager/postgres#1119, #1181). The rows after the holes are the right ones.
+ */
+const dense = <A>(rows: ReadonlyArray<A>): ReadonlyArray<A> =>
+  rows.length > 0 && !(0 in rows) ? rows.filter(() => true) : rows
 
 /** Fails at build time, with a message that says what to do, if the server is unreachable or not migrated. */
 const probe = (client: postgres.Sql) =>
