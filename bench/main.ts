@@ -31,7 +31,7 @@ const poolSize = (options: Options) => Math.max(10, options.hotWriters, ...optio
 const openSystem = (name: SystemName, url: string, options: Options): Promise<System> => {
   switch (name) {
     case "postgres":
-      return postgresSystem(url, poolSize(options), { proposedAppend: options.proposedAppend })
+      return postgresSystem(url, poolSize(options))
     case "raw":
       return rawSystem(url, poolSize(options))
     case "pglite":
@@ -209,13 +209,9 @@ const main = async () => {
           .map(([name, value]) => `${name}=${value}`)
           .join(", ")}`,
     `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events${options.quick ? " (--quick)" : ""}`,
-    ...(options.proposedAppend
-      ? ["**Experiment**: eventcore_append replaced by bench/profile/append-proposal.sql in the bench database"]
-      : []),
     `wall time ${Math.round(progress.elapsed())} s`
   ]
-  const suffix = `${options.quick ? "-quick" : ""}${options.proposedAppend ? "-proposed" : ""}`
-  const name = `${localDate(startedAt)}-${os.hostname()}${suffix}`
+  const name = `${localDate(startedAt)}-${os.hostname()}${options.quick ? "-quick" : ""}`
   const text = markdown(report, `eventcore bench ${localDate(startedAt)} ${os.hostname()}`, environment)
   mkdirSync(options.outDir, { recursive: true })
   writeFileSync(join(options.outDir, `${name}.md`), `${text}\n`)

@@ -32,8 +32,6 @@ export interface Options {
   readonly w7PgliteEvents: number
   /** Where the results go. */
   readonly outDir: string
-  /** Replace eventcore_append in the bench database by bench/profile/append-proposal.sql (an experiment). */
-  readonly proposedAppend: boolean
 }
 
 const usage = `npm run bench -- [options]
@@ -55,8 +53,6 @@ const usage = `npm run bench -- [options]
   --w7-page-size N        streamEvents page size in W7 (default: the store's default)
   --w7-pglite-events N    events for the PGlite run of W7, 0 to skip (default 100000; quick 2000)
   --out DIR               where to write the results (default bench/results)
-  --proposed-append       experiment: replace eventcore_append in the bench database by
-                          bench/profile/append-proposal.sql; results get a -proposed suffix
   --help
 `
 
@@ -102,7 +98,6 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
       "w7-page-size": { type: "string" },
       "w7-pglite-events": { type: "string" },
       out: { type: "string" },
-      "proposed-append": { type: "boolean", default: false },
       help: { type: "boolean", default: false }
     },
     strict: true,
@@ -137,8 +132,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
     w7Events: integer("w7-events", values["w7-events"], quick ? 20_000 : 1_000_000, 1),
     w7PageSize: pageSize === undefined ? undefined : integer("w7-page-size", pageSize, 500, 1),
     w7PgliteEvents: integer("w7-pglite-events", values["w7-pglite-events"], quick ? 2_000 : 100_000),
-    outDir: values.out ?? new URL("../results", import.meta.url).pathname,
-    proposedAppend: values["proposed-append"]
+    outDir: values.out ?? new URL("../results", import.meta.url).pathname
   }
 }
 

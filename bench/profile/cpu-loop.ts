@@ -26,8 +26,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "15" },
     concurrency: { type: "string", default: "1" },
     out: { type: "string", default: "/tmp/eventcore-profile" },
-    url: { type: "string" },
-    "proposed-append": { type: "boolean", default: false }
+    url: { type: "string" }
   }
 })
 
@@ -49,10 +48,7 @@ const admin = adminOf(options.url)
 const url = await admin.create(`eventcore_cpu_${process.pid}`)
 let system: System | undefined
 try {
-  system =
-    values.system === "raw"
-      ? await rawSystem(url, 10)
-      : await postgresSystem(url, 10, { proposedAppend: values["proposed-append"] })
+  system = values.system === "raw" ? await rawSystem(url, 10) : await postgresSystem(url, 10)
   const operation = await workload.prepare(system)
   const concurrency = Number(values.concurrency)
   await run(operation, { concurrency, seconds: 2 }) // warm-up: JIT, prepared statements, pools
@@ -67,10 +63,7 @@ try {
   session.disconnect()
 
   mkdirSync(values.out, { recursive: true })
-  const file = join(
-    values.out,
-    `${values.system}-${values.op}-c${concurrency}${values["proposed-append"] ? "-proposed" : ""}.cpuprofile`
-  )
+  const file = join(values.out, `${values.system}-${values.op}-c${concurrency}.cpuprofile`)
   writeFileSync(file, JSON.stringify(profile))
   console.log(
     `${values.system} ${values.op} c${concurrency}: ${sample.opsPerSec.toFixed(0)} ops/s, p50 ${sample.p50Ms.toFixed(3)} ms, ` +

@@ -4,7 +4,7 @@
  * baseline. Reports how long each step takes by outcome, and what the server
  * backends were waiting on (pg_stat_activity sampled every few milliseconds).
  *
- *   npx tsx bench/profile/hot-stream.ts [--seconds 8] [--writers 8] [--proposed-append]
+ *   npx tsx bench/profile/hot-stream.ts [--seconds 8] [--writers 8]
  */
 import { performance } from "node:perf_hooks"
 import { parseArgs } from "node:util"
@@ -20,8 +20,7 @@ const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "8" },
     writers: { type: "string", default: "8" },
-    url: { type: "string" },
-    "proposed-append": { type: "boolean", default: false }
+    url: { type: "string" }
   }
 })
 const seconds = Number(values.seconds)
@@ -93,11 +92,9 @@ const measure = async (system: System) => {
 }
 
 try {
-  const store = await postgresSystem(url, 10, { proposedAppend: values["proposed-append"] })
+  const store = await postgresSystem(url, 10)
   const raw = await rawSystem(url, 10)
-  console.log(
-    `## ${writers} writers on one stream, ${seconds} s each${values["proposed-append"] ? " (proposed eventcore_append)" : ""}\n`
-  )
+  console.log(`## ${writers} writers on one stream, ${seconds} s each\n`)
   await measure(store)
   await measure(raw)
   await store.close()

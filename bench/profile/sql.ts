@@ -2,16 +2,16 @@
  * The SQL side of the PostgreSQL store, profiled on a scratch database:
  *
  *  1. the nested plans of one `eventcore_append` call (auto_explain with
- *     log_nested_statements, sent back as NOTICEs), shipped and proposed;
+ *     log_nested_statements, sent back as NOTICEs): every lookup should be an
+ *     index probe, and stay one, whatever the table sizes;
  *  2. EXPLAIN (ANALYZE, BUFFERS) of the store's read statement and of the raw SELECT;
- *  3. the server-side cost of one append as the number of streams grows: the
- *     shipped function, the proposed one (bench/profile/append-proposal.sql) and
+ *  3. the server-side cost of one append as the number of streams grows, against
  *     the raw INSERT ... SELECT, one connection, synchronous_commit off so that
- *     the commit flush does not hide the CPU cost.
+ *     the commit flush does not hide the CPU cost: a cost that grows with the
+ *     table is a plan that scans it.
  *
  *   npx tsx bench/profile/sql.ts [--levels 1000,10000,30000,60000,100000] [--appends 300] [--plans]
  */
-import { readFileSync } from "node:fs"
 import { performance } from "node:perf_hooks"
 import { parseArgs } from "node:util"
 import { Effect } from "effect"
@@ -32,10 +32,6 @@ const { values } = parseArgs({
 const serverUrl = values.url ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const levels = values.levels.split(",").map(Number)
 const appends = Number(values.appends)
-
-// The proposed append function only: the shipped and proposed functions share the shipped trigger here.
-const proposalFile = readFileSync(new URL("./append-proposal.sql", import.meta.url), "utf8")
-const proposal = proposalFile.slice(0, proposalFile.indexOf("CREATE OR REPLACE FUNCTION eventcore_advance_streams"))
 
 /** An append request as the store builds it (see SqlEventStore.append). */
 const request = (streamId: string, expected: number | "no_stream", count = 1) =>
@@ -58,7 +54,6 @@ const sql = postgres(url, { max: 1, onnotice: (notice) => notices.push(notice.me
 try {
   await Effect.runPromise(PostgresEventStore.migrate({ url }))
   await (await rawSystem(url, 1)).close()
-  await sql.unsafe(proposal)
   await sql`set synchronous_commit = off`
 
   // --- 1. nested plans of one append --------------------------------------
@@ -71,36 +66,32 @@ try {
   await sql`set auto_explain.log_buffers = on`
   await sql`set auto_explain.log_nested_statements = on`
   await sql`set auto_explain.log_level = notice`
-  console.log("## 1. One append to an existing stream (10,000 streams), nested statements\n")
-  for (const fn of ["eventcore_append", "eventcore_append_proposed"]) {
-    // Warm the function's plan cache first (plans are cached per session).
-    await sql`set auto_explain.log_min_duration = -1`
-    for (let i = 0; i < 8; i++)
-      await sql.unsafe(`select ${fn}($1::text::jsonb)`, [request(`warm-${fn}-${i}`, "no_stream")])
-    await sql`set auto_explain.log_min_duration = 0`
-    notices.length = 0
-    const target = fn === "eventcore_append" ? "seed-17" : "seed-18"
-    await sql.unsafe(`select ${fn}($1::text::jsonb)`, [request(target, 1)])
-    console.log(`### ${fn}\n`)
-    for (const notice of notices) {
-      const duration = /duration: ([\d.]+) ms/.exec(notice)?.[1]
-      const text =
-        /Query Text: ([\s\S]*?)\n(?=[A-Z][a-zA-Z ]+ {2}\(cost|Result|Limit|Aggregate|Insert|Sort|Hash|Nested)/.exec(
-          notice
-        )?.[1]
-      const scans = [
-        ...notice.matchAll(
-          /(Seq Scan|Index Scan|Index Only Scan|Function Scan)[^\n]*?on (\w+)[^\n]*?actual time=[\d.]+\.\.([\d.]+) rows=(\d+)/g
-        )
-      ]
-        .filter((m) => m[1] !== "Function Scan")
-        .map((m) => `${m[1]} on ${m[2]} (${m[4]} rows, ${m[3]} ms)`)
-      const first = (text ?? notice.split("\n")[1] ?? "").replace(/\s+/g, " ").slice(0, 90)
-      console.log(`- ${duration} ms: \`${first}\`${scans.length > 0 ? ` — ${scans.join(", ")}` : ""}`)
-      if (values.plans) console.log(`\n\`\`\`\n${notice}\n\`\`\`\n`)
-    }
-    console.log("")
+  console.log("## 1. One eventcore_append to an existing stream (10,000 streams), nested statements\n")
+  // Warm the function's plan cache first (plans are cached per session, and
+  // plpgsql may switch to a generic plan after five executions).
+  await sql`set auto_explain.log_min_duration = -1`
+  for (let i = 0; i < 8; i++) await sql`select eventcore_append(${request(`warm-${i}`, "no_stream")}::text::jsonb)`
+  await sql`set auto_explain.log_min_duration = 0`
+  notices.length = 0
+  await sql`select eventcore_append(${request("seed-17", 1)}::text::jsonb)`
+  for (const notice of notices) {
+    const duration = /duration: ([\d.]+) ms/.exec(notice)?.[1]
+    const text =
+      /Query Text: ([\s\S]*?)\n(?=[A-Z][a-zA-Z ]+ {2}\(cost|Result|Limit|Aggregate|Insert|Sort|Hash|Nested)/.exec(
+        notice
+      )?.[1]
+    const scans = [
+      ...notice.matchAll(
+        /(Seq Scan|Index Scan|Index Only Scan|Function Scan)[^\n]*?on (\w+)[^\n]*?actual time=[\d.]+\.\.([\d.]+) rows=(\d+)/g
+      )
+    ]
+      .filter((m) => m[1] !== "Function Scan")
+      .map((m) => `${m[1]} on ${m[2]} (${m[4]} rows, ${m[3]} ms)`)
+    const first = (text ?? notice.split("\n")[1] ?? "").replace(/\s+/g, " ").slice(0, 90)
+    console.log(`- ${duration} ms: \`${first}\`${scans.length > 0 ? ` — ${scans.join(", ")}` : ""}`)
+    if (values.plans) console.log(`\n\`\`\`\n${notice}\n\`\`\`\n`)
   }
+  console.log("")
   await sql`set auto_explain.log_min_duration = -1`
 
   // --- 2. the read statement ---------------------------------------------
@@ -161,15 +152,14 @@ try {
   const scale = postgres(scaleUrl, { max: 1, onnotice: () => {} })
   await Effect.runPromise(PostgresEventStore.migrate({ url: scaleUrl }))
   await (await rawSystem(scaleUrl, 1)).close()
-  await scale.unsafe(proposal)
   await scale`set synchronous_commit = off`
   console.log(
     "## 3. Cost of one append as streams accumulate (µs per call incl. the round trip, prepared statements, 1 connection, synchronous_commit off, best of 2)\n"
   )
   console.log(
-    "| streams | shipped, new stream | proposed, new stream | raw, new stream | shipped, existing | proposed, existing | raw, existing |"
+    "| streams | eventcore_append, new stream | raw, new stream | eventcore_append, existing | raw, existing |"
   )
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+  console.log("| ---: | ---: | ---: | ---: | ---: |")
   let seeded = 0
   let fresh = 0
   const time = async (run: () => Promise<unknown>) => {
@@ -188,7 +178,6 @@ try {
       where (select coalesce(max(stream_version), 0) from bench_raw_events where stream_id = ${id}) = ${version}
       returning global_position`
   }
-  // The two functions share eventcore_events: one version per stream for both.
   const versions = { store: new Map<string, number>(), raw: new Map<string, number>() }
   for (const level of levels) {
     if (level > seeded) {
@@ -202,23 +191,22 @@ try {
       seeded = level
     }
     await scale`vacuum analyze`
-    const existing = (fn: string) => async () => {
+    const existing = (system: "store" | "raw") => async () => {
       const id = `seed-${1 + Math.floor(Math.random() * level)}`
-      const known = fn === "raw" ? versions.raw : versions.store
-      const version = known.get(id) ?? 1
-      if (fn === "raw") await rawAppend(id, version)
-      else await scale.unsafe(`select ${fn}($1::text::jsonb)`, [request(id, version)], { prepare: true })
-      known.set(id, version + 1)
+      const version = versions[system].get(id) ?? 1
+      if (system === "raw") await rawAppend(id, version)
+      else await scale`select eventcore_append(${request(id, version)}::text::jsonb)`
+      versions[system].set(id, version + 1)
     }
-    const created = (fn: string) => async () => {
+    const created = (system: "store" | "raw") => async () => {
       const id = `new-${fresh++}`
-      if (fn === "raw") await rawAppend(id, 0)
-      else await scale.unsafe(`select ${fn}($1::text::jsonb)`, [request(id, "no_stream")], { prepare: true })
+      if (system === "raw") await rawAppend(id, 0)
+      else await scale`select eventcore_append(${request(id, "no_stream")}::text::jsonb)`
     }
     const cells: Array<number> = []
     for (const make of [created, existing]) {
-      for (const fn of ["eventcore_append", "eventcore_append_proposed", "raw"]) {
-        cells.push(Math.min(await time(make(fn)), await time(make(fn))))
+      for (const system of ["store", "raw"] as const) {
+        cells.push(Math.min(await time(make(system)), await time(make(system))))
       }
     }
     console.log(`| ${level.toLocaleString("en")} | ${cells.map((c) => c.toFixed(0)).join(" | ")} |`)

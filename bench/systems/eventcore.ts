@@ -2,7 +2,6 @@
  * The three eventcore stores as systems under test. Every operation is one
  * `runPromise` of an Effect program, as an application would call the store.
  */
-import { readFileSync } from "node:fs"
 import { Chunk, Effect, Either, Layer, Logger, LogLevel, ManagedRuntime, Stream } from "effect"
 import {
   type ConflictingExpectedVersions,
@@ -112,27 +111,11 @@ export const makeStoreSystem = async (
   }
 }
 
-/** bench/profile/append-proposal.sql: a rewrite of eventcore_append, measured in place of the shipped one. */
-const proposedAppend = () =>
-  readFileSync(new URL("../profile/append-proposal.sql", import.meta.url), "utf8").replaceAll(
-    "eventcore_append_proposed",
-    "eventcore_append"
-  )
-
-/**
- * The PostgreSQL store on a migrated database, with a pool of `maxConnections`.
- * With `proposedAppend`, the scratch database's eventcore_append is replaced by
- * the proposal (an experiment: the shipped function is in drizzle/).
- */
-export const postgresSystem = async (
-  url: string,
-  maxConnections: number,
-  options: { readonly proposedAppend?: boolean } = {}
-): Promise<System> => {
+/** The PostgreSQL store on a migrated database, with a pool of `maxConnections`. */
+export const postgresSystem = async (url: string, maxConnections: number): Promise<System> => {
   await Effect.runPromise(PostgresEventStore.migrate({ url }))
-  // A connection of its own (table sizes, the proposal), outside the store's pool.
+  // A connection of its own for the table sizes, outside the store's pool.
   const sql = postgres(url, { max: 1, onnotice: () => {} })
-  if (options.proposedAppend === true) await sql.unsafe(proposedAppend())
   const system = await makeStoreSystem("postgres", PostgresEventStore.layer({ url, maxConnections }))
   return {
     ...system,
