@@ -69,8 +69,9 @@ class ErrorWithCloseSocket extends net.Socket {
 /**
  * postgres.js's `socket` option: opens an `ErrorWithCloseSocket` to the
  * configured host (taking several hosts in turn) or Unix socket path. Pass it
- * to a pool you own and give to `layerFromClient`:
- * `postgres(url, { socket: PostgresEventStore.socketFactory() })`.
+ * to a pool you own and give to `layerFromClient`, with `fetch_types: false`
+ * as the store's own pool has (see `clientOptions`):
+ * `postgres(url, { socket: PostgresEventStore.socketFactory(), fetch_types: false })`.
  */
 export const socketFactory = () => {
   let nextHost = 0
@@ -98,6 +99,14 @@ const clientOptions = (config: PostgresConfig) => ({
   connect_timeout: Duration.toSeconds(config.acquireTimeout ?? defaults.acquireTimeout),
   // postgres.js prints server NOTICEs to stdout otherwise.
   onnotice: () => {},
+  // No catalog query on each new connection. postgres.js 3.4.9 runs it before
+  // the connection's first query and drops its promise: a backend terminated
+  // (or the query cancelled) meanwhile rejects it unhandled, which exits Node,
+  // and replays its error onto the first query after the reconnect
+  // (porsager/postgres#1192, #1205, #1223). It only teaches postgres.js array
+  // types, and no statement of the store, the migrator or the admin queries
+  // sends or reads an array (test/faults/terminated.test.ts).
+  fetch_types: false,
   connection: { application_name: "eventcore" }
 })
 
@@ -180,6 +189,9 @@ export const make = (client: postgres.Sql, options: { readonly gate?: SqlEventSt
  * completes: after a connection is lost in the middle of a result, the next
  * result on that connection starts with as many holes as rows were received
  * (porsager/postgres#1119, #1181). The rows after the holes are the right ones.
+ * With `fetch_types` on, the catalog query opening the new connection took the
+ * holes; without it, the connection's first statement does, so every statement
+ * the store runs on its pool goes through here.
  */
 const dense = <A>(rows: ReadonlyArray<A>): ReadonlyArray<A> =>
   rows.length > 0 && !(0 in rows) ? rows.filter(() => true) : rows

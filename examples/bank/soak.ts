@@ -1,8 +1,10 @@
 /**
  * `npm run soak`: the bank demo, round after round for 10 minutes (or
  * SOAK_SECONDS), on PostgreSQL (DATABASE_URL, default the local server), while
- * a second connection terminates a random store backend every 0.2-1 s. Every
- * round must pass the invariant check. Creates and drops a database of its own.
+ * a second connection terminates a random store backend every 0.2-1 s (or
+ * SOAK_TERMINATE_MS, a range in milliseconds such as `50-300`). Every round
+ * must pass the invariant check, and the process must not exit on an unhandled
+ * rejection. Creates and drops a database of its own.
  */
 import { Effect, Fiber, Logger, LogLevel, Random, Schedule } from "effect"
 import { PostgresEventStore } from "eventcore"
@@ -11,6 +13,15 @@ import { formatReport, runDemo } from "./demo.js"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const seconds = Number(process.env.SOAK_SECONDS ?? 600)
+/** The pause between two terminations: a random whole number of milliseconds in this range. */
+const pause = (() => {
+  const text = process.env.SOAK_TERMINATE_MS ?? "200-1000"
+  const [min = Number.NaN, max = Number.NaN] = text.split("-").map(Number)
+  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || min > max) {
+    throw new Error(`SOAK_TERMINATE_MS must be a range of milliseconds such as 50-300, not "${text}"`)
+  }
+  return { min, max }
+})()
 const database = `eventcore_soak_${process.pid}`
 const databaseUrl = Object.assign(new URL(url), { pathname: `/${database}` }).toString()
 
@@ -29,7 +40,7 @@ const program = Effect.gen(function* () {
   let terminations = 0
   const terminator = yield* Effect.fork(
     Effect.repeat(
-      Effect.flatMap(Random.nextIntBetween(200, 1000), (ms) =>
+      Effect.flatMap(Random.nextIntBetween(pause.min, pause.max + 1), (ms) =>
         Effect.zipRight(
           Effect.sleep(ms),
           Effect.map(terminateOne, (n) => {

@@ -40,12 +40,17 @@ interface AppendReply {
 /** The append: one statement, one round trip (see drizzle/0003_lean_append.sql). */
 export const appendStatement = "select eventcore_append($1::text::jsonb) as reply"
 
+/** The participants' current versions, for `diagnoseConflict`: the ids as one JSON array of strings. */
+export const conflictStatement =
+  "select stream_id, version from eventcore_streams where stream_id in (select jsonb_array_elements_text($1::text::jsonb))"
+
 /**
  * Runs one of the store's two hot statements (the append, and the read built
- * below) as the driver's own prepared statement, returning rows as arrays of
- * the driver's values. Through drizzle's `execute` the append would be
- * described anew on every call (a second round trip on postgres.js), and
- * drizzle's row mapping costs as much CPU as the rest of a read.
+ * below), or the conflict diagnosis, as the driver's own prepared statement,
+ * returning rows as arrays of the driver's values. Through drizzle's `execute`
+ * the append would be described anew on every call (a second round trip on
+ * postgres.js), and drizzle's row mapping costs as much CPU as the rest of a
+ * read.
  */
 export type RunPrepared = (
   statement: string,
@@ -132,16 +137,18 @@ export const make = (
       })
     )
 
-  /** After a raced write, the current versions tell which participant conflicted. */
+  /**
+   * After a raced write, the current versions tell which participant conflicted.
+   * The ids go as one JSON text parameter, not as an array: postgres.js
+   * serializes an array only for the array types it fetched from the server's
+   * catalog, and the PostgreSQL store's pool fetches none (`fetch_types: false`).
+   */
   const diagnoseConflict = (participants: ReadonlyArray<readonly [StreamId, ExpectedVersion.ExpectedVersion]>) =>
     query("append", () =>
-      db
-        .select({ streamId: streams.streamId, version: streams.version })
-        .from(streams)
-        .where(sql`${streams.streamId} = any(${sql.param(participants.map(([id]) => id))}::text[])`)
+      options.runPrepared(conflictStatement, [JSON.stringify(participants.map(([id]) => id))])
     ).pipe(
       Effect.map((rows) => {
-        const current = new Map(rows.map((row) => [row.streamId, row.version]))
+        const current = new Map(rows.map(([streamId, version]) => [streamId as string, version as number]))
         const sorted = [...participants].sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
         const [streamId, expected] =
           sorted.find(([id, exp]) => !ExpectedVersion.isSatisfiedBy(exp, current.get(id) ?? 0)) ??

@@ -7,10 +7,12 @@
  * src/PostgresEventStore.ts.
  */
 import net from "node:net"
-import { PostgresEventStore } from "eventcore"
+import { Context, Effect, Layer } from "effect"
+import { EventStore, PostgresEventStore, StreamId } from "eventcore"
+import { testEvents, writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { expect, it } from "vitest"
-import { databaseUrl, describeServer } from "../support/postgres.js"
+import { databaseUrl, describeServer, usePostgresTemplate } from "../support/postgres.js"
 
 const url = databaseUrl ?? ""
 
@@ -100,4 +102,130 @@ describeServer("a backend terminated with unread input (ECONNRESET before close)
     const outcome = await withReset(PostgresEventStore.socketFactory() as (options: never) => net.Socket)
     expect(outcome).toEqual({ firstError: "ECONNRESET", late: "rejected" })
   }, 40_000)
+})
+
+/**
+ * A TCP proxy to the server that, once armed, lets the next connection start
+ * up and then terminates its backend (`pg_terminate_backend`, a real one) the
+ * moment the client sends its first statement, which it keeps from the
+ * backend. With postgres.js's default `fetch_types` that statement is the
+ * catalog query opening every connection: its rejection is unhandled (Node
+ * exits) and its 57P01 is replayed onto the first query after the reconnect
+ * (porsager/postgres#1192, #1223). The store's pool sends no such query.
+ */
+const terminatingProxy = async (target: URL, admin: postgres.Sql) => {
+  let armed = false
+  const trapped: Array<{ readonly pid: number; readonly statement: string }> = []
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on("error", () => {})
+      socket.on("close", () => sockets.delete(socket))
+    }
+    let pid: number | undefined
+    let ready = false
+    let fromServer = Buffer.alloc(0)
+    upstream.on("data", (chunk: Buffer) => {
+      // Startup: BackendKeyData ('K') names the backend, ReadyForQuery ('Z') ends it.
+      if (!ready) {
+        fromServer = Buffer.concat([fromServer, chunk])
+        while (!ready && fromServer.length >= 5 && fromServer.length >= 1 + fromServer.readUInt32BE(1)) {
+          if (fromServer[0] === 0x4b) pid = fromServer.readUInt32BE(5)
+          if (fromServer[0] === 0x5a) ready = true
+          fromServer = fromServer.subarray(1 + fromServer.readUInt32BE(1))
+        }
+      }
+      client.write(chunk)
+    })
+    client.on("data", (chunk: Buffer) => {
+      if (ready && armed && pid !== undefined) {
+        armed = false
+        trapped.push({ pid, statement: chunk.toString("latin1").replace(/[^ -~]+/g, " ") })
+        // A postgres.js query runs once awaited (or caught).
+        admin`select pg_terminate_backend(${pid})`.catch(() => {})
+        return
+      }
+      upstream.write(chunk)
+    })
+    upstream.on("close", () => client.end())
+    client.on("close", () => upstream.destroy())
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const { port } = server.address() as net.AddressInfo
+  return {
+    url: Object.assign(new URL(target.toString()), { hostname: "127.0.0.1", port: String(port) }).toString(),
+    arm: () => {
+      armed = true
+    },
+    trapped,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      })
+  }
+}
+
+describeServer("a backend terminated while its connection starts up", () => {
+  const server = usePostgresTemplate()
+
+  it("no unhandled rejection (no type fetch to lose), and the store recovers on its next operations", async () => {
+    const unhandled: Array<unknown> = []
+    const record = (reason: unknown) => unhandled.push(reason)
+    process.on("unhandledRejection", record)
+    try {
+      const outcomes = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const { url: databaseUrl } = yield* server.freshDatabase
+            const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} })
+            yield* Effect.addFinalizer(() => Effect.promise(() => admin.end()))
+            const proxy = yield* Effect.promise(() => terminatingProxy(new URL(databaseUrl), admin))
+            yield* Effect.addFinalizer(() => Effect.promise(() => proxy.close()))
+            const store = Context.get(
+              yield* Layer.build(PostgresEventStore.layer({ url: proxy.url, maxConnections: 1 })),
+              EventStore.EventStore
+            )
+            const streamId = StreamId.unsafeMake("account-1")
+            yield* store.append(writesOf({ streamId, expected: "no_stream", events: testEvents(2) }))
+
+            // Close the pool's connection so that the next operation opens one, then trap that one.
+            proxy.arm()
+            yield* Effect.promise(
+              () =>
+                admin`select pg_terminate_backend(pid) from pg_stat_activity
+                  where datname = current_database() and application_name = 'eventcore'`
+            )
+            yield* Effect.sleep("300 millis")
+
+            const outcomes: Array<string> = []
+            for (let attempt = 0; attempt < 5; attempt++) {
+              const read = yield* Effect.either(store.readStream(streamId))
+              outcomes.push(read._tag === "Right" ? `read ${read.right.version}` : read.left._tag)
+              if (read._tag === "Right") break
+            }
+            const appended = yield* store.append(writesOf({ streamId, expected: 2, events: testEvents(1) }))
+            outcomes.push(`append ${appended.streamVersions.get(streamId)}`)
+            // Let a stray rejection surface before the scope closes the pool.
+            yield* Effect.sleep("200 millis")
+            return { trapped: proxy.trapped.map((t) => t.statement.includes("pg_type")), outcomes }
+          })
+        )
+      )
+      expect(unhandled).toEqual([])
+      // The trapped statement was the store's own, not a catalog query.
+      expect(outcomes.trapped).toEqual([false])
+      expect(outcomes.outcomes.at(-2)).toBe("read 2")
+      expect(outcomes.outcomes.at(-1)).toBe("append 3")
+      // At most two reads fail: the trapped one (CONNECTION_CLOSED), and the
+      // next, which postgres.js 3.4.9 fails with the terminated backend's 57P01
+      // (it keeps a query's error across a clean close and replays it when the
+      // new connection is ready).
+      expect(outcomes.outcomes.length).toBeLessThanOrEqual(4)
+    } finally {
+      process.off("unhandledRejection", record)
+    }
+  }, 30_000)
 })

@@ -390,6 +390,63 @@ describeServer("PostgreSQL server", () => {
     )
   })
 
+  describe("conflict diagnosis", () => {
+    /** `client`, but its first append after `arm` fails as a raced write (40001) would, before reaching the server. */
+    const racingOnce = (client: postgres.Sql) => {
+      let armed = false
+      const racing = new Proxy(client, {
+        get(target, key, receiver) {
+          if (key !== "unsafe") return Reflect.get(target, key, receiver)
+          return (statement: string, ...rest: Array<never>) => {
+            if (!armed || !statement.includes("eventcore_append")) return target.unsafe(statement, ...rest)
+            armed = false
+            const raced = Object.assign(new Error("could not serialize access due to concurrent update"), {
+              code: "40001"
+            })
+            return { values: () => Promise.reject(raced) }
+          }
+        }
+      })
+      return {
+        client: racing,
+        arm: () => {
+          armed = true
+        }
+      }
+    }
+
+    for (const fetchTypes of [false, true]) {
+      it.live(`a raced append names the conflicting stream and its version (fetch_types: ${fetchTypes})`, () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const { url } = yield* server.freshDatabase
+            const client = postgres(url, { max: 1, onnotice: () => {}, fetch_types: fetchTypes })
+            yield* Effect.addFinalizer(() => Effect.promise(() => client.end()))
+            const racing = racingOnce(client)
+            const s = PostgresEventStore.make(racing.client)
+            yield* s.append(
+              writesOf(
+                { streamId: id("a'b,\"c{}"), expected: "no_stream", events: testEvents(2) },
+                { streamId: id("other"), expected: "no_stream", events: testEvents(1) }
+              )
+            )
+            racing.arm()
+            const conflict = yield* Effect.flip(
+              s.append(
+                writesOf(
+                  { streamId: id("other"), expected: 1, events: testEvents(1) },
+                  { streamId: id("a'b,\"c{}"), expected: 1, events: testEvents(1) },
+                  { streamId: id("new"), expected: "no_stream", events: testEvents(1) }
+                )
+              )
+            )
+            expect(conflict).toMatchObject({ _tag: "VersionConflict", streamId: "a'b,\"c{}", expected: 1, actual: 2 })
+          })
+        )
+      )
+    }
+  })
+
   describe("configuration and lifecycle", () => {
     it.live("layerConfig reads DATABASE_URL, EVENTCORE_MAX_CONNECTIONS and EVENTCORE_ACQUIRE_TIMEOUT", () =>
       Effect.scoped(
