@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Data, Effect, Exit, Fiber, Layer, Schedule, Schema } from "effect"
+import { Data, Effect, Exit, Fiber, Layer, Metric, Option, Schedule, Schema } from "effect"
 import { Command, EventStore, execute, InMemoryEventStore, StreamId, StreamWrites, VersionConflict } from "eventcore"
 import { writesOf } from "eventcore/testing"
 import {
@@ -14,6 +14,7 @@ import {
   Open,
   Transfer
 } from "../examples/bank/domain.js"
+import { retryCounter } from "../src/execute.js"
 import { interceptStore, makeRecordingLogger, makeRecordingTracer } from "./support/recording.js"
 
 const store = EventStore.EventStore
@@ -259,7 +260,8 @@ describe("execute", () => {
       Schema.TaggedStruct("Paid", { amount: Schema.Int })
     )
     type TeamEvent = typeof TeamEvent.Type
-    const team = StreamId.unsafeMake("team-1")
+    // A literal id: validating it here, at collection time, would make StreamId's code static for Stryker.
+    const team = "team-1" as StreamId.StreamId
     const member = (name: string) => StreamId.unsafeMake(`member-${name}`)
     const PayTeam = Command.make({
       name: "PayTeam",
@@ -461,6 +463,177 @@ describe("execute", () => {
           return Effect.asVoid(interfere(s, "log-b"))
         }
       }
+    )
+  })
+})
+
+describe("execute, edge cases", () => {
+  it.live("a command that decides nothing appends nothing and reports the versions it read", () => {
+    let appends = 0
+    const Nothing = Command.make({
+      name: "Nothing",
+      event: AccountEvent,
+      streams: (_: undefined) => [accountStream("idle"), accountStream("never")],
+      initialState,
+      apply: applyAccountEvent,
+      decide: () => Effect.succeed([])
+    })
+    return withStore(
+      Effect.gen(function* () {
+        yield* openWith("idle", 5)
+        appends = 0
+        const result = yield* execute(Nothing, undefined)
+        expect(result).toEqual({
+          attempts: 1,
+          events: [],
+          streamVersions: new Map([
+            [accountStream("idle"), 2],
+            [accountStream("never"), 0]
+          ])
+        })
+        expect(appends).toBe(0)
+      }),
+      { beforeAppend: () => Effect.sync(() => void appends++) }
+    )
+  })
+
+  it.live("an event for an unread stream is refused as undeclared before it is encoded", () => {
+    const Sneaky = Command.make({
+      name: "SneakyInvalid",
+      event: AccountEvent,
+      streams: (_: undefined) => [accountStream("read")],
+      initialState,
+      apply: applyAccountEvent,
+      // An amount the schema refuses to encode, for a stream the command never read.
+      decide: () =>
+        Effect.succeed([
+          { streamId: accountStream("elsewhere"), event: { _tag: "MoneyDeposited", amount: -1 } as never }
+        ])
+    })
+    return withStore(
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(execute(Sneaky, undefined))
+        expect(error).toMatchObject({ _tag: "UndeclaredStream", streamId: accountStream("elsewhere") })
+      })
+    )
+  })
+
+  it.live("an event whose encoded form is not an object is stored as encoded and read back", () => {
+    // Encoded as a tuple: ["Moved", x, y].
+    const Moved = Schema.TaggedStruct("Moved", { x: Schema.Number, y: Schema.Number })
+    const MovedAsTuple = Schema.transform(Schema.Tuple(Schema.Literal("Moved"), Schema.Number, Schema.Number), Moved, {
+      strict: true,
+      decode: ([, x, y]) => Moved.make({ x, y }),
+      encode: ({ x, y }) => ["Moved", x, y] as const
+    })
+    const point = StreamId.unsafeMake("point")
+    const Move = Command.make({
+      name: "Move",
+      event: MovedAsTuple,
+      streams: (_: { readonly dx: number }) => [point],
+      initialState: { x: 0, moves: 0 },
+      apply: (state, event) => ({ x: event.x, moves: state.moves + 1 }),
+      decide: (state, { dx }) => Effect.succeed([{ streamId: point, event: Moved.make({ x: state.x + dx, y: 0 }) }])
+    })
+    return withStore(
+      Effect.gen(function* () {
+        const first = yield* execute(Move, { dx: 2 })
+        expect(first.events.map((e) => [e.eventType, e.data])).toEqual([["Moved", ["Moved", 2, 0]]])
+        const second = yield* execute(Move, { dx: 3 })
+        expect(second.events.map((e) => e.data)).toEqual([["Moved", 5, 0]])
+      })
+    )
+  })
+
+  it.live("a domain error that is not an object (a string, null) fails at once, without retrying", () => {
+    let decisions = 0
+    const refuseWith = (error: string | null) =>
+      Command.make({
+        name: "RefuseWith",
+        event: AccountEvent,
+        streams: (_: undefined) => [accountStream("plain")],
+        initialState,
+        apply: applyAccountEvent,
+        decide: () =>
+          Effect.suspend(() => {
+            decisions++
+            return Effect.fail(error)
+          })
+      })
+    return withStore(
+      Effect.gen(function* () {
+        expect(yield* Effect.flip(execute(refuseWith("no"), undefined))).toBe("no")
+        expect(yield* Effect.flip(execute(refuseWith(null), undefined))).toBeNull()
+        expect(decisions).toBe(2)
+      })
+    )
+  })
+
+  it.live("each retry counts in eventcore_command_retries and logs what happened", () => {
+    const { logs, layer: loggerLayer } = makeRecordingLogger()
+    let conflictsLeft = 1
+    return withStore(
+      Effect.gen(function* () {
+        yield* openWith("m-a", 10)
+        yield* openWith("m-b", 0)
+        logs.length = 0
+        const count = Effect.map(Metric.value(retryCounter), (state) => state.count)
+        const before = yield* count
+        const result = yield* execute(Transfer, { from: "m-a", to: "m-b", amount: 1 })
+        expect(result.attempts).toBe(2)
+        expect(yield* count).toBe(before + 1)
+        const key = (yield* Metric.snapshot).find(
+          (pair) => pair.metricKey.name === "eventcore_command_retries"
+        )?.metricKey
+        expect(key?.description).toEqual(Option.some("command attempts re-run after a version conflict"))
+        expect(logs.filter((l) => l.level === "WARN").map((l) => l.message)).toEqual([
+          ["eventcore: version conflict, running the command again"]
+        ])
+      }).pipe(Effect.provide(loggerLayer)),
+      {
+        beforeAppend: (s, writes) => {
+          if (!isTransfer(writes) || conflictsLeft === 0) return Effect.void
+          conflictsLeft--
+          return Effect.asVoid(interfere(s, "m-b"))
+        }
+      }
+    )
+  })
+
+  it.live("discovery goes on until a round finds no new stream", () => {
+    // A chain: each link's stream names the next; the command reads to its end.
+    const Link = Schema.TaggedStruct("Link", { next: Schema.String })
+    const link = (name: string) => StreamId.unsafeMake(`link-${name}`)
+    const Walk = Command.make({
+      name: "Walk",
+      event: Link,
+      streams: (_: undefined) => [link("a")],
+      initialState: { seen: [] as ReadonlyArray<string> },
+      apply: (state, event) => ({ seen: [...state.seen, event.next] }),
+      discover: (state) => state.seen.map(link),
+      decide: (state) =>
+        Effect.succeed(state.seen.length === 3 ? [] : [{ streamId: link("a"), event: Link.make({ next: "x" }) }])
+    })
+    return withStore(
+      Effect.gen(function* () {
+        const s = yield* store
+        for (const [from, to] of [
+          ["a", "b"],
+          ["b", "c"],
+          ["c", "d"]
+        ] as const) {
+          yield* s.append(
+            writesOf({
+              streamId: link(from),
+              expected: "no_stream",
+              events: [{ eventType: "Link", data: { next: to } }]
+            })
+          )
+        }
+        const result = yield* execute(Walk, undefined)
+        expect([...result.streamVersions.keys()]).toEqual([link("a"), link("b"), link("c"), link("d")])
+        expect(result.events).toEqual([])
+      })
     )
   })
 })

@@ -8,6 +8,7 @@ import { EventStore, type StreamWrites } from "eventcore"
 
 export interface RecordedSpan {
   readonly name: string
+  readonly kind: Tracer.SpanKind
   readonly attributes: ReadonlyMap<string, unknown>
   readonly parentName: string | undefined
   readonly exit: Exit.Exit<unknown, unknown> | undefined
@@ -38,7 +39,7 @@ export const makeRecordingTracer = () => {
         end(endTime, exit) {
           status = { _tag: "Ended", startTime, endTime, exit }
           const parentName = Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined
-          spans.push({ name, attributes, parentName, exit })
+          spans.push({ name, kind, attributes, parentName, exit })
         },
         attribute(key, value) {
           attributes.set(key, value)
