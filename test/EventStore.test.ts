@@ -4,7 +4,7 @@
  * store's, wrapped to record every read they are asked for.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Metric, Option, Stream } from "effect"
+import { Cause, Effect, Either, Exit, Metric, Option, Stream } from "effect"
 import { EventStore, InMemoryEventStore, InvalidReadOptions, type StreamId, StreamNotFound } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import { makeRecordingTracer } from "./support/recording.js"
@@ -38,6 +38,11 @@ const recordingStore = (attributes?: Record<string, unknown>) =>
 const versions = (events: ReadonlyArray<{ readonly streamVersion: number }>) => events.map((e) => e.streamVersion)
 
 describe("EventStore.make", () => {
+  it("a program run without a store says which service is missing", () => {
+    const exit = Effect.runSyncExit(EventStore.EventStore as unknown as Effect.Effect<unknown>)
+    expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("Service not found: eventcore/EventStore")
+  })
+
   it.effect("streamEvents reads pages of pageSize and stops at the version the last page reported", () =>
     Effect.gen(function* () {
       const { store, reads } = yield* recordingStore()

@@ -141,6 +141,9 @@ describe("StreamWrites", () => {
     expect(StreamWrites.events(appended)).toHaveLength(1)
     expect(StreamWrites.isStreamWrites(appended)).toBe(true)
     expect(StreamWrites.isStreamWrites({})).toBe(false)
+    for (const notWrites of [null, undefined, "writes", 5]) expect(StreamWrites.isStreamWrites(notWrites)).toBe(false)
+    const method = StreamWrites.empty.pipe(StreamWrites.expect(a, "no_stream"), Either.getOrThrow)
+    expect(StreamWrites.participants(method)).toEqual([[a, "no_stream"]])
   })
 
   it("registering a stream again with the same expectation is a no-op, with another an error", () => {
@@ -192,6 +195,9 @@ describe("StreamWrites", () => {
       ["a lone surrogate key", { data: { "\uDC00": 1 } }, "contains a lone surrogate"],
       ["a function", { data: () => 1 }, "data is a function"],
       ["array metadata", { data: {}, metadata: [] }, "metadata must be an object"],
+      ["string metadata", { data: {}, metadata: "x" }, "metadata must be an object"],
+      ["null metadata", { data: {}, metadata: null }, "metadata must be an object"],
+      ["a non-string event type", { data: {}, eventType: 5 }, "eventType must be a non-empty string"],
       ["a BigInt in metadata", { data: {}, metadata: { n: 2n } }, "metadata.n is a BigInt"],
       ["an empty event type", { data: {}, eventType: "" }, "eventType must be a non-empty string"],
       ["a NUL in the event type", { data: {}, eventType: "A\u0000B" }, "eventType contains a NUL character"],
