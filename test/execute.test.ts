@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Data, Effect, Exit, Fiber, Layer, Metric, Option, Schedule, Schema } from "effect"
+import { Clock, Data, Effect, Exit, Fiber, Layer, Metric, Option, Schedule, Schema, TestClock } from "effect"
 import { Command, EventStore, execute, InMemoryEventStore, StreamId, StreamWrites, VersionConflict } from "eventcore"
 import { writesOf } from "eventcore/testing"
 import {
@@ -149,18 +149,23 @@ describe("execute", () => {
     )
   )
 
-  it.live("a domain error fails at once and writes nothing", () =>
-    withStore(
+  it.live("a domain error fails at once, without retrying, and writes nothing", () => {
+    let reads = 0
+    return withStore(
       Effect.gen(function* () {
         yield* openWith("poor", 10)
         yield* openWith("rich", 10)
+        reads = 0
         const error = yield* Effect.flip(execute(Transfer, { from: "poor", to: "rich", amount: 11 }))
         expect(error).toEqual(new InsufficientFunds({ account: "poor", balance: 10, requested: 11 }))
+        // One attempt: each of the two accounts read once.
+        expect(reads).toBe(2)
         expect(yield* versionOf(accountStream("poor"))).toBe(2)
         expect(yield* versionOf(accountStream("rich"))).toBe(2)
-      })
+      }),
+      { onRead: () => reads++ }
     )
-  )
+  })
 
   it.live("an event for a stream the command did not read fails with UndeclaredStream and writes nothing", () => {
     const Sneaky = Command.make({
@@ -228,6 +233,36 @@ describe("execute", () => {
           transfers++
           return Effect.asVoid(interfere(s, "y"))
         }
+      }
+    )
+  })
+
+  it.effect("the default schedule waits about 10, 20, 40 and 80 ms (±20%) before the retries", () => {
+    const attemptedAt: Array<number> = []
+    return withStore(
+      Effect.gen(function* () {
+        yield* openWith("w", 100)
+        yield* openWith("v", 0)
+        const fiber = yield* Effect.fork(execute(Transfer, { from: "w", to: "v", amount: 1 }))
+        yield* TestClock.adjust("1 second")
+        const error = yield* Effect.flip(Fiber.join(fiber))
+        expect(error._tag).toBe("VersionConflict")
+        const waits = attemptedAt.slice(1).map((at, i) => at - (attemptedAt[i] ?? Number.NaN))
+        expect(waits).toHaveLength(4)
+        waits.forEach((wait, i) => {
+          const nominal = 10 * 2 ** i
+          expect(wait).toBeGreaterThanOrEqual(0.8 * nominal)
+          expect(wait).toBeLessThanOrEqual(1.2 * nominal)
+        })
+      }),
+      {
+        beforeAppend: (s, writes) =>
+          isTransfer(writes)
+            ? Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                attemptedAt.push(now)
+                return Effect.asVoid(interfere(s, "v"))
+              })
+            : Effect.void
       }
     )
   })
@@ -545,9 +580,50 @@ describe("execute, edge cases", () => {
     )
   })
 
-  it.live("a domain error that is not an object (a string, null) fails at once, without retrying", () => {
+  it.live("events encoded as a string or as null are stored as encoded and read back", () => {
+    const Named = Schema.TaggedStruct("Named", { name: Schema.String })
+    const NamedAsString = Schema.transform(Schema.String, Named, {
+      strict: true,
+      decode: (name) => Named.make({ name }),
+      encode: ({ name }) => name
+    })
+    const Cleared = Schema.TaggedStruct("Cleared", {})
+    const ClearedAsNull = Schema.transform(Schema.Null, Cleared, {
+      strict: true,
+      decode: () => Cleared.make({}),
+      encode: () => null
+    })
+    const label = StreamId.unsafeMake("label")
+    const Relabel = Command.make({
+      name: "Relabel",
+      event: Schema.Union(NamedAsString, ClearedAsNull),
+      streams: (_: { readonly name: string | null }) => [label],
+      initialState: { names: [] as ReadonlyArray<string | null> },
+      apply: (state, event) => ({ names: [...state.names, event._tag === "Named" ? event.name : null] }),
+      decide: (state, { name }) =>
+        Effect.succeed([
+          {
+            streamId: label,
+            event: name === null ? Cleared.make({}) : Named.make({ name: `${state.names.length}:${name}` })
+          }
+        ])
+    })
+    return withStore(
+      Effect.gen(function* () {
+        const first = yield* execute(Relabel, { name: "ab" })
+        expect(first.events.map((e) => [e.eventType, e.data])).toEqual([["Named", "0:ab"]])
+        const second = yield* execute(Relabel, { name: null })
+        expect(second.events.map((e) => [e.eventType, e.data])).toEqual([["Cleared", null]])
+        // The third decision folds both stored events back through the schema.
+        const third = yield* execute(Relabel, { name: "cd" })
+        expect(third.events.map((e) => e.data)).toEqual(["2:cd"])
+      })
+    )
+  })
+
+  it.live("a domain error that is not an object (a string, null, undefined) fails at once, without retrying", () => {
     let decisions = 0
-    const refuseWith = (error: string | null) =>
+    const refuseWith = (error: string | null | undefined) =>
       Command.make({
         name: "RefuseWith",
         event: AccountEvent,
@@ -564,7 +640,9 @@ describe("execute, edge cases", () => {
       Effect.gen(function* () {
         expect(yield* Effect.flip(execute(refuseWith("no"), undefined))).toBe("no")
         expect(yield* Effect.flip(execute(refuseWith(null), undefined))).toBeNull()
-        expect(decisions).toBe(2)
+        const exit = yield* Effect.exit(execute(refuseWith(undefined), undefined))
+        expect(exit).toEqual(Exit.fail(undefined))
+        expect(decisions).toBe(3)
       })
     )
   })
