@@ -3,7 +3,7 @@
  */
 import net from "node:net"
 import { drizzle } from "drizzle-orm/postgres-js"
-import { Config, type ConfigError, Duration, Effect, Layer, Redacted } from "effect"
+import { Config, type ConfigError, Duration, Effect, Layer, Option, Redacted } from "effect"
 import postgres from "postgres"
 import * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
@@ -153,7 +153,7 @@ const makeGate = (config: PostgresConfig) =>
   Effect.map(Effect.makeSemaphore(config.maxConnections ?? defaults.maxConnections), (semaphore) => {
     const timeout = Duration.decode(config.acquireTimeout ?? defaults.acquireTimeout)
     const size = config.maxConnections ?? defaults.maxConnections
-    const gate: SqlEventStore.Gate = (operation, run) =>
+    const waitForPermit: SqlEventStore.Gate = (operation, run) =>
       Effect.acquireUseRelease(
         // The acquire step is uninterruptible; waiting for a permit must not be,
         // or the timeout could not cut it short.
@@ -169,6 +169,14 @@ const makeGate = (config: PostgresConfig) =>
         ),
         () => run,
         () => semaphore.release(1)
+      )
+    // A free permit is taken without arming the timeout: the timeout's race
+    // (a fiber and a timer) cost ~40 µs of CPU per operation, a sixth of an
+    // append's, and only a full pool needs it.
+    const gate: SqlEventStore.Gate = (operation, run) =>
+      Effect.flatMap(
+        semaphore.withPermitsIfAvailable(1)(run),
+        Option.match({ onNone: () => waitForPermit(operation, run), onSome: Effect.succeed })
       )
     return gate
   })

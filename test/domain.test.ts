@@ -18,6 +18,7 @@ import {
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { maxDepth, whyNotJson } from "../src/internal/json.js"
+import { uuidv7 } from "../src/internal/uuid.js"
 
 const id = StreamId.unsafeMake
 
@@ -220,6 +221,23 @@ describe("StreamWrites", () => {
         Either.isRight(StreamWrites.append(registered(), { streamId: a, eventType: "E", data: Object.create(null) }))
       ).toBe(true)
     })
+  })
+})
+
+describe("uuidv7", () => {
+  it("carries the given milliseconds in its first 48 bits, version 7 and the RFC 9562 variant", () => {
+    const at = Date.UTC(2026, 10, 27, 4, 30, 15, 123)
+    const id = uuidv7(at)
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16)).toBe(at)
+    expect(uuidv7(0).startsWith("00000000-0000-7")).toBe(true)
+  })
+
+  it("sorts by time as text, and ids of the same millisecond differ", () => {
+    const ids = [1, 255, 256, 65_536, 2 ** 40, 2 ** 48 - 1].map((ms) => uuidv7(ms))
+    expect([...ids].sort()).toEqual(ids)
+    const sameMillisecond = new Set(Array.from({ length: 1000 }, () => uuidv7(42)))
+    expect(sameMillisecond.size).toBe(1000)
   })
 })
 

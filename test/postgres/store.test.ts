@@ -11,6 +11,7 @@ import {
   Logger,
   LogLevel,
   Metric,
+  Option,
   Random,
   Redacted,
   Schedule,
@@ -329,6 +330,43 @@ describeServer("PostgreSQL server", () => {
           yield* Fiber.join(holder)
           const appended = yield* Fiber.join(stuck)
           expect(appended.streamVersions.get(id("stuck"))).toBe(1)
+        })
+      )
+    )
+
+    it.live("operations beyond the pool's size wait for a connection and all succeed once one is free", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const { url } = yield* server.freshDatabase
+          const blocker = postgres(url, { max: 1, onnotice: () => {} })
+          yield* Effect.addFinalizer(() => Effect.promise(() => blocker.end()))
+          const s = yield* storeIn(PostgresEventStore.layer({ url, maxConnections: 2, acquireTimeout: "20 seconds" }))
+          const release = yield* Effect.makeLatch(false)
+          const locked = yield* Effect.makeLatch(false)
+          const holder = yield* Effect.fork(
+            Effect.promise(() =>
+              blocker.begin(async (tx) => {
+                await tx`lock table eventcore_streams in access exclusive mode`
+                await Effect.runPromise(Effect.zipRight(locked.open, release.await))
+              })
+            )
+          )
+          yield* locked.await
+          // Two appends take both connections and block on the lock; the other
+          // ten find no free connection and queue for one.
+          const appends = yield* Effect.forEach(Array.from({ length: 12 }), (_, i) =>
+            Effect.fork(
+              s.append(writesOf({ streamId: id(`queued-${i}`), expected: "no_stream", events: testEvents(2) }))
+            )
+          )
+          yield* Effect.sleep("200 millis")
+          const stillWaiting = yield* Effect.forEach(appends, (fiber) => fiber.poll)
+          expect(stillWaiting.every(Option.isNone)).toBe(true)
+          yield* release.open
+          yield* Fiber.join(holder)
+          const results = yield* Fiber.joinAll(appends)
+          expect(results.map((r, i) => r.streamVersions.get(id(`queued-${i}`)))).toEqual(Array(12).fill(2))
+          for (let i = 0; i < 12; i++) expect((yield* s.readStream(id(`queued-${i}`))).version).toBe(2)
         })
       )
     )
