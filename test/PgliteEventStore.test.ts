@@ -1,17 +1,20 @@
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { Effect, Either } from "effect"
+import { dirname, join } from "node:path"
+import { Effect, Either, Layer } from "effect"
 import { EventStore, PgliteEventStore, StreamId } from "eventcore"
 import { runEventStoreContract, testEvents, writesOf } from "eventcore/testing"
 import { afterAll, describe, expect, it } from "vitest"
 import { defineEnforcementTests } from "./sql/enforcement.js"
 import { shippedMigrations } from "./support/migrations.js"
 import { usePgliteTemplate } from "./support/pglite.js"
+import { makeRecordingTracer } from "./support/recording.js"
 
 const pglite = usePgliteTemplate()
 
-runEventStoreContract("PgliteEventStore", () => pglite.layer, { propertyRuns: 25 })
+runEventStoreContract("PgliteEventStore", () => pglite.layer, {
+  propertyRuns: Number(process.env.EVENTCORE_PROPERTY_RUNS ?? 25)
+})
 
 describe("PgliteEventStore: the database enforces", () => {
   defineEnforcementTests((body) =>
@@ -80,5 +83,92 @@ describe("PgliteEventStore.layer", () => {
     } finally {
       await db.close()
     }
+  })
+})
+
+describe("PgliteEventStore failures", () => {
+  it("a database that cannot be opened fails the layer with a StoreError naming the directory", async () => {
+    const notADirectory = join(mkdtempSync(join(tmpdir(), "eventcore-pglite-")), "a-file")
+    writeFileSync(notADirectory, "not a database")
+    try {
+      const error = await Effect.runPromise(
+        Effect.flip(Effect.scoped(Layer.build(PgliteEventStore.layer({ dataDir: notADirectory }))))
+      )
+      expect(error._tag).toBe("StoreError")
+      expect(error.operation).toBe("open")
+      expect(error.message).toContain(`Cannot open PGlite in ${notADirectory}: `)
+    } finally {
+      rmSync(dirname(notADirectory), { recursive: true, force: true })
+    }
+  })
+
+  it("reads and appends on a closed database fail with a StoreError naming the operation", async () => {
+    const { PGlite } = await import("@electric-sql/pglite")
+    const db = await PGlite.create()
+    await Effect.runPromise(PgliteEventStore.migrate(db))
+    const store = PgliteEventStore.make(db)
+    await db.close()
+    const stream = StreamId.unsafeMake("closed")
+    const read = await Effect.runPromise(Effect.flip(store.readStream(stream)))
+    expect([read._tag, read._tag === "StoreError" && read.operation]).toEqual(["StoreError", "read_stream"])
+    const append = await Effect.runPromise(
+      Effect.flip(store.append(writesOf({ streamId: stream, expected: "any", events: testEvents(1) })))
+    )
+    expect([append._tag, append._tag === "StoreError" && append.operation]).toEqual(["StoreError", "append"])
+  })
+
+  it("appends and reads run in spans naming the database system", async () => {
+    const { spans, layer: tracing } = makeRecordingTracer()
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          const stream = StreamId.unsafeMake("traced")
+          yield* store.append(writesOf({ streamId: stream, expected: "no_stream", events: testEvents(1) }))
+          yield* store.readStream(stream)
+        }).pipe(Effect.provide(Layer.merge(pglite.layer, tracing)))
+      )
+    )
+    const systems = spans
+      .filter((span) => span.name.startsWith("eventcore."))
+      .map((span) => [span.name, span.attributes.get("db.system")])
+    expect(systems).toEqual([
+      ["eventcore.append", "postgresql"],
+      ["eventcore.read_stream", "postgresql"]
+    ])
+  })
+})
+
+describe("PgliteEventStore and the event loop", () => {
+  it("timers keep firing while fibers keep the database busy", async () => {
+    const ticks = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          let ticks = 0
+          yield* Effect.forkScoped(
+            Effect.forever(
+              Effect.zipRight(
+                Effect.sleep("2 millis"),
+                Effect.sync(() => ticks++)
+              )
+            )
+          )
+          // PGlite settles each query in a microtask: without a turn of the
+          // event loop between operations, these writers would never let the
+          // timer above fire until they are done.
+          yield* Effect.forEach(
+            Array.from({ length: 4 }, (_, writer) => StreamId.unsafeMake(`busy-${writer}`)),
+            (stream) =>
+              Effect.forEach(Array.from({ length: 60 }), (_, i) =>
+                store.append(writesOf({ streamId: stream, expected: i === 0 ? "no_stream" : i, events: testEvents(1) }))
+              ),
+            { concurrency: "unbounded" }
+          )
+          return ticks
+        }).pipe(Effect.provide(pglite.layer))
+      )
+    )
+    expect(ticks).toBeGreaterThan(0)
   })
 })

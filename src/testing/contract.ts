@@ -151,6 +151,20 @@ export const runEventStoreContract = (
           expect(nullData?.eventId).not.toBe(arrayData?.eventId)
         }))
 
+      test("an eventId given in upper case is recorded, returned and read back in lower case", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const stream = id("upper-case-id")
+          const appended = yield* appendOf({
+            streamId: stream,
+            expected: "no_stream",
+            events: [{ eventType: "E", data: {}, eventId: "0190A7D2-3C4E-7A1B-8C2D-ABCDEFABCDEF" }]
+          })
+          const lower = "0190a7d2-3c4e-7a1b-8c2d-abcdefabcdef"
+          expect(appended.events.map((e) => e.eventId)).toEqual([lower])
+          expect((yield* s.readStream(stream)).events.map((e) => e.eventId)).toEqual([lower])
+        }))
+
       test("a duplicate eventId fails with DuplicateEventId and writes nothing", () =>
         Effect.gen(function* () {
           const eventId = "0190a7d2-3c4e-7a1b-8c2d-aaaaaaaaaaaa"

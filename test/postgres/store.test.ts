@@ -482,6 +482,38 @@ describeServer("PostgreSQL server", () => {
           })
         )
       )
+
+      it.live(
+        `with several stale participants, a raced append names the first in byte order, as the database's own check does (fetch_types: ${fetchTypes})`,
+        () =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const { url } = yield* server.freshDatabase
+              const client = postgres(url, { max: 1, onnotice: () => {}, fetch_types: fetchTypes })
+              yield* Effect.addFinalizer(() => Effect.promise(() => client.end()))
+              const racing = racingOnce(client)
+              const s = PostgresEventStore.make(racing.client)
+              yield* s.append(
+                writesOf(
+                  { streamId: id("a-current"), expected: "no_stream", events: testEvents(1) },
+                  { streamId: id("b-stale"), expected: "no_stream", events: testEvents(3) },
+                  { streamId: id("c-stale"), expected: "no_stream", events: testEvents(2) }
+                )
+              )
+              // In request order the first stale stream is c-stale; in byte order, b-stale.
+              const stale = writesOf(
+                { streamId: id("c-stale"), expected: 1, events: testEvents(1) },
+                { streamId: id("a-current"), expected: 1, events: testEvents(1) },
+                { streamId: id("b-stale"), expected: 1, events: testEvents(1) }
+              )
+              const checked = yield* Effect.flip(s.append(stale))
+              racing.arm()
+              const diagnosed = yield* Effect.flip(s.append(stale))
+              expect(diagnosed).toMatchObject({ _tag: "VersionConflict", streamId: "b-stale", expected: 1, actual: 3 })
+              expect(diagnosed).toEqual(checked)
+            })
+          )
+      )
     }
   })
 
