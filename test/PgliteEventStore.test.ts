@@ -1,10 +1,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
+import type { PGlite } from "@electric-sql/pglite"
+import { drizzle } from "drizzle-orm/pglite"
 import { Effect, Either, Layer } from "effect"
 import { EventStore, PgliteEventStore, StreamId } from "eventcore"
 import { runEventStoreContract, testEvents, writesOf } from "eventcore/testing"
 import { afterAll, describe, expect, it } from "vitest"
+import * as SqlEventStore from "../src/sql/SqlEventStore.js"
 import { defineEnforcementTests } from "./sql/enforcement.js"
 import { shippedMigrations } from "./support/migrations.js"
 import { usePgliteTemplate } from "./support/pglite.js"
@@ -136,6 +139,62 @@ describe("PgliteEventStore failures", () => {
       ["eventcore.append", "postgresql"],
       ["eventcore.read_stream", "postgresql"]
     ])
+  })
+})
+
+// PGlite has one connection, so no append of its own can race another: these
+// raise the driver's serialization failure at the append to reach the path a
+// raced write takes on PostgreSQL (test/postgres/store.test.ts races real ones).
+describe("SqlEventStore after a raced write", () => {
+  const serializationFailure = Object.assign(new Error("could not serialize access"), { code: "40001" })
+
+  const storeRacedAt = (db: PGlite, diagnosis: "answers" | "fails") =>
+    SqlEventStore.make(drizzle({ client: db }), {
+      runPrepared: async (statement, params) => {
+        if (statement === SqlEventStore.appendStatement) throw serializationFailure
+        if (diagnosis === "fails") throw Object.assign(new Error("terminating connection"), { code: "57P01" })
+        return (await db.query<Array<unknown>>(statement, params as Array<unknown>, { rowMode: "array" })).rows
+      }
+    })
+
+  it("reports a VersionConflict with the stale participant's current version", async () => {
+    const conflict = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const db = yield* pglite.clone
+          const ahead = StreamId.unsafeMake("ahead")
+          const fresh = StreamId.unsafeMake("fresh")
+          yield* PgliteEventStore.make(db).append(
+            writesOf({ streamId: ahead, expected: "no_stream", events: testEvents(2) })
+          )
+          return yield* Effect.flip(
+            storeRacedAt(db, "answers").append(
+              writesOf(
+                { streamId: fresh, expected: "no_stream", events: testEvents(1) },
+                { streamId: ahead, expected: 1, events: testEvents(1) }
+              )
+            )
+          )
+        })
+      )
+    )
+    expect(conflict).toMatchObject({ _tag: "VersionConflict", streamId: "ahead", expected: 1, actual: 2 })
+  })
+
+  it("a diagnosis that fails too is a StoreError of the append, not of a nameless query", async () => {
+    const error = await Effect.runPromise(
+      Effect.scoped(
+        Effect.flatMap(pglite.clone, (db) =>
+          Effect.flip(
+            storeRacedAt(db, "fails").append(
+              writesOf({ streamId: StreamId.unsafeMake("s"), expected: "no_stream", events: testEvents(1) })
+            )
+          )
+        )
+      )
+    )
+    expect([error._tag, error._tag === "StoreError" && error.operation]).toEqual(["StoreError", "append"])
+    expect(error.message).toContain("Lost the connection to PostgreSQL during append")
   })
 })
 

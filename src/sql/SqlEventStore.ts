@@ -29,7 +29,7 @@ const ungated: Gate = (_, run) => run
 
 /** Rows of a raw `execute`: postgres.js returns an array, PGlite `{ rows }`. */
 export const rowsOf = (result: unknown): ReadonlyArray<Record<string, unknown>> =>
-  Array.isArray(result) ? result : ((result as { rows: ReadonlyArray<Record<string, unknown>> }).rows ?? [])
+  Array.isArray(result) ? result : (result as { rows: ReadonlyArray<Record<string, unknown>> }).rows
 
 interface AppendReply {
   readonly versions: ReadonlyArray<number>
@@ -58,7 +58,7 @@ export type RunPrepared = (
 ) => Promise<ReadonlyArray<ReadonlyArray<unknown>>>
 
 /** postgres.js gives int8 as text, PGlite as bigint; timestamptz as text under drizzle's parsers, or a Date. */
-const toBigInt = (value: unknown): bigint => (typeof value === "bigint" ? value : BigInt(value as string))
+const toBigInt = (value: unknown): bigint => BigInt(value as string | bigint)
 const toDate = (value: unknown): Date => (value instanceof Date ? value : new Date(value as string))
 
 export const make = (
