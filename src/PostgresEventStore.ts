@@ -68,10 +68,8 @@ class ErrorWithCloseSocket extends net.Socket {
 
 /**
  * postgres.js's `socket` option: opens an `ErrorWithCloseSocket` to the
- * configured host (taking several hosts in turn) or Unix socket path. Pass it
- * to a pool you own and give to `layerFromClient`, with `fetch_types: false`
- * as the store's own pool has (see `clientOptions`):
- * `postgres(url, { socket: PostgresEventStore.socketFactory(), fetch_types: false })`.
+ * configured host (taking several hosts in turn) or Unix socket path. A pool
+ * you own gets it, with `fetch_types: false`, from `poolOptions`.
  */
 export const socketFactory = () => {
   let nextHost = 0
@@ -92,21 +90,34 @@ export const socketFactory = () => {
   }
 }
 
+/**
+ * What a postgres.js pool needs for the store to survive lost connections:
+ * the `socketFactory` socket, and no type fetch. Spread it into the options of
+ * a pool you own before giving it to `layerFromClient`:
+ * `postgres(url, { ...PostgresEventStore.poolOptions(), max: 20 })`.
+ *
+ * Typed as postgres.js's options although `socket` is missing from its types.
+ */
+export const poolOptions = (): postgres.Options<Record<string, never>> =>
+  ({
+    socket: socketFactory(),
+    // No catalog query on each new connection. postgres.js 3.4.9 runs it before
+    // the connection's first query and drops its promise: a backend terminated
+    // (or the query cancelled) meanwhile rejects it unhandled, which exits Node,
+    // and replays its error onto the first query after the reconnect
+    // (porsager/postgres#1192, #1205, #1223). It only teaches postgres.js array
+    // types, and no statement of the store, the migrator or the admin queries
+    // sends or reads an array (test/faults/terminated.test.ts).
+    fetch_types: false
+  }) as postgres.Options<Record<string, never>>
+
 const clientOptions = (config: PostgresConfig) => ({
-  socket: socketFactory(),
+  ...poolOptions(),
   max: config.maxConnections ?? defaults.maxConnections,
   idle_timeout: Duration.toSeconds(config.idleTimeout ?? defaults.idleTimeout),
   connect_timeout: Duration.toSeconds(config.acquireTimeout ?? defaults.acquireTimeout),
   // postgres.js prints server NOTICEs to stdout otherwise.
   onnotice: () => {},
-  // No catalog query on each new connection. postgres.js 3.4.9 runs it before
-  // the connection's first query and drops its promise: a backend terminated
-  // (or the query cancelled) meanwhile rejects it unhandled, which exits Node,
-  // and replays its error onto the first query after the reconnect
-  // (porsager/postgres#1192, #1205, #1223). It only teaches postgres.js array
-  // types, and no statement of the store, the migrator or the admin queries
-  // sends or reads an array (test/faults/terminated.test.ts).
-  fetch_types: false,
   connection: { application_name: "eventcore" }
 })
 

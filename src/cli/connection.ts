@@ -61,7 +61,8 @@ const connectPostgres = (url: string) =>
   Effect.gen(function* () {
     const client = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => postgres(url, { max: 10, connect_timeout: 10, onnotice: () => {} }),
+        try: () =>
+          postgres(url, { ...PostgresEventStore.poolOptions(), max: 10, connect_timeout: 10, onnotice: () => {} }),
         catch: () => new StoreError({ operation: "connect", message: "invalid PostgreSQL URL" })
       }),
       (client) => Effect.promise(() => client.end({ timeout: 5 }))

@@ -171,61 +171,78 @@ const terminatingProxy = async (target: URL, admin: postgres.Sql) => {
 describeServer("a backend terminated while its connection starts up", () => {
   const server = usePostgresTemplate()
 
-  it("no unhandled rejection (no type fetch to lose), and the store recovers on its next operations", async () => {
-    const unhandled: Array<unknown> = []
-    const record = (reason: unknown) => unhandled.push(reason)
-    process.on("unhandledRejection", record)
-    try {
-      const outcomes = await Effect.runPromise(
-        Effect.scoped(
-          Effect.gen(function* () {
-            const { url: databaseUrl } = yield* server.freshDatabase
-            const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} })
-            yield* Effect.addFinalizer(() => Effect.promise(() => admin.end()))
-            const proxy = yield* Effect.promise(() => terminatingProxy(new URL(databaseUrl), admin))
-            yield* Effect.addFinalizer(() => Effect.promise(() => proxy.close()))
-            const store = Context.get(
-              yield* Layer.build(PostgresEventStore.layer({ url: proxy.url, maxConnections: 1 })),
-              EventStore.EventStore
-            )
-            const streamId = StreamId.unsafeMake("account-1")
-            yield* store.append(writesOf({ streamId, expected: "no_stream", events: testEvents(2) }))
+  const pools = {
+    "the store's own pool": (url: string) =>
+      Effect.map(Layer.build(PostgresEventStore.layer({ url, maxConnections: 1 })), Context.get(EventStore.EventStore)),
+    "a pool the application owns, opened with poolOptions": (url: string) =>
+      Effect.gen(function* () {
+        const client = postgres(url, {
+          ...PostgresEventStore.poolOptions(),
+          max: 1,
+          onnotice: () => {},
+          connection: { application_name: "eventcore" }
+        })
+        yield* Effect.addFinalizer(() => Effect.promise(() => client.end()))
+        return Context.get(yield* Layer.build(PostgresEventStore.layerFromClient(client)), EventStore.EventStore)
+      })
+  }
 
-            // Close the pool's connection so that the next operation opens one, then trap that one.
-            proxy.arm()
-            yield* Effect.promise(
-              () =>
-                admin`select pg_terminate_backend(pid) from pg_stat_activity
+  it.each(Object.entries(pools))(
+    "%s: no unhandled rejection (no type fetch to lose), and the store recovers on its next operations",
+    async (_, openStore) => {
+      const unhandled: Array<unknown> = []
+      const record = (reason: unknown) => unhandled.push(reason)
+      process.on("unhandledRejection", record)
+      try {
+        const outcomes = await Effect.runPromise(
+          Effect.scoped(
+            Effect.gen(function* () {
+              const { url: databaseUrl } = yield* server.freshDatabase
+              const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} })
+              yield* Effect.addFinalizer(() => Effect.promise(() => admin.end()))
+              const proxy = yield* Effect.promise(() => terminatingProxy(new URL(databaseUrl), admin))
+              yield* Effect.addFinalizer(() => Effect.promise(() => proxy.close()))
+              const store = yield* openStore(proxy.url)
+              const streamId = StreamId.unsafeMake("account-1")
+              yield* store.append(writesOf({ streamId, expected: "no_stream", events: testEvents(2) }))
+
+              // Close the pool's connection so that the next operation opens one, then trap that one.
+              proxy.arm()
+              yield* Effect.promise(
+                () =>
+                  admin`select pg_terminate_backend(pid) from pg_stat_activity
                   where datname = current_database() and application_name = 'eventcore'`
-            )
-            yield* Effect.sleep("300 millis")
+              )
+              yield* Effect.sleep("300 millis")
 
-            const outcomes: Array<string> = []
-            for (let attempt = 0; attempt < 5; attempt++) {
-              const read = yield* Effect.either(store.readStream(streamId))
-              outcomes.push(read._tag === "Right" ? `read ${read.right.version}` : read.left._tag)
-              if (read._tag === "Right") break
-            }
-            const appended = yield* store.append(writesOf({ streamId, expected: 2, events: testEvents(1) }))
-            outcomes.push(`append ${appended.streamVersions.get(streamId)}`)
-            // Let a stray rejection surface before the scope closes the pool.
-            yield* Effect.sleep("200 millis")
-            return { trapped: proxy.trapped.map((t) => t.statement.includes("pg_type")), outcomes }
-          })
+              const outcomes: Array<string> = []
+              for (let attempt = 0; attempt < 5; attempt++) {
+                const read = yield* Effect.either(store.readStream(streamId))
+                outcomes.push(read._tag === "Right" ? `read ${read.right.version}` : read.left._tag)
+                if (read._tag === "Right") break
+              }
+              const appended = yield* store.append(writesOf({ streamId, expected: 2, events: testEvents(1) }))
+              outcomes.push(`append ${appended.streamVersions.get(streamId)}`)
+              // Let a stray rejection surface before the scope closes the pool.
+              yield* Effect.sleep("200 millis")
+              return { trapped: proxy.trapped.map((t) => t.statement.includes("pg_type")), outcomes }
+            })
+          )
         )
-      )
-      expect(unhandled).toEqual([])
-      // The trapped statement was the store's own, not a catalog query.
-      expect(outcomes.trapped).toEqual([false])
-      expect(outcomes.outcomes.at(-2)).toBe("read 2")
-      expect(outcomes.outcomes.at(-1)).toBe("append 3")
-      // At most two reads fail: the trapped one (CONNECTION_CLOSED), and the
-      // next, which postgres.js 3.4.9 fails with the terminated backend's 57P01
-      // (it keeps a query's error across a clean close and replays it when the
-      // new connection is ready).
-      expect(outcomes.outcomes.length).toBeLessThanOrEqual(4)
-    } finally {
-      process.off("unhandledRejection", record)
-    }
-  }, 30_000)
+        expect(unhandled).toEqual([])
+        // The trapped statement was the store's own, not a catalog query.
+        expect(outcomes.trapped).toEqual([false])
+        expect(outcomes.outcomes.at(-2)).toBe("read 2")
+        expect(outcomes.outcomes.at(-1)).toBe("append 3")
+        // At most two reads fail: the trapped one (CONNECTION_CLOSED), and the
+        // next, which postgres.js 3.4.9 fails with the terminated backend's 57P01
+        // (it keeps a query's error across a clean close and replays it when the
+        // new connection is ready).
+        expect(outcomes.outcomes.length).toBeLessThanOrEqual(4)
+      } finally {
+        process.off("unhandledRejection", record)
+      }
+    },
+    30_000
+  )
 })
