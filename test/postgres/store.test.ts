@@ -454,21 +454,26 @@ describeServer("PostgreSQL server", () => {
     }
 
     for (const fetchTypes of [false, true]) {
+      /** A store over a fresh database whose next append, once armed, fails as if raced. */
+      const racedStore = Effect.gen(function* () {
+        const { url } = yield* server.freshDatabase
+        const client = postgres(url, { max: 1, onnotice: () => {}, fetch_types: fetchTypes })
+        yield* Effect.addFinalizer(() => Effect.promise(() => client.end()))
+        const racing = racingOnce(client)
+        return { store: PostgresEventStore.make(racing.client), arm: racing.arm }
+      })
+
       it.live(`a raced append names the conflicting stream and its version (fetch_types: ${fetchTypes})`, () =>
         Effect.scoped(
           Effect.gen(function* () {
-            const { url } = yield* server.freshDatabase
-            const client = postgres(url, { max: 1, onnotice: () => {}, fetch_types: fetchTypes })
-            yield* Effect.addFinalizer(() => Effect.promise(() => client.end()))
-            const racing = racingOnce(client)
-            const s = PostgresEventStore.make(racing.client)
+            const { store: s, arm } = yield* racedStore
             yield* s.append(
               writesOf(
                 { streamId: id("a'b,\"c{}"), expected: "no_stream", events: testEvents(2) },
                 { streamId: id("other"), expected: "no_stream", events: testEvents(1) }
               )
             )
-            racing.arm()
+            arm()
             const conflict = yield* Effect.flip(
               s.append(
                 writesOf(
@@ -488,11 +493,7 @@ describeServer("PostgreSQL server", () => {
         () =>
           Effect.scoped(
             Effect.gen(function* () {
-              const { url } = yield* server.freshDatabase
-              const client = postgres(url, { max: 1, onnotice: () => {}, fetch_types: fetchTypes })
-              yield* Effect.addFinalizer(() => Effect.promise(() => client.end()))
-              const racing = racingOnce(client)
-              const s = PostgresEventStore.make(racing.client)
+              const { store: s, arm } = yield* racedStore
               yield* s.append(
                 writesOf(
                   { streamId: id("a-current"), expected: "no_stream", events: testEvents(1) },
@@ -507,7 +508,7 @@ describeServer("PostgreSQL server", () => {
                 { streamId: id("b-stale"), expected: 1, events: testEvents(1) }
               )
               const checked = yield* Effect.flip(s.append(stale))
-              racing.arm()
+              arm()
               const diagnosed = yield* Effect.flip(s.append(stale))
               expect(diagnosed).toMatchObject({ _tag: "VersionConflict", streamId: "b-stale", expected: 1, actual: 3 })
               expect(diagnosed).toEqual(checked)
