@@ -1,24 +1,16 @@
-import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
+import base from "./vitest.config.js"
 
-const source = (path: string) => fileURLToPath(new URL(path, import.meta.url))
-
-// The SQL store's mutation run (stryker.sql.config.json): the contract and the
-// enforcement tests on PGlite, one migrated database per run cloned for each
-// test; with DATABASE_URL, also the PostgreSQL store's own tests, the only ones
-// that reach a raced write's conflict diagnosis and a store without a gate.
-// Not mergeConfig with vitest.config.ts: it concatenates `include`.
+// The SQL store's mutation run (stryker.sql.config.json): the contract, the
+// enforcement and failure tests on PGlite, one migrated database per run cloned
+// for each test; with DATABASE_URL, also the PostgreSQL store's own tests, the
+// only ones that race real writers and run a store without the PGlite gate.
+// The base config's aliases and timeouts, not mergeConfig: that concatenates `include`.
 export default defineConfig({
-  resolve: {
-    alias: [
-      { find: /^eventcore\/testing$/, replacement: source("./src/testing/index.ts") },
-      { find: /^eventcore$/, replacement: source("./src/index.ts") }
-    ]
-  },
+  ...base,
   test: {
+    ...base.test,
     include: ["test/PgliteEventStore.test.ts", "test/postgres/store.test.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
     isolate: false,
     env: { EVENTCORE_PROPERTY_RUNS: "10" }
   }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import type { PGlite } from "@electric-sql/pglite"
+import { PGlite } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { Effect, Either, Layer } from "effect"
 import { EventStore, PgliteEventStore, StreamId } from "eventcore"
@@ -69,7 +69,6 @@ describe("PgliteEventStore.layer", () => {
   })
 
   it("migrates a new database itself and reports what it applied", async () => {
-    const { PGlite } = await import("@electric-sql/pglite")
     const db = await PGlite.create()
     try {
       const report = await Effect.runPromise(PgliteEventStore.migrate(db))
@@ -106,7 +105,6 @@ describe("PgliteEventStore failures", () => {
   })
 
   it("reads and appends on a closed database fail with a StoreError naming the operation", async () => {
-    const { PGlite } = await import("@electric-sql/pglite")
     const db = await PGlite.create()
     await Effect.runPromise(PgliteEventStore.migrate(db))
     const store = PgliteEventStore.make(db)
