@@ -2,8 +2,8 @@
  * The public contract every `EventStore` must satisfy. Register it for a store
  * with `runEventStoreContract(name, makeLayer)` inside a vitest test file.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Exit, Fiber, type Layer, Stream } from "effect"
+import { Cause, Chunk, Effect, Either, Exit, Fiber, type Layer, Stream } from "effect"
+import { describe, expect, it } from "vitest"
 import * as EventStore from "../EventStore.js"
 import type { ExpectedVersion } from "../ExpectedVersion.js"
 import * as StreamId from "../StreamId.js"
@@ -39,6 +39,15 @@ const dataOf = (streamId: StreamId.StreamId) =>
 const appendOf = (...participants: ReadonlyArray<Participant>) =>
   Effect.flatMap(store, (s) => s.append(writesOf(...participants)))
 
+/**
+ * Runs a test's Effect on the live clock and services (plain vitest: no Effect
+ * test plugin needed), failing the test with the whole cause, pretty-printed.
+ */
+const runTest = async <A, E>(effect: Effect.Effect<A, E>): Promise<void> => {
+  const exit = await Effect.runPromiseExit(effect)
+  if (Exit.isFailure(exit)) throw new Error(Cause.pretty(exit.cause))
+}
+
 export const runEventStoreContract = (
   name: string,
   makeLayer: () => Layer.Layer<EventStore.EventStore, unknown>,
@@ -46,7 +55,7 @@ export const runEventStoreContract = (
 ): void => {
   const timeout = options.timeout ?? 60_000
   const test = <A, E>(title: string, body: () => Effect.Effect<A, E, EventStore.EventStore>) =>
-    it.live(title, () => Effect.provide(Effect.suspend(body), makeLayer()), timeout)
+    it(title, () => runTest(Effect.provide(Effect.suspend(body), makeLayer())), timeout)
 
   describe(`EventStore contract: ${name}`, () => {
     describe("reading and writing", () => {

@@ -4,9 +4,9 @@
  * Every input either round-trips exactly or fails with a typed error, and a
  * failed append writes nothing.
  */
-import { expect } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import * as fc from "fast-check"
+import { expect } from "vitest"
 import type * as EventStore from "../EventStore.js"
 import * as StreamId from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"

@@ -2,9 +2,9 @@
  * A model-based property: random sequences of appends run against a store and
  * against a few lines of pure model; every outcome must agree.
  */
-import { expect } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import * as fc from "fast-check"
+import { expect } from "vitest"
 import type * as EventStore from "../EventStore.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
 import * as StreamId from "../StreamId.js"
