@@ -98,18 +98,22 @@ export const make = (primitives: Primitives): EventStore => {
   const readStream = (streamId: StreamId, options?: ReadOptions) =>
     validate(options).pipe(
       Effect.zipRight(
-        primitives.read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER)
+        primitives.read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER).pipe(
+          Effect.tap((read) => Effect.annotateCurrentSpan("eventcore.event_count", read.events.length)),
+          Effect.withSpan("eventcore.read_stream", {
+            kind: "client",
+            attributes: { ...attributes, "eventcore.stream_id": streamId }
+          })
+        )
       ),
+      // Outside the span: finding no events is a successful read for the
+      // database (and for a command, whose first read of a new stream it is),
+      // not a failed operation for traces to flag.
       Effect.filterOrFail(
         (read) => read.version > 0,
         () => new StreamNotFound({ streamId })
       ),
-      Effect.map((read): StreamRead => ({ streamId, version: read.version, events: read.events })),
-      Effect.tap((read) => Effect.annotateCurrentSpan("eventcore.event_count", read.events.length)),
-      Effect.withSpan("eventcore.read_stream", {
-        kind: "client",
-        attributes: { ...attributes, "eventcore.stream_id": streamId }
-      })
+      Effect.map((read): StreamRead => ({ streamId, version: read.version, events: read.events }))
     )
 
   const streamEvents = (streamId: StreamId, options?: StreamOptions) => {

@@ -56,7 +56,31 @@ export const retryCounter = Metric.counter("eventcore_command_retries", {
 const isVersionConflict = (error: unknown): error is VersionConflict =>
   typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "VersionConflict"
 
-export const execute = <
+/**
+ * Runs `command` for `input`: reads its streams, decides, appends with the
+ * version of every stream it read, and runs again after a version conflict as
+ * `options.retry` says.
+ */
+export function execute<Input, State, Event extends { readonly _tag: string }, EventEncoded, DomainError, R>(
+  command: Command<Input, State, Event, EventEncoded, DomainError, R>,
+  input: Input
+): Effect.Effect<ExecutionResult, ExecuteError<DomainError>, EventStore.EventStore | R>
+// Without options there is no RRetry to infer: a separate signature keeps a
+// surrounding expected type (e.g. inside Effect.all) from inferring it as any.
+export function execute<
+  Input,
+  State,
+  Event extends { readonly _tag: string },
+  EventEncoded,
+  DomainError,
+  R,
+  RRetry = never
+>(
+  command: Command<Input, State, Event, EventEncoded, DomainError, R>,
+  input: Input,
+  options: ExecuteOptions<RRetry> | undefined
+): Effect.Effect<ExecutionResult, ExecuteError<DomainError>, EventStore.EventStore | R | RRetry>
+export function execute<
   Input,
   State,
   Event extends { readonly _tag: string },
@@ -68,8 +92,8 @@ export const execute = <
   command: Command<Input, State, Event, EventEncoded, DomainError, R>,
   input: Input,
   options?: ExecuteOptions<RRetry>
-): Effect.Effect<ExecutionResult, ExecuteError<DomainError>, EventStore.EventStore | R | RRetry> =>
-  Effect.gen(function* () {
+): Effect.Effect<ExecutionResult, ExecuteError<DomainError>, EventStore.EventStore | R | RRetry> {
+  return Effect.gen(function* () {
     const store = yield* EventStore.EventStore
     const decodeEvent = Schema.decodeUnknown(command.event)
     const encodeEvent = Schema.encode(command.event)
@@ -102,6 +126,8 @@ export const execute = <
 
     const attempt = Effect.gen(function* () {
       attempts += 1
+      // On the execute span from the first attempt on, so a command that fails still says how often it ran.
+      yield* Effect.annotateCurrentSpan("eventcore.attempts", attempts)
       if (lastConflict !== undefined) {
         yield* Metric.increment(retryCounter)
         yield* Effect.logWarning("eventcore: version conflict, running the command again").pipe(
@@ -191,12 +217,12 @@ export const execute = <
 
     const result = yield* retried
     yield* Effect.annotateCurrentSpan({
-      "eventcore.attempts": result.attempts,
       "eventcore.stream_count": result.streamVersions.size,
       "eventcore.event_count": result.events.length
     })
     return result
   }).pipe(Effect.withSpan("eventcore.execute", { attributes: { "eventcore.command": command.name } }))
+}
 
 /** The stored form drops the `_tag`, which lives in `eventType`. */
 const withoutTag = (encoded: unknown): unknown => {

@@ -54,6 +54,18 @@ const noRetry = Schedule.stop
 const isTransfer = (writes: StreamWrites.StreamWrites) => StreamWrites.participants(writes).length === 2
 
 describe("execute", () => {
+  it("without options, its requirements are the store's and the command's, even where an outer type is expected", async () => {
+    // Inside Effect.all an unconstrained retry requirement was inferred as any,
+    // and providing the store then did not type-check for runPromise.
+    const [opened, deposited] = await Effect.runPromise(
+      Effect.all([
+        execute(Open, { account: "typed", owner: "T" }),
+        execute(Deposit, { account: "typed", amount: 5 })
+      ]).pipe(Effect.provide(InMemoryEventStore.layer))
+    )
+    expect([opened.attempts, deposited.events.length]).toEqual([1, 1])
+  })
+
   it.live("a transfer moves money between two accounts in one atomic append", () =>
     withStore(
       Effect.gen(function* () {

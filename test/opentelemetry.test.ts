@@ -216,6 +216,29 @@ const suite = <E>(label: string, store: Layer.Layer<EventStore.EventStore, E>, d
       )
     )
 
+    it.effect(
+      "the first command on a new stream reads it without an error span, and execute says how often it ran",
+      () =>
+        withOtel((otel) =>
+          Effect.gen(function* () {
+            yield* open("n-carol", 0)
+            const spans = otel.spanExporter.getFinishedSpans()
+            const read = only(spans, "eventcore.read_stream")
+            expect(read.attributes["eventcore.event_count"]).toBe(0)
+            expect(read.status.code).not.toBe(SpanStatusCode.ERROR)
+            expect(read.events.filter((e) => e.name === "exception")).toEqual([])
+            expect(only(spans, "eventcore.execute").attributes["eventcore.attempts"]).toBe(1)
+
+            // A command that fails still carries its attempt count.
+            const error = yield* Effect.flip(open("n-carol", 0))
+            expect(error._tag).toBe("AccountAlreadyOpen")
+            const failed = named(otel.spanExporter.getFinishedSpans(), "eventcore.execute")[1]
+            expect(failed?.status.code).toBe(SpanStatusCode.ERROR)
+            expect(failed?.attributes["eventcore.attempts"]).toBe(1)
+          })
+        )
+    )
+
     it.effect("a refused command's execute span has error status and no append", () =>
       withOtel((otel) =>
         Effect.gen(function* () {
