@@ -1,46 +1,111 @@
 /**
  * The real `eventcore` command line, spawned as a user would run it.
  */
-import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { type ChildProcessByStdio, spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { Readable } from "node:stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { defaultDemoOptions } from "../examples/bank/demo.js"
 import { databaseUrl, describeServer, usePostgresTemplate } from "./support/postgres.js"
 
 const root = join(import.meta.dirname, "..")
+const main = join(root, "src", "cli", "main.ts")
 
 interface Run {
   readonly code: number | null
+  readonly signal: NodeJS.Signals | null
   readonly stdout: string
   readonly stderr: string
 }
 
-const cli = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Promise<Run> =>
-  new Promise((resolve, reject) => {
-    const { DATABASE_URL: _, ...inherited } = process.env
-    const child = spawn(join(root, "node_modules", ".bin", "tsx"), [join(root, "src", "cli", "main.ts"), ...args], {
-      cwd: root,
-      env: { ...inherited, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk
-    })
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk
-    })
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
+interface Started {
+  readonly child: ChildProcessByStdio<null, Readable, Readable>
+  /** What the process has printed so far. */
+  readonly output: () => { readonly stdout: string; readonly stderr: string }
+  readonly done: Promise<Run>
+}
+
+/**
+ * `via: "tsx"` runs the CLI as `npm run cli` does. tsx relays a signal to its
+ * child and SIGKILLs it if it has not answered within ~60 ms (too soon for a
+ * child busy on a loaded machine), so the signal tests run the same module in
+ * one process with tsx's loader instead.
+ */
+const start = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string | undefined> = {},
+  via: "tsx" | "node" = "tsx"
+): Started => {
+  const { DATABASE_URL: _, ...inherited } = process.env
+  const child =
+    via === "tsx"
+      ? spawn(join(root, "node_modules", ".bin", "tsx"), [main, ...args], {
+          cwd: root,
+          env: { ...inherited, ...env },
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+      : spawn(process.execPath, ["--import", "tsx", main, ...args], {
+          cwd: root,
+          env: { ...inherited, ...env },
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+  let stdout = ""
+  let stderr = ""
+  child.stdout.on("data", (chunk) => {
+    stdout += chunk
   })
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk
+  })
+  const done = new Promise<Run>((resolve, reject) => {
+    child.on("error", reject)
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }))
+  })
+  return { child, output: () => ({ stdout, stderr }), done }
+}
+
+const cli = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Promise<Run> =>
+  start(args, env).done
 
 /** A failure the user can read: one line on stderr, no stack trace, a non-zero exit. */
 const expectOneLineError = (run: Run, message: string, code = 1) => {
   expect(run.code).toBe(code)
   expect(run.stderr.trim().split("\n")).toEqual([`eventcore: ${message}`])
   expect(run.stderr).not.toMatch(/\n\s+at /)
+}
+
+/** Something wrong with the arguments: one line naming the help to read, exit code 2, nothing on stdout. */
+const expectArgumentError = (run: Run, message: string, command?: string) => {
+  expect(run.stderr.split("\n")).toEqual([
+    `eventcore: ${message} (see eventcore ${command ? `${command} ` : ""}--help)`,
+    ""
+  ])
+  expect(run.code).toBe(2)
+  expect(run.stdout).toBe("")
+}
+
+/** The cluster state in global/pg_control (after the 64-bit system id and two 32-bit versions): 1 is "shut down". */
+const clusterState = (dataDir: string) => readFileSync(join(dataDir, "global", "pg_control")).readUInt32LE(16)
+const shutDown = 1
+
+const summaries = {
+  migrate: "apply the migrations in drizzle/ and say what was applied",
+  streams: "list streams with their versions",
+  read: "print a stream's events (readable, or JSON lines with --json)",
+  stats: "event count, stream count, events per type, database size",
+  demo: "run the bank demo: concurrent multi-stream transfers, then an invariant check"
+}
+
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+
+/** Runs the argument lists a few at a time: each is a process of its own. */
+const each = async (argLists: ReadonlyArray<ReadonlyArray<string>>) => {
+  const runs: Array<Run> = []
+  for (let i = 0; i < argLists.length; i += 4)
+    runs.push(...(await Promise.all(argLists.slice(i, i + 4).map((args) => cli(args)))))
+  return runs
 }
 
 describe("eventcore CLI on PGlite", () => {
@@ -108,6 +173,48 @@ describe("eventcore CLI on PGlite", () => {
       'Invalid stream id "   ": must not be empty or only whitespace'
     )
   }, 120_000)
+
+  it("options take --name=value and may come before the argument; after -- everything is an argument", async () => {
+    const streams = await cli(["streams", "--prefix=account-demo-", "--limit=1", `--data-dir=${dataDir}`])
+    expect(streams.code).toBe(0)
+    const [streamId] = streams.stdout.trim().split(/\s+/) as [string]
+    expect(streams.stdout.trim().split("\n")).toHaveLength(1)
+
+    const read = await cli(["read", "--from=2", "--limit", "1", streamId, "--data-dir", dataDir])
+    expect(read.code).toBe(0)
+    expect(read.stdout).toMatch(/^\s+2 {2}\S+ {2}#\d+ {2}MoneyDeposited {2}/)
+    expect(read.stdout.trim().split("\n")).toHaveLength(2)
+
+    expectOneLineError(await cli(["read", "--data-dir", dataDir, "--", "--help"]), 'Stream "--help" not found')
+  }, 120_000)
+})
+
+describe("eventcore CLI: Ctrl-C and SIGTERM", () => {
+  it.each(["SIGINT", "SIGTERM"] as const)(
+    "%s interrupts the demo, closes the database and exits with 128 + the signal's number",
+    async (signal) => {
+      const dataDir = mkdtempSync(join(tmpdir(), "eventcore-cli-signal-"))
+      try {
+        const run = start(["demo", "--accounts", "3", "--transfers", "1000000", "--data-dir", dataDir], {}, "node")
+        // The demo prints its progress once a second once the transfers have begun.
+        while (!run.output().stdout.includes("progress:")) {
+          const exited = await Promise.race([run.done, new Promise((resolve) => setTimeout(resolve, 100))])
+          if (exited !== undefined) throw new Error(`the demo ended early: ${JSON.stringify(exited)}`)
+        }
+        expect(clusterState(dataDir)).not.toBe(shutDown)
+        run.child.kill(signal)
+        const result = await run.done
+        expect(result.stderr).toBe("")
+        expect(result).toMatchObject({ code: signal === "SIGINT" ? 130 : 143, signal: null })
+        expect(result.stdout).not.toContain("invariants")
+        // PGlite was closed, not abandoned: it wrote a shutdown checkpoint.
+        expect(clusterState(dataDir)).toBe(shutDown)
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true })
+      }
+    },
+    120_000
+  )
 })
 
 describe("eventcore CLI: bad arguments", () => {
@@ -118,12 +225,46 @@ describe("eventcore CLI: bad arguments", () => {
       "--accounts must be at least 2: a transfer needs two accounts"
     )
     expectOneLineError(await cli(["demo", "--transfers", "0"]), "--transfers must be at least 1")
-    const missing = await cli(["read"])
-    expect(missing.code).toBe(2)
-    expect(missing.stderr.trim()).toBe("Missing argument <streamId>")
-    const notANumber = await cli(["demo", "--accounts", "many"])
-    expect(notANumber.code).toBe(2)
-    expect(notANumber.stderr).not.toMatch(/\n\s+at /)
+    expectArgumentError(await cli(["read"]), "missing argument <streamId>", "read")
+    expectArgumentError(await cli(["demo", "--accounts", "many"]), '--accounts expects an integer, got "many"', "demo")
+  }, 60_000)
+
+  it("a wrong command, option, value or argument is one line naming the help to read, and exit code 2", async () => {
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string, string?]> = [
+      [["frob"], 'unknown command "frob"'],
+      [["stat"], 'unknown command "stat"; did you mean stats?'],
+      [["help", "frob"], 'unknown command "frob"'],
+      [["--verbose"], "unknown option --verbose"],
+      [["--data-dir", "x", "stats"], "--data-dir goes after the command"],
+      [["streams", "--bogus"], "unknown option --bogus", "streams"],
+      [["streams", "--limt", "5"], "unknown option --limt; did you mean --limit?", "streams"],
+      [["stats", "-x"], "unknown option -x", "stats"],
+      [["demo", "--version"], "unknown option --version", "demo"],
+      [["streams", "--limit"], "--limit needs a value", "streams"],
+      [["read", "s", "--from", "--json"], "--from needs a value", "read"],
+      [["read", "s", "--limit", "1.5"], '--limit expects an integer, got "1.5"', "read"],
+      [["streams", "--limit=1e3"], '--limit expects an integer, got "1e3"', "streams"],
+      [["demo", "--transfers", ""], '--transfers expects an integer, got ""', "demo"],
+      [["read", "s", "--json=yes"], "--json takes no value", "read"],
+      [["streams", "--limit", "1", "--limit", "2"], "--limit is given more than once", "streams"],
+      [["stats", "extra"], 'unexpected argument "extra"', "stats"],
+      [["read", "a", "b"], 'unexpected argument "b"', "read"]
+    ]
+    const runs = await each(cases.map(([args]) => args))
+    runs.forEach((run, i) => {
+      const [, message, command] = cases[i] as (typeof cases)[number]
+      expectArgumentError(run, message, command)
+    })
+  }, 120_000)
+
+  it("no command prints the help on stderr and exits 2", async () => {
+    const run = await cli([])
+    expect(run.code).toBe(2)
+    expect(run.stdout).toBe("")
+    expect(run.stderr).toContain("Usage: eventcore <command> [options]")
+    for (const [name, summary] of Object.entries(summaries)) {
+      expect(run.stderr).toMatch(new RegExp(`^ {2}${name} +${literal(summary)}$`, "m"))
+    }
   }, 60_000)
 
   it("an unreachable database is a one-line error that hides the password", async () => {
@@ -134,13 +275,67 @@ describe("eventcore CLI: bad arguments", () => {
     expect(run.stderr).not.toContain("hunter2")
   }, 60_000)
 
-  it("--help works on every command", async () => {
-    const commands = ["migrate", "streams", "read", "stats", "demo"]
-    const runs = await Promise.all(commands.map((command) => cli([command, "--help"])))
+  it("--help works on every command, before any other argument is checked", async () => {
+    const commands = Object.keys(summaries) as Array<keyof typeof summaries>
+    const runs = await each(commands.map((command) => [command, "--bogus", "--help"]))
     runs.forEach((run, i) => {
+      const command = commands[i] as keyof typeof summaries
+      expect(run.stderr).toBe("")
       expect(run.code).toBe(0)
-      expect(run.stdout).toContain(commands[i])
+      expect(run.stdout).toContain(`Usage: eventcore ${command}${command === "read" ? " <streamId>" : ""} [options]`)
+      expect(run.stdout).toContain(`${summaries[command].replace(/^./, (c) => c.toUpperCase())}.`)
+      expect(run.stdout).toMatch(/^ {2}--data-dir DIR +a PGlite data directory/m)
+      expect(run.stdout).toMatch(
+        /^ {2}--url URL +a PostgreSQL URL \(default: the DATABASE_URL environment variable\)$/m
+      )
     })
+  }, 120_000)
+
+  it("--help, -h and help list the commands on stdout", async () => {
+    const runs = await each([["--help"], ["-h"], ["help"]])
+    for (const run of runs) {
+      expect(run.stderr).toBe("")
+      expect(run.code).toBe(0)
+      expect(run.stdout).toBe(runs[0]?.stdout)
+      expect(run.stdout).toContain("Usage: eventcore <command> [options]")
+      for (const [name, summary] of Object.entries(summaries)) {
+        expect(run.stdout).toMatch(new RegExp(`^ {2}${name} +${literal(summary)}$`, "m"))
+      }
+      expect(run.stdout).toMatch(/^ {2}--version +print the version$/m)
+    }
+  }, 60_000)
+
+  it("a command's help lists its options with their descriptions and defaults", async () => {
+    const [streams, help, read, demo] = (await each([
+      ["streams", "--help"],
+      ["help", "streams"],
+      ["read", "-h"],
+      ["demo", "--help"]
+    ])) as [Run, Run, Run, Run]
+    for (const run of [streams, help, read, demo]) expect(run.code).toBe(0)
+    expect(help.stdout).toBe(streams.stdout)
+    expect(streams.stdout).toMatch(/^ {2}--prefix TEXT +only streams whose id starts with this$/m)
+    expect(streams.stdout).toMatch(/^ {2}--limit N +list at most this many streams \(default: 100\)$/m)
+    expect(read.stdout).toMatch(/^Arguments:\n {2}<streamId> +the stream to read$/m)
+    expect(read.stdout).toMatch(/^ {2}--from N +first version to show \(default: 1\)$/m)
+    expect(read.stdout).toMatch(/^ {2}--limit N +show at most this many events \(default: all\)$/m)
+    expect(read.stdout).toMatch(/^ {2}--json +one JSON object per line$/m)
+    expect(demo.stdout).toMatch(new RegExp(`^ {2}--accounts N .*\\(default: ${defaultDemoOptions.accounts}\\)$`, "m"))
+    expect(demo.stdout).toMatch(new RegExp(`^ {2}--transfers N .*\\(default: ${defaultDemoOptions.transfers}\\)$`, "m"))
+    expect(demo.stdout).toMatch(
+      new RegExp(`^ {2}--concurrency N .*\\(default: ${defaultDemoOptions.concurrency}\\)$`, "m")
+    )
+    expect(demo.stdout).toMatch(
+      /^ {2}--data-dir DIR +a PGlite data directory \(default: a fresh temporary directory\)$/m
+    )
+  }, 60_000)
+
+  it("--version prints the version in package.json", async () => {
+    const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }
+    const run = await cli(["--version"])
+    expect(run.stderr).toBe("")
+    expect(run.code).toBe(0)
+    expect(run.stdout).toBe(`${version}\n`)
   }, 60_000)
 })
 

@@ -3,38 +3,33 @@
  * The `eventcore` command line: migrate, inspect and demo a store, on PGlite
  * (`--data-dir`) or PostgreSQL (`--url`, or `DATABASE_URL`).
  */
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, mkdtempSync, readFileSync } from "node:fs"
+import { constants, tmpdir } from "node:os"
 import { join } from "node:path"
-import { Args, Command, Options, ValidationError } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Data, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { fileURLToPath } from "node:url"
+import { Cause, Console, Data, Effect, Exit, Logger, LogLevel } from "effect"
 import { defaultDemoOptions, formatReport, runDemo } from "../../examples/bank/demo.js"
 import { EventStore } from "../index.js"
 import * as StreamId from "../StreamId.js"
 import { listStreams, stats } from "../sql/admin.js"
+import { type Command, command, flag, integer, parseCommandLine, text } from "./args.js"
 import { connect, describeTarget, type Target } from "./connection.js"
 
-const dataDir = Options.directory("data-dir").pipe(
-  Options.withDescription("a PGlite data directory (created if missing)"),
-  Options.optional
-)
-const url = Options.text("url").pipe(
-  Options.withDescription("a PostgreSQL URL (default: the DATABASE_URL environment variable)"),
-  Options.optional
-)
-const connection = { dataDir, url }
+const connection = {
+  "data-dir": text("DIR", "a PGlite data directory (created if missing)"),
+  url: text("URL", "a PostgreSQL URL (default: the DATABASE_URL environment variable)")
+}
 
 class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
 /** `--url`, else DATABASE_URL, else `--data-dir`; `fallback` decides when none is given. */
 const targetOf = (
-  options: { readonly dataDir: Option.Option<string>; readonly url: Option.Option<string> },
+  options: { readonly "data-dir": string | undefined; readonly url: string | undefined },
   fallback: () => Target | undefined
 ): Effect.Effect<Target, UsageError> => {
-  const url = Option.getOrUndefined(options.url) ?? process.env.DATABASE_URL
+  const url = options.url ?? process.env.DATABASE_URL
   if (url !== undefined && url !== "") return Effect.succeed({ kind: "postgres", url })
-  const dir = Option.getOrUndefined(options.dataDir)
+  const dir = options["data-dir"]
   if (dir !== undefined) return Effect.succeed({ kind: "pglite", dataDir: dir })
   const chosen = fallback()
   return chosen === undefined
@@ -44,29 +39,34 @@ const targetOf = (
 
 const required = () => undefined
 
-const migrate = Command.make("migrate", connection, (options) =>
-  Effect.gen(function* () {
-    const target = yield* targetOf(options, required)
-    const { applied } = yield* Effect.scoped(Effect.map(connect(target), (c) => c.migration))
-    yield* Console.log(
-      applied.length === 0
-        ? `${describeTarget(target)}: up to date, no migration applied`
-        : `${describeTarget(target)}: applied ${applied.join(", ")}`
-    )
-  })
-).pipe(Command.withDescription("apply the migrations in drizzle/ and say what was applied"))
+/** What a command line runs: an Effect whose failure is reported in one line. */
+type Run = Effect.Effect<void, unknown>
 
-const streams = Command.make(
-  "streams",
+const migrate = command(
+  { name: "migrate", summary: "apply the migrations in drizzle/ and say what was applied", options: connection },
+  ({ options }) =>
+    Effect.gen(function* () {
+      const target = yield* targetOf(options, required)
+      const { applied } = yield* Effect.scoped(Effect.map(connect(target), (c) => c.migration))
+      yield* Console.log(
+        applied.length === 0
+          ? `${describeTarget(target)}: up to date, no migration applied`
+          : `${describeTarget(target)}: applied ${applied.join(", ")}`
+      )
+    })
+)
+
+const streams = command(
   {
-    ...connection,
-    prefix: Options.text("prefix").pipe(
-      Options.withDescription("only streams whose id starts with this"),
-      Options.optional
-    ),
-    limit: Options.integer("limit").pipe(Options.withDefault(100))
+    name: "streams",
+    summary: "list streams with their versions",
+    options: {
+      prefix: text("TEXT", "only streams whose id starts with this"),
+      limit: integer("list at most this many streams", 100),
+      ...connection
+    }
   },
-  (options) =>
+  ({ options }) =>
     Effect.gen(function* () {
       if (options.limit < 1) return yield* new UsageError({ message: "--limit must be at least 1" })
       const target = yield* targetOf(options, required)
@@ -74,7 +74,7 @@ const streams = Command.make(
         Effect.flatMap(connect(target), ({ db }) =>
           listStreams(db, {
             limit: options.limit,
-            ...Option.match(options.prefix, { onNone: () => ({}), onSome: (prefix) => ({ prefix }) })
+            ...(options.prefix === undefined ? {} : { prefix: options.prefix })
           })
         )
       )
@@ -82,26 +82,29 @@ const streams = Command.make(
       const width = Math.max(...rows.map((row) => row.streamId.length))
       for (const row of rows) yield* Console.log(`${row.streamId.padEnd(width)}  ${row.version}`)
     })
-).pipe(Command.withDescription("list streams with their versions"))
+)
 
-const read = Command.make(
-  "read",
+const read = command(
   {
-    ...connection,
-    streamId: Args.text({ name: "streamId" }),
-    from: Options.integer("from").pipe(Options.withDescription("first version to show"), Options.withDefault(1)),
-    limit: Options.integer("limit").pipe(Options.optional),
-    json: Options.boolean("json").pipe(Options.withDescription("one JSON object per line"))
+    name: "read",
+    summary: "print a stream's events (readable, or JSON lines with --json)",
+    args: [{ name: "streamId", description: "the stream to read" }],
+    options: {
+      from: integer("first version to show", 1),
+      limit: integer("show at most this many events (default: all)"),
+      json: flag("one JSON object per line"),
+      ...connection
+    }
   },
-  (options) =>
+  ({ options, args }) =>
     Effect.gen(function* () {
-      const streamId = yield* StreamId.make(options.streamId)
+      const streamId = yield* StreamId.make(args.streamId)
       const target = yield* targetOf(options, required)
       const result = yield* Effect.scoped(
         Effect.flatMap(connect(target), ({ store }) =>
           store.readStream(streamId, {
             fromVersion: options.from,
-            ...Option.match(options.limit, { onNone: () => ({}), onSome: (maxCount) => ({ maxCount }) })
+            ...(options.limit === undefined ? {} : { maxCount: options.limit })
           })
         )
       )
@@ -114,32 +117,38 @@ const read = Command.make(
       }
       if (!options.json) yield* Console.log(`${result.streamId}: version ${result.version}`)
     })
-).pipe(Command.withDescription("print a stream's events (readable, or JSON lines with --json)"))
+)
 
-const statsCommand = Command.make("stats", connection, (options) =>
-  Effect.gen(function* () {
-    const target = yield* targetOf(options, required)
-    const result = yield* Effect.scoped(Effect.flatMap(connect(target), ({ db }) => stats(db)))
-    yield* Console.log(`events       ${result.events}`)
-    yield* Console.log(`streams      ${result.streams}`)
-    yield* Console.log(`database     ${(result.databaseBytes / 2 ** 20).toFixed(1)} MB`)
-    if (result.eventsPerType.length > 0) yield* Console.log("events per type")
-    for (const row of result.eventsPerType) yield* Console.log(`  ${row.eventType.padEnd(24)} ${row.count}`)
-  })
-).pipe(Command.withDescription("event count, stream count, events per type, database size"))
+const statsCommand = command(
+  { name: "stats", summary: "event count, stream count, events per type, database size", options: connection },
+  ({ options }) =>
+    Effect.gen(function* () {
+      const target = yield* targetOf(options, required)
+      const result = yield* Effect.scoped(Effect.flatMap(connect(target), ({ db }) => stats(db)))
+      yield* Console.log(`events       ${result.events}`)
+      yield* Console.log(`streams      ${result.streams}`)
+      yield* Console.log(`database     ${(result.databaseBytes / 2 ** 20).toFixed(1)} MB`)
+      if (result.eventsPerType.length > 0) yield* Console.log("events per type")
+      for (const row of result.eventsPerType) yield* Console.log(`  ${row.eventType.padEnd(24)} ${row.count}`)
+    })
+)
 
 const positive = (name: string, value: number) =>
   value >= 1 ? Effect.succeed(value) : Effect.fail(new UsageError({ message: `--${name} must be at least 1` }))
 
-const demo = Command.make(
-  "demo",
+const demo = command(
   {
-    ...connection,
-    accounts: Options.integer("accounts").pipe(Options.withDefault(defaultDemoOptions.accounts)),
-    transfers: Options.integer("transfers").pipe(Options.withDefault(defaultDemoOptions.transfers)),
-    concurrency: Options.integer("concurrency").pipe(Options.withDefault(defaultDemoOptions.concurrency))
+    name: "demo",
+    summary: "run the bank demo: concurrent multi-stream transfers, then an invariant check",
+    options: {
+      accounts: integer("accounts to open, at least 2", defaultDemoOptions.accounts),
+      transfers: integer("random transfers between them", defaultDemoOptions.transfers),
+      concurrency: integer("fibers running transfers at once", defaultDemoOptions.concurrency),
+      ...connection,
+      "data-dir": text("DIR", "a PGlite data directory (default: a fresh temporary directory)")
+    }
   },
-  (options) =>
+  ({ options }) =>
     Effect.gen(function* () {
       const accounts = yield* positive("accounts", options.accounts)
       if (accounts < 2)
@@ -168,33 +177,85 @@ const demo = Command.make(
       if (!report.invariants.every((check) => check.ok))
         return yield* new UsageError({ message: "the invariant check failed" })
     })
-).pipe(Command.withDescription("run the bank demo: concurrent multi-stream transfers, then an invariant check"))
-
-const eventcore = Command.make("eventcore").pipe(
-  Command.withDescription("inspect and exercise an eventcore store"),
-  Command.withSubcommands([migrate, streams, read, statsCommand, demo])
 )
 
-const cli = Command.run(eventcore, { name: "eventcore", version: "0.1.0" })
+const commands: ReadonlyArray<Command<Run>> = [migrate, streams, read, statsCommand, demo]
 
-/** One line on stderr and a non-zero exit code; never a stack trace. */
-const reportFailure = (cause: Cause.Cause<unknown>) =>
-  Effect.sync(() => {
-    const error = Cause.squash(cause)
-    // @effect/cli has already printed what was wrong with the arguments.
-    if (ValidationError.isValidationError(error)) {
-      process.exitCode = 2
-      return
-    }
-    const message = error instanceof Error ? error.message : String(error)
-    process.stderr.write(`eventcore: ${message.split("\n")[0]}\n`)
-    process.exitCode = 1
-  })
+/**
+ * The version in package.json at the package root: two levels above this
+ * module in the repository (src/cli/), three in the build (dist/src/cli/).
+ */
+const version = () => {
+  const file = ["../../package.json", "../../../package.json"]
+    .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
+    .find((path) => existsSync(path))
+  if (file === undefined) throw new Error("cannot find eventcore's package.json")
+  return (JSON.parse(readFileSync(file, "utf8")) as { readonly version: string }).version
+}
 
-cli(process.argv).pipe(
-  Effect.catchAllCause(reportFailure),
-  // Retries log warnings; the commands report what matters themselves.
-  Logger.withMinimumLogLevel(LogLevel.Error),
-  Effect.provide(Layer.mergeAll(NodeContext.layer)),
-  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
-)
+/** One line on stderr; never a stack trace. */
+const reportFailure = (cause: Cause.Cause<unknown>) => {
+  const error = Cause.squash(cause)
+  const message = error instanceof Error ? error.message : String(error)
+  process.stderr.write(`eventcore: ${message.split("\n")[0]}\n`)
+}
+
+/**
+ * Runs a command to its end. SIGINT or SIGTERM interrupts it, so its scopes
+ * close (the database with them) before the process exits with 128 + the
+ * signal's number; a second signal ends the process at once.
+ */
+const runMain = async (program: Run) => {
+  const interrupt = new AbortController()
+  let received: NodeJS.Signals | undefined
+  const onSignal = (signal: NodeJS.Signals) => {
+    received = signal
+    stopListening()
+    interrupt.abort()
+  }
+  const stopListening = () => {
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
+  }
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+  // Keeps the process alive while the fiber waits on nothing Node counts as work.
+  const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
+  const exit = await Effect.runPromiseExit(
+    // Retries log warnings; the commands report what matters themselves.
+    program.pipe(Logger.withMinimumLogLevel(LogLevel.Error)),
+    { signal: interrupt.signal }
+  )
+  clearInterval(keepAlive)
+  stopListening()
+  if (received !== undefined) process.exit(128 + constants.signals[received])
+  if (Exit.isFailure(exit)) {
+    reportFailure(exit.cause)
+    process.exit(1)
+  }
+}
+
+try {
+  const line = parseCommandLine(
+    {
+      name: "eventcore",
+      summary: "inspect and exercise an eventcore store",
+      commands,
+      notes: [
+        "Each command works on PostgreSQL at --url URL (else DATABASE_URL), or on PGlite in --data-dir DIR",
+        "(the demo's default: a fresh temporary directory), and applies pending migrations first."
+      ],
+      version
+    },
+    process.argv.slice(2)
+  )
+  if (line._tag === "Print") {
+    process[line.to].write(line.text)
+    process.exitCode = line.exitCode
+  } else {
+    await runMain(line.run)
+  }
+} catch (error) {
+  process.stderr.write(`eventcore: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exitCode = 1
+}

@@ -1,0 +1,298 @@
+/**
+ * Command-line parsing for the `eventcore` command, on Node's own `parseArgs`:
+ * commands with options and positional arguments, help text, and one-line
+ * errors for what a user typed wrong. It knows nothing of what the commands do.
+ */
+import { parseArgs } from "node:util"
+
+export interface TextOption {
+  readonly type: "text"
+  /** What the value is, in the help: `--data-dir DIR`. */
+  readonly placeholder: string
+  readonly description: string
+}
+
+export interface IntegerOption<Default extends number | undefined = number | undefined> {
+  readonly type: "integer"
+  readonly placeholder: string
+  readonly description: string
+  /** Used when the option is absent, and shown in the help. */
+  readonly default: Default
+}
+
+export interface FlagOption {
+  readonly type: "flag"
+  readonly description: string
+}
+
+export type OptionSpec = TextOption | IntegerOption | FlagOption
+
+export const text = (placeholder: string, description: string): TextOption => ({
+  type: "text",
+  placeholder,
+  description
+})
+
+export const integer = <const Default extends number | undefined = undefined>(
+  description: string,
+  defaultValue?: Default
+): IntegerOption<Default> => ({ type: "integer", placeholder: "N", description, default: defaultValue as Default })
+
+export const flag = (description: string): FlagOption => ({ type: "flag", description })
+
+/** What a command receives for an option: absent text is `undefined`, absent integers take their default. */
+export type ValueOf<O extends OptionSpec> = O extends FlagOption
+  ? boolean
+  : O extends IntegerOption<infer Default>
+    ? Default extends number
+      ? number
+      : number | undefined
+    : string | undefined
+
+export interface ArgumentSpec<Name extends string = string> {
+  readonly name: Name
+  readonly description: string
+}
+
+export interface CommandSpec<
+  Options extends Record<string, OptionSpec> = Record<string, OptionSpec>,
+  Args extends string = string
+> {
+  readonly name: string
+  /** One line, in the command list and at the top of the command's help. */
+  readonly summary: string
+  /** Required positional arguments, in order. */
+  readonly args?: ReadonlyArray<ArgumentSpec<Args>>
+  /** By option name, without the dashes. */
+  readonly options: Options
+}
+
+export interface Input<Options extends Record<string, OptionSpec>, Args extends string> {
+  readonly options: { readonly [K in keyof Options]: ValueOf<Options[K]> }
+  readonly args: { readonly [K in Args]: string }
+}
+
+/** A command whose arguments are parsed before it runs; `R` is what running it means (here an Effect). */
+export interface Command<R> {
+  readonly spec: CommandSpec
+  /** Parses the arguments after the command's name; throws an {@link ArgumentError}. */
+  readonly prepare: (argv: ReadonlyArray<string>) => R
+}
+
+export const command = <const Options extends Record<string, OptionSpec>, R, const Args extends string = never>(
+  spec: CommandSpec<Options, Args>,
+  run: (input: Input<Options, Args>) => R
+): Command<R> => ({ spec, prepare: (argv) => run(parseCommand(spec, argv)) })
+
+export interface Program<R> {
+  readonly name: string
+  readonly summary: string
+  readonly commands: ReadonlyArray<Command<R>>
+  /** Printed under the command list. */
+  readonly notes?: ReadonlyArray<string>
+  /** Read only when asked for. */
+  readonly version: () => string
+}
+
+/** What the command line asks for: text to print and an exit code, or a command to run. */
+export type CommandLine<R> =
+  | { readonly _tag: "Print"; readonly to: "stdout" | "stderr"; readonly text: string; readonly exitCode: 0 | 2 }
+  | { readonly _tag: "Run"; readonly run: R }
+
+/** What is wrong with the arguments. */
+export class ArgumentError extends Error {}
+
+const isHelp = (arg: string) => arg === "--help" || arg === "-h"
+
+/**
+ * Help goes to stdout with exit code 0; no command at all prints the help on
+ * stderr with exit code 2, as does anything wrong with the arguments, in one
+ * line that says whose help to read.
+ */
+export const parseCommandLine = <R>(program: Program<R>, argv: ReadonlyArray<string>): CommandLine<R> => {
+  const print = (to: "stdout" | "stderr", text: string, exitCode: 0 | 2): CommandLine<R> => ({
+    _tag: "Print",
+    to,
+    text,
+    exitCode
+  })
+  let help = `${program.name} --help`
+  try {
+    const [first, ...rest] = argv
+    if (first === undefined) return print("stderr", programHelp(program), 2)
+    if (isHelp(first)) return print("stdout", programHelp(program), 0)
+    if (first === "--version") return print("stdout", `${program.version()}\n`, 0)
+    if (first === "help") {
+      const [name, ...extra] = rest
+      if (extra[0] !== undefined) throw new ArgumentError(`unexpected argument ${JSON.stringify(extra[0])}`)
+      if (name === undefined || name === "help" || isHelp(name)) return print("stdout", programHelp(program), 0)
+      return print("stdout", commandHelp(program.name, findCommand(program, name).spec), 0)
+    }
+    if (first.startsWith("-")) {
+      const name = first.replace(/^--?|=.*$/g, "")
+      const known = program.commands.some((c) => Object.hasOwn(c.spec.options, name))
+      throw new ArgumentError(known ? `--${name} goes after the command` : `unknown option ${first}`)
+    }
+    const chosen = findCommand(program, first)
+    help = `${program.name} ${first} --help`
+    // --help wins over anything else on the line, up to a "--" (after which it is an argument).
+    const options = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest
+    if (options.some(isHelp)) return print("stdout", commandHelp(program.name, chosen.spec), 0)
+    return { _tag: "Run", run: chosen.prepare(rest) }
+  } catch (error) {
+    if (!(error instanceof ArgumentError)) throw error
+    return print("stderr", `${program.name}: ${error.message} (see ${help})\n`, 2)
+  }
+}
+
+const findCommand = <R>(program: Program<R>, name: string): Command<R> => {
+  const found = program.commands.find((c) => c.spec.name === name)
+  if (found !== undefined) return found
+  const names = [...program.commands.map((c) => c.spec.name), "help"]
+  throw new ArgumentError(`unknown command ${JSON.stringify(name)}${suggestion(name, names)}`)
+}
+
+/** Parses one command's arguments (those after its name). */
+export const parseCommand = <Options extends Record<string, OptionSpec>, Args extends string>(
+  spec: CommandSpec<Options, Args>,
+  argv: ReadonlyArray<string>
+): Input<Options, Args> => {
+  const fail = (message: string): never => {
+    throw new ArgumentError(message)
+  }
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: Object.fromEntries(
+      Object.entries(spec.options).map(([name, option]) => [
+        name,
+        { type: option.type === "flag" ? ("boolean" as const) : ("string" as const) }
+      ])
+    ),
+    // Unknown options, missing values and the like are reported below, in the command's own words.
+    strict: false,
+    allowPositionals: true,
+    tokens: true
+  })
+  const values: Record<string, string | number | boolean | undefined> = {}
+  const positionals: Array<string> = []
+  for (const token of tokens) {
+    if (token.kind === "positional") positionals.push(token.value)
+    if (token.kind !== "option") continue
+    const option = Object.hasOwn(spec.options, token.name) ? spec.options[token.name] : undefined
+    // No command has short options: -h is taken before parsing.
+    if (option === undefined || !token.rawName.startsWith("--")) {
+      return fail(
+        `unknown option ${token.rawName}${suggestion(
+          token.rawName,
+          Object.keys(spec.options).map((name) => `--${name}`)
+        )}`
+      )
+    }
+    if (option.type === "flag") {
+      if (token.value !== undefined) return fail(`${token.rawName} takes no value`)
+      values[token.name] = true
+      continue
+    }
+    // A separate value that looks like an option is the next option, not this one's value.
+    const value =
+      token.value === undefined || (!token.inlineValue && /^-[^\d]/.test(token.value)) ? undefined : token.value
+    if (value === undefined) return fail(`${token.rawName} needs a value`)
+    if (values[token.name] !== undefined) return fail(`${token.rawName} is given more than once`)
+    if (option.type === "integer") {
+      const number = Number(value)
+      if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(number))
+        return fail(`${token.rawName} expects an integer, got ${JSON.stringify(value)}`)
+      values[token.name] = number
+    } else {
+      values[token.name] = value
+    }
+  }
+  for (const [name, option] of Object.entries(spec.options)) {
+    if (values[name] !== undefined) continue
+    if (option.type === "flag") values[name] = false
+    if (option.type === "integer") values[name] = option.default
+  }
+  const expected = spec.args ?? []
+  const extra = positionals[expected.length]
+  if (extra !== undefined) return fail(`unexpected argument ${JSON.stringify(extra)}`)
+  const args: Record<string, string> = {}
+  for (const [i, arg] of expected.entries()) {
+    const value = positionals[i]
+    if (value === undefined) return fail(`missing argument <${arg.name}>`)
+    args[arg.name] = value
+  }
+  return { options: values, args } as Input<Options, Args>
+}
+
+/** `; did you mean X?` when exactly one name is a typo away. */
+const suggestion = (typed: string, names: ReadonlyArray<string>) => {
+  const close = names.filter((name) => distance(typed, name) <= Math.min(2, Math.floor(name.length / 3)))
+  return close.length === 1 ? `; did you mean ${close[0]}?` : ""
+}
+
+/** Levenshtein distance. */
+const distance = (a: string, b: string) => {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1)
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution)
+    }
+    previous = current
+  }
+  return previous[b.length] as number
+}
+
+/** Two columns: names padded to the widest. */
+const table = (rows: ReadonlyArray<readonly [string, string]>) => {
+  const width = Math.max(...rows.map(([left]) => left.length))
+  return rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`.trimEnd())
+}
+
+export const programHelp = <R>(program: Program<R>) =>
+  [
+    `${program.name}: ${program.summary}`,
+    "",
+    `Usage: ${program.name} <command> [options]`,
+    "",
+    "Commands:",
+    ...table([
+      ...program.commands.map((c) => [c.spec.name, c.spec.summary] as const),
+      ["help", `print this help, or a command's: ${program.name} help <command>`]
+    ]),
+    "",
+    "Options:",
+    ...table([
+      ["-h, --help", "print this help"],
+      ["--version", "print the version"]
+    ]),
+    ...(program.notes === undefined ? [] : ["", ...program.notes]),
+    "",
+    `Run '${program.name} <command> --help' for a command's options.`,
+    ""
+  ].join("\n")
+
+export const commandHelp = (programName: string, spec: CommandSpec) => {
+  const args = spec.args ?? []
+  const optionRows = Object.entries(spec.options).map(([name, option]) => {
+    const left = option.type === "flag" ? `--${name}` : `--${name} ${option.placeholder}`
+    const right =
+      option.type === "integer" && option.default !== undefined
+        ? `${option.description} (default: ${option.default})`
+        : option.description
+    return [left, right] as const
+  })
+  return [
+    `Usage: ${[programName, spec.name, ...args.map((arg) => `<${arg.name}>`), "[options]"].join(" ")}`,
+    "",
+    `${spec.summary.charAt(0).toUpperCase()}${spec.summary.slice(1)}.`,
+    ...(args.length === 0
+      ? []
+      : ["", "Arguments:", ...table(args.map((arg) => [`<${arg.name}>`, arg.description] as const))]),
+    "",
+    "Options:",
+    ...table([...optionRows, ["-h, --help", "print this help"]]),
+    ""
+  ].join("\n")
+}
