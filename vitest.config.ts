@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests import the package by its public name, resolved to the sources.
     alias: [
       { find: /^eventcore\/testing$/, replacement: source("./src/testing/index.ts") },
+      { find: /^eventcore\/drizzle$/, replacement: source("./src/drizzle.ts") },
       { find: /^eventcore$/, replacement: source("./src/index.ts") }
     ]
   },

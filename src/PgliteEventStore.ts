@@ -10,15 +10,20 @@ import * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
 import * as Migrations from "./sql/migrations.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
+import { defaultSchema } from "./sql/schema.js"
+import { type SchemaOptions, schemaOf } from "./sql/schemaName.js"
 
-export interface PgliteOptions {
+export interface PgliteOptions extends SchemaOptions {
   /** Keep the database in this directory (created if missing); in memory when absent. */
   readonly dataDir?: string
 }
 
 /** Applies the migrations in `drizzle/` to a PGlite database; idempotent. */
-export const migrate = (client: PGlite): Effect.Effect<Migrations.MigrationReport, StoreError> =>
-  Migrations.migrate(drizzle({ client }))
+export const migrate = (
+  client: PGlite,
+  options: SchemaOptions = {}
+): Effect.Effect<Migrations.MigrationReport, StoreError> =>
+  Effect.flatMap(schemaOf("migrate", options), (schema) => Migrations.migrate(drizzle({ client }), schema))
 
 /**
  * PGlite runs each query to completion on this thread and settles its promise
@@ -33,9 +38,13 @@ const yieldToEventLoop = Effect.async<void>((resume) => {
 
 const gate: SqlEventStore.Gate = (_, run) => Effect.zipLeft(run, yieldToEventLoop)
 
-/** A store over a PGlite database the caller owns and has migrated; the store never closes it. */
-export const make = (client: PGlite): EventStore.EventStore =>
+/**
+ * A store over a PGlite database the caller owns and has migrated; the store
+ * never closes it. `schema` must be valid (see `schemaOf`; default `eventcore`).
+ */
+export const make = (client: PGlite, options: SchemaOptions = {}): EventStore.EventStore =>
   SqlEventStore.make(drizzle({ client }), {
+    schema: options.schema ?? defaultSchema,
     gate,
     runPrepared: (statement, params) =>
       client
@@ -48,23 +57,32 @@ export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.Event
   Layer.scoped(
     EventStore.EventStore,
     Effect.gen(function* () {
+      const schema = yield* schemaOf("open", options)
       const client = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () => PGlite.create(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
           catch: (cause) =>
             new StoreError({
               operation: "open",
-              message: `Cannot open PGlite${options.dataDir === undefined ? "" : ` in ${options.dataDir}`}: ${cause instanceof Error ? cause.message : String(cause)}. Is another process using this directory?`,
+              message: `Cannot open PGlite${options.dataDir === undefined ? "" : ` in ${options.dataDir}`}: ${cause instanceof Error ? cause.message : String(cause)}`,
               cause
             })
         }),
         (client) => Effect.promise(() => client.close())
       )
-      yield* migrate(client)
-      return make(client)
+      yield* migrate(client, { schema })
+      return make(client, { schema })
     })
   )
 
 /** A store over a PGlite database the caller owns (migrated here); the store never closes it. */
-export const layerFromClient = (client: PGlite): Layer.Layer<EventStore.EventStore, StoreError> =>
-  Layer.effect(EventStore.EventStore, Effect.as(migrate(client), make(client)))
+export const layerFromClient = (
+  client: PGlite,
+  options: SchemaOptions = {}
+): Layer.Layer<EventStore.EventStore, StoreError> =>
+  Layer.effect(
+    EventStore.EventStore,
+    Effect.flatMap(schemaOf("open", options), (schema) =>
+      Effect.as(migrate(client, { schema }), make(client, { schema }))
+    )
+  )

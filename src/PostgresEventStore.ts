@@ -10,8 +10,10 @@ import { StoreError } from "./errors.js"
 import { storeError } from "./sql/errors.js"
 import * as Migrations from "./sql/migrations.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
+import { defaultSchema, tablesIn } from "./sql/schema.js"
+import { type SchemaOptions, schemaOf } from "./sql/schemaName.js"
 
-export interface PostgresConfig {
+export interface PostgresConfig extends SchemaOptions {
   /** `postgres://user:password@host:port/database`; give a `Redacted` to keep the password out of logs. */
   readonly url: string | Redacted.Redacted<string>
   /** Connections in the pool (default 10). */
@@ -139,19 +141,26 @@ const openClient = (config: PostgresConfig) =>
     (client) => Effect.promise(() => client.end({ timeout: 5 }))
   )
 
-const migrateClient = (client: postgres.Sql) => Migrations.migrate(drizzle({ client }))
+const migrateClient = (client: postgres.Sql, schema: string) => Migrations.migrate(drizzle({ client }), schema)
 
 /**
- * Applies the drizzle-kit migrations in `drizzle/`: idempotent, and safe when
- * several processes run it at once (they take turns on an advisory lock). Given
- * a config it opens and closes its own connection; given a client it borrows one.
+ * Applies the drizzle-kit migrations in `drizzle/` to the configured schema
+ * (default `eventcore`): idempotent, and safe when several processes run it at
+ * once (they take turns on an advisory lock). Given a config it opens and
+ * closes its own connection; given a client it borrows one (`options.schema`
+ * names the schema then).
  */
 export const migrate = (
-  target: PostgresConfig | postgres.Sql
+  target: PostgresConfig | postgres.Sql,
+  options: SchemaOptions = {}
 ): Effect.Effect<Migrations.MigrationReport, StoreError> =>
   isClient(target)
-    ? migrateClient(target)
-    : Effect.scoped(Effect.flatMap(openClient({ ...target, maxConnections: 1 }), migrateClient))
+    ? Effect.flatMap(schemaOf("migrate", options), (schema) => migrateClient(target, schema))
+    : Effect.flatMap(schemaOf("migrate", target), (schema) =>
+        Effect.scoped(
+          Effect.flatMap(openClient({ ...target, maxConnections: 1 }), (client) => migrateClient(client, schema))
+        )
+      )
 
 const isClient = (target: PostgresConfig | postgres.Sql): target is postgres.Sql => typeof target === "function"
 
@@ -192,10 +201,14 @@ const makeGate = (config: PostgresConfig) =>
     return gate
   })
 
-/** A store over a postgres.js client; `gate` bounds concurrent operations (see `layer`). */
-export const make = (client: postgres.Sql, options: { readonly gate?: SqlEventStore.Gate } = {}) =>
+/**
+ * A store over a postgres.js client; `gate` bounds concurrent operations (see
+ * `layer`). `schema` must be valid (see `layer`; default `eventcore`).
+ */
+export const make = (client: postgres.Sql, options: SchemaOptions & { readonly gate?: SqlEventStore.Gate } = {}) =>
   SqlEventStore.make(drizzle({ client }), {
     ...options,
+    schema: options.schema ?? defaultSchema,
     runPrepared: (statement, params) =>
       client
         .unsafe(statement, params as Array<postgres.ParameterOrJSON<never>>, { prepare: true })
@@ -216,9 +229,9 @@ const dense = <A>(rows: ReadonlyArray<A>): ReadonlyArray<A> =>
   rows.length > 0 && !(0 in rows) ? rows.filter(() => true) : rows
 
 /** Fails at build time, with a message that says what to do, if the server is unreachable or not migrated. */
-const probe = (client: postgres.Sql) =>
+const probe = (client: postgres.Sql, schema: string) =>
   Effect.tryPromise({
-    try: () => client`select 1 from eventcore_streams limit 0`,
+    try: () => drizzle({ client }).select().from(tablesIn(schema).streams).limit(0),
     catch: (error) => storeError("connect", error)
   })
 
@@ -227,16 +240,21 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
   Layer.scoped(
     EventStore.EventStore,
     Effect.gen(function* () {
+      const schema = yield* schemaOf("connect", config)
       const client = yield* openClient(config)
-      if (config.autoMigrate === true) yield* migrateClient(client)
-      yield* probe(client)
-      return make(client, { gate: yield* makeGate(config) })
+      if (config.autoMigrate === true) yield* migrateClient(client, schema)
+      yield* probe(client, schema)
+      return make(client, { schema, gate: yield* makeGate(config) })
     })
   )
 
-/** The configuration `layerConfig` reads: `DATABASE_URL`, `EVENTCORE_MAX_CONNECTIONS`, `EVENTCORE_ACQUIRE_TIMEOUT`. */
+/**
+ * The configuration `layerConfig` reads: `DATABASE_URL`, `EVENTCORE_MAX_CONNECTIONS`,
+ * `EVENTCORE_ACQUIRE_TIMEOUT`, `EVENTCORE_SCHEMA`.
+ */
 export const config: Config.Config<PostgresConfig> = Config.all({
   url: Config.redacted("DATABASE_URL"),
+  schema: Config.string("EVENTCORE_SCHEMA").pipe(Config.withDefault(defaultSchema)),
   maxConnections: Config.integer("EVENTCORE_MAX_CONNECTIONS").pipe(Config.withDefault(defaults.maxConnections)),
   acquireTimeout: Config.duration("EVENTCORE_ACQUIRE_TIMEOUT").pipe(Config.withDefault(defaults.acquireTimeout))
 })
@@ -245,6 +263,21 @@ export const layerConfig: Layer.Layer<EventStore.EventStore, StoreError | Config
   Effect.map(config, layer)
 )
 
-/** A store over a pool the application owns: the store never closes it. */
-export const layerFromClient = (client: postgres.Sql): Layer.Layer<EventStore.EventStore> =>
-  Layer.succeed(EventStore.EventStore, make(client))
+/**
+ * A store over a pool the application owns: the store never closes it. With
+ * `schema`, a name that is not valid fails the layer with a `StoreError`.
+ */
+export function layerFromClient(client: postgres.Sql): Layer.Layer<EventStore.EventStore>
+export function layerFromClient(
+  client: postgres.Sql,
+  options: SchemaOptions
+): Layer.Layer<EventStore.EventStore, StoreError>
+export function layerFromClient(
+  client: postgres.Sql,
+  options: SchemaOptions = {}
+): Layer.Layer<EventStore.EventStore, StoreError> {
+  return Layer.effect(
+    EventStore.EventStore,
+    Effect.map(schemaOf("connect", options), (schema) => make(client, { schema }))
+  )
+}

@@ -9,6 +9,7 @@ import { runEventStoreContract, testEvents, writesOf } from "eventcore/testing"
 import { afterAll, describe, expect, it } from "vitest"
 import * as SqlEventStore from "../src/sql/SqlEventStore.js"
 import { defineEnforcementTests } from "./sql/enforcement.js"
+import { defineUpgradeTests, migrateAsRelease010 } from "./sql/upgrade.js"
 import { shippedMigrations } from "./support/migrations.js"
 import { usePgliteTemplate } from "./support/pglite.js"
 import { makeRecordingTracer } from "./support/recording.js"
@@ -17,6 +18,22 @@ const pglite = usePgliteTemplate()
 
 runEventStoreContract("PgliteEventStore", () => pglite.layer, {
   propertyRuns: Number(process.env.EVENTCORE_PROPERTY_RUNS ?? 25)
+})
+
+describe("PgliteEventStore: upgrading a database of the release before the own schema", () => {
+  defineUpgradeTests(async (body) => {
+    const db = await PGlite.create()
+    try {
+      const sql = {
+        query: async (text: string, params?: ReadonlyArray<unknown>) =>
+          (await db.query(text, params as Array<unknown>)).rows as never
+      }
+      await migrateAsRelease010(sql)
+      await body(sql, PgliteEventStore.layerFromClient(db))
+    } finally {
+      await db.close()
+    }
+  })
 })
 
 describe("PgliteEventStore: the database enforces", () => {
@@ -61,7 +78,7 @@ describe("PgliteEventStore.layer", () => {
     try {
       const report = await Effect.runPromise(PgliteEventStore.migrate(db))
       expect(report.applied).toEqual([])
-      const history = await db.query<{ n: number }>("select count(*)::int as n from drizzle.__eventcore_migrations")
+      const history = await db.query<{ n: number }>("select count(*)::int as n from eventcore.migrations")
       expect(history.rows[0]?.n).toBe(shippedMigrations.length)
     } finally {
       await db.close()
@@ -148,8 +165,9 @@ describe("SqlEventStore after a raced write", () => {
 
   const storeRacedAt = (db: PGlite, diagnosis: "answers" | "fails") =>
     SqlEventStore.make(drizzle({ client: db }), {
+      schema: "eventcore",
       runPrepared: async (statement, params) => {
-        if (statement === SqlEventStore.appendStatement) throw serializationFailure
+        if (statement === SqlEventStore.statementsIn("eventcore").append) throw serializationFailure
         if (diagnosis === "fails") throw Object.assign(new Error("terminating connection"), { code: "57P01" })
         return (await db.query<Array<unknown>>(statement, params as Array<unknown>, { rowMode: "array" })).rows
       }

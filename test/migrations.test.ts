@@ -1,7 +1,7 @@
 /**
  * The committed migrations in drizzle/ must be exactly what drizzle-kit
- * generates from src/sql/schema.ts: a schema change without `npm run
- * db:generate` fails here.
+ * generates from src/sql/migrationTables.ts (the tables of src/sql/schema.ts
+ * without a schema): a schema change without `npm run db:generate` fails here.
  */
 import { spawnSync } from "node:child_process"
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -39,21 +39,23 @@ const generate = (name: string, schema: string) => {
 
 describe("migrations", () => {
   it("match the schema: drizzle-kit generates nothing new", () => {
-    const { output, added } = generate("current", join(root, "src", "sql", "schema.ts"))
+    const { output, added } = generate("current", join(root, "src", "sql", "migrationTables.ts"))
     expect(added).toEqual([])
     expect(output).toContain("No schema changes")
   }, 60_000)
 
   it("would be detected as stale after a schema change", () => {
-    const changed = join(scratch, "schema.ts")
-    writeFileSync(
-      changed,
-      readFileSync(join(root, "src", "sql", "schema.ts"), "utf8").replace(
-        'version: integer("version").notNull()',
-        'version: integer("version").notNull(),\n    note: text("note")'
-      )
+    const changed = join(scratch, "changed-schema")
+    mkdirSync(changed)
+    cpSync(join(root, "src", "sql", "migrationTables.ts"), join(changed, "migrationTables.ts"))
+    const schema = readFileSync(join(root, "src", "sql", "schema.ts"), "utf8")
+    const withNote = schema.replace(
+      'version: integer("version").notNull()',
+      'version: integer("version").notNull(),\n      note: text("note")'
     )
-    const { added } = generate("changed", changed)
+    expect(withNote).not.toBe(schema)
+    writeFileSync(join(changed, "schema.ts"), withNote)
+    const { added } = generate("changed", join(changed, "migrationTables.ts"))
     expect(added.filter((file) => file.endsWith(".sql"))).toHaveLength(1)
   }, 60_000)
 

@@ -17,8 +17,8 @@ import { and, eq, gte, sql } from "drizzle-orm"
 import { drizzle } from "drizzle-orm/postgres-js"
 import { Effect } from "effect"
 import { EventStore, PostgresEventStore, type RecordedEvent, StreamId } from "eventcore"
+import { events, streams } from "eventcore/drizzle"
 import postgres from "postgres"
-import { events, streams } from "../../src/sql/schema.js"
 import { adminOf } from "../lib/server.js"
 import { rawSystem } from "../systems/raw.js"
 import { benchEvents } from "../workloads/payload.js"
@@ -43,7 +43,7 @@ try {
   await raw.seed([{ streamId, events: seedEvents }])
   await raw.close()
   const client = postgres(url, { max: 1, onnotice: () => {} })
-  await client`insert into eventcore_events (event_id, stream_id, stream_version, event_type, data)
+  await client`insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
                select gen_random_uuid(), stream_id, stream_version, event_type, data from bench_raw_events`
   await client`vacuum analyze`
 

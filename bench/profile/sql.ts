@@ -1,7 +1,7 @@
 /**
  * The SQL side of the PostgreSQL store, profiled on a scratch database:
  *
- *  1. the nested plans of one `eventcore_append` call (auto_explain with
+ *  1. the nested plans of one `eventcore.append` call (auto_explain with
  *     log_nested_statements, sent back as NOTICEs): every lookup should be an
  *     index probe, and stay one, whatever the table sizes;
  *  2. EXPLAIN (ANALYZE, BUFFERS) of the store's read statement and of the raw SELECT;
@@ -57,7 +57,7 @@ try {
   await sql`set synchronous_commit = off`
 
   // --- 1. nested plans of one append --------------------------------------
-  await sql`insert into eventcore_events (event_id, stream_id, stream_version, event_type, data)
+  await sql`insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
             select gen_random_uuid(), 'seed-' || g, 1, 'Seeded', '{}'::jsonb from generate_series(1, 10000) g`
   await sql`analyze`
   await sql`load 'auto_explain'`
@@ -66,14 +66,14 @@ try {
   await sql`set auto_explain.log_buffers = on`
   await sql`set auto_explain.log_nested_statements = on`
   await sql`set auto_explain.log_level = notice`
-  console.log("## 1. One eventcore_append to an existing stream (10,000 streams), nested statements\n")
+  console.log("## 1. One eventcore.append to an existing stream (10,000 streams), nested statements\n")
   // Warm the function's plan cache first (plans are cached per session, and
   // plpgsql may switch to a generic plan after five executions).
   await sql`set auto_explain.log_min_duration = -1`
-  for (let i = 0; i < 8; i++) await sql`select eventcore_append(${request(`warm-${i}`, "no_stream")}::text::jsonb)`
+  for (let i = 0; i < 8; i++) await sql`select eventcore.append(${request(`warm-${i}`, "no_stream")}::text::jsonb)`
   await sql`set auto_explain.log_min_duration = 0`
   notices.length = 0
-  await sql`select eventcore_append(${request("seed-17", 1)}::text::jsonb)`
+  await sql`select eventcore.append(${request("seed-17", 1)}::text::jsonb)`
   for (const notice of notices) {
     const duration = /duration: ([\d.]+) ms/.exec(notice)?.[1]
     const text =
@@ -109,7 +109,7 @@ try {
   )
   await sql`insert into bench_raw_events (event_id, stream_id, stream_version, event_type, data)
             select gen_random_uuid(), stream_id, stream_version, event_type, data
-            from eventcore_events where stream_id = 'read-1000'`
+            from eventcore.events where stream_id = 'read-1000'`
   await sql`vacuum analyze`
   let readSql = ""
   let readParams: ReadonlyArray<string | number> = []
@@ -117,7 +117,7 @@ try {
     max: 1,
     onnotice: () => {},
     debug: (_connection, query, parameters) => {
-      if (readSql !== "" || !query.includes("eventcore_events")) return
+      if (readSql !== "" || !query.includes("eventcore.events")) return
       readSql = query
       readParams = parameters as ReadonlyArray<string | number>
     }
@@ -157,7 +157,7 @@ try {
     "## 3. Cost of one append as streams accumulate (µs per call incl. the round trip, prepared statements, 1 connection, synchronous_commit off, best of 2)\n"
   )
   console.log(
-    "| streams | eventcore_append, new stream | raw, new stream | eventcore_append, existing | raw, existing |"
+    "| streams | eventcore.append, new stream | raw, new stream | eventcore.append, existing | raw, existing |"
   )
   console.log("| ---: | ---: | ---: | ---: | ---: |")
   let seeded = 0
@@ -181,7 +181,7 @@ try {
   const versions = { store: new Map<string, number>(), raw: new Map<string, number>() }
   for (const level of levels) {
     if (level > seeded) {
-      for (const table of ["eventcore_events", "bench_raw_events"]) {
+      for (const table of ["eventcore.events", "bench_raw_events"]) {
         await scale.unsafe(
           `insert into ${table} (event_id, stream_id, stream_version, event_type, data)
            select gen_random_uuid(), 'seed-' || g, 1, 'Seeded', '{}'::jsonb from generate_series($1::int, $2::int) g`,
@@ -195,13 +195,13 @@ try {
       const id = `seed-${1 + Math.floor(Math.random() * level)}`
       const version = versions[system].get(id) ?? 1
       if (system === "raw") await rawAppend(id, version)
-      else await scale`select eventcore_append(${request(id, version)}::text::jsonb)`
+      else await scale`select eventcore.append(${request(id, version)}::text::jsonb)`
       versions[system].set(id, version + 1)
     }
     const created = (system: "store" | "raw") => async () => {
       const id = `new-${fresh++}`
       if (system === "raw") await rawAppend(id, 0)
-      else await scale`select eventcore_append(${request(id, "no_stream")}::text::jsonb)`
+      else await scale`select eventcore.append(${request(id, "no_stream")}::text::jsonb)`
     }
     const cells: Array<number> = []
     for (const make of [created, existing]) {

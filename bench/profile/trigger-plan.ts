@@ -1,8 +1,8 @@
 /**
  * Regression check for plans cached while the tables were small. plpgsql
  * caches its statements' plans per connection, and a pooled connection lives
- * long: a plan made when eventcore_events held a few rows can outlive the
- * statistics it was made from. 0001's eventcore_append and trigger joined
+ * long: a plan made when eventcore.events held a few rows can outlive the
+ * statistics it was made from. 0001's eventcore.append and trigger joined
  * request, streams and events set-wise, and a plan made on small tables
  * (hash joins, hashed subplans over sequential scans of whole tables) stayed
  * so on a connection after the tables grew: appends slowed with the store
@@ -59,15 +59,15 @@ let slower = false
 try {
   await Effect.runPromise(PostgresEventStore.migrate({ url }))
   const setup = postgres(url, { max: 1, onnotice: () => {} })
-  await setup`alter table eventcore_events set (autovacuum_enabled = false)`
-  await setup`alter table eventcore_streams set (autovacuum_enabled = false)`
-  await setup`insert into eventcore_events (event_id, stream_id, stream_version, event_type, data)
+  await setup`alter table eventcore.events set (autovacuum_enabled = false)`
+  await setup`alter table eventcore.streams set (autovacuum_enabled = false)`
+  await setup`insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
               select gen_random_uuid(), 'hot-' || g, 1, 'T', '{}'::jsonb from generate_series(1, 100) g`
   const versions = new Map(Array.from({ length: 100 }, (_, i) => [`hot-${i + 1}`, 1]))
   const append = async (sql: postgres.Sql) => {
     const id = `hot-${1 + Math.floor(Math.random() * 100)}`
     const version = versions.get(id) as number
-    await sql`select eventcore_append(${request(id, version)}::text::jsonb)`
+    await sql`select eventcore.append(${request(id, version)}::text::jsonb)`
     versions.set(id, version + 1)
   }
   const time = async (sql: postgres.Sql) => {
@@ -89,9 +89,9 @@ try {
 
   const a = await connect()
   const small = await best(a)
-  await setup`insert into eventcore_events (event_id, stream_id, stream_version, event_type, data)
+  await setup`insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
               select gen_random_uuid(), 'bulk-' || g, 1, 'T', '{}'::jsonb from generate_series(1, ${events}::int) g`
-  // (the trigger gives each of them its row in eventcore_streams: both tables grow)
+  // (the trigger gives each of them its row in eventcore.streams: both tables grow)
   const b = await connect()
   await time(b) // B makes its plans now, after the load
   let [onA, onB] = [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]

@@ -121,8 +121,8 @@ export const postgresSystem = async (url: string, maxConnections: number): Promi
     ...system,
     size: async () => {
       const [row] = await sql<[{ streams: number; events: number }]>`
-        select (select count(*) from eventcore_streams)::int as streams,
-               (select count(*) from eventcore_events)::int as events`
+        select (select count(*) from eventcore.streams)::int as streams,
+               (select count(*) from eventcore.events)::int as events`
       return { streams: row?.streams ?? 0, events: row?.events ?? 0 }
     },
     close: async () => {

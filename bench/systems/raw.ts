@@ -2,7 +2,7 @@
  * The baseline: the least a correct client of plain postgres.js would do for
  * the same work, one round trip per operation.
  *
- * `bench_raw_events` has eventcore_events' columns, checks and indexes, but no
+ * `bench_raw_events` has eventcore.events' columns, checks and indexes, but no
  * triggers and no streams table. An append is one `INSERT ... SELECT` that
  * numbers the events on from the expected version and inserts nothing unless
  * the stream is at that version; 0 rows inserted, or a unique violation on

@@ -59,7 +59,7 @@ const open = async (): Promise<{
   const started = performance.now()
   // The same seed as on the server: one statement, the trigger advances the stream's row.
   await client.query(
-    `insert into eventcore_events (event_id, stream_id, stream_version, event_type, data)
+    `insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
      select gen_random_uuid(), $1, g, 'Recorded', jsonb_build_object('n', g, 'note', repeat('x', 160), 'ok', true)
      from generate_series(1, $2::int) g`,
     [streamId, events]

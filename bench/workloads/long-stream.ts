@@ -124,10 +124,10 @@ export const longStreamPostgres = async (
     try {
       // One statement; the trigger advances the stream's row to the last version.
       await sql`
-        insert into eventcore_events (event_id, stream_id, stream_version, event_type, data)
+        insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
         select gen_random_uuid(), 'long', g, 'Recorded', jsonb_build_object('n', g, 'note', repeat('x', 160), 'ok', true)
         from generate_series(1, ${options.w7Events}::int) g`
-      await sql`vacuum analyze eventcore_events`
+      await sql`vacuum analyze eventcore.events`
     } finally {
       await sql.end({ timeout: 5 })
     }

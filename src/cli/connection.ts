@@ -13,6 +13,7 @@ import * as PgliteEventStore from "../PgliteEventStore.js"
 import * as PostgresEventStore from "../PostgresEventStore.js"
 import type { MigrationReport } from "../sql/migrations.js"
 import type { Database } from "../sql/SqlEventStore.js"
+import { defaultSchema } from "../sql/schema.js"
 
 export type Target =
   | { readonly kind: "pglite"; readonly dataDir: string }
@@ -21,6 +22,8 @@ export type Target =
 export interface Connection {
   readonly store: EventStore.EventStore
   readonly db: Database
+  /** The PostgreSQL schema of eventcore's tables. */
+  readonly schema: string
   readonly migration: MigrationReport
 }
 
@@ -47,14 +50,19 @@ const connectPglite = (dataDir: string) =>
         catch: (cause) =>
           new StoreError({
             operation: "open",
-            message: `cannot open PGlite in ${dataDir} (${cause instanceof Error ? cause.message : String(cause)}): is another process using it?`,
+            message: `cannot open PGlite in ${dataDir} (${cause instanceof Error ? cause.message : String(cause)})`,
             cause
           })
       }),
       (client) => Effect.promise(() => client.close())
     )
     const migration = yield* PgliteEventStore.migrate(client)
-    return { store: PgliteEventStore.make(client), db: drizzlePglite({ client }), migration } satisfies Connection
+    return {
+      store: PgliteEventStore.make(client),
+      db: drizzlePglite({ client }),
+      schema: defaultSchema,
+      migration
+    } satisfies Connection
   })
 
 const connectPostgres = (url: string) =>
@@ -68,5 +76,10 @@ const connectPostgres = (url: string) =>
       (client) => Effect.promise(() => client.end({ timeout: 5 }))
     )
     const migration = yield* PostgresEventStore.migrate(client)
-    return { store: PostgresEventStore.make(client), db: drizzlePostgres({ client }), migration } satisfies Connection
+    return {
+      store: PostgresEventStore.make(client),
+      db: drizzlePostgres({ client }),
+      schema: defaultSchema,
+      migration
+    } satisfies Connection
   })

@@ -71,8 +71,8 @@ const streams = command(
       if (options.limit < 1) return yield* new UsageError({ message: "--limit must be at least 1" })
       const target = yield* targetOf(options, required)
       const rows = yield* Effect.scoped(
-        Effect.flatMap(connect(target), ({ db }) =>
-          listStreams(db, {
+        Effect.flatMap(connect(target), ({ db, schema }) =>
+          listStreams(db, schema, {
             limit: options.limit,
             ...(options.prefix === undefined ? {} : { prefix: options.prefix })
           })
@@ -124,7 +124,7 @@ const statsCommand = command(
   ({ options }) =>
     Effect.gen(function* () {
       const target = yield* targetOf(options, required)
-      const result = yield* Effect.scoped(Effect.flatMap(connect(target), ({ db }) => stats(db)))
+      const result = yield* Effect.scoped(Effect.flatMap(connect(target), ({ db, schema }) => stats(db, schema)))
       yield* Console.log(`events       ${result.events}`)
       yield* Console.log(`streams      ${result.streams}`)
       yield* Console.log(`database     ${(result.databaseBytes / 2 ** 20).toFixed(1)} MB`)

@@ -14,7 +14,7 @@ import { uuidv7 } from "../internal/uuid.js"
 import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
 import { isRacedWrite, parseDuplicateEventId, parseVersionConflict, storeError } from "./errors.js"
-import { events, streams } from "./schema.js"
+import { type Tables, tablesIn } from "./schema.js"
 
 // biome-ignore lint/suspicious/noExplicitAny: any Drizzle PostgreSQL database, whatever its driver and schema
 export type Database = PgDatabase<PgQueryResultHKT, any>
@@ -37,12 +37,16 @@ interface AppendReply {
   readonly recordedAt: number
 }
 
-/** The append: one statement, one round trip (see drizzle/0003_lean_append.sql). */
-export const appendStatement = "select eventcore_append($1::text::jsonb) as reply"
+/** A schema name as an SQL identifier. */
+const quoted = (schema: string) => `"${schema.replaceAll('"', '""')}"`
 
-/** The participants' current versions, for `diagnoseConflict`: the ids as one JSON array of strings. */
-export const conflictStatement =
-  "select stream_id, version from eventcore_streams where stream_id in (select jsonb_array_elements_text($1::text::jsonb))"
+/** The statements of a store in `schema` that are not built from its Drizzle tables. */
+export const statementsIn = (schema: string) => ({
+  /** The append: one statement, one round trip (see drizzle/0004_own_schema.sql). */
+  append: `select ${quoted(schema)}.append($1::text::jsonb) as reply`,
+  /** The participants' current versions, for `diagnoseConflict`: the ids as one JSON array of strings. */
+  conflict: `select stream_id, version from ${quoted(schema)}.streams where stream_id in (select jsonb_array_elements_text($1::text::jsonb))`
+})
 
 /**
  * Runs one of the store's two hot statements (the append, and the read built
@@ -61,11 +65,17 @@ export type RunPrepared = (
 const toBigInt = (value: unknown): bigint => BigInt(value as string | bigint)
 const toDate = (value: unknown): Date => (value instanceof Date ? value : new Date(value as string))
 
-export const make = (
-  db: Database,
-  options: { readonly runPrepared: RunPrepared; readonly gate?: Gate }
-): EventStore.EventStore => {
+export interface SqlStoreOptions {
+  /** The PostgreSQL schema holding eventcore's tables and functions. */
+  readonly schema: string
+  readonly runPrepared: RunPrepared
+  readonly gate?: Gate
+}
+
+export const make = (db: Database, options: SqlStoreOptions): EventStore.EventStore => {
   const gate = options.gate ?? ungated
+  const { events, streams }: Tables = tablesIn(options.schema)
+  const statements = statementsIn(options.schema)
 
   const query = <A>(operation: string, run: () => Promise<A>) =>
     gate(operation, Effect.tryPromise({ try: run, catch: (error) => storeError(operation, error) }))
@@ -145,7 +155,7 @@ export const make = (
    */
   const diagnoseConflict = (participants: ReadonlyArray<readonly [StreamId, ExpectedVersion.ExpectedVersion]>) =>
     query("append", () =>
-      options.runPrepared(conflictStatement, [JSON.stringify(participants.map(([id]) => id))])
+      options.runPrepared(statements.conflict, [JSON.stringify(participants.map(([id]) => id))])
     ).pipe(
       Effect.map((rows) => {
         const current = new Map(rows.map(([streamId, version]) => [streamId as string, version as number]))
@@ -174,7 +184,7 @@ export const make = (
         }))
       })
 
-      const outcome = yield* Effect.either(query("append", () => options.runPrepared(appendStatement, [request])))
+      const outcome = yield* Effect.either(query("append", () => options.runPrepared(statements.append, [request])))
       if (outcome._tag === "Left") {
         const error = outcome.left
         const failure: VersionConflict | DuplicateEventId | undefined =

@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import type { StoreError } from "../errors.js"
 import { storeError } from "./errors.js"
 import type { Database } from "./SqlEventStore.js"
-import { events, streams } from "./schema.js"
+import { tablesIn } from "./schema.js"
 
 export interface StreamSummary {
   readonly streamId: string
@@ -17,9 +17,11 @@ export interface StreamSummary {
 /** Streams with at least one event, in id order; `prefix` is matched literally (no wildcards). */
 export const listStreams = (
   db: Database,
+  schema: string,
   options: { readonly prefix?: string; readonly limit: number }
-): Effect.Effect<ReadonlyArray<StreamSummary>, StoreError> =>
-  Effect.tryPromise({
+): Effect.Effect<ReadonlyArray<StreamSummary>, StoreError> => {
+  const { streams } = tablesIn(schema)
+  return Effect.tryPromise({
     try: () =>
       db
         .select({ streamId: streams.streamId, version: streams.version })
@@ -33,6 +35,7 @@ export const listStreams = (
         .limit(options.limit),
     catch: (error) => storeError("list_streams", error)
   })
+}
 
 export interface StoreStats {
   readonly events: number
@@ -41,8 +44,9 @@ export interface StoreStats {
   readonly databaseBytes: number
 }
 
-export const stats = (db: Database): Effect.Effect<StoreStats, StoreError> =>
-  Effect.tryPromise({
+export const stats = (db: Database, schema: string): Effect.Effect<StoreStats, StoreError> => {
+  const { events, streams } = tablesIn(schema)
+  return Effect.tryPromise({
     try: async () => {
       const [totals] = await db
         .select({
@@ -65,3 +69,4 @@ export const stats = (db: Database): Effect.Effect<StoreStats, StoreError> =>
     },
     catch: (error) => storeError("stats", error)
   })
+}

@@ -1,16 +1,17 @@
 /**
- * Applies the drizzle-kit migrations in `drizzle/`, for both SQL stores.
+ * Applies the drizzle-kit migrations in `drizzle/` to one schema, for both SQL
+ * stores.
  *
  * drizzle's own migrator reads the applied history outside its transaction, so
  * two processes starting together could both apply the same migration. Here the
  * lock, the history and the migrations share one transaction: the first process
  * applies them, the others wait on the lock and then find nothing to do. The
- * history table has drizzle's layout, under a name of eventcore's own so an
- * application's drizzle history stays apart.
+ * history table has drizzle's layout and lives in the store's schema, apart from
+ * the application's own drizzle history.
  */
 import { existsSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { sql } from "drizzle-orm"
+import { type SQL, sql } from "drizzle-orm"
 import { readMigrationFiles } from "drizzle-orm/migrator"
 import { Effect } from "effect"
 import type { StoreError } from "../errors.js"
@@ -25,17 +26,22 @@ export const migrationsFolder = ["../../drizzle", "../../../drizzle"]
   .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
   .find((folder) => existsSync(`${folder}/meta/_journal.json`)) as string
 
-const history = sql`drizzle.__eventcore_migrations`
-
 /** Serializes migrations of one database across processes. */
 const lockKey = sql.raw("7310584986254749554")
+
+/** Where releases before the own-schema migration (0004) kept their history; their objects were in `public`. */
+const legacyHistory = "drizzle.__eventcore_migrations"
+const legacyTables = ["eventcore_events", "eventcore_streams"]
+const legacyFunctions = ["eventcore_refuse_change()", "eventcore_advance_streams()", "eventcore_append(jsonb)"]
 
 export interface MigrationReport {
   /** The migrations this call applied, by file name; empty when the database was up to date. */
   readonly applied: ReadonlyArray<string>
 }
 
-export const migrate = (db: Database): Effect.Effect<MigrationReport, StoreError> =>
+const historyOf = (schema: string) => sql`${sql.identifier(schema)}.migrations`
+
+export const migrate = (db: Database, schema: string): Effect.Effect<MigrationReport, StoreError> =>
   Effect.tryPromise({
     try: async () => {
       const migrations = readMigrationFiles({ migrationsFolder })
@@ -43,19 +49,29 @@ export const migrate = (db: Database): Effect.Effect<MigrationReport, StoreError
         readonly entries: ReadonlyArray<{ readonly tag: string; readonly when: number }>
       }
       const names = new Map(journal.entries.map((entry) => [entry.when, entry.tag]))
+      const history = historyOf(schema)
       return db.transaction(async (tx) => {
-        await tx.execute(sql`select pg_advisory_xact_lock(${lockKey})`)
-        await tx.execute(sql`create schema if not exists drizzle`)
-        await tx.execute(
+        const run = async (query: SQL) => rowsOf(await tx.execute(query))
+        await run(sql`select pg_advisory_xact_lock(${lockKey})`)
+        const [found] = await run(
+          sql`select to_regclass(quote_ident(${schema}) || '.migrations') is not null as current,
+                     to_regclass(${legacyHistory}) is not null as legacy`
+        )
+        await run(sql`create schema if not exists ${sql.identifier(schema)}`)
+        await run(
           sql`create table if not exists ${history} (id serial primary key, hash text not null, created_at bigint)`
         )
-        const last = rowsOf(await tx.execute(sql`select max(created_at)::text as at from ${history}`))[0]?.at
+        if (found?.current !== true && found?.legacy === true) await adoptLegacy(run, schema)
+
+        // Every migration names no schema: its objects are made in the store's.
+        await run(sql`select set_config('search_path', quote_ident(${schema}), true)`)
+        const last = (await run(sql`select max(created_at)::text as at from ${history}`))[0]?.at
         const appliedUntil = last === null || last === undefined ? -1 : Number(last)
         const applied: Array<string> = []
         for (const migration of migrations) {
           if (migration.folderMillis <= appliedUntil) continue
-          for (const statement of migration.sql) await tx.execute(sql.raw(statement))
-          await tx.execute(
+          for (const statement of migration.sql) await run(sql.raw(statement))
+          await run(
             sql`insert into ${history} (hash, created_at) values (${migration.hash}, ${migration.folderMillis})`
           )
           applied.push(names.get(migration.folderMillis) ?? String(migration.folderMillis))
@@ -65,3 +81,35 @@ export const migrate = (db: Database): Effect.Effect<MigrationReport, StoreError
     },
     catch: (error) => storeError("migrate", error)
   })
+
+/**
+ * A database migrated by a release before 0004 has eventcore's objects where
+ * its search path put them (`public`, usually) and the history in
+ * `drizzle.__eventcore_migrations`. Move both into the schema, events intact
+ * (moving a table moves its rows, indexes, triggers, identity sequence and
+ * grants), and let every role that could use the events table use the schema,
+ * so an application role keeps working. 0004 then renames them.
+ */
+const adoptLegacy = async (run: (query: SQL) => Promise<ReadonlyArray<Record<string, unknown>>>, schema: string) => {
+  const target = sql.identifier(schema)
+  const [where] = await run(
+    sql`select c.relnamespace::regnamespace::text as legacy_schema from pg_class c where c.oid = to_regclass('eventcore_events')`
+  )
+  const legacySchema = where?.legacy_schema
+  if (typeof legacySchema === "string") {
+    const from = sql.raw(legacySchema) // already quoted where needed: regnamespace's text form
+    const grantees = await run(sql`
+      select distinct coalesce(quote_ident(r.rolname), 'public') as grantee
+      from pg_class c cross join lateral aclexplode(c.relacl) a left join pg_roles r on r.oid = a.grantee
+      where c.oid = to_regclass('eventcore_events') and a.grantee <> c.relowner`)
+    for (const table of legacyTables) {
+      await run(sql`alter table ${from}.${sql.identifier(table)} set schema ${target}`)
+    }
+    for (const fn of legacyFunctions) await run(sql`alter function ${from}.${sql.raw(fn)} set schema ${target}`)
+    for (const { grantee } of grantees) await run(sql`grant usage on schema ${target} to ${sql.raw(String(grantee))}`)
+  }
+  await run(
+    sql`insert into ${historyOf(schema)} (hash, created_at) select hash, created_at from ${sql.raw(legacyHistory)} order by id`
+  )
+  await run(sql`drop table ${sql.raw(legacyHistory)}`)
+}

@@ -203,7 +203,7 @@ export const runEventStoreContract = (
             "back\\slash",
             "LIKE%pattern_",
             "ünïcödé-流-🚀",
-            "'; DROP TABLE eventcore_events; --",
+            "'; DROP TABLE eventcore.events; --",
             "x".repeat(255),
             "🚀".repeat(255)
           ].map(id)

@@ -22,7 +22,7 @@ const nested = (depth: number): unknown => {
 
 /** Payloads that are valid JSON but awkward for SQL, JSON escaping or Unicode handling. */
 export const awkwardPayloads: ReadonlyArray<readonly [string, unknown]> = [
-  ["quotes and backslashes", { s: `'"\\'; DROP TABLE eventcore_events; --`, path: "C:\\temp\\new" }],
+  ["quotes and backslashes", { s: `'"\\'; DROP TABLE eventcore.events; --`, path: "C:\\temp\\new" }],
   ["control characters", { s: "tab\tnewline\nreturn\rbell\u0007escape\u001b" }],
   ["unicode", { s: "ünïcödé 流 🚀 עברית \u0301e\u0301", "🔑": "emoji key" }],
   ["__proto__ and constructor keys", JSON.parse('{"__proto__": {"polluted": true}, "constructor": 1}')],

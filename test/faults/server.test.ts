@@ -91,17 +91,17 @@ describe("faults on a server the test owns", () => {
     const sql = postgres(server.url(), { max: 1, onnotice: () => {} })
     try {
       const rows = await sql<{ marker: string; n: number }[]>`
-        select data->>'marker' as marker, count(*)::int as n from eventcore_events group by 1`
+        select data->>'marker' as marker, count(*)::int as n from eventcore.events group by 1`
       const stored = new Map(rows.map((row) => [row.marker, row.n]))
       for (const marker of outcome.acknowledged) expect(stored.get(marker)).toBe(2)
       for (const [marker, n] of stored) expect([marker, n]).toEqual([marker, 2])
       const gaps = await sql`
-        select stream_id from eventcore_events group by stream_id
+        select stream_id from eventcore.events group by stream_id
         having max(stream_version) <> count(*) or min(stream_version) <> 1`
       expect(gaps).toEqual([])
       const drift = await sql`
-        select s.stream_id from eventcore_streams s
-        left join (select stream_id, max(stream_version) as v from eventcore_events group by 1) e using (stream_id)
+        select s.stream_id from eventcore.streams s
+        left join (select stream_id, max(stream_version) as v from eventcore.events group by 1) e using (stream_id)
         where s.version <> coalesce(e.v, 0)`
       expect(drift).toEqual([])
     } finally {
@@ -128,7 +128,7 @@ describe("faults on a server the test owns", () => {
               Effect.promise(() =>
                 admin.begin(async (tx) => {
                   await tx`set local statement_timeout = 0`
-                  await tx`lock table eventcore_streams in exclusive mode`
+                  await tx`lock table eventcore.streams in exclusive mode`
                   await Effect.runPromise(Effect.zipRight(locked.open, release.await))
                 })
               )
@@ -147,7 +147,7 @@ describe("faults on a server the test owns", () => {
       )
       expect(Either.isLeft(outcome) && outcome.left._tag).toBe("StoreError")
       expect(Either.isLeft(outcome) && outcome.left.message).toContain("statement_timeout")
-      const rows = await admin`select count(*)::int as n from eventcore_events where stream_id = 'slow'`
+      const rows = await admin`select count(*)::int as n from eventcore.events where stream_id = 'slow'`
       expect(rows[0]?.n).toBe(0)
     } finally {
       await admin`alter role postgres reset statement_timeout`

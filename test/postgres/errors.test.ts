@@ -35,13 +35,13 @@ describeServer("PostgreSQL errors at the edge", () => {
       streams: [{ id: "s", expected: "no_stream" }],
       events: [{ stream: "s", id: "0190a7d2-3c4e-7a1b-8c2d-000000000001", type: "E", data: {} }]
     })
-    await sql`select eventcore_append(${request}::text::jsonb)`
+    await sql`select eventcore.append(${request}::text::jsonb)`
   })
   afterAll(() => release())
 
   it("the append function's EC001 becomes VersionConflict with stream, expected and actual", async () => {
     const request = JSON.stringify({ streams: [{ id: "s", expected: 7 }], events: [] })
-    const error = await errorOf(() => sql`select eventcore_append(${request}::text::jsonb)`)
+    const error = await errorOf(() => sql`select eventcore.append(${request}::text::jsonb)`)
     expect(parseVersionConflict(error)).toMatchObject({
       _tag: "VersionConflict",
       streamId: "s",
@@ -55,7 +55,7 @@ describeServer("PostgreSQL errors at the edge", () => {
       streams: [{ id: "t", expected: "any" }],
       events: [{ stream: "t", id: "0190a7d2-3c4e-7a1b-8c2d-000000000001", type: "E", data: {} }]
     })
-    const error = await errorOf(() => sql`select eventcore_append(${request}::text::jsonb)`)
+    const error = await errorOf(() => sql`select eventcore.append(${request}::text::jsonb)`)
     expect(parseDuplicateEventId(error)).toMatchObject({ eventId: "0190a7d2-3c4e-7a1b-8c2d-000000000001" })
     expect(parseVersionConflict(error)).toBeUndefined()
   })
@@ -63,7 +63,7 @@ describeServer("PostgreSQL errors at the edge", () => {
   it("23505 on the stream version index and 40001 are raced writes, reported as conflicts", async () => {
     const duplicate = await errorOf(
       () =>
-        sql`insert into eventcore_events (event_id, stream_id, stream_version, event_type, data) values (${randomUUID()}, 's', 1, 'E', '{}')`
+        sql`insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (${randomUUID()}, 's', 1, 'E', '{}')`
     )
     expect((duplicate as { code: string }).code).toBe("23505")
     expect(isRacedWrite(duplicate)).toBe(true)
@@ -75,10 +75,10 @@ describeServer("PostgreSQL errors at the edge", () => {
     try {
       await a`begin isolation level serializable`
       await b`begin isolation level serializable`
-      await a`select count(*) from eventcore_events where stream_id = 'x'`
-      await b`select count(*) from eventcore_events where stream_id = 'y'`
-      await a`insert into eventcore_events (event_id, stream_id, stream_version, event_type, data) values (${randomUUID()}, 'y', 1, 'E', '{}')`
-      await b`insert into eventcore_events (event_id, stream_id, stream_version, event_type, data) values (${randomUUID()}, 'x', 1, 'E', '{}')`
+      await a`select count(*) from eventcore.events where stream_id = 'x'`
+      await b`select count(*) from eventcore.events where stream_id = 'y'`
+      await a`insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (${randomUUID()}, 'y', 1, 'E', '{}')`
+      await b`insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (${randomUUID()}, 'x', 1, 'E', '{}')`
       await a`commit`
       const serialization = await errorOf(() => b`commit`)
       expect((serialization as { code: string }).code).toBe("40001")
@@ -103,9 +103,9 @@ describeServer("PostgreSQL errors at the edge", () => {
   })
 
   it("refused updates keep the database's own explanation", async () => {
-    const error = await errorOf(() => sql`update eventcore_events set event_type = 'X'`)
+    const error = await errorOf(() => sql`update eventcore.events set event_type = 'X'`)
     expect(storeError("append", error).message).toBe(
-      "eventcore: UPDATE on eventcore_events is refused: the event log is append-only."
+      "eventcore: UPDATE on eventcore.events is refused: the event log is append-only."
     )
   })
 })

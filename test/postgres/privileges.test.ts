@@ -26,10 +26,11 @@ const urlAs = (role: string) => {
 
 /** The grants from docs/security.md. */
 const grantApplicationRole = (role: string) => `
-  grant select on eventcore_events, eventcore_streams to ${role};
-  grant insert on eventcore_events to ${role};
-  grant usage on sequence eventcore_events_global_position_seq to ${role};
-  grant execute on function eventcore_append(jsonb) to ${role};`
+  grant usage on schema eventcore to ${role};
+  grant select on eventcore.events, eventcore.streams to ${role};
+  grant insert on eventcore.events to ${role};
+  grant usage on sequence eventcore.eventcore_events_global_position_seq to ${role};
+  grant execute on function eventcore.append(jsonb) to ${role};`
 
 const codeOf = async (run: () => Promise<unknown>) => {
   try {
@@ -52,7 +53,9 @@ describeServer("least privilege", () => {
     await Effect.runPromise(PostgresEventStore.migrate({ url: urlAs(owner) }))
     asOwner = postgres(urlAs(owner), { max: 1, onnotice: () => {} })
     await asOwner.unsafe(grantApplicationRole(app))
-    await asOwner.unsafe(`grant select on eventcore_events, eventcore_streams to ${reader}`)
+    await asOwner.unsafe(
+      `grant usage on schema eventcore to ${reader}; grant select on eventcore.events, eventcore.streams to ${reader}`
+    )
     asApp = postgres(urlAs(app), { max: 1, onnotice: () => {} })
   })
 
@@ -93,25 +96,25 @@ describeServer("least privilege", () => {
   })
 
   it("the application role cannot UPDATE, DELETE or TRUNCATE events, even with the triggers dropped", async () => {
-    await asOwner.unsafe("drop trigger eventcore_events_append_only on eventcore_events")
+    await asOwner.unsafe("drop trigger eventcore_events_append_only on eventcore.events")
     try {
-      expect(await codeOf(() => asApp`update eventcore_events set event_type = 'Forged'`)).toBe("42501")
-      expect(await codeOf(() => asApp`delete from eventcore_events`)).toBe("42501")
-      expect(await codeOf(() => asApp`truncate eventcore_events`)).toBe("42501")
-      expect(await codeOf(() => asApp`update eventcore_streams set version = 0`)).toBe("42501")
-      expect(await codeOf(() => asApp`delete from eventcore_streams`)).toBe("42501")
+      expect(await codeOf(() => asApp`update eventcore.events set event_type = 'Forged'`)).toBe("42501")
+      expect(await codeOf(() => asApp`delete from eventcore.events`)).toBe("42501")
+      expect(await codeOf(() => asApp`truncate eventcore.events`)).toBe("42501")
+      expect(await codeOf(() => asApp`update eventcore.streams set version = 0`)).toBe("42501")
+      expect(await codeOf(() => asApp`delete from eventcore.streams`)).toBe("42501")
     } finally {
       await asOwner.unsafe(
-        "create trigger eventcore_events_append_only before update or delete or truncate on eventcore_events for each statement execute function eventcore_refuse_change()"
+        "create trigger eventcore_events_append_only before update or delete or truncate on eventcore.events for each statement execute function eventcore.refuse_change()"
       )
     }
-    const rows = await asOwner`select count(*)::int as n from eventcore_events where event_type = 'Forged'`
+    const rows = await asOwner`select count(*)::int as n from eventcore.events where event_type = 'Forged'`
     expect(rows[0]?.n).toBe(0)
   })
 
-  it("a role without EXECUTE on eventcore_append cannot append, and gets a StoreError", async () => {
+  it("a role without EXECUTE on eventcore.append cannot append, and gets a StoreError", async () => {
     expect(
-      await codeOf(() => postgresAs(reader, (sql) => sql`select eventcore_append('{"streams":[],"events":[]}'::jsonb)`))
+      await codeOf(() => postgresAs(reader, (sql) => sql`select eventcore.append('{"streams":[],"events":[]}'::jsonb)`))
     ).toBe("42501")
     const outcome = await withStoreAs(
       reader,
@@ -125,10 +128,10 @@ describeServer("least privilege", () => {
   it("the owner's function keeps a fixed search_path, so callers cannot substitute tables", async () => {
     const rows = await asOwner`
       select proname, prosecdef, proconfig from pg_proc
-      where proname in ('eventcore_append', 'eventcore_advance_streams') order by proname`
+      where pronamespace = 'eventcore'::regnamespace and proname in ('append', 'advance_streams') order by proname`
     expect(rows.map((r) => [r.proname, r.prosecdef, r.proconfig])).toEqual([
-      ["eventcore_advance_streams", true, ["search_path=public, pg_temp"]],
-      ["eventcore_append", true, ["search_path=public, pg_temp"]]
+      ["advance_streams", true, ["search_path=eventcore, pg_temp"]],
+      ["append", true, ["search_path=eventcore, pg_temp"]]
     ])
   })
 })

@@ -111,7 +111,7 @@ describeServer("PostgreSQL server", () => {
               perCall.push(statements.length - before)
             }
             expect(perCall).toEqual([1, 1, 1, 2, 3])
-            expect(statements.filter((q) => q.includes("eventcore_append"))).toHaveLength(2)
+            expect(statements.filter((q) => q.includes('"eventcore".append('))).toHaveLength(2)
           })
         )
     )
@@ -310,7 +310,7 @@ describeServer("PostgreSQL server", () => {
           const holder = yield* Effect.fork(
             Effect.promise(() =>
               blocker.begin(async (tx) => {
-                await tx`lock table eventcore_streams in access exclusive mode`
+                await tx`lock table eventcore.streams in access exclusive mode`
                 await Effect.runPromise(Effect.zipRight(locked.open, release.await))
               })
             )
@@ -346,7 +346,7 @@ describeServer("PostgreSQL server", () => {
           const holder = yield* Effect.fork(
             Effect.promise(() =>
               blocker.begin(async (tx) => {
-                await tx`lock table eventcore_streams in access exclusive mode`
+                await tx`lock table eventcore.streams in access exclusive mode`
                 await Effect.runPromise(Effect.zipRight(locked.open, release.await))
               })
             )
@@ -385,7 +385,7 @@ describeServer("PostgreSQL server", () => {
           const holder = yield* Effect.fork(
             Effect.promise(() =>
               admin.begin(async (tx) => {
-                await tx`lock table eventcore_events in share mode`
+                await tx`lock table eventcore.events in share mode`
                 await Effect.runPromise(Effect.zipRight(locked.open, release.await))
               })
             )
@@ -436,7 +436,7 @@ describeServer("PostgreSQL server", () => {
         get(target, key, receiver) {
           if (key !== "unsafe") return Reflect.get(target, key, receiver)
           return (statement: string, ...rest: Array<never>) => {
-            if (!armed || !statement.includes("eventcore_append")) return target.unsafe(statement, ...rest)
+            if (!armed || !statement.includes('"eventcore".append(')) return target.unsafe(statement, ...rest)
             armed = false
             const raced = Object.assign(new Error("could not serialize access due to concurrent update"), {
               code: "40001"
@@ -551,7 +551,7 @@ describeServer("PostgreSQL server", () => {
           yield* Effect.flatMap(store, (s) =>
             s.append(writesOf({ streamId: id("shared"), expected: "no_stream", events: testEvents(1) }))
           ).pipe(Effect.provide(PostgresEventStore.layerFromClient(client)))
-          const rows = yield* Effect.promise(() => client`select count(*)::int as n from eventcore_events`)
+          const rows = yield* Effect.promise(() => client`select count(*)::int as n from eventcore.events`)
           expect(rows[0]?.n).toBe(1)
         })
       )

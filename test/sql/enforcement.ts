@@ -37,24 +37,24 @@ const appendRequest = (
 
 export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Promise<void>) => Promise<void>) => {
   const append = (sql: RawSql, request: string) =>
-    sql.query("select eventcore_append($1::text::jsonb) as reply", [request])
+    sql.query("select eventcore.append($1::text::jsonb) as reply", [request])
   const insertEvent = (sql: RawSql, stream: string, version: number) =>
     sql.query(
-      "insert into eventcore_events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), $1, $2, 'E', '{}')",
+      "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), $1, $2, 'E', '{}')",
       [stream, version]
     )
   const versionOf = async (sql: RawSql, stream: string) => {
-    const rows = await sql.query("select version from eventcore_streams where stream_id = $1", [stream])
+    const rows = await sql.query("select version from eventcore.streams where stream_id = $1", [stream])
     return rows[0]?.version
   }
   const versionsOf = async (sql: RawSql, stream: string) =>
     (
-      await sql.query("select stream_version from eventcore_events where stream_id = $1 order by stream_version", [
+      await sql.query("select stream_version from eventcore.events where stream_id = $1 order by stream_version", [
         stream
       ])
     ).map((row) => row.stream_version)
 
-  it("assigns versions itself: eventcore_append numbers each stream's events on from its current version", () =>
+  it("assigns versions itself: eventcore.append numbers each stream's events on from its current version", () =>
     withDatabase(async (sql) => {
       await append(sql, appendRequest([{ id: "s", expected: "no_stream" }], [{ stream: "s" }, { stream: "s" }]))
       await append(sql, appendRequest([{ id: "s", expected: 2 }], [{ stream: "s" }]))
@@ -72,7 +72,7 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       expect(newStreamGap.code).toBe("EC003")
       const batchGap = await failureOf(
         sql.query(
-          "insert into eventcore_events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 's', 3, 'E', '{}'), (gen_random_uuid(), 's', 5, 'E', '{}')"
+          "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 's', 3, 'E', '{}'), (gen_random_uuid(), 's', 5, 'E', '{}')"
         )
       )
       expect(batchGap.code).toBe("EC003")
@@ -102,7 +102,7 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
     withDatabase(async (sql) => {
       await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }]))
       // Someone moves the row on without events: the next insert cannot advance it from 1.
-      await sql.query("update eventcore_streams set version = 5 where stream_id = 's'")
+      await sql.query("update eventcore.streams set version = 5 where stream_id = 's'")
       const refused = await failureOf(insertEvent(sql, "s", 2))
       expect(refused.code).toBe("EC003")
       expect(await versionsOf(sql, "s")).toEqual([1])
@@ -112,25 +112,25 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
     withDatabase(async (sql) => {
       await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s", data: { v: 1 } }]))
       for (const statement of [
-        "update eventcore_events set data = '{\"v\": 2}'",
-        "delete from eventcore_events",
-        "truncate eventcore_events"
+        "update eventcore.events set data = '{\"v\": 2}'",
+        "delete from eventcore.events",
+        "truncate eventcore.events"
       ]) {
         const refused = await failureOf(sql.query(statement))
         expect(refused.code).toBe("EC002")
         expect(refused.message).toMatch(
-          /^eventcore: (UPDATE|DELETE|TRUNCATE) on eventcore_events is refused: the event log is append-only$/
+          /^eventcore: (UPDATE|DELETE|TRUNCATE) on eventcore.events is refused: the event log is append-only$/
         )
       }
-      const rows = await sql.query("select data from eventcore_events where stream_id = 's'")
+      const rows = await sql.query("select data from eventcore.events where stream_id = 's'")
       expect(rows.map((r) => r.data)).toEqual([{ v: 1 }])
     }))
 
   it("refuses DELETE and TRUNCATE of stream rows", () =>
     withDatabase(async (sql) => {
       await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }]))
-      expect((await failureOf(sql.query("delete from eventcore_streams"))).code).toBe("EC002")
-      expect((await failureOf(sql.query("truncate eventcore_streams cascade"))).code).toBe("EC002")
+      expect((await failureOf(sql.query("delete from eventcore.streams"))).code).toBe("EC002")
+      expect((await failureOf(sql.query("truncate eventcore.streams cascade"))).code).toBe("EC002")
       expect(await versionOf(sql, "s")).toBe(1)
     }))
 

@@ -1,0 +1,100 @@
+/**
+ * Upgrading in place, on a server: a database migrated by the release before
+ * eventcore's own schema keeps its events, and an application role granted as
+ * that release's docs said keeps reading and appending after the owner migrates.
+ */
+import { randomUUID } from "node:crypto"
+import { Effect } from "effect"
+import { EventStore, PostgresEventStore, StreamId } from "eventcore"
+import { testEvents, writesOf } from "eventcore/testing"
+import postgres from "postgres"
+import { expect, it } from "vitest"
+import { defineUpgradeTests, migrateAsRelease010, writeAsRelease010 } from "../sql/upgrade.js"
+import { databaseUrl, describeServer, urlOf } from "../support/postgres.js"
+
+/** A fresh empty database for `body`, dropped afterwards (with the roles it created). */
+const withDatabase = async (body: (admin: postgres.Sql, database: string) => Promise<void>) => {
+  const admin = postgres(databaseUrl as string, { max: 1, onnotice: () => {} })
+  const database = `eventcore_upgrade_${randomUUID().replaceAll("-", "").slice(0, 12)}`
+  await admin.unsafe(`create database ${database}`)
+  try {
+    await body(admin, database)
+  } finally {
+    await admin.unsafe(`drop database if exists ${database} with (force)`)
+    await admin.end()
+  }
+}
+
+const rawSql = (client: postgres.Sql) => ({
+  query: (text: string, params: ReadonlyArray<unknown> = []) =>
+    client.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>) as never
+})
+
+describeServer("PostgresEventStore: upgrading a database of the release before the own schema", () => {
+  defineUpgradeTests((body) =>
+    withDatabase(async (_, database) => {
+      const client = postgres(urlOf(database), { max: 1, onnotice: () => {} })
+      try {
+        await migrateAsRelease010(rawSql(client))
+        await body(rawSql(client), PostgresEventStore.layer({ url: urlOf(database), autoMigrate: true }))
+      } finally {
+        await client.end()
+      }
+    })
+  )
+
+  it("an application role granted as that release's docs said keeps working once the owner migrates", () =>
+    withDatabase(async (admin, database) => {
+      const suffix = database.slice(-12)
+      const owner = `eventcore_owner_${suffix}`
+      const app = `eventcore_app_${suffix}`
+      const urlAs = (role: string) => {
+        const url = new URL(urlOf(database))
+        url.username = role
+        return url.toString()
+      }
+      await admin.unsafe(`create role ${owner} login; create role ${app} login`)
+      await admin.unsafe(`alter database ${database} owner to ${owner}`)
+      const asOwner = postgres(urlAs(owner), { max: 1, onnotice: () => {} })
+      try {
+        await asOwner.unsafe("grant create on schema public to current_user")
+        await migrateAsRelease010(rawSql(asOwner))
+        await asOwner.unsafe(`
+          grant select on eventcore_events, eventcore_streams to ${app};
+          grant insert on eventcore_events to ${app};
+          grant usage on sequence eventcore_events_global_position_seq to ${app};
+          grant execute on function eventcore_append(jsonb) to ${app};`)
+        const before = await writeAsRelease010(rawSql(asOwner))
+
+        const report = await Effect.runPromise(PostgresEventStore.migrate({ url: urlAs(owner) }))
+        expect(report.applied).toEqual(["0004_own_schema"])
+
+        const stream = StreamId.unsafeMake("order-1")
+        const result = await Effect.runPromise(
+          Effect.gen(function* () {
+            const store = yield* EventStore.EventStore
+            const appended = yield* store.append(writesOf({ streamId: stream, expected: 3, events: testEvents(2) }))
+            const read = yield* store.readStream(stream)
+            return { appended, read }
+          }).pipe(Effect.provide(PostgresEventStore.layer({ url: urlAs(app), maxConnections: 2 })))
+        )
+        expect(result.appended.streamVersions.get(stream)).toBe(5)
+        expect(result.read.events.slice(0, 3).map((e) => e.eventId)).toEqual(
+          before.filter((row) => row.stream_id === "order-1").map((row) => row.event_id)
+        )
+        // Still least privilege: the application role cannot rewrite history.
+        const asApp = postgres(urlAs(app), { max: 1, onnotice: () => {} })
+        try {
+          await expect(asApp`update eventcore.events set event_type = 'Forged'`).rejects.toMatchObject({
+            code: "42501"
+          })
+        } finally {
+          await asApp.end()
+        }
+      } finally {
+        await asOwner.end()
+        await admin.unsafe(`drop database if exists ${database} with (force)`)
+        await admin.unsafe(`drop role if exists ${app}; drop role if exists ${owner}`)
+      }
+    }))
+})
