@@ -180,17 +180,18 @@ await Effect.runPromise(
 )
 TS
 cat > writes.ts <<'TS'
-import { Either, pipe } from "effect"
+import { Either } from "effect"
 import { type StreamId, StreamWrites } from "eventcore"
 
-export const writesOf = (streamId: StreamId.StreamId, count: number) =>
-  Either.getOrThrow(
-    Array.from({ length: count }, (_, i) => i).reduce(
-      (writes, i) =>
-        Either.flatMap(writes, StreamWrites.append({ streamId, eventType: "Deposited", data: { cents: 100 * (i + 1) } })),
-      pipe(StreamWrites.empty, StreamWrites.expect(streamId, "no_stream"))
-    )
-  )
+/** `count` deposits to a new stream. */
+export const writesOf = (streamId: StreamId.StreamId, count: number): StreamWrites.StreamWrites => {
+  let writes = Either.getOrThrow(StreamWrites.expect(StreamWrites.empty, streamId, "no_stream"))
+  for (let i = 1; i <= count; i++) {
+    const event = { streamId, eventType: "Deposited", data: { cents: 100 * i } }
+    writes = Either.getOrThrow(StreamWrites.append(writes, event))
+  }
+  return writes
+}
 TS
 cat > report.ts <<'TS'
 import { count, eq, sql, sum } from "drizzle-orm"
@@ -228,7 +229,7 @@ node out/write.js
 npx drizzle-kit push --force < /dev/null 2>&1 | tee push.log
 if grep -qi 'eventcore' push.log; then echo "drizzle-kit push saw eventcore's tables" >&2; exit 1; fi
 psql "$url" -Atc "select count(*) from eventcore.events" | grep -qx 5
-psql "$url" -Atc "select string_agg(table_schema || '.' || table_name, ' ' order by 1) from information_schema.tables where table_schema in ('public', 'eventcore')" | tee tables.log
+psql "$url" -Atc "select string_agg(table_schema || '.' || table_name, ' ' order by table_schema, table_name) from information_schema.tables where table_schema in ('public', 'eventcore')" | tee tables.log
 grep -qx 'eventcore.events eventcore.migrations eventcore.streams public.balances public.events' tables.log
 npx drizzle-kit generate < /dev/null > generate.log 2>&1 || { cat generate.log; exit 1; }
 if grep -qi 'eventcore' drizzle/*.sql; then echo "drizzle-kit generate wrote eventcore's tables into the application's migration" >&2; exit 1; fi
