@@ -8,13 +8,18 @@ import { drizzle } from "drizzle-orm/pglite"
 import { Effect, Layer } from "effect"
 import * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
+import { lockDataDir } from "./internal/dataDirLock.js"
 import * as Migrations from "./sql/migrations.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
 import { defaultSchema } from "./sql/schema.js"
 import { type SchemaOptions, schemaOf } from "./sql/schemaName.js"
 
 export interface PgliteOptions extends SchemaOptions {
-  /** Keep the database in this directory (created if missing); in memory when absent. */
+  /**
+   * Keep the database in this directory (created if missing); in memory when
+   * absent. One process owns a directory: a second opener fails with a
+   * `StoreError` naming the holder, until the first releases the layer or ends.
+   */
   readonly dataDir?: string
 }
 
@@ -58,6 +63,7 @@ export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.Event
     EventStore.EventStore,
     Effect.gen(function* () {
       const schema = yield* schemaOf("open", options)
+      if (options.dataDir !== undefined) yield* lockDataDir(options.dataDir)
       const client = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () => PGlite.create(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),

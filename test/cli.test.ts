@@ -9,6 +9,7 @@ import type { Readable } from "node:stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { defaultDemoOptions } from "../examples/bank/demo.js"
 import { databaseUrl, describeServer, usePostgresTemplate } from "./support/postgres.js"
+import { snapshot, startWriter } from "./support/writerProcess.js"
 
 const root = join(import.meta.dirname, "..")
 const main = join(root, "src", "cli", "main.ts")
@@ -186,6 +187,30 @@ describe("eventcore CLI on PGlite", () => {
     expect(read.stdout.trim().split("\n")).toHaveLength(2)
 
     expectOneLineError(await cli(["read", "--data-dir", dataDir, "--", "--help"]), 'Stream "--help" not found')
+  }, 120_000)
+})
+
+describe("eventcore CLI on a data directory another process owns", () => {
+  it("says so in one line naming the holder's pid, exits 1, and changes nothing", async () => {
+    const dataDir = join(mkdtempSync(join(tmpdir(), "eventcore-cli-held-")), "events")
+    const holder = startWriter(dataDir, 3, "hold")
+    try {
+      await holder.printed("ready")
+      const pid = Number(/^open (\d+)$/m.exec(holder.stdout())?.[1])
+      const before = snapshot(dataDir)
+      for (const args of [["stats"], ["streams"], ["read", "writer"], ["migrate"], ["demo", "--transfers", "2"]]) {
+        const run = await cli([...args, "--data-dir", dataDir])
+        expectOneLineError(
+          run,
+          `The PGlite data directory ${dataDir} is in use by process ${pid}, since ${/^.* since (\S+)\. /.exec(run.stderr)?.[1]}. One process owns an embedded data directory: stop that process first, or inspect a copy of the directory.`
+        )
+        expect(run.stdout).toBe(args[0] === "demo" ? `eventcore bank demo on PGlite in ${dataDir}\n` : "")
+      }
+      expect(snapshot(dataDir)).toEqual(before)
+    } finally {
+      holder.child.stdin.end()
+      await holder.exited
+    }
   }, 120_000)
 })
 

@@ -9,6 +9,7 @@ import { Effect, type Scope } from "effect"
 import postgres from "postgres"
 import type * as EventStore from "../EventStore.js"
 import { StoreError } from "../errors.js"
+import { lockDataDir } from "../internal/dataDirLock.js"
 import * as PgliteEventStore from "../PgliteEventStore.js"
 import * as PostgresEventStore from "../PostgresEventStore.js"
 import type { MigrationReport } from "../sql/migrations.js"
@@ -44,6 +45,7 @@ export const connect = (target: Target): Effect.Effect<Connection, StoreError, S
 
 const connectPglite = (dataDir: string) =>
   Effect.gen(function* () {
+    yield* lockDataDir(dataDir)
     const client = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () => PGlite.create({ dataDir }),

@@ -1,0 +1,184 @@
+/**
+ * One process owns a PGlite data directory: real processes open, hold, race
+ * for and die holding a directory, and no acknowledged event is ever lost or
+ * written twice.
+ */
+import { spawn } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect, Exit } from "effect"
+import { EventStore, PgliteEventStore, StreamId } from "eventcore"
+import { afterAll, describe, expect, it } from "vitest"
+import { lockDataDir, lockFileOf } from "../src/internal/dataDirLock.js"
+import { snapshot, startWriter, type Writer } from "./support/writerProcess.js"
+
+const scratch = mkdtempSync(join(tmpdir(), "eventcore-lock-"))
+afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+let dirs = 0
+const freshDir = () => join(scratch, `data-${++dirs}`)
+
+/** The writer stream's events in the directory, opened in this process. */
+const readWriterStream = (dataDir: string) =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      const read = yield* store.readStream(StreamId.unsafeMake("writer"))
+      return read.events.map((e) => ({ version: e.streamVersion, ...(e.data as { pid: number; n: number }) }))
+    }).pipe(Effect.provide(PgliteEventStore.layer({ dataDir })))
+  )
+
+const expectGapFree = (events: ReadonlyArray<{ readonly version: number }>) =>
+  expect(events.map((e) => e.version)).toEqual(events.map((_, i) => i + 1))
+
+const inUseMessage = (dataDir: string, pid: number) =>
+  new RegExp(`^The PGlite data directory ${dataDir.replaceAll("/", "\\/")} is in use by process ${pid}, since \\d{4}-`)
+
+describe("one process per PGlite data directory", () => {
+  it("a second process on a held directory fails at once, naming the holder, and leaves the directory byte-for-byte unchanged; after the holder exits the next opener finds every event", async () => {
+    const dataDir = freshDir()
+    const holder = startWriter(dataDir, 5, "hold")
+    await holder.printed("ready")
+    const before = snapshot(dataDir)
+
+    const started = Date.now()
+    const second = startWriter(dataDir, 5, "exit")
+    const { code } = await second.exited
+    expect(code).toBe(3)
+    expect(second.stderr().trim()).toMatch(inUseMessage(dataDir, holder.child.pid as number))
+    expect(second.stdout()).toBe("")
+    // Process start-up (tsx) is most of it; the refusal itself waits for nothing.
+    expect(Date.now() - started).toBeLessThan(30_000)
+    expect(snapshot(dataDir)).toEqual(before)
+
+    holder.child.stdin.end()
+    expect((await holder.exited).code).toBe(0)
+    const events = await readWriterStream(dataDir)
+    expect(events.map((e) => e.n)).toEqual([1, 2, 3, 4, 5])
+    expectGapFree(events)
+  }, 120_000)
+
+  it("after the holder is killed with SIGKILL, the next opener gets the directory and every acknowledged event", async () => {
+    const dataDir = freshDir()
+    const holder = startWriter(dataDir, 400, "hold")
+    await holder.printed("acked 60")
+    holder.child.kill("SIGKILL")
+    const { signal } = await holder.exited
+    expect(signal).toBe("SIGKILL")
+    const acked = holder.acked()
+
+    const events = await readWriterStream(dataDir)
+    expect(events.length).toBeGreaterThanOrEqual(acked)
+    expect(events.map((e) => e.n)).toEqual(events.map((_, i) => i + 1))
+    expectGapFree(events)
+  }, 120_000)
+
+  it("two processes racing to open one fresh directory: exactly one wins, the other is refused", async () => {
+    const dataDir = freshDir()
+    const writers = [startWriter(dataDir, 20, "exit"), startWriter(dataDir, 20, "exit")]
+    const exits = await Promise.all(writers.map((w) => w.exited))
+    const codes = exits.map((e) => e.code).sort()
+    expect(codes).toEqual([0, 3])
+    const [winner, loser] = exits[0]?.code === 0 ? writers : [...writers].reverse()
+    expect(loser?.stderr().trim()).toMatch(inUseMessage(dataDir, winner?.child.pid as number))
+    const events = await readWriterStream(dataDir)
+    expect(events.map((e) => e.pid)).toEqual(Array(20).fill(winner?.child.pid))
+    expectGapFree(events)
+  }, 120_000)
+
+  it("the corruption reproduction: a writer run, then two at once, then one more: 600 acknowledged events, each once, versions gap-free", async () => {
+    const dataDir = freshDir()
+    const runs: Array<Writer> = []
+    const run = async (writers: ReadonlyArray<Writer>) => {
+      runs.push(...writers)
+      await Promise.all(writers.map((w) => w.exited))
+    }
+    await run([startWriter(dataDir, 200, "exit")])
+    await run([startWriter(dataDir, 200, "exit"), startWriter(dataDir, 200, "exit")])
+    await run([startWriter(dataDir, 200, "exit")])
+
+    const refused = runs.filter((w) => w.stderr().includes("is in use by process"))
+    expect(refused).toHaveLength(1)
+    expect(refused[0]?.stdout()).toBe("")
+    const acknowledged = runs.reduce((sum, w) => sum + w.acked(), 0)
+    expect(acknowledged).toBe(600)
+
+    const events = await readWriterStream(dataDir)
+    expect(events).toHaveLength(600)
+    expectGapFree(events)
+    const keys = new Set(events.map((e) => `${e.pid}:${e.n}`))
+    expect(keys.size).toBe(600)
+  }, 180_000)
+
+  it("in one process: a second store on an open directory fails naming this process; closing and reopening works", async () => {
+    const dataDir = freshDir()
+    const stream = StreamId.unsafeMake("reopened")
+    const versionThrough = (dataDir: string) =>
+      Effect.gen(function* () {
+        const store = yield* EventStore.EventStore
+        return yield* store.readStream(stream).pipe(
+          Effect.map((read) => read.version),
+          Effect.catchTag("StreamNotFound", () => Effect.succeed(0))
+        )
+      }).pipe(Effect.provide(PgliteEventStore.layer({ dataDir })))
+
+    const nested = await Effect.runPromiseExit(
+      Effect.gen(function* () {
+        yield* EventStore.EventStore
+        return yield* versionThrough(dataDir)
+      }).pipe(Effect.provide(PgliteEventStore.layer({ dataDir })))
+    )
+    expect(Exit.isFailure(nested)).toBe(true)
+    if (Exit.isFailure(nested)) {
+      const error = nested.cause._tag === "Fail" ? nested.cause.error : undefined
+      expect(error?._tag).toBe("StoreError")
+      expect(error?.message).toContain(
+        `is in use by process ${process.pid} (this process: another store still has it open)`
+      )
+    }
+    for (let i = 0; i < 3; i++) expect(await Effect.runPromise(versionThrough(dataDir))).toBe(0)
+  }, 120_000)
+})
+
+describe("the lock file, where the kernel offers no lock names (macOS, the BSDs)", () => {
+  const holdFile = (dataDir: string) => Effect.runPromiseExit(Effect.scoped(lockDataDir(dataDir, "file")))
+
+  it("refuses a second holder, names it, and is released with its scope", async () => {
+    const dataDir = freshDir()
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          yield* lockDataDir(dataDir, "file")
+          const second = yield* Effect.exit(Effect.scoped(lockDataDir(dataDir, "file")))
+          expect(Exit.isFailure(second)).toBe(true)
+          if (Exit.isFailure(second) && second.cause._tag === "Fail") {
+            expect(second.cause.error.message).toContain(`is in use by process ${process.pid}`)
+          }
+        })
+      )
+    )
+    expect(existsSync(dataDir)).toBe(false)
+    expect(Exit.isSuccess(await holdFile(dataDir))).toBe(true)
+  })
+
+  it("takes over a lock whose process is gone, never one whose process is alive", async () => {
+    const dead = spawn(process.execPath, ["-e", ""])
+    await new Promise((resolve) => dead.on("close", resolve))
+    const stale = freshDir()
+    const lockFile = lockFileOf(stale)
+    const host = (await import("node:os")).hostname()
+    writeFileSync(lockFile, JSON.stringify({ pid: dead.pid, since: "2026-01-01T00:00:00.000Z", host }))
+    expect(Exit.isSuccess(await holdFile(stale))).toBe(true)
+
+    const alive = freshDir()
+    const aliveLock = lockFileOf(alive)
+    writeFileSync(aliveLock, JSON.stringify({ pid: process.ppid, since: "2026-01-01T00:00:00.000Z", host }))
+    const refused = await holdFile(alive)
+    expect(Exit.isFailure(refused)).toBe(true)
+    if (Exit.isFailure(refused) && refused.cause._tag === "Fail") {
+      expect(refused.cause.error.message).toContain(`in use by process ${process.ppid}`)
+      expect(refused.cause.error.message).toContain(`remove ${aliveLock}`)
+    }
+    expect(JSON.parse(readFileSync(aliveLock, "utf8")).pid).toBe(process.ppid)
+  })
+})

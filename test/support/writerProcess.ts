@@ -1,0 +1,78 @@
+/**
+ * Processes that own a PGlite data directory (test/support/pgliteWriter.ts),
+ * started as real processes, and what a directory holds byte for byte.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { createHash } from "node:crypto"
+import { readdirSync, readFileSync, statSync } from "node:fs"
+import { join } from "node:path"
+
+const root = join(import.meta.dirname, "..", "..")
+
+export interface Writer {
+  readonly child: ChildProcessWithoutNullStreams
+  /** Resolves when the process prints `line` (a prefix match), rejects if it exits first. */
+  readonly printed: (line: string) => Promise<void>
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+  readonly stdout: () => string
+  readonly stderr: () => string
+  /** The appends the process reported as acknowledged. */
+  readonly acked: () => number
+}
+
+export const startWriter = (dataDir: string, events: number, mode: "hold" | "exit"): Writer => {
+  // Node itself with tsx's loader, not the tsx command: that would run the
+  // script in a child process, which a SIGKILL of the command would not reach.
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(root, "test", "support", "pgliteWriter.ts"), dataDir, String(events), mode],
+    { cwd: root, stdio: ["pipe", "pipe", "pipe"] }
+  )
+  let stdout = ""
+  let stderr = ""
+  const waiters: Array<{ line: string; resolve: () => void }> = []
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk
+    for (const waiter of [...waiters]) {
+      if (stdout.split("\n").some((l) => l.startsWith(waiter.line))) {
+        waiters.splice(waiters.indexOf(waiter), 1)
+        waiter.resolve()
+      }
+    }
+  })
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal }))
+  )
+  return {
+    child,
+    exited,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    acked: () => stdout.split("\n").filter((l) => l.startsWith("acked ")).length,
+    printed: (line) =>
+      new Promise<void>((resolve, reject) => {
+        if (stdout.split("\n").some((l) => l.startsWith(line))) return resolve()
+        waiters.push({ line, resolve })
+        void exited.then(({ code }) => reject(new Error(`exited (${code}) before printing ${line}: ${stderr}`)))
+      })
+  }
+}
+
+/** Every file under `dir` with its size and content hash. */
+export const snapshot = (dir: string): Record<string, string> => {
+  const files: Record<string, string> = {}
+  const walk = (at: string) => {
+    for (const entry of readdirSync(at, { withFileTypes: true })) {
+      const path = join(at, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else
+        files[path.slice(dir.length)] =
+          `${statSync(path).size}:${createHash("sha256").update(readFileSync(path)).digest("hex")}`
+    }
+  }
+  walk(dir)
+  return files
+}
