@@ -1,112 +1,25 @@
 /**
  * The real `eventcore` command line, spawned as a user would run it.
  */
-import { type ChildProcessByStdio, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { Readable } from "node:stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { defaultDemoOptions } from "../examples/bank/demo.js"
+import { cli, each, expectArgumentError, expectOneLineError, literal, type Run, start } from "./support/cli.js"
 import { databaseUrl, describeServer, usePostgresTemplate } from "./support/postgres.js"
 import { snapshot, startWriter } from "./support/writerProcess.js"
-
-const root = join(import.meta.dirname, "..")
-const main = join(root, "src", "cli", "main.ts")
-
-interface Run {
-  readonly code: number | null
-  readonly signal: NodeJS.Signals | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-interface Started {
-  readonly child: ChildProcessByStdio<null, Readable, Readable>
-  /** What the process has printed so far. */
-  readonly output: () => { readonly stdout: string; readonly stderr: string }
-  readonly done: Promise<Run>
-}
-
-/**
- * `via: "tsx"` runs the CLI as `npm run cli` does. tsx relays a signal to its
- * child and SIGKILLs it if it has not answered within ~60 ms (too soon for a
- * child busy on a loaded machine), so the signal tests run the same module in
- * one process with tsx's loader instead.
- */
-const start = (
-  args: ReadonlyArray<string>,
-  env: Record<string, string | undefined> = {},
-  via: "tsx" | "node" = "tsx"
-): Started => {
-  const { DATABASE_URL: _, ...inherited } = process.env
-  const child =
-    via === "tsx"
-      ? spawn(join(root, "node_modules", ".bin", "tsx"), [main, ...args], {
-          cwd: root,
-          env: { ...inherited, ...env },
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-      : spawn(process.execPath, ["--import", "tsx", main, ...args], {
-          cwd: root,
-          env: { ...inherited, ...env },
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-  let stdout = ""
-  let stderr = ""
-  child.stdout.on("data", (chunk) => {
-    stdout += chunk
-  })
-  child.stderr.on("data", (chunk) => {
-    stderr += chunk
-  })
-  const done = new Promise<Run>((resolve, reject) => {
-    child.on("error", reject)
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }))
-  })
-  return { child, output: () => ({ stdout, stderr }), done }
-}
-
-const cli = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Promise<Run> =>
-  start(args, env).done
-
-/** A failure the user can read: one line on stderr, no stack trace, a non-zero exit. */
-const expectOneLineError = (run: Run, message: string, code = 1) => {
-  expect(run.code).toBe(code)
-  expect(run.stderr.trim().split("\n")).toEqual([`eventcore: ${message}`])
-  expect(run.stderr).not.toMatch(/\n\s+at /)
-}
-
-/** Something wrong with the arguments: one line naming the help to read, exit code 2, nothing on stdout. */
-const expectArgumentError = (run: Run, message: string, command?: string) => {
-  expect(run.stderr.split("\n")).toEqual([
-    `eventcore: ${message} (see eventcore ${command ? `${command} ` : ""}--help)`,
-    ""
-  ])
-  expect(run.code).toBe(2)
-  expect(run.stdout).toBe("")
-}
 
 /** The cluster state in global/pg_control (after the 64-bit system id and two 32-bit versions): 1 is "shut down". */
 const clusterState = (dataDir: string) => readFileSync(join(dataDir, "global", "pg_control")).readUInt32LE(16)
 const shutDown = 1
 
 const summaries = {
-  migrate: "apply the migrations in drizzle/ and say what was applied",
+  migrate: "create or upgrade eventcore's schema (the migrations in drizzle/) and say what was applied",
   streams: "list streams with their versions",
   read: "print a stream's events (readable, or JSON lines with --json)",
   stats: "event count, stream count, events per type, database size",
   demo: "run the bank demo: concurrent multi-stream transfers, then an invariant check"
-}
-
-const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
-
-/** Runs the argument lists a few at a time: each is a process of its own. */
-const each = async (argLists: ReadonlyArray<ReadonlyArray<string>>) => {
-  const runs: Array<Run> = []
-  for (let i = 0; i < argLists.length; i += 4)
-    runs.push(...(await Promise.all(argLists.slice(i, i + 4).map((args) => cli(args)))))
-  return runs
 }
 
 describe("eventcore CLI on PGlite", () => {
@@ -220,7 +133,7 @@ describe("eventcore CLI: Ctrl-C and SIGTERM", () => {
     async (signal) => {
       const dataDir = mkdtempSync(join(tmpdir(), "eventcore-cli-signal-"))
       try {
-        const run = start(["demo", "--accounts", "3", "--transfers", "1000000", "--data-dir", dataDir], {}, "node")
+        const run = start(["demo", "--accounts", "3", "--transfers", "1000000", "--data-dir", dataDir])
         // The demo prints its progress once a second once the transfers have begun.
         while (!run.output().stdout.includes("progress:")) {
           const exited = await Promise.race([run.done, new Promise((resolve) => setTimeout(resolve, 100))])
@@ -295,7 +208,7 @@ describe("eventcore CLI: bad arguments", () => {
   it("an unreachable database is a one-line error that hides the password", async () => {
     const run = await cli(["streams", "--url", "postgres://app:hunter2@127.0.0.1:1/db"])
     expect(run.code).toBe(1)
-    expect(run.stderr).toMatch(/^eventcore: Cannot reach PostgreSQL during migrate \(ECONNREFUSED/)
+    expect(run.stderr).toMatch(/^eventcore: Cannot reach PostgreSQL during streams \(ECONNREFUSED/)
     expect(run.stderr.trim().split("\n")).toHaveLength(1)
     expect(run.stderr).not.toContain("hunter2")
   }, 60_000)
@@ -356,7 +269,9 @@ describe("eventcore CLI: bad arguments", () => {
   }, 60_000)
 
   it("--version prints the version in package.json", async () => {
-    const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8")) as {
+      version: string
+    }
     const run = await cli(["--version"])
     expect(run.stderr).toBe("")
     expect(run.code).toBe(0)

@@ -1,20 +1,28 @@
 /**
  * Opens the database the command line was pointed at, as the stores do:
  * PGlite in a data directory, or a PostgreSQL server.
+ *
+ * Looking and changing stay apart. `migrate` and `demo` open for writing and
+ * apply pending migrations. Every other command opens for reading: the session
+ * is read-only (`default_transaction_read_only`), so even a bug cannot change
+ * data, and a database that holds no eventcore schema, or one this release
+ * cannot read yet, is reported and left exactly as it was, never migrated. A
+ * PGlite directory that does not exist is not created.
  */
+import { existsSync } from "node:fs"
+import { join } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite"
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js"
-import { Effect, type Scope } from "effect"
+import { Console, Data, Effect, type Scope } from "effect"
 import postgres from "postgres"
 import type * as EventStore from "../EventStore.js"
 import { StoreError } from "../errors.js"
 import { lockDataDir } from "../internal/dataDirLock.js"
 import * as PgliteEventStore from "../PgliteEventStore.js"
 import * as PostgresEventStore from "../PostgresEventStore.js"
-import type { MigrationReport } from "../sql/migrations.js"
+import * as Migrations from "../sql/migrations.js"
 import type { Database } from "../sql/SqlEventStore.js"
-import { defaultSchema } from "../sql/schema.js"
 
 export type Target =
   | { readonly kind: "pglite"; readonly dataDir: string }
@@ -25,8 +33,10 @@ export interface Connection {
   readonly db: Database
   /** The PostgreSQL schema of eventcore's tables. */
   readonly schema: string
-  readonly migration: MigrationReport
 }
+
+/** The database cannot be read as an eventcore store (yet): one line says why and what to do. */
+export class NotReadable extends Data.TaggedError("NotReadable")<{ readonly message: string }> {}
 
 /** Where the command runs, for people: never the password. */
 export const describeTarget = (target: Target) => {
@@ -39,12 +49,26 @@ export const describeTarget = (target: Target) => {
   }
 }
 
-/** Opens and migrates the database; closes it when the scope ends. */
-export const connect = (target: Target): Effect.Effect<Connection, StoreError, Scope.Scope> =>
-  target.kind === "pglite" ? connectPglite(target.dataDir) : connectPostgres(target.url)
+type Access = "read" | "write"
 
-const connectPglite = (dataDir: string) =>
+interface Opened {
+  readonly db: Database
+  readonly store: (schema: string) => EventStore.EventStore
+  readonly migrate: (schema: string) => Effect.Effect<Migrations.MigrationReport, StoreError>
+}
+
+const openPglite = (dataDir: string, access: Access) =>
   Effect.gen(function* () {
+    if (access === "read") {
+      if (!existsSync(dataDir)) {
+        return yield* new NotReadable({
+          message: `there is no database at ${dataDir}: the directory does not exist (create one with \`eventcore migrate --data-dir ${dataDir}\`)`
+        })
+      }
+      if (!existsSync(join(dataDir, "PG_VERSION"))) {
+        return yield* new NotReadable({ message: `${dataDir} is not a PGlite data directory (it has no PG_VERSION)` })
+      }
+    }
     yield* lockDataDir(dataDir)
     const client = yield* Effect.acquireRelease(
       Effect.tryPromise({
@@ -58,30 +82,94 @@ const connectPglite = (dataDir: string) =>
       }),
       (client) => Effect.promise(() => client.close())
     )
-    const migration = yield* PgliteEventStore.migrate(client)
+    if (access === "read") {
+      yield* Effect.tryPromise({
+        try: () => client.exec("set default_transaction_read_only = on"),
+        catch: (cause) => new StoreError({ operation: "open", message: "cannot make the session read-only", cause })
+      })
+    }
     return {
-      store: PgliteEventStore.make(client),
       db: drizzlePglite({ client }),
-      schema: defaultSchema,
-      migration
-    } satisfies Connection
+      store: (schema) => PgliteEventStore.make(client, { schema }),
+      migrate: (schema) => PgliteEventStore.migrate(client, { schema })
+    } satisfies Opened
   })
 
-const connectPostgres = (url: string) =>
-  Effect.gen(function* () {
-    const client = yield* Effect.acquireRelease(
+const openPostgres = (url: string, access: Access) =>
+  Effect.map(
+    Effect.acquireRelease(
       Effect.try({
         try: () =>
-          postgres(url, { ...PostgresEventStore.poolOptions(), max: 10, connect_timeout: 10, onnotice: () => {} }),
+          postgres(url, {
+            ...PostgresEventStore.poolOptions(),
+            max: 4,
+            connect_timeout: 10,
+            onnotice: () => {},
+            connection: {
+              application_name: "eventcore-cli",
+              ...(access === "read" ? { default_transaction_read_only: true } : {})
+            }
+          }),
         catch: () => new StoreError({ operation: "connect", message: "invalid PostgreSQL URL" })
       }),
       (client) => Effect.promise(() => client.end({ timeout: 5 }))
-    )
-    const migration = yield* PostgresEventStore.migrate(client)
-    return {
-      store: PostgresEventStore.make(client),
+    ),
+    (client): Opened => ({
       db: drizzlePostgres({ client }),
-      schema: defaultSchema,
-      migration
-    } satisfies Connection
+      store: (schema) => PostgresEventStore.make(client, { schema }),
+      migrate: (schema) => PostgresEventStore.migrate(client, { schema })
+    })
+  )
+
+const open = (target: Target, access: Access) =>
+  target.kind === "pglite" ? openPglite(target.dataDir, access) : openPostgres(target.url, access)
+
+/** Opens the database and applies pending migrations (`migrate`, `demo`); closes it when the scope ends. */
+export const connectForWriting = (
+  target: Target,
+  schema: string
+): Effect.Effect<
+  Connection & { readonly migration: Migrations.MigrationReport },
+  StoreError | NotReadable,
+  Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const opened = yield* open(target, "write")
+    const migration = yield* opened.migrate(schema)
+    return { db: opened.db, store: opened.store(schema), schema, migration }
+  })
+
+/**
+ * Opens the database read-only, after checking that it holds an eventcore
+ * schema this release can read; says on stderr when that schema is behind or
+ * ahead of this release. Closes it when the scope ends.
+ */
+export const connectForReading = (
+  target: Target,
+  schema: string
+): Effect.Effect<Connection, StoreError | NotReadable, Scope.Scope> =>
+  Effect.gen(function* () {
+    const opened = yield* open(target, "read")
+    const state = yield* Migrations.inspect(opened.db, schema)
+    const where = describeTarget(target)
+    if (state._tag === "Absent") {
+      return yield* new NotReadable({
+        message: `${where} is not an eventcore database (no eventcore tables in schema "${schema}"): create them with \`eventcore migrate\` and the same connection options`
+      })
+    }
+    if (state.pending.length > 0) {
+      const behind = `${where} has eventcore's schema of an older release: pending migrations ${state.pending.join(", ")}`
+      if (!state.readable) {
+        return yield* new NotReadable({
+          message: `${behind}, which this release needs to read it: apply them with \`eventcore migrate\``
+        })
+      }
+      yield* Console.error(`eventcore: ${behind} (apply them with \`eventcore migrate\`); reading it as it is`)
+    }
+    if (state.unknown > 0) {
+      yield* Console.error(
+        `eventcore: ${where} has eventcore's schema of a newer release (${state.unknown} migration${state.unknown === 1 ? "" : "s"} this command line does not know): this command line is older than the schema; upgrade it`
+      )
+    }
+    return { db: opened.db, store: opened.store(schema), schema }
   })

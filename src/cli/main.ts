@@ -9,51 +9,92 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Cause, Console, Data, Effect, Exit, Logger, LogLevel } from "effect"
 import { defaultDemoOptions, formatReport, runDemo } from "../../examples/bank/demo.js"
+import { StoreError } from "../errors.js"
 import { EventStore } from "../index.js"
 import * as StreamId from "../StreamId.js"
 import { listStreams, stats } from "../sql/admin.js"
+import { storeError } from "../sql/errors.js"
+import { defaultSchema } from "../sql/schema.js"
+import { schemaOf } from "../sql/schemaName.js"
 import { type Command, command, flag, integer, parseCommandLine, text } from "./args.js"
-import { connect, describeTarget, type Target } from "./connection.js"
+import { connectForReading, connectForWriting, describeTarget, type Target } from "./connection.js"
 
 const connection = {
-  "data-dir": text("DIR", "a PGlite data directory (created if missing)"),
-  url: text("URL", "a PostgreSQL URL (default: the DATABASE_URL environment variable)")
+  "data-dir": text("DIR", "a PGlite data directory"),
+  url: text("URL", "a PostgreSQL URL (default: the DATABASE_URL environment variable)"),
+  schema: text("NAME", `the PostgreSQL schema of eventcore's tables (default: ${defaultSchema})`)
+}
+
+const writing = {
+  ...connection,
+  "data-dir": text("DIR", "a PGlite data directory (created if missing)")
 }
 
 class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
-/** `--url`, else DATABASE_URL, else `--data-dir`; `fallback` decides when none is given. */
+/**
+ * `--url` or `--data-dir` (not both), else DATABASE_URL; `fallback` decides
+ * when none is given. What the user typed wins over the environment.
+ */
 const targetOf = (
   options: { readonly "data-dir": string | undefined; readonly url: string | undefined },
   fallback: () => Target | undefined
 ): Effect.Effect<Target, UsageError> => {
+  const dir = options["data-dir"]
+  if (options.url !== undefined && dir !== undefined) {
+    return Effect.fail(new UsageError({ message: "pass either --url or --data-dir, not both" }))
+  }
+  if (dir !== undefined) return Effect.succeed({ kind: "pglite", dataDir: dir })
   const url = options.url ?? process.env.DATABASE_URL
   if (url !== undefined && url !== "") return Effect.succeed({ kind: "postgres", url })
-  const dir = options["data-dir"]
-  if (dir !== undefined) return Effect.succeed({ kind: "pglite", dataDir: dir })
   const chosen = fallback()
   return chosen === undefined
     ? Effect.fail(new UsageError({ message: "no database: pass --data-dir DIR or --url URL, or set DATABASE_URL" }))
     : Effect.succeed(chosen)
 }
 
+const schemaOption = (options: { readonly schema: string | undefined }) =>
+  schemaOf("open", options.schema === undefined ? {} : { schema: options.schema })
+
 const required = () => undefined
+
+/**
+ * A database failure told as a failure of the command the user ran (`stats`),
+ * never of an internal step (`read_stream`, `migrate`): messages the store
+ * derived from a driver error are derived again for the command.
+ */
+const asCommand =
+  (name: string) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R> =>
+    Effect.mapError(effect, (error) =>
+      error instanceof StoreError &&
+      error.operation !== name &&
+      error.cause !== undefined &&
+      error.message === storeError(error.operation, error.cause).message
+        ? storeError(name, error.cause)
+        : error
+    )
 
 /** What a command line runs: an Effect whose failure is reported in one line. */
 type Run = Effect.Effect<void, unknown>
 
 const migrate = command(
-  { name: "migrate", summary: "apply the migrations in drizzle/ and say what was applied", options: connection },
+  {
+    name: "migrate",
+    summary: "create or upgrade eventcore's schema (the migrations in drizzle/) and say what was applied",
+    options: writing
+  },
   ({ options }) =>
     Effect.gen(function* () {
       const target = yield* targetOf(options, required)
-      const { applied } = yield* Effect.scoped(Effect.map(connect(target), (c) => c.migration))
+      const schema = yield* schemaOption(options)
+      const { applied } = yield* Effect.scoped(Effect.map(connectForWriting(target, schema), (c) => c.migration))
       yield* Console.log(
         applied.length === 0
           ? `${describeTarget(target)}: up to date, no migration applied`
           : `${describeTarget(target)}: applied ${applied.join(", ")}`
       )
-    })
+    }).pipe(asCommand("migrate"))
 )
 
 const streams = command(
@@ -71,7 +112,7 @@ const streams = command(
       if (options.limit < 1) return yield* new UsageError({ message: "--limit must be at least 1" })
       const target = yield* targetOf(options, required)
       const rows = yield* Effect.scoped(
-        Effect.flatMap(connect(target), ({ db, schema }) =>
+        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ db, schema }) =>
           listStreams(db, schema, {
             limit: options.limit,
             ...(options.prefix === undefined ? {} : { prefix: options.prefix })
@@ -81,7 +122,7 @@ const streams = command(
       if (rows.length === 0) return yield* Console.log("no streams")
       const width = Math.max(...rows.map((row) => row.streamId.length))
       for (const row of rows) yield* Console.log(`${row.streamId.padEnd(width)}  ${row.version}`)
-    })
+    }).pipe(asCommand("streams"))
 )
 
 const read = command(
@@ -101,7 +142,7 @@ const read = command(
       const streamId = yield* StreamId.make(args.streamId)
       const target = yield* targetOf(options, required)
       const result = yield* Effect.scoped(
-        Effect.flatMap(connect(target), ({ store }) =>
+        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ store }) =>
           store.readStream(streamId, {
             fromVersion: options.from,
             ...(options.limit === undefined ? {} : { maxCount: options.limit })
@@ -116,7 +157,7 @@ const read = command(
         )
       }
       if (!options.json) yield* Console.log(`${result.streamId}: version ${result.version}`)
-    })
+    }).pipe(asCommand("read"))
 )
 
 const statsCommand = command(
@@ -124,13 +165,15 @@ const statsCommand = command(
   ({ options }) =>
     Effect.gen(function* () {
       const target = yield* targetOf(options, required)
-      const result = yield* Effect.scoped(Effect.flatMap(connect(target), ({ db, schema }) => stats(db, schema)))
+      const result = yield* Effect.scoped(
+        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ db, schema }) => stats(db, schema))
+      )
       yield* Console.log(`events       ${result.events}`)
       yield* Console.log(`streams      ${result.streams}`)
       yield* Console.log(`database     ${(result.databaseBytes / 2 ** 20).toFixed(1)} MB`)
       if (result.eventsPerType.length > 0) yield* Console.log("events per type")
       for (const row of result.eventsPerType) yield* Console.log(`  ${row.eventType.padEnd(24)} ${row.count}`)
-    })
+    }).pipe(asCommand("stats"))
 )
 
 const positive = (name: string, value: number) =>
@@ -144,7 +187,7 @@ const demo = command(
       accounts: integer("accounts to open, at least 2", defaultDemoOptions.accounts),
       transfers: integer("random transfers between them", defaultDemoOptions.transfers),
       concurrency: integer("fibers running transfers at once", defaultDemoOptions.concurrency),
-      ...connection,
+      ...writing,
       "data-dir": text("DIR", "a PGlite data directory (default: a fresh temporary directory)")
     }
   },
@@ -159,9 +202,10 @@ const demo = command(
         kind: "pglite",
         dataDir: mkdtempSync(join(tmpdir(), "eventcore-demo-"))
       }))
+      const schema = yield* schemaOption(options)
       yield* Console.log(`eventcore bank demo on ${describeTarget(target)}`)
       const report = yield* Effect.scoped(
-        Effect.flatMap(connect(target), ({ store }) =>
+        Effect.flatMap(connectForWriting(target, schema), ({ store }) =>
           runDemo({
             accounts,
             transfers,
@@ -176,7 +220,7 @@ const demo = command(
       for (const line of formatReport(report, describeTarget(target))) yield* Console.log(line)
       if (!report.invariants.every((check) => check.ok))
         return yield* new UsageError({ message: "the invariant check failed" })
-    })
+    }).pipe(asCommand("demo"))
 )
 
 const commands: ReadonlyArray<Command<Run>> = [migrate, streams, read, statsCommand, demo]
@@ -243,7 +287,8 @@ try {
       commands,
       notes: [
         "Each command works on PostgreSQL at --url URL (else DATABASE_URL), or on PGlite in --data-dir DIR",
-        "(the demo's default: a fresh temporary directory), and applies pending migrations first."
+        "(the demo's default: a fresh temporary directory). migrate and demo create or upgrade eventcore's",
+        "schema; streams, read and stats only look: they never create, migrate or change anything."
       ],
       version
     },

@@ -26,6 +26,14 @@ export const migrationsFolder = ["../../drizzle", "../../../drizzle"]
   .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
   .find((folder) => existsSync(`${folder}/meta/_journal.json`)) as string
 
+/** The migrations this release ships, in order: drizzle-kit's journal. */
+const readJournal = () =>
+  (
+    JSON.parse(readFileSync(`${migrationsFolder}/meta/_journal.json`, "utf8")) as {
+      readonly entries: ReadonlyArray<{ readonly tag: string; readonly when: number }>
+    }
+  ).entries
+
 /** Serializes migrations of one database across processes. */
 const lockKey = sql.raw("7310584986254749554")
 
@@ -45,10 +53,7 @@ export const migrate = (db: Database, schema: string): Effect.Effect<MigrationRe
   Effect.tryPromise({
     try: async () => {
       const migrations = readMigrationFiles({ migrationsFolder })
-      const journal = JSON.parse(readFileSync(`${migrationsFolder}/meta/_journal.json`, "utf8")) as {
-        readonly entries: ReadonlyArray<{ readonly tag: string; readonly when: number }>
-      }
-      const names = new Map(journal.entries.map((entry) => [entry.when, entry.tag]))
+      const names = new Map(readJournal().map((entry) => [entry.when, entry.tag]))
       const history = historyOf(schema)
       return db.transaction(async (tx) => {
         const run = async (query: SQL) => rowsOf(await tx.execute(query))
@@ -113,3 +118,53 @@ const adoptLegacy = async (run: (query: SQL) => Promise<ReadonlyArray<Record<str
   )
   await run(sql`drop table ${sql.raw(legacyHistory)}`)
 }
+
+/** What a database holds of eventcore in a schema, found without writing anything. */
+export type SchemaState =
+  /** No eventcore tables at all. */
+  | { readonly _tag: "Absent" }
+  | {
+      readonly _tag: "Present"
+      /** Tables of a release before the own schema (0.1.0), in `public`: migrating moves them. */
+      readonly legacy: boolean
+      /** Migrations this release ships that the database has not applied, by file name. */
+      readonly pending: ReadonlyArray<string>
+      /** Migrations the database has applied that this release does not know: it is newer. */
+      readonly unknown: number
+      /** Whether the schema has every migration this release's reads need. */
+      readonly readable: boolean
+    }
+
+/**
+ * The newest migration that this release's reads need: a database that has
+ * applied it can be read, whatever later migrations are pending.
+ */
+export const readableFrom = "0004_own_schema"
+
+export const inspect = (db: Database, schema: string): Effect.Effect<SchemaState, StoreError> =>
+  Effect.tryPromise({
+    try: async (): Promise<SchemaState> => {
+      const run = async (query: SQL) => rowsOf(await db.execute(query))
+      const [found] = await run(
+        sql`select to_regclass(quote_ident(${schema}) || '.migrations') is not null as current,
+                   to_regclass(${legacyHistory}) is not null as legacy`
+      )
+      const legacy = found?.current !== true && found?.legacy === true
+      if (found?.current !== true && !legacy) return { _tag: "Absent" }
+      const history = legacy ? sql.raw(legacyHistory) : historyOf(schema)
+      const applied = new Set(
+        (await run(sql`select created_at::text as at from ${history}`)).map((row) => Number(row.at))
+      )
+      const journal = readJournal()
+      const known = new Set(journal.map((entry) => entry.when))
+      const needed = journal.slice(0, journal.findIndex((entry) => entry.tag === readableFrom) + 1)
+      return {
+        _tag: "Present",
+        legacy,
+        pending: journal.filter((entry) => !applied.has(entry.when)).map((entry) => entry.tag),
+        unknown: [...applied].filter((at) => !known.has(at)).length,
+        readable: !legacy && needed.every((entry) => applied.has(entry.when))
+      }
+    },
+    catch: (error) => storeError("inspect", error)
+  })

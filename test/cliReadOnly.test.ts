@@ -1,0 +1,247 @@
+/**
+ * The command line's read-only commands (streams, read, stats) never change a
+ * database: they open read-only sessions, never migrate, and report a database
+ * that holds no eventcore schema, or one this release cannot read, in one line.
+ */
+import { randomUUID } from "node:crypto"
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { PGlite } from "@electric-sql/pglite"
+import { sql } from "drizzle-orm"
+import { Effect } from "effect"
+import { EventStore, PgliteEventStore, PostgresEventStore, StreamId } from "eventcore"
+import { testEvents, writesOf } from "eventcore/testing"
+import postgres from "postgres"
+import { afterAll, describe, expect, it } from "vitest"
+import { connectForReading, type Target } from "../src/cli/connection.js"
+import { migrateAsRelease010, writeAsRelease010 } from "./sql/upgrade.js"
+import { cli, expectOneLineError } from "./support/cli.js"
+import { describeServer, urlOf, usePostgresTemplate } from "./support/postgres.js"
+
+const readOnlyCommands = [["stats"], ["streams"], ["read", "order-1"]] as const
+
+const scratch = mkdtempSync(join(tmpdir(), "eventcore-cli-ro-"))
+afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+/** Writing through a read-only connection fails with SQLSTATE 25006 (read_only_sql_transaction). */
+const expectReadOnlySession = (target: Target) =>
+  Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { db } = yield* connectForReading(target, "eventcore")
+        const write = yield* Effect.flip(
+          Effect.tryPromise(() => db.execute(sql`insert into eventcore.streams (stream_id, version) values ('x', 0)`))
+        )
+        const cause = (write.error as { cause?: { code?: string } }).cause
+        expect(cause?.code).toBe("25006")
+      })
+    )
+  )
+
+describe("read-only commands on PGlite", () => {
+  it("a --data-dir that does not exist is reported and not created, whatever DATABASE_URL says", async () => {
+    const missing = join(scratch, "missing", "events")
+    for (const args of readOnlyCommands) {
+      const run = await cli([...args, "--data-dir", missing], { DATABASE_URL: "postgres://nobody@127.0.0.1:1/x" })
+      expectOneLineError(
+        run,
+        `there is no database at ${missing}: the directory does not exist (create one with \`eventcore migrate --data-dir ${missing}\`)`
+      )
+      expect(run.stdout).toBe("")
+    }
+    expect(readdirSync(scratch)).toEqual([])
+  }, 60_000)
+
+  it("a directory that holds no PGlite database is reported and left empty", async () => {
+    const empty = join(scratch, "empty")
+    mkdirSync(empty)
+    for (const args of readOnlyCommands) {
+      expectOneLineError(
+        await cli([...args, "--data-dir", empty]),
+        `${empty} is not a PGlite data directory (it has no PG_VERSION)`
+      )
+    }
+    expect(readdirSync(empty)).toEqual([])
+  }, 60_000)
+
+  it("a PGlite database without eventcore's schema is reported and gets none; one with it is read in a read-only session", async () => {
+    const dataDir = join(scratch, "plain")
+    const plain = await PGlite.create({ dataDir })
+    await plain.close()
+    for (const args of readOnlyCommands) {
+      expectOneLineError(
+        await cli([...args, "--data-dir", dataDir]),
+        `PGlite in ${dataDir} is not an eventcore database (no eventcore tables in schema "eventcore"): create them with \`eventcore migrate\` and the same connection options`
+      )
+    }
+    const reopened = await PGlite.create({ dataDir })
+    const schemas = await reopened.query("select 1 from pg_namespace where nspname = 'eventcore'")
+    await reopened.close()
+    expect(schemas.rows).toEqual([])
+
+    await Effect.runPromise(
+      Effect.flatMap(EventStore.EventStore, (store) =>
+        store.append(
+          writesOf({ streamId: StreamId.unsafeMake("order-1"), expected: "no_stream", events: testEvents(2) })
+        )
+      ).pipe(Effect.provide(PgliteEventStore.layer({ dataDir })))
+    )
+    await expectReadOnlySession({ kind: "pglite", dataDir })
+    const stats = await cli(["stats", "--data-dir", dataDir])
+    expect(stats.stderr).toBe("")
+    expect(stats.stdout).toMatch(/^events +2$/m)
+  }, 120_000)
+})
+
+describeServer("read-only commands on PostgreSQL", () => {
+  const server = usePostgresTemplate()
+
+  /** A fresh empty database (not migrated), dropped afterwards. */
+  const withEmptyDatabase = async (body: (url: string) => Promise<void>) => {
+    const name = `eventcore_cli_ro_${randomUUID().replaceAll("-", "").slice(0, 12)}`
+    await server.adminClient().unsafe(`create database ${name}`)
+    try {
+      await body(urlOf(name))
+    } finally {
+      await server.adminClient().unsafe(`drop database if exists ${name} with (force)`)
+    }
+  }
+
+  /** Every schema, relation, function and type outside the system catalogs. */
+  const catalog = async (url: string) => {
+    const client = postgres(url, { max: 1, onnotice: () => {} })
+    try {
+      const rows = await client`
+        select 'schema ' || nspname as object from pg_namespace where nspname !~ '^pg_' and nspname <> 'information_schema'
+        union all select 'relation ' || c.oid::regclass::text || ' ' || c.relkind::text from pg_class c
+          join pg_namespace n on n.oid = c.relnamespace where n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
+        union all select 'function ' || p.oid::regprocedure::text from pg_proc p
+          join pg_namespace n on n.oid = p.pronamespace where n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
+        union all select 'type ' || t.oid::regtype::text from pg_type t
+          join pg_namespace n on n.oid = t.typnamespace where n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
+        order by 1`
+      return rows.map((row) => row.object as string)
+    } finally {
+      await client.end()
+    }
+  }
+
+  it(
+    "against an empty database each exits 1 with one line and leaves the catalog as it was",
+    () =>
+      withEmptyDatabase(async (url) => {
+        const before = await catalog(url)
+        for (const args of readOnlyCommands) {
+          const run = await cli([...args, "--url", url])
+          expectOneLineError(
+            run,
+            `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} is not an eventcore database (no eventcore tables in schema "eventcore"): create them with \`eventcore migrate\` and the same connection options`
+          )
+          expect(run.stdout).toBe("")
+        }
+        expect(await catalog(url)).toEqual(before)
+        expect(before.filter((object) => object.includes("eventcore"))).toEqual([])
+      }),
+    60_000
+  )
+
+  it(
+    "a database of 0.1.0 is named behind, with its pending migration, and left as it was",
+    () =>
+      withEmptyDatabase(async (url) => {
+        const client = postgres(url, { max: 1, onnotice: () => {} })
+        const raw = {
+          query: (text: string, params: ReadonlyArray<unknown> = []) => client.unsafe(text, params as never) as never
+        }
+        await migrateAsRelease010(raw)
+        await writeAsRelease010(raw)
+        await client.end()
+        const before = await catalog(url)
+        for (const args of readOnlyCommands) {
+          expectOneLineError(
+            await cli([...args, "--url", url]),
+            `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations 0004_own_schema, which this release needs to read it: apply them with \`eventcore migrate\``
+          )
+        }
+        expect(await catalog(url)).toEqual(before)
+      }),
+    60_000
+  )
+
+  it(
+    "a schema newer than the command line is named, and read on",
+    () =>
+      Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const { url } = yield* server.freshDatabase
+            yield* Effect.flatMap(EventStore.EventStore, (store) =>
+              store.append(
+                writesOf({ streamId: StreamId.unsafeMake("order-1"), expected: "no_stream", events: testEvents(3) })
+              )
+            ).pipe(Effect.provide(PostgresEventStore.layer({ url })))
+            yield* Effect.promise(async () => {
+              const client = postgres(url, { max: 1, onnotice: () => {} })
+              await client`insert into eventcore.migrations (hash, created_at) values ('from-the-future', 4102444800000)`
+              await client.end()
+            })
+            const run = yield* Effect.promise(() => cli(["stats", "--url", url]))
+            expect(run.code).toBe(0)
+            expect(run.stderr.trim().split("\n")).toEqual([
+              `eventcore: PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of a newer release (1 migration this command line does not know): this command line is older than the schema; upgrade it`
+            ])
+            expect(run.stdout).toMatch(/^events +3$/m)
+          })
+        )
+      ),
+    60_000
+  )
+
+  it(
+    "through a role that may only select, every read-only command works, in a read-only session",
+    () =>
+      Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const { url, database } = yield* server.freshDatabase
+            const reader = `eventcore_reader_${database.slice(-12)}`
+            yield* Effect.flatMap(EventStore.EventStore, (store) =>
+              store.append(
+                writesOf({ streamId: StreamId.unsafeMake("order-1"), expected: "no_stream", events: testEvents(2) })
+              )
+            ).pipe(Effect.provide(PostgresEventStore.layer({ url })))
+            const admin = server.adminClient()
+            yield* Effect.acquireRelease(
+              Effect.promise(async () => {
+                await admin.unsafe(`create role ${reader} login`)
+                const owner = postgres(url, { max: 1, onnotice: () => {} })
+                await owner.unsafe(`grant usage on schema eventcore to ${reader};
+                grant select on all tables in schema eventcore to ${reader}`)
+                await owner.end()
+              }),
+              () =>
+                Effect.promise(async () => {
+                  await admin.unsafe(`drop database if exists ${database} with (force)`)
+                  await admin.unsafe(`drop role if exists ${reader}`)
+                })
+            )
+            const asReader = new URL(url)
+            asReader.username = reader
+            const [stats, streams, read] = yield* Effect.promise(() =>
+              Promise.all(readOnlyCommands.map((args) => cli([...args, "--url", asReader.toString()])))
+            )
+            for (const run of [stats, streams, read]) {
+              expect(run?.stderr).toBe("")
+              expect(run?.code).toBe(0)
+            }
+            expect(streams?.stdout.trim()).toBe("order-1  2")
+            expect(read?.stdout).toContain("order-1: version 2")
+            expect(stats?.stdout).toMatch(/^streams +1$/m)
+            yield* Effect.promise(() => expectReadOnlySession({ kind: "postgres", url }))
+          })
+        )
+      ),
+    60_000
+  )
+})

@@ -1,0 +1,83 @@
+/**
+ * The real `eventcore` command line, spawned as a user would run it, and what
+ * tests expect of its output.
+ */
+import { type ChildProcessByStdio, spawn } from "node:child_process"
+import { join } from "node:path"
+import type { Readable } from "node:stream"
+import { expect } from "vitest"
+
+const root = join(import.meta.dirname, "..", "..")
+const main = join(root, "src", "cli", "main.ts")
+
+export interface Run {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export interface Started {
+  readonly child: ChildProcessByStdio<null, Readable, Readable>
+  /** What the process has printed so far. */
+  readonly output: () => { readonly stdout: string; readonly stderr: string }
+  readonly done: Promise<Run>
+}
+
+/**
+ * Runs the CLI's module in one Node process with tsx's loader, not through the
+ * tsx command: that starts a second process, and relays a signal to it only to
+ * SIGKILL it if it has not answered within ~60 ms (too soon for a process busy
+ * on a loaded machine). DATABASE_URL is not inherited: tests that want it say so.
+ */
+export const start = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Started => {
+  const { DATABASE_URL: _, ...inherited } = process.env
+  const child = spawn(process.execPath, ["--import", "tsx", main, ...args], {
+    cwd: root,
+    env: { ...inherited, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let stdout = ""
+  let stderr = ""
+  child.stdout.on("data", (chunk) => {
+    stdout += chunk
+  })
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk
+  })
+  const done = new Promise<Run>((resolve, reject) => {
+    child.on("error", reject)
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }))
+  })
+  return { child, output: () => ({ stdout, stderr }), done }
+}
+
+export const cli = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Promise<Run> =>
+  start(args, env).done
+
+/** A failure the user can read: one line on stderr, no stack trace, a non-zero exit. */
+export const expectOneLineError = (run: Run, message: string, code = 1) => {
+  expect(run.code).toBe(code)
+  expect(run.stderr.trim().split("\n")).toEqual([`eventcore: ${message}`])
+  expect(run.stderr).not.toMatch(/\n\s+at /)
+}
+
+/** Something wrong with the arguments: one line naming the help to read, exit code 2, nothing on stdout. */
+export const expectArgumentError = (run: Run, message: string, command?: string) => {
+  expect(run.stderr.split("\n")).toEqual([
+    `eventcore: ${message} (see eventcore ${command ? `${command} ` : ""}--help)`,
+    ""
+  ])
+  expect(run.code).toBe(2)
+  expect(run.stdout).toBe("")
+}
+
+export const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+
+/** Runs the argument lists a few at a time: each is a process of its own. */
+export const each = async (argLists: ReadonlyArray<ReadonlyArray<string>>) => {
+  const runs: Array<Run> = []
+  for (let i = 0; i < argLists.length; i += 4)
+    runs.push(...(await Promise.all(argLists.slice(i, i + 4).map((args) => cli(args)))))
+  return runs
+}
