@@ -1,6 +1,7 @@
 /**
  * Events as writers hand them to a store and as readers get them back.
  */
+import type { LogPosition } from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
 
 export interface NewEvent {
@@ -18,8 +19,10 @@ export interface RecordedEvent {
   readonly streamId: StreamId
   /** 1..n, gap-free per stream, assigned by the store. */
   readonly streamVersion: number
-  /** Unique, increasing in the order readers of the global log see events. */
+  /** Unique; taken from a sequence when the event is inserted, so not in commit order (see `position`). */
   readonly globalPosition: bigint
+  /** Where the event stands in the global log: readers of the log see events in this order. */
+  readonly position: LogPosition
   readonly eventType: string
   readonly data: unknown
   readonly metadata: Record<string, unknown>

@@ -1,7 +1,8 @@
 /**
- * The event store service: read a stream, stream it in pages, append atomically.
+ * The event store service: read a stream, stream it in pages, append
+ * atomically; read, stream and follow the global log.
  */
-import { Chunk, Context, Effect, Metric, Option, Stream } from "effect"
+import { Chunk, Context, type Duration, Effect, Metric, Option, type Schedule, Stream } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import {
   type DuplicateEventId,
@@ -10,6 +11,9 @@ import {
   StreamNotFound,
   type VersionConflict
 } from "./errors.js"
+import { follow, type Holdup, makeSignal } from "./internal/follow.js"
+import type { LogMessage } from "./LogMessage.js"
+import * as LogPosition from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
 import * as StreamWrites from "./StreamWrites.js"
 
@@ -40,6 +44,66 @@ export interface AppendResult {
 
 export type ReadError = StreamNotFound | InvalidReadOptions | StoreError
 export type AppendError = VersionConflict | DuplicateEventId | StoreError
+export type LogError = InvalidReadOptions | StoreError
+
+/** Which events of the global log to read; both parts are applied by the store (in SQL for the SQL stores). */
+export interface LogFilter {
+  /** Only events of these types. */
+  readonly eventTypes?: ReadonlyArray<string>
+  /** Only events of streams whose id starts with this, literally (no pattern characters). */
+  readonly streamPrefix?: string
+}
+
+export interface ReadAllOptions {
+  /** Read the events after this position (default `LogPosition.start`: the whole log). */
+  readonly after?: LogPosition.LogPosition
+  /** The most events to return (default 1000). */
+  readonly maxCount?: number
+  readonly filter?: LogFilter
+}
+
+export interface LogRead {
+  /** Events after `after`, in log order. */
+  readonly events: ReadonlyArray<RecordedEvent>
+  /**
+   * Where the next read resumes: at least the last event returned, possibly
+   * further, past events the filter skipped, but never past a point where an
+   * event could still appear (a transaction still running).
+   */
+  readonly position: LogPosition.LogPosition
+  /**
+   * Whether the read reached the readable head: nothing readable follows
+   * `position` (yet). A filtered read may return fewer events than `maxCount`,
+   * even none, without having reached it: it bounds the events it examines.
+   */
+  readonly caughtUp: boolean
+}
+
+export interface StreamAllOptions {
+  readonly after?: LogPosition.LogPosition
+  readonly filter?: LogFilter
+  /** Events per page, one query each (default 500). Memory is bounded by it. */
+  readonly pageSize?: number
+}
+
+export interface SubscribeOptions extends StreamAllOptions {
+  /**
+   * How long the log may be held back by a transaction still running before
+   * the subscription logs a warning naming it (default 10 seconds).
+   */
+  readonly stallWarning?: Duration.DurationInput
+  /** When to read again after the database failed (default: from 100 ms, doubling, at most every 5 s, for ever). */
+  readonly retry?: Schedule.Schedule<unknown, StoreError>
+}
+
+/** One page of the global log, as a store reads it (see `LogRead`). */
+export interface LogPage extends LogRead {
+  /**
+   * Whether events have committed that cannot be read yet, because a
+   * transaction that started before them is still running.
+   */
+  readonly heldBack: boolean
+}
 
 export interface EventStore {
   readonly readStream: (streamId: StreamId, options?: ReadOptions) => Effect.Effect<StreamRead, ReadError>
@@ -49,6 +113,15 @@ export interface EventStore {
    * event written in one atomic step, or nothing is written.
    */
   readonly append: (writes: StreamWrites.StreamWrites) => Effect.Effect<AppendResult, AppendError>
+  /** Up to `maxCount` events of the global log after `after`, in log order, and where to resume. */
+  readonly readAll: (options?: ReadAllOptions) => Effect.Effect<LogRead, LogError>
+  /** The global log after `after` as readable when pulled, in pages; ends at the readable head. */
+  readonly streamAll: (options?: StreamAllOptions) => Stream.Stream<RecordedEvent, LogError>
+  /**
+   * The global log after `after`: catches up, then follows live, and never
+   * ends by itself. `CaughtUp` says when everything readable was delivered.
+   */
+  readonly subscribe: (options?: SubscribeOptions) => Stream.Stream<LogMessage, LogError>
 }
 
 export const EventStore: Context.Tag<EventStore, EventStore> = Context.GenericTag<EventStore>("eventcore/EventStore")
@@ -70,6 +143,24 @@ export interface Primitives {
     limit: number
   ) => Effect.Effect<{ readonly version: number; readonly events: ReadonlyArray<RecordedEvent> }, StoreError>
   readonly append: (writes: StreamWrites.StreamWrites) => Effect.Effect<AppendResult, AppendError>
+  /**
+   * Up to `limit` events (at least 1) of the global log after `after` that
+   * pass `filter`, in log order, with where to resume (see `LogPage`).
+   */
+  readonly readLog: (
+    after: LogPosition.LogPosition,
+    limit: number,
+    filter: LogFilter
+  ) => Effect.Effect<LogPage, StoreError>
+  /**
+   * How often a caught-up subscription looks for events written by others
+   * (another process, raw SQL): from `min` after events arrived, doubling up to
+   * `max` while none do. Absent when the store's own appends are its only
+   * writes (in memory): they wake its subscriptions at once either way.
+   */
+  readonly polling?: { readonly min: Duration.DurationInput; readonly max: Duration.DurationInput }
+  /** What holds the log back, when `readLog` says it is (`heldBack`). */
+  readonly holdup?: Effect.Effect<Holdup | undefined, StoreError>
   /** Span attributes naming the backend, e.g. `{ "db.system": "postgresql" }`. */
   readonly attributes?: Record<string, unknown>
 }
@@ -91,6 +182,46 @@ const validate = (options: StreamOptions | undefined) =>
     checkWhole("maxCount", options?.maxCount, 0),
     checkWhole("pageSize", options?.pageSize, 1)
   ])
+
+/** The default number of events `readAll` returns. */
+export const defaultLogCount = 1000
+
+const validateLog = (
+  options: (ReadAllOptions & StreamAllOptions) | undefined
+): Effect.Effect<LogPosition.LogPosition, InvalidReadOptions> => {
+  const filter = options?.filter
+  const invalid = (option: string, value: unknown, reason: string) =>
+    Effect.fail(new InvalidReadOptions({ option, value, reason }))
+  if (
+    filter?.eventTypes !== undefined &&
+    (!Array.isArray(filter.eventTypes) || !filter.eventTypes.every((type) => typeof type === "string"))
+  ) {
+    return invalid("filter.eventTypes", filter.eventTypes, "must be an array of event types (strings)")
+  }
+  if (filter?.streamPrefix !== undefined && typeof filter.streamPrefix !== "string") {
+    return invalid("filter.streamPrefix", filter.streamPrefix, "must be a string")
+  }
+  const after = options?.after ?? LogPosition.start
+  return Effect.zipRight(
+    Effect.all([checkWhole("maxCount", options?.maxCount, 0), checkWhole("pageSize", options?.pageSize, 1)]),
+    LogPosition.validate(after).pipe(
+      Effect.mapError(
+        () =>
+          new InvalidReadOptions({
+            option: "after",
+            value: after,
+            reason: "must be a LogPosition (20 digits, '-', 19 digits), such as one a read returned"
+          })
+      )
+    )
+  )
+}
+
+/** How long the global log has been held back, as the subscriptions of this process last saw it. */
+export const heldBackGauge = Metric.gauge("eventcore_log_held_back_seconds", {
+  description:
+    "how long the global log's readable head has been held back by a transaction still running (0 when it is not)"
+})
 
 export const make = (primitives: Primitives): EventStore => {
   const attributes = primitives.attributes ?? {}
@@ -176,5 +307,59 @@ export const make = (primitives: Primitives): EventStore => {
     )
   }
 
-  return EventStore.of({ readStream, streamEvents, append })
+  // Wakes this store's subscriptions when it appends, before any poll would.
+  const appended = makeSignal()
+
+  const readAll = (options?: ReadAllOptions) =>
+    validateLog(options).pipe(
+      Effect.flatMap((after) =>
+        options?.maxCount === 0
+          ? Effect.succeed<LogRead>({ events: [], position: after, caughtUp: false })
+          : primitives.readLog(after, options?.maxCount ?? defaultLogCount, options?.filter ?? {})
+      ),
+      Effect.map((page): LogRead => ({ events: page.events, position: page.position, caughtUp: page.caughtUp })),
+      Effect.tap((read) => Effect.annotateCurrentSpan("eventcore.event_count", read.events.length)),
+      Effect.withSpan("eventcore.read_all", { kind: "client", attributes })
+    )
+
+  const streamAll = (options?: StreamAllOptions) =>
+    Stream.unwrap(
+      Effect.map(validateLog(options), (after) =>
+        Stream.paginateChunkEffect(after, (position) =>
+          primitives
+            .readLog(position, options?.pageSize ?? defaultPageSize, options?.filter ?? {})
+            .pipe(
+              Effect.map(
+                (page) =>
+                  [
+                    Chunk.unsafeFromArray(page.events as Array<RecordedEvent>),
+                    page.caughtUp ? Option.none() : Option.some(page.position)
+                  ] as const
+              )
+            )
+        )
+      )
+    ).pipe(Stream.withSpan("eventcore.stream_all", { attributes }))
+
+  const subscribe = (options?: SubscribeOptions) =>
+    Stream.unwrap(
+      Effect.map(validateLog(options), (after) =>
+        follow({
+          after,
+          filter: options?.filter ?? {},
+          pageSize: options?.pageSize ?? defaultPageSize,
+          stallWarning: options?.stallWarning ?? "10 seconds",
+          ...(options?.retry === undefined ? {} : { retry: options.retry }),
+          readLog: primitives.readLog,
+          ...(primitives.polling === undefined ? {} : { polling: primitives.polling }),
+          ...(primitives.holdup === undefined ? {} : { holdup: primitives.holdup }),
+          appended,
+          heldBackGauge
+        })
+      )
+    )
+
+  const appendAndWake = (writes: StreamWrites.StreamWrites) => Effect.tap(append(writes), () => appended.notify)
+
+  return EventStore.of({ readStream, streamEvents, append: appendAndWake, readAll, streamAll, subscribe })
 }

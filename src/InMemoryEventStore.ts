@@ -1,7 +1,9 @@
 /**
  * An event store in process memory, for tests and prototypes. It keeps every
  * guarantee of the SQL stores: atomic multi-stream appends, every participant
- * checked, gap-free versions, unique event ids, positions in commit order.
+ * checked, gap-free versions, unique event ids, one global log in commit order
+ * (an event's log position is its append's commit number and its global
+ * position).
  */
 import { Clock, Effect, Layer } from "effect"
 import type { RecordedEvent } from "./Event.js"
@@ -9,6 +11,7 @@ import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import { DuplicateEventId, VersionConflict } from "./errors.js"
 import { uuidv7 } from "./internal/uuid.js"
+import * as LogPosition from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
 import * as StreamWrites from "./StreamWrites.js"
 
@@ -21,8 +24,11 @@ const jsonCopy = <A>(value: A): A => JSON.parse(JSON.stringify(value))
  */
 export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
   const streams = new Map<StreamId, Array<RecordedEvent>>()
+  /** Every event in commit order: the global log. */
+  const log: Array<RecordedEvent> = []
   const eventIds = new Set<string>()
   let lastPosition = 0n
+  let commits = 0n
 
   const versionOf = (streamId: StreamId) => streams.get(streamId)?.length ?? 0
 
@@ -49,6 +55,7 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
     const versions = new Map<StreamId, number>()
     for (const [streamId] of participants) versions.set(streamId, versionOf(streamId))
     const recordedAt = new Date(now)
+    const commitNumber = newEvents.length > 0 ? ++commits : commits
     const recorded = newEvents.map((event): RecordedEvent => {
       const streamVersion = (versions.get(event.streamId) ?? 0) + 1
       versions.set(event.streamId, streamVersion)
@@ -58,6 +65,7 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
         streamId: event.streamId,
         streamVersion,
         globalPosition: lastPosition,
+        position: LogPosition.make(commitNumber, lastPosition),
         eventType: event.eventType,
         // The same trip through JSON text that jsonb makes: what reads back is
         // what a SQL store would return, and later mutation of the writer's
@@ -68,6 +76,7 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
       }
     })
     for (const event of recorded) {
+      log.push(event)
       eventIds.add(event.eventId)
       let stream = streams.get(event.streamId)
       if (stream === undefined) {
@@ -79,8 +88,44 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
     return { streamVersions: versions, events: recorded }
   }
 
+  /** Index of the first event after `after` (the log is sorted by position). */
+  const firstAfter = (after: LogPosition.LogPosition) => {
+    let low = 0
+    let high = log.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if ((log[middle] as RecordedEvent).position <= after) low = middle + 1
+      else high = middle
+    }
+    return low
+  }
+
+  const readLog = (after: LogPosition.LogPosition, limit: number, filter: EventStore.LogFilter) =>
+    Effect.sync((): EventStore.LogPage => {
+      const types = filter.eventTypes === undefined ? undefined : new Set(filter.eventTypes)
+      const events: Array<RecordedEvent> = []
+      for (let i = firstAfter(after); i < log.length && events.length < limit; i++) {
+        const event = log[i] as RecordedEvent
+        if (types !== undefined && !types.has(event.eventType)) continue
+        if (filter.streamPrefix !== undefined && !event.streamId.startsWith(filter.streamPrefix)) continue
+        events.push(event)
+      }
+      const last = events.at(-1)
+      if (events.length === limit && last !== undefined) {
+        return { events, position: last.position, caughtUp: false, heldBack: false }
+      }
+      // Every commit so far was examined; later ones are numbered higher.
+      return {
+        events,
+        position: LogPosition.max(after, LogPosition.afterTransaction(commits)),
+        caughtUp: true,
+        heldBack: false
+      }
+    })
+
   return EventStore.make({
     attributes: { "db.system": "memory" },
+    readLog,
     read: (streamId, fromVersion, limit) =>
       Effect.sync(() => {
         const stream = streams.get(streamId) ?? []

@@ -37,6 +37,15 @@ export class InvalidReadOptions extends Data.TaggedError("InvalidReadOptions")<{
   }
 }
 
+/** Text that is not a log position (see `LogPosition`): a checkpoint read back damaged, or from elsewhere. */
+export class InvalidLogPosition extends Data.TaggedError("InvalidLogPosition")<{
+  readonly input: string
+}> {
+  override get message() {
+    return `Invalid log position ${JSON.stringify(this.input)}: expected 20 digits, "-", 19 digits (as LogPosition.make writes them)`
+  }
+}
+
 /** The stream has no events. */
 export class StreamNotFound extends Data.TaggedError("StreamNotFound")<{
   readonly streamId: StreamId

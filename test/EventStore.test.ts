@@ -30,6 +30,11 @@ const recordingStore = (attributes?: Record<string, unknown>) =>
           Effect.tap(() => Effect.sync(() => reads.push([fromVersion, limit])))
         ),
       append: inner.append,
+      readLog: (after, limit, filter) =>
+        Effect.map(Effect.orDie(inner.readAll({ after, maxCount: limit, filter })), (read) => ({
+          ...read,
+          heldBack: false
+        })),
       ...(attributes === undefined ? {} : { attributes })
     })
     return { store, reads }

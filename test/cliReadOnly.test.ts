@@ -161,7 +161,7 @@ describeServer("read-only commands on PostgreSQL", () => {
         for (const args of readOnlyCommands) {
           expectOneLineError(
             await cli([...args, "--url", url]),
-            `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations 0004_own_schema, which this release needs to read it: apply them with \`eventcore migrate\``
+            `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations 0004_own_schema, 0005_log_positions, which this release needs to read it: apply them with \`eventcore migrate\``
           )
         }
         expect(await catalog(url)).toEqual(before)

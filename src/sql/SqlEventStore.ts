@@ -10,7 +10,9 @@ import * as EventStore from "../EventStore.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
 import type { DuplicateEventId, StoreError } from "../errors.js"
 import { VersionConflict } from "../errors.js"
+import type { Holdup } from "../internal/follow.js"
 import { uuidv7 } from "../internal/uuid.js"
+import * as LogPosition from "../LogPosition.js"
 import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
 import { isRacedWrite, parseDuplicateEventId, parseVersionConflict, storeError } from "./errors.js"
@@ -34,19 +36,95 @@ export const rowsOf = (result: unknown): ReadonlyArray<Record<string, unknown>> 
 interface AppendReply {
   readonly versions: ReadonlyArray<number>
   readonly positions: ReadonlyArray<string>
+  /** The writing transaction's id; null when the append wrote no events. */
+  readonly transaction: string | null
   readonly recordedAt: number
 }
 
 /** A schema name as an SQL identifier. */
 const quoted = (schema: string) => `"${schema.replaceAll('"', '""')}"`
 
+/**
+ * The columns of an event read from the global log, in order, then the
+ * horizon (see `statementsIn`) and whether committed events wait beyond it.
+ */
+const logColumns = `e.transaction_id::text, e.global_position, e.event_id, e.stream_id, e.stream_version,
+       e.event_type, e.data, e.metadata, e.recorded_at`
+
 /** The statements of a store in `schema` that are not built from its Drizzle tables. */
-export const statementsIn = (schema: string) => ({
-  /** The append: one statement, one round trip (see drizzle/0004_own_schema.sql). */
-  append: `select ${quoted(schema)}.append($1::text::jsonb) as reply`,
-  /** The participants' current versions, for `diagnoseConflict`: the ids as one JSON array of strings. */
-  conflict: `select stream_id, version from ${quoted(schema)}.streams where stream_id in (select jsonb_array_elements_text($1::text::jsonb))`
-})
+export const statementsIn = (schema: string) => {
+  const events = `${quoted(schema)}.events`
+  /**
+   * The readable horizon: the oldest transaction still running (or, if none,
+   * the next to start). Every transaction below it has ended, so nothing can
+   * appear below it any more; whatever a running transaction writes will be
+   * at or above it. A reader reads only below it and never skips an event
+   * that commits late. `held_back`: events already committed at or above it,
+   * readable once the transactions before them end.
+   */
+  const horizon = `horizon as materialized (select pg_snapshot_xmin(pg_current_snapshot()) as xmin)`
+  const heldBack = `exists (select 1 from ${events} w where w.transaction_id >= h.xmin) as held_back`
+  /** Events after ($1 transaction, $2 position) in log order, walking the (transaction_id, global_position) index. */
+  const after = `(e.transaction_id, e.global_position) > ($1::text::xid8, $2::bigint) and e.transaction_id < h.xmin`
+  return {
+    /** The append: one statement, one round trip (see drizzle/0005_log_positions.sql). */
+    append: `select ${quoted(schema)}.append($1::text::jsonb) as reply`,
+    /** The participants' current versions, for `diagnoseConflict`: the ids as one JSON array of strings. */
+    conflict: `select stream_id, version from ${quoted(schema)}.streams where stream_id in (select jsonb_array_elements_text($1::text::jsonb))`,
+    /** Up to $3 events of the log after ($1, $2); one row of nulls but the horizon when there are none. */
+    readLog: `with ${horizon}
+select ${logColumns}, h.xmin::text, ${heldBack}
+from horizon h left join lateral (
+  select * from ${events} e where ${after} order by e.transaction_id, e.global_position limit $3
+) e on true
+order by e.transaction_id, e.global_position`,
+    /**
+     * Filtered: of the next $3 events of the log after ($1, $2), up to $4 of
+     * those whose type is in the JSON array $5 (null: any) and whose stream id
+     * starts with $6 (null: any). The scan is bounded so that a reader of a
+     * rare type moves on page by page; each row also carries the last event
+     * scanned and how many were, which is how far the reader may move past
+     * events it skipped.
+     */
+    readLogFiltered: `with ${horizon},
+scanned as materialized (
+  select e.* from ${events} e, horizon h where ${after} order by e.transaction_id, e.global_position limit $3
+),
+matched as (
+  select * from scanned e
+  where ($5::text is null or $5::text::jsonb ? e.event_type) and ($6::text is null or starts_with(e.stream_id, $6::text))
+  order by e.transaction_id, e.global_position limit $4
+),
+last_scanned as (
+  select transaction_id, global_position from scanned order by transaction_id desc, global_position desc limit 1
+)
+select ${logColumns}, h.xmin::text, ${heldBack},
+       (select count(*) from scanned)::int, l.transaction_id::text, l.global_position
+from horizon h left join last_scanned l on true left join matched e on true
+order by e.transaction_id, e.global_position`,
+    /**
+     * What holds the horizon back: the backend or prepared transaction with
+     * the oldest transaction id (its state, query and age are visible only to
+     * roles allowed to see other sessions; pid and database always are).
+     */
+    holdup: `select pid, database, state, age_seconds, application_name from (
+  select a.pid, a.datname::text as database, a.state, extract(epoch from now() - a.xact_start)::float8 as age_seconds,
+         a.application_name, age(a.backend_xid) as xid_age
+  from pg_stat_activity a where a.backend_xid is not null
+  union all
+  select null, p.database::text, 'prepared transaction ' || p.gid, extract(epoch from now() - p.prepared)::float8,
+         null, age(p.transaction)
+  from pg_prepared_xacts p
+) t order by xid_age desc limit 1`,
+    /**
+     * The highest transaction id stored, and the next the server will assign:
+     * a store restored into another cluster can be behind (see
+     * `checkTransactionIds`).
+     */
+    transactionIds: `select (select max(transaction_id) from ${events})::text,
+       pg_snapshot_xmax(pg_current_snapshot())::text`
+  }
+}
 
 /**
  * Runs one of the store's two hot statements (the append, and the read built
@@ -60,6 +138,13 @@ export type RunPrepared = (
   statement: string,
   params: ReadonlyArray<unknown>
 ) => Promise<ReadonlyArray<ReadonlyArray<unknown>>>
+
+/**
+ * A filtered read of the global log examines at least this many events, and
+ * at most this many more than it returns: a reader of a rare event type moves
+ * through a long log in pages of this size instead of in one scan.
+ */
+const filteredScan = 10_000
 
 /** postgres.js gives int8 as text, PGlite as bigint; timestamptz as text under drizzle's parsers, or a Date. */
 const toBigInt = (value: unknown): bigint => BigInt(value as string | bigint)
@@ -89,6 +174,7 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
       eventId: events.eventId,
       streamVersion: events.streamVersion,
       globalPosition: events.globalPosition,
+      transactionId: sql<string>`${events.transactionId}::text`.as("transaction_id"),
       eventType: events.eventType,
       data: events.data,
       metadata: events.metadata,
@@ -105,6 +191,7 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
       eventId: page.eventId,
       streamVersion: page.streamVersion,
       globalPosition: page.globalPosition,
+      transactionId: page.transactionId,
       eventType: page.eventType,
       data: page.data,
       metadata: page.metadata,
@@ -129,13 +216,25 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
         const version = (rows[0]?.[0] as number | undefined) ?? 0
         const recorded: Array<RecordedEvent> = []
         if (limit > 0) {
-          for (const [, eventId, streamVersion, globalPosition, eventType, data, metadata, recordedAt] of rows) {
+          for (const [
+            ,
+            eventId,
+            streamVersion,
+            globalPosition,
+            transactionId,
+            eventType,
+            data,
+            metadata,
+            recordedAt
+          ] of rows) {
             if (eventId === null) continue
+            const position = toBigInt(globalPosition)
             recorded.push({
               eventId: eventId as string,
               streamId,
               streamVersion: streamVersion as number,
-              globalPosition: toBigInt(globalPosition),
+              globalPosition: position,
+              position: LogPosition.make(BigInt(transactionId as string), position),
               eventType: eventType as string,
               data,
               metadata: metadata as Record<string, unknown>,
@@ -203,14 +302,17 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
       const remaining = new Map<StreamId, number>()
       for (const event of newEvents) remaining.set(event.streamId, (remaining.get(event.streamId) ?? 0) + 1)
       const recordedAt = new Date(reply.recordedAt)
+      const transaction = reply.transaction === null ? 0n : BigInt(reply.transaction)
       const recorded = newEvents.map((event, i): RecordedEvent => {
         const left = remaining.get(event.streamId) as number
         remaining.set(event.streamId, left - 1)
+        const globalPosition = BigInt(reply.positions[i] as string)
         return {
           eventId: eventIds[i] as string,
           streamId: event.streamId,
           streamVersion: (streamVersions.get(event.streamId) as number) - left + 1,
-          globalPosition: BigInt(reply.positions[i] as string),
+          globalPosition,
+          position: LogPosition.make(transaction, globalPosition),
           eventType: event.eventType,
           data: event.data,
           metadata: event.metadata ?? {},
@@ -220,5 +322,92 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
       return { streamVersions, events: recorded } satisfies EventStore.AppendResult
     })
 
-  return EventStore.make({ attributes: { "db.system": "postgresql" }, read, append })
+  /** An event of a log row: transaction id, global position, then the columns of `logColumns`. */
+  const logEvent = (row: ReadonlyArray<unknown>): RecordedEvent => {
+    const [transactionId, globalPosition, eventId, streamId, streamVersion, eventType, data, metadata, recordedAt] = row
+    const position = toBigInt(globalPosition)
+    return {
+      eventId: eventId as string,
+      streamId: streamId as StreamId,
+      streamVersion: streamVersion as number,
+      globalPosition: position,
+      position: LogPosition.make(BigInt(transactionId as string), position),
+      eventType: eventType as string,
+      data,
+      metadata: metadata as Record<string, unknown>,
+      recordedAt: toDate(recordedAt)
+    }
+  }
+
+  /** Where a reader stands once it has read everything below the horizon (`statementsIn`). */
+  const belowHorizon = (after: LogPosition.LogPosition, horizon: unknown) =>
+    LogPosition.max(after, LogPosition.afterTransaction(BigInt(horizon as string) - 1n))
+
+  const readLog = (
+    after: LogPosition.LogPosition,
+    limit: number,
+    filter: EventStore.LogFilter
+  ): Effect.Effect<EventStore.LogPage, StoreError> => {
+    const { transaction, position } = LogPosition.parts(after)
+    const from = [transaction.toString(), position.toString()]
+    if (filter.eventTypes === undefined && filter.streamPrefix === undefined) {
+      return query("read_all", () => options.runPrepared(statements.readLog, [...from, limit])).pipe(
+        Effect.map((rows) => {
+          const events = rows.filter((row) => row[2] !== null).map(logEvent)
+          const [horizon, heldBack] = (rows[0] as ReadonlyArray<unknown>).slice(9)
+          const last = events.at(-1)
+          return events.length === limit && last !== undefined
+            ? { events, position: last.position, caughtUp: false, heldBack: heldBack === true }
+            : { events, position: belowHorizon(after, horizon), caughtUp: true, heldBack: heldBack === true }
+        })
+      )
+    }
+    const scan = Math.max(limit, filteredScan)
+    const types = filter.eventTypes === undefined ? null : JSON.stringify(filter.eventTypes)
+    return query("read_all", () =>
+      options.runPrepared(statements.readLogFiltered, [...from, scan, limit, types, filter.streamPrefix ?? null])
+    ).pipe(
+      Effect.map((rows) => {
+        const events = rows.filter((row) => row[2] !== null).map(logEvent)
+        const [horizon, heldBack, scanned, lastTransaction, lastPosition] = (rows[0] as ReadonlyArray<unknown>).slice(9)
+        const last = events.at(-1)
+        const page = (position: LogPosition.LogPosition, caughtUp: boolean): EventStore.LogPage => ({
+          events,
+          position,
+          caughtUp,
+          heldBack: heldBack === true
+        })
+        if (events.length === limit && last !== undefined) return page(last.position, false)
+        if (scanned === scan) {
+          // Every scanned event was examined: the reader moves past those the filter skipped.
+          return page(LogPosition.make(BigInt(lastTransaction as string), toBigInt(lastPosition)), false)
+        }
+        return page(belowHorizon(after, horizon), true)
+      })
+    )
+  }
+
+  const holdup = query("read_all", () => options.runPrepared(statements.holdup, [])).pipe(
+    Effect.map((rows): Holdup | undefined => {
+      const row = rows[0]
+      if (row === undefined) return undefined
+      const [pid, database, state, ageSeconds, applicationName] = row
+      return {
+        ...(pid === null ? {} : { pid: Number(pid) }),
+        ...(database === null ? {} : { database: database as string }),
+        ...(state === null ? {} : { state: state as string }),
+        ...(ageSeconds === null ? {} : { ageSeconds: Number(ageSeconds) }),
+        ...(applicationName === null || applicationName === "" ? {} : { applicationName: applicationName as string })
+      }
+    })
+  )
+
+  return EventStore.make({
+    attributes: { "db.system": "postgresql" },
+    read,
+    append,
+    readLog,
+    holdup,
+    polling: { min: "20 millis", max: "200 millis" }
+  })
 }

@@ -2,10 +2,13 @@
  * The public contract every `EventStore` must satisfy. Register it for a store
  * with `runEventStoreContract(name, makeLayer)` inside a vitest test file.
  */
-import { Cause, Chunk, Effect, Either, Exit, Fiber, type Layer, Stream } from "effect"
+import { Cause, Chunk, Effect, Either, Exit, Fiber, type Layer, Queue, Stream } from "effect"
 import { describe, expect, it } from "vitest"
+import type { RecordedEvent } from "../Event.js"
 import * as EventStore from "../EventStore.js"
 import type { ExpectedVersion } from "../ExpectedVersion.js"
+import type * as LogMessage from "../LogMessage.js"
+import * as LogPosition from "../LogPosition.js"
 import * as StreamId from "../StreamId.js"
 import { type Participant, testEvents, writesOf } from "./helpers.js"
 import { asJson, awkwardPayloads, runFuzzProperty } from "./hostile.js"
@@ -38,6 +41,49 @@ const dataOf = (streamId: StreamId.StreamId) =>
 
 const appendOf = (...participants: ReadonlyArray<Participant>) =>
   Effect.flatMap(store, (s) => s.append(writesOf(...participants)))
+
+/**
+ * Waits until the global log is readable up to `target`: on a PostgreSQL
+ * server, a transaction still running anywhere on it holds readers back (they
+ * never skip past it), so an event committed a moment ago may not be readable
+ * yet. Reading from `target` moves past it exactly when it is.
+ */
+const readableUpTo = (target: LogPosition.LogPosition) =>
+  Effect.gen(function* () {
+    const s = yield* store
+    for (;;) {
+      const read = yield* s.readAll({ after: target, maxCount: 1 })
+      if (read.events.length > 0 || read.position > target) return
+      yield* Effect.sleep("10 millis")
+    }
+  })
+
+/** The whole log, read in pages until caught up. */
+const wholeLog = (after: LogPosition.LogPosition = LogPosition.start) =>
+  Effect.flatMap(store, (s) => Stream.runCollect(s.streamAll({ after }))).pipe(Effect.map(Chunk.toArray))
+
+const positionsIncrease = (events: ReadonlyArray<RecordedEvent>) =>
+  events.every((event, i) => i === 0 || (events[i - 1] as RecordedEvent).position < event.position)
+
+/** Takes messages from a subscription's queue until `done` says so, failing after `within`. */
+const takeUntil = (
+  queue: Queue.Queue<LogMessage.LogMessage>,
+  done: (taken: ReadonlyArray<LogMessage.LogMessage>) => boolean,
+  within: number
+) =>
+  Effect.gen(function* () {
+    const taken: Array<LogMessage.LogMessage> = []
+    while (!done(taken)) taken.push(yield* Queue.take(queue))
+    return taken
+  }).pipe(
+    Effect.timeoutFail({
+      duration: within,
+      onTimeout: () => new Error(`the subscription delivered too little within ${within} ms`)
+    })
+  )
+
+const eventsOf = (messages: ReadonlyArray<LogMessage.LogMessage>) =>
+  messages.flatMap((message) => (message._tag === "Event" ? [message.event] : []))
 
 /**
  * Runs a test's Effect on the live clock and services (plain vitest: no Effect
@@ -544,6 +590,242 @@ export const runEventStoreContract = (
           const s = yield* store
           yield* runFuzzProperty(s, { numRuns: (options.propertyRuns ?? 40) * 2 })
         }))
+    })
+
+    describe("the global log", () => {
+      test("readAll returns every event once, in commit order across streams, with the positions appends returned", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const appended: Array<RecordedEvent> = []
+          for (const [stream, count, expected] of [
+            ["log-a", 2, "no_stream"],
+            ["log-b", 1, "no_stream"],
+            ["log-a", 1, 2],
+            ["log-c", 2, "no_stream"]
+          ] as const) {
+            const result = yield* appendOf({ streamId: id(stream), expected, events: testEvents(count) })
+            appended.push(...result.events)
+          }
+          yield* readableUpTo((appended.at(-1) as RecordedEvent).position)
+          const read = yield* s.readAll()
+          expect(read.events).toEqual(appended)
+          expect(read.caughtUp).toBe(true)
+          expect(read.position >= (appended.at(-1) as RecordedEvent).position).toBe(true)
+          expect(positionsIncrease(read.events)).toBe(true)
+          expect(read.events.every((e) => e.position > LogPosition.start)).toBe(true)
+          for (const event of read.events)
+            expect(LogPosition.validate(event.position)).toEqual(Either.right(event.position))
+          const streamA = yield* s.readStream(id("log-a"))
+          expect(streamA.events.map((e) => e.position)).toEqual(
+            appended.filter((e) => e.streamId === "log-a").map((e) => e.position)
+          )
+        }))
+
+      test("maxCount bounds a read, and reading on from its position returns the rest", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const { events } = yield* appendOf({
+            streamId: id("paged-log"),
+            expected: "no_stream",
+            events: testEvents(5)
+          })
+          yield* readableUpTo((events.at(-1) as RecordedEvent).position)
+          const first = yield* s.readAll({ maxCount: 2 })
+          expect(first.events).toEqual(events.slice(0, 2))
+          expect(first.position).toBe(events[1]?.position)
+          expect(first.caughtUp).toBe(false)
+          const second = yield* s.readAll({ after: first.position, maxCount: 2 })
+          expect(second.events).toEqual(events.slice(2, 4))
+          const third = yield* s.readAll({ after: second.position, maxCount: 2 })
+          expect(third.events).toEqual(events.slice(4))
+          expect(third.caughtUp).toBe(true)
+          const none = yield* s.readAll({ after: third.position })
+          expect(none.events).toEqual([])
+          expect(none.caughtUp).toBe(true)
+          expect(none.position >= third.position).toBe(true)
+          const zero = yield* s.readAll({ after: first.position, maxCount: 0 })
+          expect(zero).toEqual({ events: [], position: first.position, caughtUp: false })
+        }))
+
+      test("filters by event type and by a literal stream prefix, and moves past the events it skipped", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const write = (stream: string, types: ReadonlyArray<string>) =>
+            appendOf({
+              streamId: id(stream),
+              expected: "any",
+              events: types.map((eventType, i) => ({ eventType, data: { stream, i } }))
+            }).pipe(Effect.map((result) => result.events))
+          const all = [
+            ...(yield* write("order-1", ["Placed", "Paid"])),
+            ...(yield* write("customer-1", ["Registered"])),
+            ...(yield* write("order-2", ["Placed"])),
+            ...(yield* write("a_b-1", ["Paid"])),
+            ...(yield* write("axb-1", ["Paid"])),
+            ...(yield* write("order-1", ["Shipped"]))
+          ]
+          const last = all.at(-1) as RecordedEvent
+          yield* readableUpTo(last.position)
+          const matching = (keep: (e: RecordedEvent) => boolean) => all.filter(keep)
+          const paid = yield* s.readAll({ filter: { eventTypes: ["Paid"] } })
+          expect(paid.events).toEqual(matching((e) => e.eventType === "Paid"))
+          const orders = yield* s.readAll({ filter: { streamPrefix: "order-" } })
+          expect(orders.events).toEqual(matching((e) => e.streamId.startsWith("order-")))
+          const literal = yield* s.readAll({ filter: { streamPrefix: "a_b" } })
+          expect(literal.events.map((e) => e.streamId)).toEqual(["a_b-1"])
+          const both = yield* s.readAll({ filter: { eventTypes: ["Placed", "Shipped"], streamPrefix: "order-1" } })
+          expect(both.events).toEqual(matching((e) => e.streamId === "order-1" && e.eventType !== "Paid"))
+          // A reader of a type that never occurs does not rescan the log: it resumes past it.
+          const rare = yield* s.readAll({ filter: { eventTypes: ["NeverWritten"] } })
+          expect(rare.events).toEqual([])
+          expect(rare.caughtUp).toBe(true)
+          expect(rare.position >= last.position).toBe(true)
+          const none = yield* s.readAll({ filter: { eventTypes: [] } })
+          expect(none.events).toEqual([])
+          const streamed = yield* Stream.runCollect(s.streamAll({ pageSize: 1, filter: { eventTypes: ["Paid"] } }))
+          expect(Chunk.toArray(streamed)).toEqual(paid.events)
+        }))
+
+      test("bad positions, counts and filters are refused with InvalidReadOptions", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const refused = [
+            s.readAll({ after: "nonsense" as LogPosition.LogPosition }),
+            s.readAll({ after: `${LogPosition.start}0` as LogPosition.LogPosition }),
+            s.readAll({ after: "99999999999999999999-9999999999999999999" as LogPosition.LogPosition }),
+            s.readAll({ maxCount: -1 }),
+            s.readAll({ maxCount: 1.5 }),
+            s.readAll({ filter: { eventTypes: "Paid" as unknown as Array<string> } }),
+            s.readAll({ filter: { streamPrefix: 7 as unknown as string } }),
+            Stream.runDrain(s.streamAll({ pageSize: 0 })),
+            Stream.runDrain(s.subscribe({ after: "1-2" as LogPosition.LogPosition }))
+          ]
+          for (const attempt of refused) {
+            const error = yield* Effect.flip(attempt)
+            expect(error._tag).toBe("InvalidReadOptions")
+          }
+          const after = yield* Effect.flip(s.readAll({ after: "nonsense" as LogPosition.LogPosition }))
+          expect(after).toMatchObject({ _tag: "InvalidReadOptions", option: "after", value: "nonsense" })
+        }))
+
+      test("streamAll reads the log in pages, in order, and ends at the readable head", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const appended: Array<RecordedEvent> = []
+          for (let i = 0; i < 4; i++) {
+            const result = yield* appendOf({
+              streamId: id(`paging-${i % 2}`),
+              expected: "any",
+              events: testEvents(2, i * 10)
+            })
+            appended.push(...result.events)
+          }
+          yield* readableUpTo((appended.at(-1) as RecordedEvent).position)
+          expect(Chunk.toArray(yield* Stream.runCollect(s.streamAll({ pageSize: 3 })))).toEqual(appended)
+          expect(yield* wholeLog(appended[4]?.position)).toEqual(appended.slice(5))
+        }))
+
+      test("subscribe catches up, says so, then delivers later appends and says so again", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const early = (yield* appendOf({ streamId: id("live"), expected: "no_stream", events: testEvents(3) })).events
+          const queue = yield* Queue.unbounded<LogMessage.LogMessage>()
+          yield* Effect.forkScoped(Stream.runForEach(s.subscribe(), (message) => Queue.offer(queue, message)))
+          const caughtUp = yield* takeUntil(queue, (taken) => taken.at(-1)?._tag === "CaughtUp", 30_000)
+          expect(eventsOf(caughtUp)).toEqual(early)
+          const first = caughtUp.at(-1) as { readonly position: LogPosition.LogPosition }
+          expect(first.position >= (early.at(-1) as RecordedEvent).position).toBe(true)
+          const later = (yield* appendOf({ streamId: id("live"), expected: 3, events: testEvents(2) })).events
+          const burst = yield* takeUntil(
+            queue,
+            (taken) => eventsOf(taken).length === 2 && taken.at(-1)?._tag === "CaughtUp",
+            30_000
+          )
+          expect(eventsOf(burst)).toEqual(later)
+          expect(burst.filter((m) => m._tag === "CaughtUp")).toHaveLength(1)
+        }).pipe(Effect.scoped))
+
+      test("subscribe after a position delivers only what follows it", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const events = (yield* appendOf({ streamId: id("from-here"), expected: "no_stream", events: testEvents(4) }))
+            .events
+          const messages = yield* Stream.runCollect(
+            s
+              .subscribe({ after: events[1]?.position as LogPosition.LogPosition })
+              .pipe(
+                Stream.takeUntil(
+                  (message) => message._tag === "CaughtUp" && message.position >= (events[3]?.position ?? "")
+                )
+              )
+          ).pipe(Effect.timeout("30 seconds"))
+          expect(eventsOf(Chunk.toArray(messages))).toEqual(events.slice(2))
+        }))
+
+      test("an interrupted subscription ends, and the store keeps working", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const fiber = yield* Effect.fork(Stream.runDrain(s.subscribe()))
+          yield* Effect.sleep("50 millis")
+          yield* Fiber.interrupt(fiber)
+          const exit = yield* Fiber.await(fiber)
+          expect(Exit.isInterrupted(exit)).toBe(true)
+          const { events } = yield* appendOf({
+            streamId: id("after-interrupt"),
+            expected: "no_stream",
+            events: testEvents(1)
+          })
+          yield* readableUpTo((events[0] as RecordedEvent).position)
+          expect((yield* s.readAll()).events).toEqual(events)
+        }))
+
+      test("two subscribers following eight concurrent writers each see every event once, in one order", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const writers = 8
+          const appendsEach = 6
+          const total = writers * appendsEach * 2
+          const subscribers = yield* Effect.forEach([0, 1], () =>
+            Effect.gen(function* () {
+              const queue = yield* Queue.unbounded<LogMessage.LogMessage>()
+              yield* Effect.forkScoped(Stream.runForEach(s.subscribe(), (message) => Queue.offer(queue, message)))
+              return queue
+            })
+          )
+          const latch = yield* Effect.makeLatch(false)
+          const fibers = yield* Effect.forEach(
+            Array.from({ length: writers }, (_, w) => w),
+            (w) =>
+              Effect.fork(
+                latch.await.pipe(
+                  Effect.zipRight(
+                    Effect.forEach(
+                      Array.from({ length: appendsEach }, (_, i) => i),
+                      (i) =>
+                        appendOf(
+                          {
+                            streamId: id(`writer-${w}`),
+                            expected: i === 0 ? "no_stream" : i,
+                            events: testEvents(1, i)
+                          },
+                          { streamId: id(`shared-${(w + i) % 3}`), expected: "any", events: testEvents(1, 100 + i) }
+                        )
+                    )
+                  )
+                )
+              )
+          )
+          yield* latch.open
+          yield* Fiber.joinAll(fibers)
+          const seen = yield* Effect.forEach(subscribers, (queue) =>
+            takeUntil(queue, (taken) => eventsOf(taken).length >= total, 60_000).pipe(Effect.map(eventsOf))
+          )
+          const log = yield* wholeLog()
+          expect(log).toHaveLength(total)
+          expect(new Set(log.map((e) => e.eventId)).size).toBe(total)
+          expect(positionsIncrease(log)).toBe(true)
+          for (const events of seen) expect(events).toEqual(log)
+        }).pipe(Effect.scoped))
     })
 
     describe("model", () => {

@@ -1,12 +1,15 @@
 /**
  * A model-based property: random sequences of appends run against a store and
- * against a few lines of pure model; every outcome must agree.
+ * against a few lines of pure model; every outcome must agree. A follower
+ * reads the global log after each append, in small pages from where it
+ * stopped, and must have seen exactly the model's events, in append order.
  */
 import { Effect, Either } from "effect"
 import * as fc from "fast-check"
 import { expect } from "vitest"
 import type * as EventStore from "../EventStore.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
+import * as LogPosition from "../LogPosition.js"
 import * as StreamId from "../StreamId.js"
 import { type Participant, writesOf } from "./helpers.js"
 
@@ -61,6 +64,11 @@ const runScenario = (store: EventStore.EventStore, scenario: ReadonlyArray<Reado
     const model: Array<Array<unknown>> = ids.map(() => [])
     let sequence = 0
     let lastPosition = -1n
+    /** Every event written, in append order, as the follower must see them. */
+    const log: Array<{ readonly streamId: StreamId.StreamId; readonly data: unknown; readonly position: string }> = []
+    const followed: Array<{ readonly streamId: StreamId.StreamId; readonly data: unknown; readonly position: string }> =
+      []
+    let checkpoint = LogPosition.start
 
     for (const operation of scenario) {
       const participants = operation.map((p) => {
@@ -116,8 +124,26 @@ const runScenario = (store: EventStore.EventStore, scenario: ReadonlyArray<Reado
         for (const event of outcome.right.events) {
           expect(event.globalPosition > lastPosition).toBe(true)
           lastPosition = event.globalPosition
+          log.push({ streamId: event.streamId, data: event.data, position: event.position })
         }
       }
+
+      // Follow the log from the last checkpoint, two events at a time, until
+      // caught up past the last event written (on a server, a transaction
+      // running elsewhere may hold the readable head back for a moment).
+      const target = log.at(-1)?.position ?? LogPosition.start
+      for (;;) {
+        const page = yield* store.readAll({ after: checkpoint, maxCount: 2, filter: { streamPrefix: prefix } })
+        expect(page.position >= checkpoint).toBe(true)
+        for (const event of page.events) {
+          expect(event.position > (followed.at(-1)?.position ?? checkpoint)).toBe(true)
+          followed.push({ streamId: event.streamId, data: event.data, position: event.position })
+        }
+        checkpoint = page.position
+        if (page.caughtUp && checkpoint >= target) break
+        if (page.caughtUp) yield* Effect.sleep("10 millis")
+      }
+      expect(followed).toEqual(log)
 
       for (const [i, streamId] of ids.entries()) {
         const expected = model[i] as Array<unknown>

@@ -1,0 +1,132 @@
+-- The global log (see docs/global-log.md): every event's place is its
+-- writing transaction and its global position, in that order. Readers follow
+-- it through the (transaction_id, global_position) index of 0000; appends
+-- now tell the writer its transaction, so an append's results carry their
+-- log positions too.
+-- One atomic append, one round trip; the request is 0004's, and the reply
+-- names the writing transaction, which with each event's global position
+-- makes its place in the global log:
+--   {"streams": [{"id": text, "expected": <integer> | "any" | "no_stream" | "stream_exists"}, ...],
+--    "events":  [{"stream": text, "id": uuid, "type": text, "data": jsonb, "metadata": jsonb}, ...]}
+--   -> {"versions": [...], "positions": [...], "transaction": text, "recordedAt": ms}
+CREATE OR REPLACE FUNCTION append(request jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  participant record;
+  before_version bigint;
+  actual bigint;
+  -- {stream id: version before this append}, and the versions after it in request order
+  versions_before jsonb := '{}';
+  versions_after bigint[] := '{}';
+  event_count bigint;
+  positions jsonb;
+BEGIN
+  -- Lock every participant's row in one fixed order (the ids' byte order), so
+  -- writers that share streams queue instead of deadlocking, and check it
+  -- against its latest committed version. A written stream's row is advanced
+  -- in the same statement; a read-only participant's is share-locked, so its
+  -- checked version holds until commit while other readers pass.
+  FOR participant IN
+    SELECT p.value->>'id' AS stream_id, p.value->'expected' AS expected, p.ord, coalesce(c.n, 0) AS n
+    FROM jsonb_array_elements(request->'streams') WITH ORDINALITY AS p(value, ord)
+    LEFT JOIN (
+      SELECT e.value->>'stream' AS stream_id, count(*) AS n
+      FROM jsonb_array_elements(request->'events') AS e(value) GROUP BY 1
+    ) c ON c.stream_id = p.value->>'id'
+    ORDER BY p.value->>'id' COLLATE "C"
+  LOOP
+    before_version := NULL;
+    actual := NULL;
+    IF participant.n = 0 THEN
+      SELECT s.version INTO before_version FROM streams s
+      WHERE s.stream_id = participant.stream_id FOR SHARE;
+      IF NOT FOUND THEN
+        -- A row at version 0 (a stream locked but never written) gives a
+        -- missing stream something to lock: a writer creating it must wait.
+        INSERT INTO streams (stream_id, version) VALUES (participant.stream_id, 0)
+        ON CONFLICT (stream_id) DO NOTHING;
+        SELECT s.version INTO before_version FROM streams s
+        WHERE s.stream_id = participant.stream_id FOR SHARE;
+      END IF;
+      IF NOT (CASE participant.expected
+        WHEN '"any"' THEN true
+        WHEN '"no_stream"' THEN before_version = 0
+        WHEN '"stream_exists"' THEN before_version > 0
+        ELSE before_version = (participant.expected)::bigint
+      END) THEN
+        actual := before_version;
+      END IF;
+    ELSIF participant.expected IN ('"no_stream"', '0') THEN
+      INSERT INTO streams AS s (stream_id, version) VALUES (participant.stream_id, participant.n)
+      ON CONFLICT (stream_id) DO UPDATE SET version = participant.n WHERE s.version = 0
+      RETURNING 0 INTO before_version;
+    ELSIF jsonb_typeof(participant.expected) = 'number' THEN
+      -- Waits for a concurrent writer's lock, then re-checks the version it committed.
+      UPDATE streams SET version = version + participant.n
+      WHERE stream_id = participant.stream_id AND version = (participant.expected)::bigint
+      RETURNING version - participant.n INTO before_version;
+    ELSE
+      INSERT INTO streams AS s (stream_id, version) VALUES (participant.stream_id, participant.n)
+      ON CONFLICT (stream_id) DO UPDATE SET version = s.version + participant.n
+      RETURNING s.version - participant.n INTO before_version;
+      IF participant.expected = '"stream_exists"' AND before_version = 0 THEN
+        actual := 0;
+      END IF;
+    END IF;
+
+    IF before_version IS NULL AND actual IS NULL THEN
+      SELECT coalesce((SELECT s.version FROM streams s WHERE s.stream_id = participant.stream_id), 0)
+      INTO actual;
+    END IF;
+    IF actual IS NOT NULL THEN
+      RAISE EXCEPTION 'eventcore: version conflict on stream %: expected %, actual %',
+          quote_literal(participant.stream_id), participant.expected, actual
+        USING ERRCODE = 'EC001',
+              DETAIL = json_build_object(
+                'stream_id', participant.stream_id, 'expected', participant.expected, 'actual', actual)::text;
+    END IF;
+    versions_before := versions_before || jsonb_build_object(participant.stream_id, before_version);
+    versions_after[participant.ord] := before_version + participant.n;
+  END LOOP;
+
+  -- All events in one statement, each stream's numbered on from its version
+  -- before this append; positions follow the request's order.
+  WITH inserted AS (
+    INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)
+    SELECT (e.value->>'id')::uuid,
+           e.value->>'stream',
+           (versions_before->>(e.value->>'stream'))::integer
+             + row_number() OVER (PARTITION BY e.value->>'stream' ORDER BY e.ord),
+           e.value->>'type',
+           e.value->'data',
+           coalesce(e.value->'metadata', '{}'::jsonb)
+    FROM jsonb_array_elements(request->'events') WITH ORDINALITY AS e(value, ord)
+    WHERE versions_before ? (e.value->>'stream')
+    ORDER BY e.ord
+    RETURNING global_position
+  )
+  SELECT count(*), coalesce(jsonb_agg(global_position::text ORDER BY global_position), '[]'::jsonb)
+  INTO event_count, positions
+  FROM inserted;
+  IF event_count <> jsonb_array_length(request->'events') THEN
+    RAISE EXCEPTION 'eventcore: an event names a stream that is not a participant of the append'
+      USING ERRCODE = '22023';
+  END IF;
+
+  RETURN jsonb_build_object(
+    'versions', to_jsonb(versions_after),
+    'positions', positions,
+    -- The transaction id the events' transaction_id default recorded (none
+    -- when the append wrote no events: then nothing asks for one).
+    'transaction', CASE WHEN event_count > 0 THEN pg_current_xact_id()::text END,
+    'recordedAt', floor(extract(epoch FROM now()) * 1000));
+END
+$$;
+--> statement-breakpoint
+-- CREATE OR REPLACE resets a function's security and settings: run as the
+-- owner with the schema fixed as the search path again (EXECUTE grants stay).
+DO $$
+BEGIN
+  EXECUTE format('ALTER FUNCTION append(jsonb) SECURITY DEFINER SET search_path = %I, pg_temp', current_schema());
+END
+$$;

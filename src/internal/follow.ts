@@ -1,0 +1,154 @@
+/**
+ * Following the global log: read a page, deliver it, and once caught up wait
+ * for the next append, from this process (a signal) or from anywhere (a poll),
+ * then read on from the last position delivered. A failed read is retried
+ * from that same position, so a lost connection or a restarted server costs
+ * neither a gap nor a duplicate.
+ */
+import { Chunk, Clock, Deferred, Duration, Effect, Metric, Schedule, Stream } from "effect"
+import type { LogFilter, LogPage } from "../EventStore.js"
+import type { StoreError } from "../errors.js"
+import * as LogMessage from "../LogMessage.js"
+import type { LogPosition } from "../LogPosition.js"
+
+/** What holds the global log back: the oldest transaction still running on the server. */
+export interface Holdup {
+  /** The backend running it; absent for a prepared transaction. */
+  readonly pid?: number
+  readonly database?: string
+  /** Its state (`idle in transaction`, `active`, ...), or that it is prepared, when visible to this role. */
+  readonly state?: string
+  /** Seconds since it began. */
+  readonly ageSeconds?: number
+  readonly applicationName?: string
+}
+
+/**
+ * A wake-up for waiters: `current` is what a waiter holds while it works;
+ * `notify` completes it and hands out a fresh one, so a notification between
+ * taking `current` and waiting on it is not lost.
+ */
+export interface Signal {
+  readonly current: Effect.Effect<Deferred.Deferred<void>>
+  readonly notify: Effect.Effect<void>
+}
+
+export const makeSignal = (): Signal => {
+  let deferred = Effect.runSync(Deferred.make<void>())
+  return {
+    current: Effect.sync(() => deferred),
+    notify: Effect.suspend(() => {
+      const done = deferred
+      deferred = Effect.runSync(Deferred.make<void>())
+      return Deferred.succeed(done, undefined)
+    })
+  }
+}
+
+/** Reads again after a failure: from 100 ms, doubling, at most every 5 s, for ever. */
+export const defaultRetry: Schedule.Schedule<unknown, StoreError> = Schedule.exponential("100 millis").pipe(
+  Schedule.either(Schedule.spaced("5 seconds"))
+)
+
+export interface FollowOptions {
+  readonly after: LogPosition
+  readonly filter: LogFilter
+  readonly pageSize: number
+  readonly stallWarning: Duration.DurationInput
+  readonly retry?: Schedule.Schedule<unknown, StoreError>
+  readonly readLog: (after: LogPosition, limit: number, filter: LogFilter) => Effect.Effect<LogPage, StoreError>
+  readonly polling?: { readonly min: Duration.DurationInput; readonly max: Duration.DurationInput }
+  readonly holdup?: Effect.Effect<Holdup | undefined, StoreError>
+  readonly appended: Signal
+  readonly heldBackGauge: Metric.Metric.Gauge<number>
+}
+
+const describeHoldup = (holdup: Holdup | undefined) =>
+  holdup === undefined
+    ? {}
+    : {
+        ...(holdup.pid === undefined ? {} : { pid: holdup.pid }),
+        ...(holdup.database === undefined ? {} : { database: holdup.database }),
+        ...(holdup.state === undefined ? {} : { state: holdup.state }),
+        ...(holdup.ageSeconds === undefined ? {} : { openForSeconds: Math.round(holdup.ageSeconds) }),
+        ...(holdup.applicationName === undefined ? {} : { application: holdup.applicationName })
+      }
+
+export const follow = (options: FollowOptions): Stream.Stream<LogMessage.LogMessage, StoreError> =>
+  Stream.suspend(() => {
+    const stallWarning = Duration.toMillis(options.stallWarning)
+    const minPoll = options.polling === undefined ? undefined : Duration.toMillis(options.polling.min)
+    const maxPoll = options.polling === undefined ? undefined : Duration.toMillis(options.polling.max)
+    let position = options.after
+    let caughtUpOnce = false
+    let deliveredSinceCaughtUp = false
+    let waitBeforeReading = false
+    let poll = minPoll
+    let heldSince: number | undefined
+    let warnedAt: number | undefined
+
+    let wakeup: Deferred.Deferred<void> | undefined
+
+    const read = Effect.suspend(() => options.readLog(position, options.pageSize, options.filter)).pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning("eventcore: reading the global log failed; reading again").pipe(
+          Effect.annotateLogs({ position, error: error.message })
+        )
+      ),
+      Effect.retry(options.retry ?? defaultRetry)
+    )
+
+    /** Until this store appends, or (for stores others write to) the poll interval has passed. */
+    const waitForEvents = (wakeup: Deferred.Deferred<void>) =>
+      poll === undefined ? Deferred.await(wakeup) : Effect.race(Deferred.await(wakeup), Effect.sleep(poll))
+
+    const watchStall = (page: LogPage) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        if (!page.heldBack) {
+          if (warnedAt !== undefined) {
+            yield* Effect.logInfo("eventcore: the global log is no longer held back").pipe(
+              Effect.annotateLogs({ heldForSeconds: Math.round((now - (heldSince ?? now)) / 1000) })
+            )
+          }
+          heldSince = undefined
+          warnedAt = undefined
+          return yield* Metric.set(options.heldBackGauge, 0)
+        }
+        heldSince ??= now
+        yield* Metric.set(options.heldBackGauge, (now - heldSince) / 1000)
+        if (now - heldSince >= stallWarning && (warnedAt === undefined || now - warnedAt >= stallWarning)) {
+          warnedAt = now
+          const holdup =
+            options.holdup === undefined ? undefined : yield* Effect.orElseSucceed(options.holdup, () => undefined)
+          yield* Effect.logWarning(
+            "eventcore: a transaction still running holds the global log back; readers wait for it to end (they never skip past it)"
+          ).pipe(
+            Effect.annotateLogs({ heldForSeconds: Math.round((now - heldSince) / 1000), ...describeHoldup(holdup) })
+          )
+        }
+      })
+
+    const step = Effect.gen(function* () {
+      if (waitBeforeReading && wakeup !== undefined) yield* waitForEvents(wakeup)
+      // Taken before the read: an append that commits during or after it ends the next wait at once.
+      wakeup = yield* options.appended.current
+      const page = yield* read
+      position = page.position
+      const messages: Array<LogMessage.LogMessage> = page.events.map((event) => LogMessage.Event({ event }))
+      if (page.events.length > 0) deliveredSinceCaughtUp = true
+      waitBeforeReading = page.caughtUp
+      if (page.caughtUp) {
+        yield* watchStall(page)
+        if (!caughtUpOnce || deliveredSinceCaughtUp) messages.push(LogMessage.CaughtUp({ position }))
+        caughtUpOnce = true
+        deliveredSinceCaughtUp = false
+        if (minPoll !== undefined && maxPoll !== undefined && poll !== undefined) {
+          poll = page.events.length > 0 ? minPoll : Math.min(poll * 2, maxPoll)
+        }
+      }
+      return Chunk.unsafeFromArray(messages)
+    })
+
+    return Stream.repeatEffectChunk(step)
+  })
