@@ -28,7 +28,11 @@ export const migrate = (
   client: PGlite,
   options: SchemaOptions = {}
 ): Effect.Effect<Migrations.MigrationReport, StoreError> =>
-  Effect.flatMap(schemaOf("migrate", options), (schema) => Migrations.migrate(drizzle({ client }), schema))
+  Effect.flatMap(schemaOf("migrate", options), (schema) =>
+    Effect.tap(Migrations.migrate(drizzle({ client }), schema), () =>
+      Migrations.checkTransactionIds(drizzle({ client }), schema)
+    )
+  )
 
 /**
  * PGlite runs each query to completion on this thread and settles its promise

@@ -141,7 +141,10 @@ const openClient = (config: PostgresConfig) =>
     (client) => Effect.promise(() => client.end({ timeout: 5 }))
   )
 
-const migrateClient = (client: postgres.Sql, schema: string) => Migrations.migrate(drizzle({ client }), schema)
+const migrateClient = (client: postgres.Sql, schema: string) =>
+  Effect.tap(Migrations.migrate(drizzle({ client }), schema), () =>
+    Migrations.checkTransactionIds(drizzle({ client }), schema)
+  )
 
 /**
  * Applies the drizzle-kit migrations in `drizzle/` to the configured schema
@@ -244,6 +247,7 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
       const client = yield* openClient(config)
       if (config.autoMigrate === true) yield* migrateClient(client, schema)
       yield* probe(client, schema)
+      yield* Migrations.checkTransactionIds(drizzle({ client }), schema)
       return make(client, { schema, gate: yield* makeGate(config) })
     })
   )

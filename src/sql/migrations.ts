@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url"
 import { type SQL, sql } from "drizzle-orm"
 import { readMigrationFiles } from "drizzle-orm/migrator"
 import { Effect } from "effect"
-import type { StoreError } from "../errors.js"
+import { StoreError } from "../errors.js"
 import { storeError } from "./errors.js"
 import { type Database, rowsOf } from "./SqlEventStore.js"
 
@@ -168,3 +168,35 @@ export const inspect = (db: Database, schema: string): Effect.Effect<SchemaState
     },
     catch: (error) => storeError("inspect", error)
   })
+
+/**
+ * Transaction ids order the global log, and they are only ordered within one
+ * cluster's history: a store dumped and restored into another cluster (or
+ * copied there by logical replication) keeps ids that the new server has not
+ * reached yet, and its new events would be ordered before the old ones, which
+ * readers would skip. Refuses such a store, saying how to fix the server.
+ */
+export const checkTransactionIds = (db: Database, schema: string): Effect.Effect<void, StoreError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const [row] = rowsOf(
+        await db.execute(
+          sql`select (select max(transaction_id) from ${sql.identifier(schema)}.events)::text as stored,
+                     pg_snapshot_xmax(pg_current_snapshot())::text as next`
+        )
+      )
+      return { stored: row?.stored === null ? undefined : BigInt(String(row?.stored)), next: BigInt(String(row?.next)) }
+    },
+    catch: (error) => storeError("open", error)
+  }).pipe(
+    Effect.flatMap(({ stored, next }) => {
+      if (stored === undefined || stored < next) return Effect.void
+      const epoch = (stored >> 32n) + 1n
+      return Effect.fail(
+        new StoreError({
+          operation: "open",
+          message: `The events in schema "${schema}" were written by transactions up to ${stored}, but this server's next transaction id is ${next}: the database was restored into another cluster, whose transaction ids are behind. New events would be ordered before stored ones in the global log, and its readers would skip them. Before using this store, move the server's transaction ids past the stored ones: stop the server and run pg_resetwal --epoch=${epoch} on its data directory (docs/global-log.md, "Restoring a backup").`
+        })
+      )
+    })
+  )
