@@ -3,7 +3,7 @@
  * middle of a run, and a statement timeout. (Pool exhaustion and a terminated
  * backend are in test/postgres/store.test.ts.)
  */
-import { Context, Effect, Either, Fiber, Layer } from "effect"
+import { Chunk, Context, Effect, Either, Fiber, Layer, Logger, Schedule, Stream } from "effect"
 import { EventStore, PostgresEventStore, StreamId } from "eventcore"
 import { writesOf } from "eventcore/testing"
 import postgres from "postgres"
@@ -107,6 +107,82 @@ describe("faults on a server the test owns", () => {
     } finally {
       await sql.end()
     }
+  }, 120_000)
+
+  it("a subscription rides out a crash and restart: it reads again on its schedule and delivers every event once", async () => {
+    const outcome = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = Context.get(
+            yield* Layer.build(
+              PostgresEventStore.layer({ url: server.url(), maxConnections: 4, acquireTimeout: "3 seconds" })
+            ),
+            EventStore.EventStore
+          )
+          const start = (yield* store.readAll({ maxCount: 0 })).position
+          const { position: from } = yield* Effect.iterate(
+            { position: start, caughtUp: false },
+            {
+              while: (read) => !read.caughtUp,
+              body: (read) => store.readAll({ after: read.position, maxCount: 10_000 })
+            }
+          )
+          const delivered: Array<string> = []
+          const failedReads: Array<string> = []
+          yield* Effect.forkScoped(
+            Stream.runForEach(store.subscribe({ after: from, retry: Schedule.spaced("100 millis") }), (message) =>
+              Effect.sync(() => {
+                if (message._tag === "Event") delivered.push((message.event.data as { marker: string }).marker)
+              })
+            ).pipe(
+              Effect.provide(
+                Logger.replace(
+                  Logger.defaultLogger,
+                  Logger.make(({ message }) => failedReads.push(String(message)))
+                )
+              )
+            )
+          )
+          const acknowledged: Array<string> = []
+          let revived = false
+          const writer = Effect.gen(function* () {
+            for (let i = 0; acknowledged.length < 60 || !revived; i++) {
+              const marker = `live-${i}`
+              const appended = yield* Effect.either(
+                store.append(
+                  writesOf({
+                    streamId: id("followed"),
+                    expected: "any",
+                    events: [{ eventType: "Live", data: { marker } }]
+                  })
+                )
+              )
+              if (Either.isRight(appended)) acknowledged.push(marker)
+              yield* Effect.sleep("20 millis")
+            }
+          })
+          const writing = yield* Effect.fork(writer)
+          yield* Effect.sleep("500 millis")
+          yield* Effect.sync(() => server.crash())
+          yield* Effect.sleep("1 second")
+          yield* Effect.sync(() => server.revive())
+          revived = true
+          yield* Fiber.join(writing)
+          // Everything stored after `from`, as a fresh reader reads it.
+          const stored = yield* Stream.runCollect(store.streamAll({ after: from })).pipe(
+            Effect.map((events) => Chunk.toArray(events).map((e) => (e.data as { marker: string }).marker))
+          )
+          yield* Effect.gen(function* () {
+            while (delivered.length < stored.length) yield* Effect.sleep("50 millis")
+          }).pipe(Effect.timeout("30 seconds"))
+          return { acknowledged, delivered: [...delivered], stored, failedReads }
+        })
+      )
+    )
+    expect(outcome.failedReads.some((line) => line.includes("reading the global log failed"))).toBe(true)
+    expect(outcome.delivered).toEqual(outcome.stored)
+    expect(new Set(outcome.delivered).size).toBe(outcome.delivered.length)
+    for (const marker of outcome.acknowledged) expect(outcome.delivered).toContain(marker)
   }, 120_000)
 
   it("a statement timeout ends the append with a StoreError that says so, and writes nothing", async () => {
