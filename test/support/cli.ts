@@ -73,11 +73,3 @@ export const expectArgumentError = (run: Run, message: string, command?: string)
 }
 
 export const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
-
-/** Runs the argument lists a few at a time: each is a process of its own. */
-export const each = async (argLists: ReadonlyArray<ReadonlyArray<string>>) => {
-  const runs: Array<Run> = []
-  for (let i = 0; i < argLists.length; i += 4)
-    runs.push(...(await Promise.all(argLists.slice(i, i + 4).map((args) => cli(args)))))
-  return runs
-}

@@ -1,0 +1,258 @@
+/**
+ * The `eventcore` command line's commands and the program they make up:
+ * migrate, inspect and demo a store, on PGlite (`--data-dir`) or PostgreSQL
+ * (`--url`, or `DATABASE_URL`). Importing it does nothing; `main.ts` parses
+ * `process.argv` against {@link program} and runs the command.
+ */
+import { existsSync, mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Cause, Console, Data, Effect } from "effect"
+import { defaultDemoOptions, formatReport, runDemo } from "../../examples/bank/demo.js"
+import { StoreError } from "../errors.js"
+import { EventStore } from "../index.js"
+import * as StreamId from "../StreamId.js"
+import { listStreams, stats } from "../sql/admin.js"
+import { storeError } from "../sql/errors.js"
+import { defaultSchema } from "../sql/schema.js"
+import { schemaOf } from "../sql/schemaName.js"
+import { type Command, command, flag, integer, type Program, text } from "./args.js"
+import { connectForReading, connectForWriting, describeTarget, type Target } from "./connection.js"
+
+const connection = {
+  "data-dir": text("DIR", "a PGlite data directory"),
+  url: text("URL", "a PostgreSQL URL (default: the DATABASE_URL environment variable)"),
+  schema: text("NAME", `the PostgreSQL schema of eventcore's tables (default: ${defaultSchema})`)
+}
+
+const writing = {
+  ...connection,
+  "data-dir": text("DIR", "a PGlite data directory (created if missing)")
+}
+
+class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+
+/**
+ * `--url` or `--data-dir` (not both), else DATABASE_URL; `fallback` decides
+ * when none is given. What the user typed wins over the environment.
+ */
+const targetOf = (
+  options: { readonly "data-dir": string | undefined; readonly url: string | undefined },
+  fallback: () => Target | undefined
+): Effect.Effect<Target, UsageError> => {
+  const dir = options["data-dir"]
+  if (options.url !== undefined && dir !== undefined) {
+    return Effect.fail(new UsageError({ message: "pass either --url or --data-dir, not both" }))
+  }
+  if (dir !== undefined) return Effect.succeed({ kind: "pglite", dataDir: dir })
+  const url = options.url ?? process.env.DATABASE_URL
+  if (url !== undefined && url !== "") return Effect.succeed({ kind: "postgres", url })
+  const chosen = fallback()
+  return chosen === undefined
+    ? Effect.fail(new UsageError({ message: "no database: pass --data-dir DIR or --url URL, or set DATABASE_URL" }))
+    : Effect.succeed(chosen)
+}
+
+const schemaOption = (options: { readonly schema: string | undefined }) =>
+  schemaOf("open", options.schema === undefined ? {} : { schema: options.schema })
+
+const required = () => undefined
+
+/**
+ * A database failure told as a failure of the command the user ran (`stats`),
+ * never of an internal step (`read_stream`, `migrate`): messages the store
+ * derived from a driver error are derived again for the command.
+ */
+const asCommand =
+  (name: string) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R> =>
+    Effect.mapError(effect, (error) =>
+      error instanceof StoreError &&
+      error.operation !== name &&
+      error.cause !== undefined &&
+      error.message === storeError(error.operation, error.cause).message
+        ? storeError(name, error.cause)
+        : error
+    )
+
+/** What a command line runs: an Effect whose failure is reported in one line ({@link failureLine}). */
+export type Run = Effect.Effect<void, unknown>
+
+const migrate = command(
+  {
+    name: "migrate",
+    summary: "create or upgrade eventcore's schema (the migrations in drizzle/) and say what was applied",
+    options: writing
+  },
+  ({ options }) =>
+    Effect.gen(function* () {
+      const target = yield* targetOf(options, required)
+      const schema = yield* schemaOption(options)
+      const { applied } = yield* Effect.scoped(Effect.map(connectForWriting(target, schema), (c) => c.migration))
+      yield* Console.log(
+        applied.length === 0
+          ? `${describeTarget(target)}: up to date, no migration applied`
+          : `${describeTarget(target)}: applied ${applied.join(", ")}`
+      )
+    }).pipe(asCommand("migrate"))
+)
+
+const streams = command(
+  {
+    name: "streams",
+    summary: "list streams with their versions",
+    options: {
+      prefix: text("TEXT", "only streams whose id starts with this"),
+      limit: integer("list at most this many streams", 100),
+      ...connection
+    }
+  },
+  ({ options }) =>
+    Effect.gen(function* () {
+      if (options.limit < 1) return yield* new UsageError({ message: "--limit must be at least 1" })
+      const target = yield* targetOf(options, required)
+      const rows = yield* Effect.scoped(
+        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ db, schema }) =>
+          listStreams(db, schema, {
+            limit: options.limit,
+            ...(options.prefix === undefined ? {} : { prefix: options.prefix })
+          })
+        )
+      )
+      if (rows.length === 0) return yield* Console.log("no streams")
+      const width = Math.max(...rows.map((row) => row.streamId.length))
+      for (const row of rows) yield* Console.log(`${row.streamId.padEnd(width)}  ${row.version}`)
+    }).pipe(asCommand("streams"))
+)
+
+const read = command(
+  {
+    name: "read",
+    summary: "print a stream's events (readable, or JSON lines with --json)",
+    args: [{ name: "streamId", description: "the stream to read" }],
+    options: {
+      from: integer("first version to show", 1),
+      limit: integer("show at most this many events (default: all)"),
+      json: flag("one JSON object per line"),
+      ...connection
+    }
+  },
+  ({ options, args }) =>
+    Effect.gen(function* () {
+      const streamId = yield* StreamId.make(args.streamId)
+      const target = yield* targetOf(options, required)
+      const result = yield* Effect.scoped(
+        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ store }) =>
+          store.readStream(streamId, {
+            fromVersion: options.from,
+            ...(options.limit === undefined ? {} : { maxCount: options.limit })
+          })
+        )
+      )
+      for (const event of result.events) {
+        yield* Console.log(
+          options.json
+            ? JSON.stringify({ ...event, globalPosition: event.globalPosition.toString() })
+            : `${String(event.streamVersion).padStart(6)}  ${event.recordedAt.toISOString()}  #${event.globalPosition}  ${event.eventType}  ${JSON.stringify(event.data)}`
+        )
+      }
+      if (!options.json) yield* Console.log(`${result.streamId}: version ${result.version}`)
+    }).pipe(asCommand("read"))
+)
+
+const statsCommand = command(
+  { name: "stats", summary: "event count, stream count, events per type, database size", options: connection },
+  ({ options }) =>
+    Effect.gen(function* () {
+      const target = yield* targetOf(options, required)
+      const result = yield* Effect.scoped(
+        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ db, schema }) => stats(db, schema))
+      )
+      yield* Console.log(`events       ${result.events}`)
+      yield* Console.log(`streams      ${result.streams}`)
+      yield* Console.log(`database     ${(result.databaseBytes / 2 ** 20).toFixed(1)} MB`)
+      if (result.eventsPerType.length > 0) yield* Console.log("events per type")
+      for (const row of result.eventsPerType) yield* Console.log(`  ${row.eventType.padEnd(24)} ${row.count}`)
+    }).pipe(asCommand("stats"))
+)
+
+const positive = (name: string, value: number) =>
+  value >= 1 ? Effect.succeed(value) : Effect.fail(new UsageError({ message: `--${name} must be at least 1` }))
+
+const demo = command(
+  {
+    name: "demo",
+    summary: "run the bank demo: concurrent multi-stream transfers, then an invariant check",
+    options: {
+      accounts: integer("accounts to open, at least 2", defaultDemoOptions.accounts),
+      transfers: integer("random transfers between them", defaultDemoOptions.transfers),
+      concurrency: integer("fibers running transfers at once", defaultDemoOptions.concurrency),
+      ...writing,
+      "data-dir": text("DIR", "a PGlite data directory (default: a fresh temporary directory)")
+    }
+  },
+  ({ options }) =>
+    Effect.gen(function* () {
+      const accounts = yield* positive("accounts", options.accounts)
+      if (accounts < 2)
+        return yield* new UsageError({ message: "--accounts must be at least 2: a transfer needs two accounts" })
+      const transfers = yield* positive("transfers", options.transfers)
+      const concurrency = yield* positive("concurrency", options.concurrency)
+      const target = yield* targetOf(options, () => ({
+        kind: "pglite",
+        dataDir: mkdtempSync(join(tmpdir(), "eventcore-demo-"))
+      }))
+      const schema = yield* schemaOption(options)
+      yield* Console.log(`eventcore bank demo on ${describeTarget(target)}`)
+      const report = yield* Effect.scoped(
+        Effect.flatMap(connectForWriting(target, schema), ({ store }) =>
+          runDemo({
+            accounts,
+            transfers,
+            concurrency,
+            initialBalance: defaultDemoOptions.initialBalance,
+            interactive: process.stdout.isTTY === true,
+            print: (line) => process.stdout.write(`${line}\n`),
+            write: (text) => process.stdout.write(text)
+          }).pipe(Effect.provideService(EventStore.EventStore, store))
+        )
+      )
+      for (const line of formatReport(report, describeTarget(target))) yield* Console.log(line)
+      if (!report.invariants.every((check) => check.ok))
+        return yield* new UsageError({ message: "the invariant check failed" })
+    }).pipe(asCommand("demo"))
+)
+
+const commands: ReadonlyArray<Command<Run>> = [migrate, streams, read, statsCommand, demo]
+
+/**
+ * The version in package.json at the package root: two levels above this
+ * module in the repository (src/cli/), three in the build (dist/src/cli/).
+ */
+const version = () => {
+  const file = ["../../package.json", "../../../package.json"]
+    .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
+    .find((path) => existsSync(path))
+  if (file === undefined) throw new Error("cannot find eventcore's package.json")
+  return (JSON.parse(readFileSync(file, "utf8")) as { readonly version: string }).version
+}
+
+/** What a failed command prints on stderr: one line, never a stack trace. */
+export const failureLine = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  const message = error instanceof Error ? error.message : String(error)
+  return `eventcore: ${message.split("\n")[0]}\n`
+}
+
+export const program: Program<Run> = {
+  name: "eventcore",
+  summary: "inspect and exercise an eventcore store",
+  commands,
+  notes: [
+    "Each command works on PostgreSQL at --url URL (else DATABASE_URL), or on PGlite in --data-dir DIR",
+    "(the demo's default: a fresh temporary directory). migrate and demo create or upgrade eventcore's",
+    "schema; streams, read and stats only look: they never create, migrate or change anything."
+  ],
+  version
+}
