@@ -10,6 +10,7 @@ import { testEvents, writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { expect, it } from "vitest"
 import { defineUpgradeTests, migrateAsRelease010, writeAsRelease010 } from "../sql/upgrade.js"
+import { shippedMigrations } from "../support/migrations.js"
 import { databaseUrl, describeServer, urlOf } from "../support/postgres.js"
 
 /** A fresh empty database for `body`, dropped afterwards (with the roles it created). */
@@ -67,7 +68,7 @@ describeServer("PostgresEventStore: upgrading a database of the release before t
         const before = await writeAsRelease010(rawSql(asOwner))
 
         const report = await Effect.runPromise(PostgresEventStore.migrate({ url: urlAs(owner) }))
-        expect(report.applied).toEqual(["0004_own_schema"])
+        expect(report.applied).toEqual(shippedMigrations.slice(shippedMigrations.indexOf("0004_own_schema")))
 
         const stream = StreamId.unsafeMake("order-1")
         const result = await Effect.runPromise(
