@@ -12,6 +12,7 @@ import {
   type VersionConflict
 } from "./errors.js"
 import { follow, type Holdup, makeSignal } from "./internal/follow.js"
+import type { ProjectionBackend } from "./internal/projections.js"
 import type { LogMessage } from "./LogMessage.js"
 import * as LogPosition from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
@@ -122,7 +123,12 @@ export interface EventStore {
    * ends by itself. `CaughtUp` says when everything readable was delivered.
    */
   readonly subscribe: (options?: SubscribeOptions) => Stream.Stream<LogMessage, LogError>
+  /** Checkpoints and ownership for projections and reactors (see `Projection.run`); absent in stores of others. */
+  readonly [projectionBackend]?: ProjectionBackend
 }
+
+/** Where a store keeps its support for projections and reactors: not for application code. */
+export const projectionBackend: unique symbol = Symbol.for("eventcore/EventStore/projectionBackend")
 
 export const EventStore: Context.Tag<EventStore, EventStore> = Context.GenericTag<EventStore>("eventcore/EventStore")
 
@@ -159,6 +165,8 @@ export interface Primitives {
    * writes (in memory): they wake its subscriptions at once either way.
    */
   readonly polling?: { readonly min: Duration.DurationInput; readonly max: Duration.DurationInput }
+  /** Checkpoints and ownership for projections and reactors. */
+  readonly projections?: ProjectionBackend
   /** What holds the log back, when `readLog` says it is (`heldBack`). */
   readonly holdup?: Effect.Effect<Holdup | undefined, StoreError>
   /** Span attributes naming the backend, e.g. `{ "db.system": "postgresql" }`. */
@@ -361,5 +369,13 @@ export const make = (primitives: Primitives): EventStore => {
 
   const appendAndWake = (writes: StreamWrites.StreamWrites) => Effect.tap(append(writes), () => appended.notify)
 
-  return EventStore.of({ readStream, streamEvents, append: appendAndWake, readAll, streamAll, subscribe })
+  return EventStore.of({
+    readStream,
+    streamEvents,
+    append: appendAndWake,
+    readAll,
+    streamAll,
+    subscribe,
+    ...(primitives.projections === undefined ? {} : { [projectionBackend]: primitives.projections })
+  })
 }

@@ -10,6 +10,7 @@ import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import { DuplicateEventId, VersionConflict } from "./errors.js"
+import { memoryBackend } from "./internal/projections.js"
 import { uuidv7 } from "./internal/uuid.js"
 import * as LogPosition from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
@@ -126,6 +127,7 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
   return EventStore.make({
     attributes: { "db.system": "memory" },
     readLog,
+    projections: memoryBackend((position) => log.length - firstAfter(position)),
     read: (streamId, fromVersion, limit) =>
       Effect.sync(() => {
         const stream = streams.get(streamId) ?? []

@@ -3,13 +3,16 @@
  * this process. Zero setup, in memory or persisted in a directory, and the same
  * SQL as the PostgreSQL store.
  */
-import { PGlite } from "@electric-sql/pglite"
+import { PGlite, type Transaction } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
 import { lockDataDir } from "./internal/dataDirLock.js"
+import type { ProjectionBackend } from "./internal/projections.js"
+import { ReadModelStore } from "./Projection.js"
 import * as Migrations from "./sql/migrations.js"
+import * as Projections from "./sql/projections.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
 import { defaultSchema } from "./sql/schema.js"
 import { type SchemaOptions, schemaOf } from "./sql/schemaName.js"
@@ -47,6 +50,46 @@ const yieldToEventLoop = Effect.async<void>((resume) => {
 
 const gate: SqlEventStore.Gate = (_, run) => Effect.zipLeft(run, yieldToEventLoop)
 
+/** Statements of a PGlite session or transaction, rows as arrays. */
+const runOn =
+  (target: Pick<PGlite, "query">): Projections.Run =>
+  (statement, params) =>
+    target
+      .query<Array<unknown>>(statement, params as Array<unknown>, { rowMode: "array" })
+      .then((result) => result.rows)
+
+/** Names owned by projections and reactors, per database: PGlite has one session, so ownership is kept here. */
+const owned = new WeakMap<PGlite, Set<string>>()
+
+/**
+ * Sessions for projections and reactors: PGlite's one, shared; its
+ * transactions hold PGlite's lock, so other operations on the database wait
+ * for a batch to commit.
+ */
+const sessions = (client: PGlite): Projections.Sessions => {
+  const names = owned.get(client) ?? new Set<string>()
+  owned.set(client, names)
+  const session: Projections.Session = {
+    run: runOn(client),
+    transaction: (body) =>
+      Projections.bridgeTransaction(
+        (callback: (tx: Transaction) => Promise<void>) => client.transaction(callback),
+        (tx) => body(drizzle({ client: tx as unknown as PGlite }), runOn(tx))
+      )
+  }
+  return {
+    open: Effect.succeed(session),
+    tryLock: (_, key) =>
+      Effect.gen(function* () {
+        if (names.has(key)) return false
+        names.add(key)
+        yield* Effect.addFinalizer(() => Effect.sync(() => names.delete(key)))
+        return true
+      }),
+    isLocked: (keys) => Effect.sync(() => keys.map((key) => names.has(key)))
+  }
+}
+
 /**
  * A store over a PGlite database the caller owns and has migrated; the store
  * never closes it. `schema` must be valid (see `schemaOf`; default `eventcore`).
@@ -55,16 +98,23 @@ export const make = (client: PGlite, options: SchemaOptions = {}): EventStore.Ev
   SqlEventStore.make(drizzle({ client }), {
     schema: options.schema ?? defaultSchema,
     gate,
-    runPrepared: (statement, params) =>
-      client
-        .query<Array<unknown>>(statement, params as Array<unknown>, { rowMode: "array" })
-        .then((result) => result.rows)
+    runPrepared: runOn(client),
+    sessions: sessions(client)
   })
 
-/** Opens (or creates) the database, migrates it, and closes it when the layer is released. */
-export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.EventStore, StoreError> =>
-  Layer.scoped(
-    EventStore.EventStore,
+/** The store and, for projections that write read models, its `ReadModelStore`. */
+const contextOf = (store: EventStore.EventStore) =>
+  Context.make(EventStore.EventStore, store).pipe(
+    Context.add(ReadModelStore, store[EventStore.projectionBackend] as ProjectionBackend)
+  )
+
+/**
+ * Opens (or creates) the database, migrates it, and closes it when the layer
+ * is released. Provides the `EventStore` and, for projections that write read
+ * models, the `ReadModelStore`.
+ */
+export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError> =>
+  Layer.scopedContext(
     Effect.gen(function* () {
       const schema = yield* schemaOf("open", options)
       if (options.dataDir !== undefined) yield* lockDataDir(options.dataDir)
@@ -81,7 +131,7 @@ export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.Event
         (client) => Effect.promise(() => client.close())
       )
       yield* migrate(client, { schema })
-      return make(client, { schema })
+      return contextOf(make(client, { schema }))
     })
   )
 
@@ -89,10 +139,9 @@ export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.Event
 export const layerFromClient = (
   client: PGlite,
   options: SchemaOptions = {}
-): Layer.Layer<EventStore.EventStore, StoreError> =>
-  Layer.effect(
-    EventStore.EventStore,
+): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError> =>
+  Layer.effectContext(
     Effect.flatMap(schemaOf("open", options), (schema) =>
-      Effect.as(migrate(client, { schema }), make(client, { schema }))
+      Effect.as(migrate(client, { schema }), contextOf(make(client, { schema })))
     )
   )

@@ -3,12 +3,15 @@
  */
 import net from "node:net"
 import { drizzle } from "drizzle-orm/postgres-js"
-import { Config, type ConfigError, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
 import postgres from "postgres"
 import * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
+import type { ProjectionBackend } from "./internal/projections.js"
+import { ReadModelStore } from "./Projection.js"
 import { storeError } from "./sql/errors.js"
 import * as Migrations from "./sql/migrations.js"
+import type * as Projections from "./sql/projections.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
 import { defaultSchema, tablesIn } from "./sql/schema.js"
 import { type SchemaOptions, schemaOf } from "./sql/schemaName.js"
@@ -212,12 +215,82 @@ export const make = (client: postgres.Sql, options: SchemaOptions & { readonly g
   SqlEventStore.make(drizzle({ client }), {
     ...options,
     schema: options.schema ?? defaultSchema,
-    runPrepared: (statement, params) =>
-      client
-        .unsafe(statement, params as Array<postgres.ParameterOrJSON<never>>, { prepare: true })
-        .values()
-        .then(dense)
+    runPrepared: runOn(client),
+    sessions: sessions(client)
   })
+
+/** Statements as the driver's prepared statements, rows as arrays. */
+const runOn =
+  (client: postgres.Sql): Projections.Run =>
+  (statement, params) =>
+    client
+      .unsafe(statement, params as Array<postgres.ParameterOrJSON<never>>, { prepare: true })
+      .values()
+      .then(dense)
+
+const inSession = <A>(run: () => Promise<A>) =>
+  Effect.tryPromise({ try: run, catch: (error) => storeError("projection", error) })
+
+/**
+ * Sessions for projections and reactors: a pool connection reserved for as
+ * long as an instance runs, holding its advisory lock and running its batches
+ * (so a running projection or reactor takes one connection of the pool).
+ */
+const sessions = (client: postgres.Sql): Projections.Sessions => ({
+  open: Effect.map(
+    Effect.acquireRelease(
+      inSession(() => client.reserve()),
+      (reserved) =>
+        Effect.promise(async () => {
+          // Back to the pool without the lock (a lost connection has lost it already).
+          await reserved`select pg_advisory_unlock_all()`.catch(() => undefined)
+          reserved.release()
+        })
+    ),
+    (reserved): Projections.Session => {
+      const run = runOn(reserved)
+      return {
+        run,
+        transaction: (body) =>
+          Effect.uninterruptibleMask((restore) =>
+            Effect.gen(function* () {
+              yield* inSession(() => reserved.unsafe("begin"))
+              const exit = yield* Effect.exit(restore(body(drizzle({ client: reserved }), run)))
+              if (Exit.isSuccess(exit)) {
+                yield* inSession(() => reserved.unsafe("commit"))
+                return exit.value
+              }
+              yield* Effect.ignore(inSession(() => reserved.unsafe("rollback")))
+              return yield* exit
+            })
+          )
+      }
+    }
+  ),
+  tryLock: (session, key) =>
+    Effect.map(
+      inSession(() => session.run("select pg_try_advisory_lock(hashtextextended($1, 0))", [key])),
+      (rows) => rows[0]?.[0] === true
+    ),
+  isLocked: (keys) =>
+    Effect.map(
+      inSession(() =>
+        runOn(client)(
+          `select exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+             and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(k.key, 0))
+           from jsonb_array_elements_text($1::text::jsonb) with ordinality as k(key, i) order by k.i`,
+          [JSON.stringify(keys)]
+        )
+      ),
+      (rows) => rows.map((row) => row[0] === true)
+    )
+})
+
+/** The store and, for projections that write read models, its `ReadModelStore`. */
+const contextOf = (store: EventStore.EventStore) =>
+  Context.make(EventStore.EventStore, store).pipe(
+    Context.add(ReadModelStore, store[EventStore.projectionBackend] as ProjectionBackend)
+  )
 
 /**
  * postgres.js 3.4.9 resets its per-connection row counter only when a result
@@ -238,17 +311,20 @@ const probe = (client: postgres.Sql, schema: string) =>
     catch: (error) => storeError("connect", error)
   })
 
-/** Opens a pool, checks the server (migrating first with `autoMigrate`), and closes the pool on release. */
-export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore, StoreError> =>
-  Layer.scoped(
-    EventStore.EventStore,
+/**
+ * Opens a pool, checks the server (migrating first with `autoMigrate`), and
+ * closes the pool on release. Provides the `EventStore` and, for projections
+ * that write read models, the `ReadModelStore`.
+ */
+export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError> =>
+  Layer.scopedContext(
     Effect.gen(function* () {
       const schema = yield* schemaOf("connect", config)
       const client = yield* openClient(config)
       if (config.autoMigrate === true) yield* migrateClient(client, schema)
       yield* probe(client, schema)
       yield* Migrations.checkTransactionIds(drizzle({ client }), schema)
-      return make(client, { schema, gate: yield* makeGate(config) })
+      return contextOf(make(client, { schema, gate: yield* makeGate(config) }))
     })
   )
 
@@ -263,25 +339,21 @@ export const config: Config.Config<PostgresConfig> = Config.all({
   acquireTimeout: Config.duration("EVENTCORE_ACQUIRE_TIMEOUT").pipe(Config.withDefault(defaults.acquireTimeout))
 })
 
-export const layerConfig: Layer.Layer<EventStore.EventStore, StoreError | ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(config, layer)
-)
+export const layerConfig: Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError | ConfigError.ConfigError> =
+  Layer.unwrapEffect(Effect.map(config, layer))
 
 /**
  * A store over a pool the application owns: the store never closes it. With
  * `schema`, a name that is not valid fails the layer with a `StoreError`.
  */
-export function layerFromClient(client: postgres.Sql): Layer.Layer<EventStore.EventStore>
+export function layerFromClient(client: postgres.Sql): Layer.Layer<EventStore.EventStore | ReadModelStore>
 export function layerFromClient(
   client: postgres.Sql,
   options: SchemaOptions
-): Layer.Layer<EventStore.EventStore, StoreError>
+): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError>
 export function layerFromClient(
   client: postgres.Sql,
   options: SchemaOptions = {}
-): Layer.Layer<EventStore.EventStore, StoreError> {
-  return Layer.effect(
-    EventStore.EventStore,
-    Effect.map(schemaOf("connect", options), (schema) => make(client, { schema }))
-  )
+): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError> {
+  return Layer.effectContext(Effect.map(schemaOf("connect", options), (schema) => contextOf(make(client, { schema }))))
 }

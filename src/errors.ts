@@ -4,6 +4,7 @@
  */
 import { Data } from "effect"
 import type { ExpectedVersion } from "./ExpectedVersion.js"
+import type { LogPosition } from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
 
 /** A stream id failed validation: `reason` says which rule it broke. */
@@ -130,3 +131,29 @@ export class StoreError extends Data.TaggedError("StoreError")<{
 
 const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
+
+/**
+ * A projection or reactor stopped: handling the event at `position` failed
+ * (its handler, or decoding it) after every retry. Its status says `failed`;
+ * the next run resumes at that same event.
+ */
+export class ProjectionFailed extends Data.TaggedError("ProjectionFailed")<{
+  readonly projection: string
+  readonly position: LogPosition
+  readonly eventId: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `Projection ${JSON.stringify(this.projection)} stopped at event ${this.eventId} (position ${this.position}): ${describe(this.cause)}`
+  }
+}
+
+/** `Projection.waitFor` gave up: the projection had not committed past `position` in time. */
+export class ProjectionTimeout extends Data.TaggedError("ProjectionTimeout")<{
+  readonly projection: string
+  readonly position: LogPosition
+}> {
+  override get message() {
+    return `Projection ${JSON.stringify(this.projection)} did not reach position ${this.position} in time`
+  }
+}

@@ -2,7 +2,7 @@
  * The command executor: read, fold, decide, append with every read stream's
  * version, and on a version conflict do it all again following a `Schedule`.
  */
-import { Effect, Either, Metric, ParseResult, Schedule, Schema } from "effect"
+import { Clock, Effect, Either, Metric, ParseResult, Schedule, Schema } from "effect"
 import type { Command } from "./Command.js"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
@@ -14,14 +14,22 @@ import {
   UndeclaredStream,
   type VersionConflict
 } from "./errors.js"
+import { uuidv7 } from "./internal/uuid.js"
 import type { StreamId } from "./StreamId.js"
 import * as StreamWrites from "./StreamWrites.js"
 
 export interface ExecuteOptions<R = never> {
   /** When to retry after a `VersionConflict` (default `defaultRetry`). Other errors never retry. */
   readonly retry?: Schedule.Schedule<unknown, VersionConflict, R>
-  /** Merged into the metadata of every event the command writes. */
+  /** Merged into the metadata of every event the command writes (over the ids below). */
   readonly metadata?: Record<string, unknown>
+  /**
+   * The event this command reacts to (in a reactor). Every event the command
+   * writes carries `metadata.causationId` (this event's id) and
+   * `metadata.correlationId` (the cause's correlation id, or its own id when it
+   * has none). Without a cause both are a fresh id for this execution.
+   */
+  readonly causedBy?: RecordedEvent
 }
 
 export interface ExecutionResult {
@@ -95,6 +103,18 @@ export function execute<
 ): Effect.Effect<ExecutionResult, ExecuteError<DomainError>, EventStore.EventStore | R | RRetry> {
   return Effect.gen(function* () {
     const store = yield* EventStore.EventStore
+    const cause = options?.causedBy
+    const fresh = cause === undefined ? uuidv7(yield* Clock.currentTimeMillis) : undefined
+    const metadata = {
+      correlationId:
+        cause === undefined
+          ? fresh
+          : typeof cause.metadata.correlationId === "string"
+            ? cause.metadata.correlationId
+            : cause.eventId,
+      causationId: cause?.eventId ?? fresh,
+      ...options?.metadata
+    }
     const decodeEvent = Schema.decodeUnknown(command.event)
     const encodeEvent = Schema.encode(command.event)
     let attempts = 0
@@ -193,7 +213,7 @@ export function execute<
           streamId,
           eventType: event._tag,
           data: withoutTag(encoded),
-          ...(options?.metadata !== undefined ? { metadata: options.metadata } : {})
+          metadata
         })
       }
       const appended = yield* store.append(writes)

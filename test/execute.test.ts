@@ -472,7 +472,9 @@ describe("execute", () => {
           { from: "meta-a", to: "meta-b", amount: 1 },
           { metadata: { correlationId: "req-7" } }
         )
-        expect(result.events.map((e) => e.metadata)).toEqual([{ correlationId: "req-7" }, { correlationId: "req-7" }])
+        const [first, second] = result.events.map((e) => e.metadata)
+        expect(first).toEqual({ correlationId: "req-7", causationId: expect.stringMatching(/^[0-9a-f-]{36}$/) })
+        expect(second).toEqual(first)
       })
     )
   )

@@ -16,6 +16,7 @@ import * as LogPosition from "../LogPosition.js"
 import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
 import { isRacedWrite, parseDuplicateEventId, parseVersionConflict, storeError } from "./errors.js"
+import * as Projections from "./projections.js"
 import { type Tables, tablesIn } from "./schema.js"
 
 // biome-ignore lint/suspicious/noExplicitAny: any Drizzle PostgreSQL database, whatever its driver and schema
@@ -155,6 +156,8 @@ export interface SqlStoreOptions {
   readonly schema: string
   readonly runPrepared: RunPrepared
   readonly gate?: Gate
+  /** Sessions of their own for projections and reactors (see src/sql/projections.ts). */
+  readonly sessions?: Projections.Sessions
 }
 
 export const make = (db: Database, options: SqlStoreOptions): EventStore.EventStore => {
@@ -408,6 +411,9 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
     append,
     readLog,
     holdup,
+    ...(options.sessions === undefined
+      ? {}
+      : { projections: Projections.make(options.schema, options.sessions, options.runPrepared) }),
     polling: { min: "20 millis", max: "200 millis" }
   })
 }

@@ -80,6 +80,44 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
       check("eventcore_events_event_type_not_empty", sql`${table.eventType} <> ''`),
       check("eventcore_events_metadata_object", sql`jsonb_typeof(${table.metadata}) = 'object'`)
     ]
+  ),
+
+  /**
+   * One row per projection or reactor: how far it has followed the global log
+   * (its checkpoint, moved by compare-and-set in the transaction of each
+   * batch), whether it runs, which instance owns it, its last error.
+   */
+  projections: table(
+    "projections",
+    {
+      name: text("name").primaryKey(),
+      kind: text("kind").notNull(),
+      position: text("position").notNull(),
+      status: text("status").notNull(),
+      owner: text("owner"),
+      error: text("error"),
+      updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow()
+    },
+    (table) => [
+      check("eventcore_projections_kind", sql`${table.kind} in ('projection', 'reactor')`),
+      check("eventcore_projections_status", sql`${table.status} in ('running', 'stopped', 'failed')`),
+      check("eventcore_projections_position", sql`${table.position} ~ '^[0-9]{20}-[0-9]{19}$'`)
+    ]
+  ),
+
+  /** Events a projection or reactor skipped after its handler failed (`onError: "skip"`), with the error. */
+  deadLetters: table(
+    "dead_letters",
+    {
+      id: bigint("id", { mode: "bigint" }).primaryKey().generatedAlwaysAsIdentity(),
+      projection: text("projection").notNull(),
+      eventId: uuid("event_id").notNull(),
+      position: text("position").notNull(),
+      eventType: text("event_type").notNull(),
+      error: text("error").notNull(),
+      recordedAt: timestamp("recorded_at", { withTimezone: true, mode: "date" }).notNull().defaultNow()
+    },
+    (table) => [index("eventcore_dead_letters_projection").on(table.projection, table.id)]
   )
 })
 

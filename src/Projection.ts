@@ -1,0 +1,184 @@
+/**
+ * Projections: read models in the application's own Drizzle tables, updated
+ * from the global log exactly once.
+ *
+ * A projection handles the events of its schema in batches; what its handler
+ * writes through `ReadModel` (a Drizzle database bound to the batch's
+ * transaction) commits together with the projection's checkpoint, or not at
+ * all. One instance per name runs at a time, across processes; the others
+ * stand by and take over when it ends. See docs/projections.md.
+ */
+
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
+import { Context, type Duration, Effect, Schema } from "effect"
+import type { RecordedEvent } from "./Event.js"
+import * as EventStore from "./EventStore.js"
+import { type ProjectionFailed, ProjectionTimeout, type StoreError } from "./errors.js"
+import type { DeadLetter, ProjectionBackend } from "./internal/projections.js"
+import * as Runner from "./internal/runner.js"
+import type { LogPosition } from "./LogPosition.js"
+
+/**
+ * The read model's database inside a projection's handler: a Drizzle
+ * PostgreSQL database bound to the transaction of the batch being projected.
+ * Write the application's tables through it; do not open transactions of its own.
+ */
+export class ReadModel extends Context.Tag("eventcore/ReadModel")<
+  ReadModel,
+  // biome-ignore lint/suspicious/noExplicitAny: the application's tables, whatever its Drizzle schema
+  { readonly db: PgDatabase<PgQueryResultHKT, any> }
+>() {}
+
+/**
+ * A store that can give projections a `ReadModel`: the PGlite and PostgreSQL
+ * stores provide it with their `EventStore`. Running a projection whose
+ * handler needs a `ReadModel` requires it, so the type says when a SQL store
+ * is needed (the in-memory store runs reactors and projections without one).
+ */
+export class ReadModelStore extends Context.Tag("eventcore/ReadModelStore")<ReadModelStore, ProjectionBackend>() {}
+
+export interface Projection<E, I, Err, R> {
+  readonly _tag: "Projection"
+  readonly name: string
+  readonly event: Schema.Schema<E, I>
+  readonly filter?: { readonly streamPrefix?: string }
+  readonly handle: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R>
+  readonly reset?: Effect.Effect<void, Err, R>
+}
+
+/**
+ * A projection named `name` (unique among the store's projections and
+ * reactors): `handle` applies each event of the `event` schema (a union of
+ * tagged structs; only their types are read from the log), `reset` empties
+ * the read model for a rebuild.
+ */
+export const make = <E extends { readonly _tag: string }, I, Err = never, R = never>(options: {
+  readonly name: string
+  readonly event: Schema.Schema<E, I>
+  readonly filter?: { readonly streamPrefix?: string }
+  readonly handle: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R>
+  readonly reset?: Effect.Effect<void, Err, R>
+}): Projection<E, I, Err, R> => {
+  if (Runner.eventTypesOf(options.event.ast).length === 0) {
+    throw new TypeError(
+      `Projection ${JSON.stringify(options.name)}: its event schema names no event types (use a union of Schema.TaggedStruct)`
+    )
+  }
+  return { _tag: "Projection", ...options }
+}
+
+export type RunOptions = Runner.RunOptions
+
+/** A ReadModel projection needs a SQL store; one without needs only an `EventStore`. */
+export type StoreOf<R> = [Extract<R, ReadModel>] extends [never] ? never : ReadModelStore
+
+const handlerOf = <E, I, Err, R>(
+  projection: Projection<E, I, Err, R>
+): Runner.Handler<E, Err, Exclude<R, ReadModel>> => {
+  const decode = Schema.decodeUnknown(projection.event)
+  return {
+    name: projection.name,
+    kind: "projection",
+    eventTypes: Runner.eventTypesOf(projection.event.ast),
+    ...(projection.filter?.streamPrefix === undefined ? {} : { streamPrefix: projection.filter.streamPrefix }),
+    decode: (recorded) => decode(Runner.encodedOf(recorded)),
+    handle: (event, recorded, db) =>
+      db === undefined
+        ? (projection.handle(event, recorded) as Effect.Effect<void, Err, Exclude<R, ReadModel>>)
+        : Effect.provideService(projection.handle(event, recorded), ReadModel, { db })
+  }
+}
+
+/**
+ * Follows the global log from the projection's checkpoint, one transaction per
+ * batch, until interrupted; only one instance per name is active across
+ * processes, the others stand by. Fails with `ProjectionFailed` when an
+ * event's handling keeps failing (`onError: "stop"`, the default).
+ */
+export const run = <E, I, Err, R>(
+  projection: Projection<E, I, Err, R>,
+  options?: RunOptions
+): Effect.Effect<never, ProjectionFailed | StoreError, EventStore.EventStore | Exclude<R, ReadModel> | StoreOf<R>> =>
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    const backend = yield* Runner.backendOf(store)
+    return yield* Runner.run(handlerOf(projection), backend, store, options)
+  })
+
+/**
+ * Starts the projection over: in one transaction, moves its checkpoint back to
+ * the start of the log and runs `reset`; an instance running it sees its
+ * checkpoint moved and replays from the start.
+ */
+export const rebuild = <E, I, Err, R>(
+  projection: Projection<E, I, Err, R>
+): Effect.Effect<void, Err | StoreError, EventStore.EventStore | Exclude<R, ReadModel> | StoreOf<R>> =>
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    const backend = yield* Runner.backendOf(store)
+    yield* backend.reset(projection.name, "projection", (db) => {
+      const reset = projection.reset ?? Effect.void
+      return (db === undefined ? reset : Effect.provideService(reset, ReadModel, { db })) as Effect.Effect<
+        void,
+        Err,
+        Exclude<R, ReadModel>
+      >
+    })
+    // An instance of this process running it replays at once; others within a second.
+    yield* Runner.committed.notify
+  })
+
+/**
+ * Completes once the projection (or reactor) has committed past `position`,
+ * e.g. the position of the last event `execute` wrote: read your writes.
+ * Fails with `ProjectionTimeout` after `timeout` (default 10 seconds).
+ */
+export const waitFor = (
+  projection: { readonly name: string },
+  position: LogPosition,
+  options: { readonly timeout?: Duration.DurationInput } = {}
+): Effect.Effect<void, ProjectionTimeout | StoreError, EventStore.EventStore> =>
+  Effect.gen(function* () {
+    const backend = yield* Effect.flatMap(EventStore.EventStore, Runner.backendOf)
+    yield* Runner.waitUntil(
+      Effect.map(
+        backend.checkpointOf(projection.name),
+        (checkpoint) => checkpoint !== undefined && checkpoint >= position
+      ),
+      options.timeout ?? "10 seconds",
+      () => new ProjectionTimeout({ projection: projection.name, position })
+    )
+  })
+
+export interface ProjectionStatus {
+  readonly name: string
+  readonly kind: "projection" | "reactor"
+  /** `running` while an instance owns it; `failed` after it stopped on an error; `stopped` otherwise. */
+  readonly status: "running" | "standby" | "stopped" | "failed"
+  readonly position: LogPosition
+  /** Events of the log after its position. */
+  readonly lag?: number
+  /** The instance running it: host/pid/tag. */
+  readonly owner?: string
+  readonly updatedAt: Date
+  readonly error?: string
+}
+
+/** Every projection and reactor the store has a checkpoint for, by name. */
+export const status: Effect.Effect<ReadonlyArray<ProjectionStatus>, StoreError, EventStore.EventStore> = Effect.gen(
+  function* () {
+    const backend = yield* Effect.flatMap(EventStore.EventStore, Runner.backendOf)
+    const rows = yield* backend.statuses
+    return yield* Effect.forEach(rows, (row) =>
+      Effect.map(backend.lag(row.position), (lag): ProjectionStatus => ({ ...row, lag }))
+    )
+  }
+)
+
+/** The events a projection or reactor skipped (`onError: "skip"`), with their errors, oldest first. */
+export const deadLetters = (projection: {
+  readonly name: string
+}): Effect.Effect<ReadonlyArray<DeadLetter>, StoreError, EventStore.EventStore> =>
+  Effect.flatMap(Effect.flatMap(EventStore.EventStore, Runner.backendOf), (backend) =>
+    backend.deadLetters(projection.name)
+  )

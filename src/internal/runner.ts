@@ -1,0 +1,278 @@
+/**
+ * Runs a projection or a reactor: own its name (standing by while another
+ * instance does), follow the global log from its checkpoint, and handle each
+ * page of events as one batch whose checkpoint moves, by compare-and-set, in
+ * the same transaction as the handlers' writes.
+ *
+ * A handler that fails rolls its batch back; the batch is then handled one
+ * event per transaction, so that the events before the failing one commit and
+ * the failing one is retried alone, following the retry schedule. When the
+ * retries run out it stops the run (`ProjectionFailed`; the next run resumes at
+ * that event) or, with `onError: "skip"`, records it as a dead letter and
+ * moves past it in one transaction.
+ */
+import { Cause, Chunk, Deferred, Duration, Effect, type ParseResult, Schedule, SchemaAST, Stream } from "effect"
+import type { RecordedEvent } from "../Event.js"
+import * as EventStore from "../EventStore.js"
+import { ProjectionFailed, type StoreError, StoreError as StoreErrorClass } from "../errors.js"
+import * as LogMessage from "../LogMessage.js"
+import type { LogPosition } from "../LogPosition.js"
+import type { Database } from "../sql/SqlEventStore.js"
+import { defaultRetry as defaultReconnect, makeSignal } from "./follow.js"
+import { type Deposed, Deposed as DeposedError, type Kind, type Owned, type ProjectionBackend } from "./projections.js"
+
+/** How often a caught-up runner checks that its checkpoint is still where it left it. */
+const checkpointWatch = "1 second"
+
+/** What the runner needs of a projection or reactor. */
+export interface Handler<E, Err, R> {
+  readonly name: string
+  readonly kind: Kind
+  /** The event types it reads: only these are read from the log (in SQL on the SQL stores). */
+  readonly eventTypes: ReadonlyArray<string>
+  readonly streamPrefix?: string
+  readonly decode: (recorded: RecordedEvent) => Effect.Effect<E, ParseResult.ParseError>
+  readonly handle: (event: E, recorded: RecordedEvent, db: Database | undefined) => Effect.Effect<void, Err, R>
+}
+
+export interface RunOptions {
+  /** Events per batch, one transaction each (default 100). */
+  readonly batchSize?: number
+  /** When to try a failing event again (default: 5 retries from 100 ms, doubling). */
+  readonly retry?: Schedule.Schedule<unknown, unknown>
+  /** When the retries run out: stop with `ProjectionFailed` (default), or record a dead letter and move on. */
+  readonly onError?: "stop" | "skip"
+}
+
+export const defaultHandlerRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
+  Schedule.intersect(Schedule.recurs(5))
+)
+
+/** The stored event types a Schema union of tagged structs decodes: the `_tag` literals. */
+export const eventTypesOf = (ast: SchemaAST.AST): ReadonlyArray<string> => {
+  switch (ast._tag) {
+    case "Union":
+      return ast.types.flatMap(eventTypesOf)
+    case "Transformation":
+      return eventTypesOf(ast.to)
+    case "Refinement":
+      return eventTypesOf(ast.from)
+    case "Suspend":
+      return eventTypesOf(ast.f())
+    case "TypeLiteral": {
+      const tag = ast.propertySignatures.find((signature) => signature.name === "_tag")?.type
+      return tag !== undefined && SchemaAST.isLiteral(tag) && typeof tag.literal === "string" ? [tag.literal] : []
+    }
+    default:
+      return []
+  }
+}
+
+/** The stored form without its `_tag` (which lives in `eventType`) as the schema's encoded input. */
+export const encodedOf = (recorded: RecordedEvent): unknown =>
+  typeof recorded.data === "object" && recorded.data !== null && !Array.isArray(recorded.data)
+    ? { ...recorded.data, _tag: recorded.eventType }
+    : recorded.data
+
+/** Wakes `waitFor` in this process when a runner commits. */
+export const committed = makeSignal()
+
+/** A store's projection support, or a StoreError saying it has none. */
+export const backendOf = (store: EventStore.EventStore): Effect.Effect<ProjectionBackend, StoreError> => {
+  const backend = store[EventStore.projectionBackend]
+  return backend === undefined
+    ? Effect.fail(
+        new StoreErrorClass({
+          operation: "projection",
+          message:
+            "This EventStore has no support for projections and reactors: use the in-memory, PGlite or PostgreSQL store."
+        })
+      )
+    : Effect.succeed(backend)
+}
+
+/** A handler or decoding failure of one event, carried past the commit to the retry. */
+class EventFailure {
+  constructor(
+    readonly event: RecordedEvent,
+    readonly cause: unknown
+  ) {}
+}
+
+/** An error in one line: its tag or name, its message, and the fields of a tagged error without one. */
+const describe = (cause: unknown): string => {
+  if (typeof cause !== "object" || cause === null) return String(cause)
+  const { _tag, message, name, stack: _, ...fields } = cause as Record<string, unknown>
+  const label = typeof _tag === "string" ? _tag : typeof name === "string" ? name : "Error"
+  const text = typeof message === "string" && message !== "" ? `: ${message}` : ""
+  const extra = Object.keys(fields).length > 0 && text === "" ? ` ${JSON.stringify(fields)}` : ""
+  return `${label}${text}${extra}`
+}
+
+export const run = <E, Err, R>(
+  handler: Handler<E, Err, R>,
+  backend: ProjectionBackend,
+  store: EventStore.EventStore,
+  options: RunOptions = {}
+): Effect.Effect<never, ProjectionFailed, R> => {
+  const batchSize = options.batchSize ?? 100
+  const retry = options.retry ?? defaultHandlerRetry
+  const filter: EventStore.LogFilter = {
+    eventTypes: handler.eventTypes,
+    ...(handler.streamPrefix === undefined ? {} : { streamPrefix: handler.streamPrefix })
+  }
+
+  const handleAll = (events: ReadonlyArray<RecordedEvent>, db: Database | undefined) =>
+    Effect.forEach(
+      events,
+      (recorded) =>
+        handler.decode(recorded).pipe(
+          Effect.flatMap((event) => handler.handle(event, recorded, db)),
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.failCause(cause as Cause.Cause<never>)
+              : Effect.fail(new EventFailure(recorded, Cause.squash(cause)))
+          )
+        ),
+      { discard: true }
+    )
+
+  /** One owned stretch: from the checkpoint, batch after batch, until an error ends it. */
+  const follow = (owned: Owned) =>
+    Effect.gen(function* () {
+      let position = yield* owned.checkpoint
+
+      /**
+       * Handles `events` and moves the checkpoint from `from` to `to`: a
+       * projection's handlers inside the transaction, a reactor's before it
+       * (side effects outside the database must not hold a transaction open,
+       * and may be repeated if the commit is lost).
+       */
+      const handleAndCommit = (events: ReadonlyArray<RecordedEvent>, from: LogPosition, to: LogPosition) =>
+        handler.kind === "reactor"
+          ? Effect.zipRight(
+              handleAll(events, undefined),
+              owned.commit(from, to, () => Effect.void)
+            )
+          : owned.commit(from, to, (db) => handleAll(events, db))
+
+      /** One event in its own transaction, retried; then stop, or skip it as a dead letter. */
+      const one = (recorded: RecordedEvent) =>
+        Effect.gen(function* () {
+          const outcome = yield* handleAndCommit([recorded], position, recorded.position).pipe(
+            Effect.retry({ schedule: retry, while: (error) => error instanceof EventFailure }),
+            Effect.either
+          )
+          if (outcome._tag === "Left") {
+            const failure = outcome.left
+            if (!(failure instanceof EventFailure)) return yield* Effect.fail(failure)
+            const error = describe(failure.cause)
+            if (options.onError !== "skip") {
+              yield* Effect.ignore(owned.fail(error))
+              return yield* new ProjectionFailed({
+                projection: handler.name,
+                position: recorded.position,
+                eventId: recorded.eventId,
+                cause: failure.cause
+              })
+            }
+            yield* owned.commit(position, recorded.position, () => Effect.void, {
+              eventId: recorded.eventId,
+              position: recorded.position,
+              eventType: recorded.eventType,
+              error
+            })
+            yield* Effect.logWarning(`eventcore: ${handler.kind} skipped an event that kept failing`).pipe(
+              Effect.annotateLogs({ [handler.kind]: handler.name, eventId: recorded.eventId, error })
+            )
+          }
+          position = recorded.position
+        })
+
+      const batch = (events: ReadonlyArray<RecordedEvent>, to: LogPosition) =>
+        Effect.gen(function* () {
+          if (events.length === 0) {
+            if (to > position) yield* owned.commit(position, to, () => Effect.void)
+          } else {
+            const outcome = yield* Effect.either(handleAndCommit(events, position, to))
+            if (outcome._tag === "Left") {
+              if (!(outcome.left instanceof EventFailure)) return yield* Effect.fail(outcome.left)
+              for (const recorded of events) yield* one(recorded)
+              if (to > position) yield* owned.commit(position, to, () => Effect.void)
+            }
+          }
+          position = to
+          yield* committed.notify
+        })
+
+      // Someone else moved the checkpoint (a rebuild; another instance despite
+      // the lock): stop following from a position that is no longer ours.
+      let busy = false
+      const watch = Effect.gen(function* () {
+        for (;;) {
+          const wakeup = yield* committed.current
+          yield* Effect.race(Deferred.await(wakeup), Effect.sleep(checkpointWatch))
+          if (busy) continue
+          const stored = yield* owned.checkpoint
+          if (!busy && stored !== position) return yield* new DeposedError({ name: handler.name })
+        }
+      })
+
+      const following = store.subscribe({ after: position, filter, pageSize: batchSize }).pipe(
+        Stream.mapError((error) => error as StoreError),
+        Stream.runForEachChunk((chunk) => {
+          const messages = Chunk.toReadonlyArray(chunk)
+          const events = messages.flatMap((message) => (message._tag === "Event" ? [message.event] : []))
+          const caughtUp = messages.findLast(LogMessage.is("CaughtUp"))
+          const to = caughtUp?.position ?? events.at(-1)?.position
+          if (to === undefined) return Effect.void
+          busy = true
+          return Effect.ensuring(
+            batch(events, to),
+            Effect.sync(() => {
+              busy = false
+            })
+          )
+        }),
+        Effect.zipRight(Effect.never)
+      )
+      return yield* Effect.raceFirst(following, watch)
+    })
+
+  const owning = Effect.scoped(Effect.flatMap(backend.own(handler.name, handler.kind), follow))
+
+  // Ownership lost (connection, or another instance's commit): stand by and own again.
+  return owning.pipe(
+    Effect.catchIf(
+      (error): error is StoreError | Deposed => !(error instanceof ProjectionFailed),
+      (error) =>
+        Effect.logWarning(`eventcore: ${handler.kind} lost its database session or checkpoint; owning it again`).pipe(
+          Effect.annotateLogs({ [handler.kind]: handler.name, error: error.message }),
+          Effect.zipRight(Effect.fail(error))
+        )
+    ),
+    Effect.retry({
+      schedule: defaultReconnect as Schedule.Schedule<unknown, unknown>,
+      while: (error) => !(error instanceof ProjectionFailed)
+    }),
+    Effect.catchIf(
+      (error): error is StoreError | Deposed => !(error instanceof ProjectionFailed),
+      (error) => Effect.die(error)
+    ),
+    Effect.flatMap(() => Effect.never)
+  ) as Effect.Effect<never, ProjectionFailed, R>
+}
+
+/** Waits until `check` says yes, looking again when a runner commits or every 50 ms; fails with `onTimeout`. */
+export const waitUntil = <E, X>(
+  check: Effect.Effect<boolean, E>,
+  timeout: Duration.DurationInput,
+  onTimeout: () => X
+): Effect.Effect<void, E | X> =>
+  Effect.gen(function* () {
+    for (;;) {
+      const wakeup = yield* committed.current
+      if (yield* check) return
+      yield* Effect.race(Deferred.await(wakeup), Effect.sleep("50 millis"))
+    }
+  }).pipe(Effect.timeoutFail({ duration: Duration.decode(timeout), onTimeout }))
