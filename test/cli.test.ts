@@ -4,16 +4,35 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Context, Effect, Layer } from "effect"
+import { EventStore, PostgresEventStore, type RecordedEvent, StreamId } from "eventcore"
+import { writesOf } from "eventcore/testing"
+import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { programHelp } from "../src/cli/args.js"
 import { program } from "../src/cli/program.js"
-import { cli, expectArgumentError, expectOneLineError, type Run, start } from "./support/cli.js"
+import { cli, expectArgumentError, expectOneLineError, linesOf, type Run, start, waitForOutput } from "./support/cli.js"
 import { databaseUrl, describeServer, usePostgresTemplate } from "./support/postgres.js"
 import { snapshot, startWriter } from "./support/writerProcess.js"
 
 /** The cluster state in global/pg_control (after the 64-bit system id and two 32-bit versions): 1 is "shut down". */
 const clusterState = (dataDir: string) => readFileSync(join(dataDir, "global", "pg_control")).readUInt32LE(16)
 const shutDown = 1
+
+/** An event as `tail --json` prints it. */
+interface TailedEvent {
+  readonly position: string
+  readonly globalPosition: string
+  readonly recordedAt: string
+  readonly streamId: string
+  readonly streamVersion: number
+  readonly eventType: string
+  readonly data: unknown
+}
+
+/** The line `tail` prints for an event. */
+const humanLine = (event: TailedEvent) =>
+  `${event.position}  ${event.recordedAt}  ${event.streamId}@${event.streamVersion}  ${event.eventType}  ${JSON.stringify(event.data)}`
 
 describe("eventcore CLI on PGlite", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "eventcore-cli-"))
@@ -22,6 +41,8 @@ describe("eventcore CLI on PGlite", () => {
     demo = await cli(["demo", "--accounts", "3", "--transfers", "40", "--concurrency", "4", "--data-dir", dataDir])
   }, 120_000)
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
+  /** The whole log, as `tail --json` printed it. */
+  let logged: ReadonlyArray<TailedEvent> = []
 
   it("the demo runs transfers, prints the summary and passes its invariant check", () => {
     expect(demo.stderr).toBe("")
@@ -76,6 +97,71 @@ describe("eventcore CLI on PGlite", () => {
     expect(migrate.stdout).toContain("up to date, no migration applied")
   }, 120_000)
 
+  it("tail prints the global log in log order, filtered, after a position, up to a limit; status names its head", async () => {
+    const all = await cli(["tail", "--json", "--data-dir", dataDir])
+    expect(all.stderr).toBe("")
+    expect(all.code).toBe(0)
+    const events = linesOf(all.stdout).map((line) => JSON.parse(line) as TailedEvent)
+    logged = events
+    expect(events.length).toBeGreaterThan(6)
+    // Log order: strictly increasing positions, and each stream's versions 1, 2, 3... in turn.
+    const positions = events.map((event) => event.position)
+    expect(positions).toEqual([...new Set(positions)].sort())
+    const versions = new Map<string, Array<number>>()
+    for (const event of events)
+      versions.set(event.streamId, [...(versions.get(event.streamId) ?? []), event.streamVersion])
+    expect(versions.size).toBe(3)
+    for (const seen of versions.values()) expect(seen).toEqual(seen.map((_, i) => i + 1))
+    expect(events[0]).toMatchObject({
+      eventType: "AccountOpened",
+      streamVersion: 1,
+      globalPosition: expect.any(String)
+    })
+
+    // Two types of one account's stream (a literal prefix), after the third event, at most two.
+    const after = (events[2] as TailedEvent).position
+    const types = ["MoneyDeposited", "TransferReceived"]
+    const prefix = (events[2] as TailedEvent).streamId
+    const matching = events.filter(
+      (event) => event.position > after && types.includes(event.eventType) && event.streamId.startsWith(prefix)
+    )
+    expect(matching.length).toBeGreaterThan(2)
+    const tail = await cli([
+      "tail",
+      ...["--after", after, "--type", types[0] as string, `--type=${types[1]}`, "--prefix", prefix, "--limit", "2"],
+      ...["--data-dir", dataDir]
+    ])
+    expect(tail.stderr).toBe("")
+    expect(tail.code).toBe(0)
+    expect(linesOf(tail.stdout)).toEqual(matching.slice(0, 2).map(humanLine))
+
+    const status = await cli(["status", "--data-dir", dataDir])
+    expect(status.stderr).toBe("")
+    expect(status.code).toBe(0)
+    const last = positions.at(-1) as string
+    expect(status.stdout).toContain(`database     PGlite in ${dataDir}\n`)
+    expect(status.stdout).toMatch(/^schema {7}eventcore: \d+ migrations applied, none pending$/m)
+    expect(status.stdout).toContain(`log head     ${last} (the last committed event)\n`)
+    expect(status.stdout).toContain(`readable     ${last} (the last event readers can read now)\n`)
+    expect(status.stdout).toContain("held back    none: every committed event is readable\n")
+  }, 120_000)
+
+  it("tail --follow on PGlite prints the log, then waits; SIGTERM closes the database and exits 143", async () => {
+    // The whole log, as the test above read it.
+    expect(logged.length).toBeGreaterThan(0)
+    const following = start(["tail", "--follow", "--data-dir", dataDir])
+    // Only the command line holds the directory, so nothing new comes: following one live needs the owning application.
+    await waitForOutput(following, (stdout) => stdout.includes((logged.at(-1) as TailedEvent).position))
+    expect(clusterState(dataDir)).not.toBe(shutDown)
+    following.child.kill("SIGTERM")
+    const run = await following.done
+    expect(run.stderr).toBe("")
+    expect(run).toMatchObject({ code: 143, signal: null })
+    expect(linesOf(run.stdout)).toEqual(logged.map(humanLine))
+    // PGlite was closed, not abandoned: it wrote a shutdown checkpoint.
+    expect(clusterState(dataDir)).toBe(shutDown)
+  }, 120_000)
+
   it("a missing stream is a one-line error; after -- everything is an argument, --help too", async () => {
     // (A bad stream id, refused before the database is opened, is in test/cliParse.test.ts.)
     expectOneLineError(await cli(["read", "--data-dir", dataDir, "--", "--help"]), 'Stream "--help" not found')
@@ -114,10 +200,7 @@ describe("eventcore CLI: Ctrl-C and SIGTERM", () => {
       try {
         const run = start(["demo", "--accounts", "3", "--transfers", "1000000", "--data-dir", dataDir])
         // The demo prints its progress once a second once the transfers have begun.
-        while (!run.output().stdout.includes("progress:")) {
-          const exited = await Promise.race([run.done, new Promise((resolve) => setTimeout(resolve, 100))])
-          if (exited !== undefined) throw new Error(`the demo ended early: ${JSON.stringify(exited)}`)
-        }
+        await waitForOutput(run, (stdout) => stdout.includes("progress:"), 110_000)
         expect(clusterState(dataDir)).not.toBe(shutDown)
         run.child.kill(signal)
         const result = await run.done
@@ -200,4 +283,145 @@ describeServer("eventcore CLI on PostgreSQL", () => {
     const streams = await cli(["streams", "--url", url])
     expect(streams.stdout.trim().split("\n")).toHaveLength(4)
   }, 120_000)
+
+  /** A store over a fresh database, open until the scope ends, and a function that appends one event to a stream. */
+  const freshStore = Effect.gen(function* () {
+    const { url, database } = yield* server.freshDatabase
+    const store = Context.get(yield* Layer.build(PostgresEventStore.layer({ url })), EventStore.EventStore)
+    const append = (streamId: string, eventType: string, data: Record<string, unknown> = {}) =>
+      Effect.runPromise(
+        Effect.map(
+          store.append(
+            writesOf({ streamId: StreamId.unsafeMake(streamId), expected: "any", events: [{ eventType, data }] })
+          ),
+          (result) => result.events[0] as RecordedEvent
+        )
+      )
+    return { url, database, append }
+  })
+
+  it(
+    "tail --follow prints, in log order and filtered, the events another connection appends while it runs; SIGINT exits 130",
+    () =>
+      Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const { url, append } = yield* freshStore
+            yield* Effect.promise(async () => {
+              const wanted = [await append("order-1", "Placed", { n: 1 })]
+              await append("invoice-1", "Placed") // another prefix
+              await append("order-2", "Cancelled") // another type
+              const following = start(
+                ["tail", "--follow", "--json", "--type", "Placed", "--type", "Shipped", "--prefix", "order-"],
+                {
+                  DATABASE_URL: url
+                }
+              )
+              try {
+                await waitForOutput(following, (stdout) => linesOf(stdout).length >= 1)
+                // Appended while it follows: found by its polling, from another process.
+                wanted.push(await append("order-1", "Shipped", { n: 2 }))
+                await append("order-3", "Cancelled")
+                wanted.push(await append("order-3", "Placed", { n: 3 }))
+                await waitForOutput(following, (stdout) => linesOf(stdout).length >= 3)
+              } finally {
+                following.child.kill("SIGINT")
+              }
+              const run = await following.done
+              expect(run.stderr).toBe("")
+              expect(run).toMatchObject({ code: 130, signal: null })
+              const printed = linesOf(run.stdout).map((line) => JSON.parse(line) as TailedEvent)
+              // Only the wanted ones: the others come before the last of them in log order, so they would be printed.
+              expect(
+                printed.map(({ streamId, eventType, position, globalPosition, data }) => ({
+                  streamId,
+                  eventType,
+                  position,
+                  globalPosition,
+                  data
+                }))
+              ).toEqual(
+                wanted.map(({ streamId, eventType, position, globalPosition, data }) => ({
+                  streamId,
+                  eventType,
+                  position,
+                  globalPosition: globalPosition.toString(),
+                  data
+                }))
+              )
+            })
+          })
+        )
+      ),
+    120_000
+  )
+
+  it(
+    "status names the transaction holding committed events back (pid, database), counts them, and says when none are",
+    () =>
+      Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const { url, database, append } = yield* freshStore
+            const client = yield* Effect.acquireRelease(
+              Effect.sync(() => postgres(url, { max: 1, onnotice: () => {} })),
+              (client) => Effect.promise(() => client.end())
+            )
+            yield* Effect.promise(async () => {
+              const readable = await append("order-1", "Placed")
+              const blocker = await client.reserve()
+              let held: RecordedEvent
+              let pid: number
+              try {
+                await blocker`begin`
+                pid = Number((await blocker`select pg_backend_pid() as pid`)[0]?.pid)
+                await blocker`select pg_current_xact_id()`
+                // Committed after the blocker's transaction began: held back until it ends.
+                held = await append("order-1", "Shipped")
+                const [human, json] = await Promise.all([
+                  cli(["status", "--url", url]),
+                  cli(["status", "--json", "--url", url])
+                ])
+                for (const run of [human, json]) {
+                  expect(run.stderr).toBe("")
+                  expect(run.code).toBe(0)
+                }
+                expect(JSON.parse(json.stdout)).toMatchObject({
+                  schema: "eventcore",
+                  migrations: { pending: [], unknown: 0 },
+                  head: held.position,
+                  readable: readable.position,
+                  heldBack: 1,
+                  heldBy: { pid, database, state: "idle in transaction", openForSeconds: expect.any(Number) }
+                })
+                expect(human.stdout).toContain(`log head     ${held.position} (the last committed event)\n`)
+                expect(human.stdout).toContain(
+                  `readable     ${readable.position} (the last event readers can read now)\n`
+                )
+                expect(human.stdout).toContain(
+                  "held back    1 committed event, readable once the transaction holding them ends\n"
+                )
+                expect(human.stdout).toMatch(
+                  new RegExp(
+                    `^held by {6}pid ${pid} in database ${database}, idle in transaction, open for \\d+ s( \\(.+\\))?$`,
+                    "m"
+                  )
+                )
+                await blocker`rollback`
+              } finally {
+                blocker.release()
+              }
+              const after = await cli(["status", "--url", url])
+              expect(after.stderr).toBe("")
+              expect(after.code).toBe(0)
+              expect(after.stdout).toContain(`log head     ${held.position} (the last committed event)\n`)
+              expect(after.stdout).toContain(`readable     ${held.position} (the last event readers can read now)\n`)
+              expect(after.stdout).toContain("held back    none: every committed event is readable\n")
+              expect(after.stdout).not.toContain("held by")
+            })
+          })
+        )
+      ),
+    120_000
+  )
 })

@@ -13,14 +13,16 @@ import { Effect, Exit, Logger, LogLevel } from "effect"
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest"
 import { defaultDemoOptions } from "../examples/bank/demo.js"
 import { type CommandLine, type CommandSpec, parseCommand, parseCommandLine } from "../src/cli/args.js"
-import { failureLine, program, type Run } from "../src/cli/program.js"
+import { failureLine, program, type Run, warningLogger } from "../src/cli/program.js"
 import { literal } from "./support/cli.js"
 
 const summaries = {
   migrate: "create or upgrade eventcore's schema (the migrations in drizzle/) and say what was applied",
   streams: "list streams with their versions",
   read: "print a stream's events (readable, or JSON lines with --json)",
+  tail: "print the global log in log order, or follow it live with --follow",
   stats: "event count, stream count, events per type, database size",
+  status: "the global log's head, what readers can read, and what holds them back",
   demo: "run the bank demo: concurrent multi-stream transfers, then an invariant check"
 }
 
@@ -64,6 +66,8 @@ describe("eventcore CLI arguments: errors", () => {
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string, string?]> = [
       [["frob"], 'unknown command "frob"'],
       [["stat"], 'unknown command "stat"; did you mean stats?'],
+      [["tai"], 'unknown command "tai"; did you mean tail?'],
+      [["tail", "--folow"], "unknown option --folow; did you mean --follow?", "tail"],
       [["help", "frob"], 'unknown command "frob"'],
       [["--verbose"], "unknown option --verbose"],
       [["--data-dir", "x", "stats"], "--data-dir goes after the command"],
@@ -81,9 +85,52 @@ describe("eventcore CLI arguments: errors", () => {
       [["stats", "extra"], 'unexpected argument "extra"', "stats"],
       [["read", "a", "b"], 'unexpected argument "b"', "read"],
       [["read"], "missing argument <streamId>", "read"],
-      [["demo", "--accounts", "many"], '--accounts expects an integer, got "many"', "demo"]
+      [["demo", "--accounts", "many"], '--accounts expects an integer, got "many"', "demo"],
+      [["tail", "--type"], "--type needs a value", "tail"],
+      [["tail", "--type", "--json"], "--type needs a value", "tail"],
+      [["tail", "--follow=yes"], "--follow takes no value", "tail"],
+      [["tail", "--limit", "all"], '--limit expects an integer, got "all"', "tail"],
+      [["tail", "extra"], 'unexpected argument "extra"', "tail"],
+      [["tail", "--prefix", "a", "--prefix", "b"], "--prefix is given more than once", "tail"],
+      [["status", "--json", "extra"], 'unexpected argument "extra"', "status"],
+      [["--type", "A", "tail"], "--type goes after the command"]
     ]
     for (const [argv, message, command] of cases) expectArgumentError(argv, message, command)
+  })
+})
+
+describe("eventcore CLI arguments: tail --after", () => {
+  const after = (value: string) =>
+    `--after expects a log position (20 digits, "-", 19 digits, as tail prints them), got ${JSON.stringify(value)}`
+
+  it("a value that is not a log position is an argument error, found before any database is opened", () => {
+    for (const value of [
+      "12",
+      "",
+      "0000000000000000075-0000000000000000004",
+      "00000000000000000754-0000000000000000004 ",
+      "00000000000000000754_0000000000000000004",
+      // 2^64 is past the largest transaction id, 2^63 past the largest position.
+      "18446744073709551616-0000000000000000001",
+      "00000000000000000754-9223372036854775808"
+    ]) {
+      // DATABASE_URL does not matter: nothing is opened to find this out.
+      expectArgumentError(
+        ["tail", `--after=${value}`, "--url", "postgres://nobody@127.0.0.1:1/x"],
+        after(value),
+        "tail"
+      )
+    }
+  })
+
+  it("a log position, the start and the largest one included, is accepted", () => {
+    for (const value of [
+      "00000000000000000754-0000000000000000004",
+      "00000000000000000000-0000000000000000000",
+      "18446744073709551615-9223372036854775807"
+    ]) {
+      expect(commandLine(["tail", "--after", value])._tag).toBe("Run")
+    }
   })
 })
 
@@ -137,6 +184,15 @@ describe("eventcore CLI arguments: help and version", () => {
     expect(demo).toMatch(new RegExp(`^ {2}--transfers N .*\\(default: ${defaultDemoOptions.transfers}\\)$`, "m"))
     expect(demo).toMatch(new RegExp(`^ {2}--concurrency N .*\\(default: ${defaultDemoOptions.concurrency}\\)$`, "m"))
     expect(demo).toMatch(/^ {2}--data-dir DIR +a PGlite data directory \(default: a fresh temporary directory\)$/m)
+    const tail = help(["tail", "--help"])
+    expect(tail).toMatch(
+      /^ {2}--after POS +print the events after this log position \(default: from the start of the log\)$/m
+    )
+    expect(tail).toMatch(/^ {2}--type TYPE +only events of this type \(repeatable: --type A --type B\)$/m)
+    expect(tail).toMatch(/^ {2}--prefix TEXT +only events of streams whose id starts with this$/m)
+    expect(tail).toMatch(/^ {2}--follow +keep printing events as they are committed, until Ctrl-C$/m)
+    expect(tail).toMatch(/^ {2}--limit N +stop after this many events \(default: all\)$/m)
+    expect(help(["status", "--help"])).toMatch(/^ {2}--json +one JSON object$/m)
   })
 
   it("--version prints the version in package.json", () => {
@@ -160,6 +216,42 @@ describe("eventcore CLI arguments: forms", () => {
     // "--help" after "--" is the stream to read, not a request for help.
     expect(commandLine(["read", "--data-dir", "/d", "--", "--help"])._tag).toBe("Run")
     expect(parseCommand(spec("read"), ["--data-dir", "/d", "--", "--help"]).args).toEqual({ streamId: "--help" })
+  })
+
+  it("a repeatable option gives every value in order, in either form; absent, none", () => {
+    const connection = { "data-dir": undefined, url: undefined, schema: undefined }
+    expect(
+      parseCommand(spec("tail"), [
+        "--type",
+        "Placed",
+        "--prefix",
+        "order-",
+        "--type=Shipped",
+        "--follow",
+        "--type",
+        "Placed"
+      ])
+    ).toEqual({
+      options: {
+        after: undefined,
+        type: ["Placed", "Shipped", "Placed"],
+        prefix: "order-",
+        follow: true,
+        limit: undefined,
+        json: false,
+        ...connection
+      },
+      args: {}
+    })
+    expect(parseCommand(spec("tail"), ["--json", "--limit=3"]).options).toEqual({
+      after: undefined,
+      type: [],
+      prefix: undefined,
+      follow: false,
+      limit: 3,
+      json: true,
+      ...connection
+    })
   })
 })
 
@@ -197,7 +289,7 @@ describe("eventcore CLI: usage errors a command raises before it opens a databas
   }
 
   it("no database anywhere", async () => {
-    for (const command of [["migrate"], ["streams"], ["read", "order-1"], ["stats"]]) {
+    for (const command of [["migrate"], ["streams"], ["read", "order-1"], ["tail"], ["stats"], ["status"]]) {
       expect(await failure(command, { DATABASE_URL: undefined })).toBe(
         "eventcore: no database: pass --data-dir DIR or --url URL, or set DATABASE_URL\n"
       )
@@ -206,7 +298,7 @@ describe("eventcore CLI: usage errors a command raises before it opens a databas
 
   it("both --url and --data-dir, on every command; the directory is not created", async () => {
     const dir = join(scratch, "never")
-    for (const command of [["migrate"], ["streams"], ["read", "order-1"], ["stats"], ["demo"]]) {
+    for (const command of [["migrate"], ["streams"], ["read", "order-1"], ["tail"], ["stats"], ["status"], ["demo"]]) {
       expect(await failure([...command, "--url", "postgres://nobody@127.0.0.1:1/x", "--data-dir", dir])).toBe(
         "eventcore: pass either --url or --data-dir, not both\n"
       )
@@ -220,7 +312,9 @@ describe("eventcore CLI: usage errors a command raises before it opens a databas
       [["demo", "--accounts", "0"], "--accounts must be at least 1"],
       [["demo", "--transfers", "0"], "--transfers must be at least 1"],
       [["demo", "--concurrency", "-1"], "--concurrency must be at least 1"],
-      [["streams", "--limit", "0"], "--limit must be at least 1"]
+      [["streams", "--limit", "0"], "--limit must be at least 1"],
+      [["tail", "--limit", "0"], "--limit must be at least 1"],
+      [["tail", "--follow", "--limit", "-3"], "--limit must be at least 1"]
     ]
     for (const [argv, message] of cases) expect(await failure(argv)).toBe(`eventcore: ${message}\n`)
   })
@@ -229,10 +323,54 @@ describe("eventcore CLI: usage errors a command raises before it opens a databas
     expect(await failure(["read", "   "])).toBe(
       'eventcore: Invalid stream id "   ": must not be empty or only whitespace\n'
     )
-    for (const command of [["migrate"], ["streams"], ["read", "order-1"], ["stats"], ["demo"]]) {
+    for (const command of [["migrate"], ["streams"], ["read", "order-1"], ["tail"], ["stats"], ["status"], ["demo"]]) {
       expect(await failure([...command, "--schema", "public"])).toBe(
         'eventcore: Invalid schema name "public": use a lower-case identifier of at most 63 characters (letters, digits, _), not "public" nor one starting with "pg_".\n'
       )
     }
+  })
+
+  it("tail and status on a --data-dir that does not exist say so, and do not create it", async () => {
+    // (streams, read and stats are spawned for this in test/cliReadOnly.test.ts.)
+    const missing = join(scratch, "missing", "events")
+    for (const command of [["tail"], ["tail", "--follow"], ["status"]]) {
+      expect(await failure([...command, "--data-dir", missing])).toBe(
+        `eventcore: there is no database at ${missing}: the directory does not exist (create one with \`eventcore migrate --data-dir ${missing}\`)\n`
+      )
+    }
+    expect(existsSync(join(scratch, "missing"))).toBe(false)
+  })
+})
+
+describe("eventcore CLI: what tail --follow says while it follows", () => {
+  afterEach(() => vi.restoreAllMocks())
+
+  /** What the logger writes on stderr for `log`. */
+  const written = (log: Effect.Effect<void>) => {
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true)
+    Effect.runSync(
+      log.pipe(
+        Logger.withMinimumLogLevel(LogLevel.All),
+        Effect.provide(Logger.replace(Logger.defaultLogger, warningLogger))
+      )
+    )
+    const lines = stderr.mock.calls.map(([text]) => String(text))
+    stderr.mockRestore()
+    return lines
+  }
+
+  it("a warning from the store is one line on stderr with its details; anything less is not printed", () => {
+    const lines = written(
+      Effect.logWarning(
+        "eventcore: a transaction still running holds the global log back; readers wait for it to end (they never skip past it)"
+      ).pipe(Effect.annotateLogs({ pid: 4242, database: "app", heldForSeconds: 12 }))
+    )
+    expect(lines).toEqual([
+      "eventcore: a transaction still running holds the global log back; readers wait for it to end (they never skip past it) (database=app, heldForSeconds=12, pid=4242)\n"
+    ])
+    expect(
+      written(Effect.logWarning("eventcore: failed").pipe(Effect.annotateLogs({ error: "line one\nline two" })))
+    ).toEqual(["eventcore: failed (error=line one line two)\n"])
+    expect(written(Effect.logInfo("eventcore: the global log is no longer held back"))).toEqual([])
   })
 })

@@ -1,10 +1,11 @@
 /**
- * The command line's read-only commands (streams, read, stats) never change a
- * database: they open read-only sessions, never migrate, and report a database
- * that holds no eventcore schema, or one this release cannot read, in one line.
+ * The command line's read-only commands (streams, read, stats; tail and
+ * status too) never change a database: they open read-only sessions, never
+ * migrate, and report a database that holds no eventcore schema, or one this
+ * release cannot read, in one line.
  */
 import { randomUUID } from "node:crypto"
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
@@ -20,6 +21,22 @@ import { cli, expectOneLineError } from "./support/cli.js"
 import { describeServer, urlOf, usePostgresTemplate } from "./support/postgres.js"
 
 const readOnlyCommands = [["stats"], ["streams"], ["read", "order-1"]] as const
+/**
+ * The global log's, spawned only against an empty PostgreSQL database (the
+ * catalog test) to keep the process count down: they open the database with
+ * the same code as the three above, and test/cliParse.test.ts runs them
+ * in-process on a --data-dir that does not exist.
+ */
+const logCommands = [["tail"], ["status"]] as const
+
+/** The migrations 0.1.0 did not have: from 0004_own_schema on, as many as this release ships. */
+const sinceRelease010 = (() => {
+  const { entries } = JSON.parse(
+    readFileSync(join(import.meta.dirname, "..", "drizzle", "meta", "_journal.json"), "utf8")
+  ) as { readonly entries: ReadonlyArray<{ readonly tag: string }> }
+  const tags = entries.map((entry) => entry.tag)
+  return tags.slice(tags.indexOf("0004_own_schema"))
+})()
 
 const scratch = mkdtempSync(join(tmpdir(), "eventcore-cli-ro-"))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
@@ -132,7 +149,7 @@ describeServer("read-only commands on PostgreSQL", () => {
     () =>
       withEmptyDatabase(async (url) => {
         const before = await catalog(url)
-        for (const args of readOnlyCommands) {
+        for (const args of [...readOnlyCommands, ...logCommands]) {
           const run = await cli([...args, "--url", url])
           expectOneLineError(
             run,
@@ -143,7 +160,7 @@ describeServer("read-only commands on PostgreSQL", () => {
         expect(await catalog(url)).toEqual(before)
         expect(before.filter((object) => object.includes("eventcore"))).toEqual([])
       }),
-    60_000
+    120_000
   )
 
   it(
@@ -161,7 +178,7 @@ describeServer("read-only commands on PostgreSQL", () => {
         for (const args of readOnlyCommands) {
           expectOneLineError(
             await cli([...args, "--url", url]),
-            `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations 0004_own_schema, 0005_log_positions, which this release needs to read it: apply them with \`eventcore migrate\``
+            `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${sinceRelease010.join(", ")}, which this release needs to read it: apply them with \`eventcore migrate\``
           )
         }
         expect(await catalog(url)).toEqual(before)
@@ -228,20 +245,24 @@ describeServer("read-only commands on PostgreSQL", () => {
             )
             const asReader = new URL(url)
             asReader.username = reader
-            const [stats, streams, read] = yield* Effect.promise(() =>
-              Promise.all(readOnlyCommands.map((args) => cli([...args, "--url", asReader.toString()])))
+            const [stats, streams, read, tail, status] = yield* Effect.promise(() =>
+              Promise.all(
+                [...readOnlyCommands, ...logCommands].map((args) => cli([...args, "--url", asReader.toString()]))
+              )
             )
-            for (const run of [stats, streams, read]) {
+            for (const run of [stats, streams, read, tail, status]) {
               expect(run?.stderr).toBe("")
               expect(run?.code).toBe(0)
             }
             expect(streams?.stdout.trim()).toBe("order-1  2")
             expect(read?.stdout).toContain("order-1: version 2")
             expect(stats?.stdout).toMatch(/^streams +1$/m)
+            expect(tail?.stdout).toMatch(/^\d{20}-\d{19} {2}\S+ {2}order-1@1 {2}Tested {2}\{"n":1\}\n\S+ .*order-1@2 /)
+            expect(status?.stdout).toMatch(/^held back {4}none: every committed event is readable$/m)
             yield* Effect.promise(() => expectReadOnlySession({ kind: "postgres", url }))
           })
         )
       ),
-    60_000
+    120_000
   )
 })

@@ -12,6 +12,13 @@ export interface TextOption {
   readonly description: string
 }
 
+/** A text option that may be given more than once: `--type A --type B`. */
+export interface TextListOption {
+  readonly type: "texts"
+  readonly placeholder: string
+  readonly description: string
+}
+
 export interface IntegerOption<Default extends number | undefined = number | undefined> {
   readonly type: "integer"
   readonly placeholder: string
@@ -25,10 +32,17 @@ export interface FlagOption {
   readonly description: string
 }
 
-export type OptionSpec = TextOption | IntegerOption | FlagOption
+export type OptionSpec = TextOption | TextListOption | IntegerOption | FlagOption
 
 export const text = (placeholder: string, description: string): TextOption => ({
   type: "text",
+  placeholder,
+  description
+})
+
+/** Repeatable: the command receives every value, in the order given (none: an empty list). */
+export const texts = (placeholder: string, description: string): TextListOption => ({
+  type: "texts",
   placeholder,
   description
 })
@@ -40,14 +54,19 @@ export const integer = <const Default extends number | undefined = undefined>(
 
 export const flag = (description: string): FlagOption => ({ type: "flag", description })
 
-/** What a command receives for an option: absent text is `undefined`, absent integers take their default. */
+/**
+ * What a command receives for an option: absent text is `undefined`, absent
+ * integers take their default, a repeatable option is the list of its values.
+ */
 export type ValueOf<O extends OptionSpec> = O extends FlagOption
   ? boolean
   : O extends IntegerOption<infer Default>
     ? Default extends number
       ? number
       : number | undefined
-    : string | undefined
+    : O extends TextListOption
+      ? ReadonlyArray<string>
+      : string | undefined
 
 export interface ArgumentSpec<Name extends string = string> {
   readonly name: Name
@@ -173,7 +192,7 @@ export const parseCommand = <Options extends Record<string, OptionSpec>, Args ex
     allowPositionals: true,
     tokens: true
   })
-  const values: Record<string, string | number | boolean | undefined> = {}
+  const values: Record<string, string | number | boolean | Array<string> | undefined> = {}
   const positionals: Array<string> = []
   for (const token of tokens) {
     if (token.kind === "positional") positionals.push(token.value)
@@ -197,6 +216,10 @@ export const parseCommand = <Options extends Record<string, OptionSpec>, Args ex
     const value =
       token.value === undefined || (!token.inlineValue && /^-[^\d]/.test(token.value)) ? undefined : token.value
     if (value === undefined) return fail(`${token.rawName} needs a value`)
+    if (option.type === "texts") {
+      values[token.name] = [...((values[token.name] as Array<string> | undefined) ?? []), value]
+      continue
+    }
     if (values[token.name] !== undefined) return fail(`${token.rawName} is given more than once`)
     if (option.type === "integer") {
       const number = Number(value)
@@ -211,6 +234,7 @@ export const parseCommand = <Options extends Record<string, OptionSpec>, Args ex
     if (values[name] !== undefined) continue
     if (option.type === "flag") values[name] = false
     if (option.type === "integer") values[name] = option.default
+    if (option.type === "texts") values[name] = []
   }
   const expected = spec.args ?? []
   const extra = positionals[expected.length]
@@ -224,10 +248,13 @@ export const parseCommand = <Options extends Record<string, OptionSpec>, Args ex
   return { options: values, args } as Input<Options, Args>
 }
 
-/** `; did you mean X?` when exactly one name is a typo away. */
+/** `; did you mean X?` when one name is a typo away, closer than any other (`stat`: `stats`, not `status`). */
 const suggestion = (typed: string, names: ReadonlyArray<string>) => {
-  const close = names.filter((name) => distance(typed, name) <= Math.min(2, Math.floor(name.length / 3)))
-  return close.length === 1 ? `; did you mean ${close[0]}?` : ""
+  const close = names
+    .map((name) => ({ name, distance: distance(typed, name) }))
+    .filter(({ name, distance }) => distance <= Math.min(2, Math.floor(name.length / 3)))
+  const nearest = close.filter(({ distance }) => distance === Math.min(...close.map((c) => c.distance)))
+  return nearest.length === 1 ? `; did you mean ${nearest[0]?.name}?` : ""
 }
 
 /** Levenshtein distance. */
@@ -280,7 +307,9 @@ export const commandHelp = (programName: string, spec: CommandSpec) => {
     const right =
       option.type === "integer" && option.default !== undefined
         ? `${option.description} (default: ${option.default})`
-        : option.description
+        : option.type === "texts"
+          ? `${option.description} (repeatable: --${name} A --${name} B)`
+          : option.description
     return [left, right] as const
   })
   return [

@@ -147,7 +147,11 @@ export const connectForWriting = (
 export const connectForReading = (
   target: Target,
   schema: string
-): Effect.Effect<Connection, StoreError | NotReadable, Scope.Scope> =>
+): Effect.Effect<
+  Connection & { readonly migrations: Extract<Migrations.SchemaState, { readonly _tag: "Present" }> },
+  StoreError | NotReadable,
+  Scope.Scope
+> =>
   Effect.gen(function* () {
     const opened = yield* open(target, "read")
     const state = yield* Migrations.inspect(opened.db, schema)
@@ -171,5 +175,5 @@ export const connectForReading = (
         `eventcore: ${where} has eventcore's schema of a newer release (${state.unknown} migration${state.unknown === 1 ? "" : "s"} this command line does not know): this command line is older than the schema; upgrade it`
       )
     }
-    return { db: opened.db, store: opened.store(schema), schema }
+    return { db: opened.db, store: opened.store(schema), schema, migrations: state }
   })

@@ -8,17 +8,21 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Cause, Console, Data, Effect } from "effect"
+import { Cause, Console, Data, Effect, Either, HashMap, Logger, LogLevel, Option, Stream } from "effect"
 import { defaultDemoOptions, formatReport, runDemo } from "../../examples/bank/demo.js"
+import type { RecordedEvent } from "../Event.js"
 import { StoreError } from "../errors.js"
 import { EventStore } from "../index.js"
+import * as LogMessage from "../LogMessage.js"
+import * as LogPosition from "../LogPosition.js"
 import * as StreamId from "../StreamId.js"
 import { listStreams, stats } from "../sql/admin.js"
 import { storeError } from "../sql/errors.js"
 import { defaultSchema } from "../sql/schema.js"
 import { schemaOf } from "../sql/schemaName.js"
-import { type Command, command, flag, integer, type Program, text } from "./args.js"
+import { ArgumentError, type Command, command, flag, integer, type Program, text, texts } from "./args.js"
 import { connectForReading, connectForWriting, describeTarget, type Target } from "./connection.js"
+import { formatStatus, logStatus, statusJson } from "./status.js"
 
 const connection = {
   "data-dir": text("DIR", "a PGlite data directory"),
@@ -126,6 +130,10 @@ const streams = command(
     }).pipe(asCommand("streams"))
 )
 
+/** An event as `read --json` and `tail --json` print it: the bigint global position as a string. */
+const eventJson = (event: RecordedEvent) =>
+  JSON.stringify({ ...event, globalPosition: event.globalPosition.toString() })
+
 const read = command(
   {
     name: "read",
@@ -153,7 +161,7 @@ const read = command(
       for (const event of result.events) {
         yield* Console.log(
           options.json
-            ? JSON.stringify({ ...event, globalPosition: event.globalPosition.toString() })
+            ? eventJson(event)
             : `${String(event.streamVersion).padStart(6)}  ${event.recordedAt.toISOString()}  #${event.globalPosition}  ${event.eventType}  ${JSON.stringify(event.data)}`
         )
       }
@@ -175,6 +183,112 @@ const statsCommand = command(
       if (result.eventsPerType.length > 0) yield* Console.log("events per type")
       for (const row of result.eventsPerType) yield* Console.log(`  ${row.eventType.padEnd(24)} ${row.count}`)
     }).pipe(asCommand("stats"))
+)
+
+/**
+ * What the store logs while following the log (a read failed and is retried;
+ * a transaction holds the log back, naming it), one line each on stderr:
+ * `eventcore: <message> (key=value, ...)`. Anything below a warning is dropped.
+ */
+export const warningLogger = Logger.make(({ logLevel, message, annotations }) => {
+  if (LogLevel.lessThan(logLevel, LogLevel.Warning)) return
+  const text = (Array.isArray(message) ? message : [message])
+    .map(String)
+    .join(" ")
+    .replace(/^eventcore: /, "")
+  const details = [...HashMap.entries(annotations)]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, value]) => `${key}=${String(value)}`)
+    .join(", ")
+  process.stderr.write(`eventcore: ${text}${details === "" ? "" : ` (${details})`}\n`.replace(/\n(?!$)/g, " "))
+})
+
+const tail = command(
+  {
+    name: "tail",
+    summary: "print the global log in log order, or follow it live with --follow",
+    options: {
+      after: text("POS", "print the events after this log position (default: from the start of the log)"),
+      type: texts("TYPE", "only events of this type"),
+      prefix: text("TEXT", "only events of streams whose id starts with this"),
+      follow: flag("keep printing events as they are committed, until Ctrl-C"),
+      limit: integer("stop after this many events (default: all)"),
+      json: flag("one JSON object per line"),
+      ...connection
+    }
+  },
+  ({ options }) => {
+    // Checked as the arguments are: a position can be wrong before there is any database.
+    const after =
+      options.after === undefined
+        ? LogPosition.start
+        : Either.getOrElse(LogPosition.validate(options.after), () => {
+            throw new ArgumentError(
+              `--after expects a log position (20 digits, "-", 19 digits, as tail prints them), got ${JSON.stringify(options.after)}`
+            )
+          })
+    return Effect.gen(function* () {
+      const limit = options.limit
+      if (limit !== undefined && limit < 1) return yield* new UsageError({ message: "--limit must be at least 1" })
+      const target = yield* targetOf(options, required)
+      const schema = yield* schemaOption(options)
+      const logOptions = {
+        after,
+        filter: {
+          ...(options.type.length === 0 ? {} : { eventTypes: options.type }),
+          ...(options.prefix === undefined ? {} : { streamPrefix: options.prefix })
+        },
+        pageSize: Math.min(limit ?? EventStore.defaultPageSize, EventStore.defaultPageSize)
+      }
+      const print = (event: RecordedEvent) =>
+        Console.log(
+          options.json
+            ? eventJson(event)
+            : `${event.position}  ${event.recordedAt.toISOString()}  ${event.streamId}@${event.streamVersion}  ${event.eventType}  ${JSON.stringify(event.data)}`
+        )
+      const printed = yield* Effect.scoped(
+        Effect.flatMap(connectForReading(target, schema), ({ store }) => {
+          const events = options.follow
+            ? store
+                .subscribe(logOptions)
+                .pipe(
+                  Stream.filterMap(
+                    LogMessage.match({ Event: ({ event }) => Option.some(event), CaughtUp: () => Option.none() })
+                  )
+                )
+            : store.streamAll(logOptions)
+          const run = Stream.runCount(Stream.tap(limit === undefined ? events : Stream.take(events, limit), print))
+          // While following, say what holds the log back, and when a failed read is retried.
+          return options.follow
+            ? run.pipe(
+                Logger.withMinimumLogLevel(LogLevel.Warning),
+                Effect.provide(Logger.replace(Logger.defaultLogger, warningLogger))
+              )
+            : run
+        })
+      )
+      if (printed === 0 && !options.json) yield* Console.log("no events")
+    }).pipe(asCommand("tail"))
+  }
+)
+
+const status = command(
+  {
+    name: "status",
+    summary: "the global log's head, what readers can read, and what holds them back",
+    options: { json: flag("one JSON object"), ...connection }
+  },
+  ({ options }) =>
+    Effect.gen(function* () {
+      const target = yield* targetOf(options, required)
+      const schema = yield* schemaOption(options)
+      const result = yield* Effect.scoped(
+        Effect.flatMap(connectForReading(target, schema), ({ db, migrations }) => logStatus(db, schema, migrations))
+      )
+      const where = describeTarget(target)
+      if (options.json) return yield* Console.log(statusJson(where, schema, result))
+      for (const line of formatStatus(where, schema, result)) yield* Console.log(line)
+    }).pipe(asCommand("status"))
 )
 
 const positive = (name: string, value: number) =>
@@ -224,7 +338,7 @@ const demo = command(
     }).pipe(asCommand("demo"))
 )
 
-const commands: ReadonlyArray<Command<Run>> = [migrate, streams, read, statsCommand, demo]
+const commands: ReadonlyArray<Command<Run>> = [migrate, streams, read, tail, statsCommand, status, demo]
 
 /**
  * The version in package.json at the package root: two levels above this
@@ -252,7 +366,7 @@ export const program: Program<Run> = {
   notes: [
     "Each command works on PostgreSQL at --url URL (else DATABASE_URL), or on PGlite in --data-dir DIR",
     "(the demo's default: a fresh temporary directory). migrate and demo create or upgrade eventcore's",
-    "schema; streams, read and stats only look: they never create, migrate or change anything."
+    "schema; the other commands only look: they never create, migrate or change anything."
   ],
   version
 }

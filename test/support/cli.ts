@@ -73,3 +73,26 @@ export const expectArgumentError = (run: Run, message: string, command?: string)
 }
 
 export const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+
+/**
+ * Waits until what the process printed on stdout satisfies `ready`; fails if
+ * the process ends first, or after `timeout` ms, saying what it printed.
+ */
+export const waitForOutput = async (started: Started, ready: (stdout: string) => boolean, timeout = 60_000) => {
+  const deadline = Date.now() + timeout
+  while (!ready(started.output().stdout)) {
+    const exited = await Promise.race([
+      started.done,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 50))
+    ])
+    if (exited !== undefined) throw new Error(`the command ended early: ${JSON.stringify(exited)}`)
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the command did not print what was awaited in ${timeout} ms: ${JSON.stringify(started.output())}`
+      )
+    }
+  }
+}
+
+/** The lines a command printed, without the last newline. */
+export const linesOf = (text: string) => (text === "" ? [] : text.replace(/\n$/, "").split("\n"))
