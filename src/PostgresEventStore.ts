@@ -232,35 +232,54 @@ const inSession = <A>(run: () => Promise<A>) =>
   Effect.tryPromise({ try: run, catch: (error) => storeError("projection", error) })
 
 /**
- * Sessions for projections and reactors: a pool connection reserved for as
- * long as an instance runs, holding its advisory lock and running its batches
- * (so a running projection or reactor takes one connection of the pool).
+ * Sessions for projections and reactors: a connection of the instance's own,
+ * opened with the pool's settings, holding its advisory lock and running its
+ * batches for as long as it runs (so it takes no connection of the pool).
+ *
+ * Not `reserve()` from the pool: postgres.js 3.4.9 never hands over a reserved
+ * connection that it had to open for the purpose when `fetch_types` is off (as
+ * the store's pool has it): its first ReadyForQuery drops the reservation.
  */
 const sessions = (client: postgres.Sql): Projections.Sessions => ({
   open: Effect.map(
     Effect.acquireRelease(
-      inSession(() => client.reserve()),
-      (reserved) =>
-        Effect.promise(async () => {
-          // Back to the pool without the lock (a lost connection has lost it already).
-          await reserved`select pg_advisory_unlock_all()`.catch(() => undefined)
-          reserved.release()
-        })
+      inSession(async () => {
+        const options = client.options
+        const own = postgres({
+          ...poolOptions(),
+          host: options.host,
+          port: options.port,
+          ...(typeof options.path === "string" ? { path: options.path } : {}),
+          database: options.database,
+          user: options.user,
+          pass: options.pass,
+          ssl: options.ssl,
+          connect_timeout: options.connect_timeout,
+          connection: { ...options.connection, application_name: "eventcore-projection" },
+          onnotice: () => {},
+          max: 1
+          // The parsed options carry hosts and ports as arrays, which postgres.js accepts but does not type.
+        } as unknown as postgres.Options<Record<string, never>>)
+        await own`select 1`
+        return own
+      }),
+      (own) => Effect.promise(() => own.end({ timeout: 1 }))
     ),
-    (reserved): Projections.Session => {
-      const run = runOn(reserved)
+    (own): Projections.Session => {
+      const run = runOn(own)
+      const readModel = drizzle({ client: own })
       return {
         run,
         transaction: (body) =>
           Effect.uninterruptibleMask((restore) =>
             Effect.gen(function* () {
-              yield* inSession(() => reserved.unsafe("begin"))
-              const exit = yield* Effect.exit(restore(body(drizzle({ client: reserved }), run)))
+              yield* inSession(() => own.unsafe("begin"))
+              const exit = yield* Effect.exit(restore(body(readModel, run)))
               if (Exit.isSuccess(exit)) {
-                yield* inSession(() => reserved.unsafe("commit"))
+                yield* inSession(() => own.unsafe("commit"))
                 return exit.value
               }
-              yield* Effect.ignore(inSession(() => reserved.unsafe("rollback")))
+              yield* Effect.ignore(inSession(() => own.unsafe("rollback")))
               return yield* exit
             })
           )

@@ -1,0 +1,240 @@
+/**
+ * Projections on a PostgreSQL server, where instances, connections and
+ * processes really come and go: exactly once while backends are terminated
+ * under load, a deposed instance's batch rolled back by the checkpoint's
+ * compare-and-set, and a standby process taking over from one killed with
+ * SIGKILL.
+ */
+import { spawn } from "node:child_process"
+import { join } from "node:path"
+import { expect, it } from "@effect/vitest"
+import { drizzle } from "drizzle-orm/postgres-js"
+import { Deferred, type Duration, Effect, Fiber, Layer } from "effect"
+import { EventStore, execute, LogPosition, PostgresEventStore, Projection, type RecordedEvent } from "eventcore"
+import postgres from "postgres"
+import { AccountEvent, Deposit, Open, Transfer } from "../../examples/bank/domain.js"
+import { Balances, balances, createBalances } from "../../examples/bank/readModel.js"
+import { describeServer, usePostgresTemplate } from "../support/postgres.js"
+
+const root = join(import.meta.dirname, "..", "..")
+
+/** A connection of the test's own, closed with the scope. */
+const connection = (url: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => postgres(url, { max: 2, onnotice: () => {} })),
+    (client) => Effect.promise(() => client.end({ timeout: 1 }))
+  )
+
+/** The balances the read model holds. */
+const readModel = (client: postgres.Sql) =>
+  Effect.promise(async () =>
+    Object.fromEntries(
+      (await drizzle({ client }).select().from(balances).orderBy(balances.account)).map((row) => [
+        row.account,
+        row.cents
+      ])
+    )
+  )
+
+/** The balances folded from the streams, and the readable head. */
+const folded = Effect.gen(function* () {
+  const store = yield* EventStore.EventStore
+  const result: Record<string, number> = {}
+  let position = LogPosition.start
+  for (;;) {
+    const page = yield* store.readAll({ after: position })
+    for (const event of page.events) {
+      const account = event.streamId.slice("account-".length)
+      const amount = (event.data as { amount?: number }).amount ?? 0
+      result[account] = (result[account] ?? 0) + (event.eventType === "TransferSent" ? -amount : amount)
+    }
+    position = page.position
+    if (page.caughtUp) return { balances: result, head: position }
+  }
+})
+
+const accounts = ["a", "b", "c", "d", "e"]
+
+const openAccounts = Effect.forEach(accounts, (account) =>
+  execute(Open, { account, owner: account, initialDeposit: 10_000 })
+)
+
+describeServer("projections on PostgreSQL", () => {
+  const server = usePostgresTemplate()
+
+  const storeOn = (url: string, maxConnections = 12) =>
+    Layer.build(PostgresEventStore.layer({ url, maxConnections, acquireTimeout: "5 seconds" }))
+
+  it.live(
+    "exactly once while backends are terminated every few hundred ms under eight writers",
+    () =>
+      Effect.gen(function* () {
+        const { url, database } = yield* server.freshDatabase
+        const admin = yield* connection(url)
+        yield* Effect.promise(() => drizzle({ client: admin }).execute(createBalances))
+        const context = yield* storeOn(url)
+        const withStore = <A, E>(effect: Effect.Effect<A, E, EventStore.EventStore | Projection.ReadModelStore>) =>
+          Effect.provide(effect, context)
+        yield* withStore(openAccounts)
+        yield* Effect.forkScoped(withStore(Projection.run(Balances, { batchSize: 7 })))
+
+        let writing = true
+        let terminated = 0
+        const killer = yield* Effect.fork(
+          Effect.gen(function* () {
+            while (writing) {
+              yield* Effect.sleep(`${150 + Math.floor(Math.random() * 250)} millis`)
+              // One backend at a time, the projection's as likely as any writer's.
+              const rows = yield* Effect.promise(
+                () => admin`select pg_terminate_backend(pid) from pg_stat_activity
+                where datname = ${database} and pid <> pg_backend_pid() and application_name like 'eventcore%'
+                order by random() limit 1`
+              )
+              terminated += rows.length
+            }
+          })
+        )
+        const writers = yield* Effect.forEach(
+          Array.from({ length: 8 }, (_, w) => w),
+          (w) =>
+            Effect.fork(
+              withStore(
+                Effect.forEach(
+                  Array.from({ length: 15 }, (_, i) => i),
+                  (i) =>
+                    Effect.either(
+                      execute(Transfer, {
+                        from: accounts[(w + i) % 5] as string,
+                        to: accounts[(w + i + 1) % 5] as string,
+                        amount: 1 + ((w * 7 + i) % 13)
+                      })
+                    ),
+                  { discard: true }
+                )
+              )
+            )
+        )
+        yield* Fiber.joinAll(writers)
+        writing = false
+        yield* Fiber.join(killer)
+        const { balances: expected, head } = yield* withStore(folded)
+        yield* withStore(Projection.waitFor(Balances, head, { timeout: "60 seconds" }))
+        expect(terminated).toBeGreaterThan(3)
+        expect(yield* readModel(admin)).toEqual(expected)
+      }).pipe(Effect.scoped),
+    150_000
+  )
+
+  it.live("a deposed instance's batch is rolled back by the checkpoint's compare-and-set, not committed twice", () =>
+    Effect.gen(function* () {
+      const { url } = yield* server.freshDatabase
+      const admin = yield* connection(url)
+      yield* Effect.promise(() => drizzle({ client: admin }).execute(createBalances))
+      const context = yield* storeOn(url)
+      const withStore = <A, E>(effect: Effect.Effect<A, E, EventStore.EventStore | Projection.ReadModelStore>) =>
+        Effect.provide(effect, context)
+      const opened = yield* withStore(execute(Open, { account: "z", owner: "z", initialDeposit: 5 }))
+      const last = opened.events.at(-1) as RecordedEvent
+
+      // The projection's first batch stops inside its transaction until released.
+      const entered = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      let first = true
+      const Held = Projection.make({
+        name: "bank-balances",
+        event: AccountEvent,
+        handle: (event, recorded) =>
+          Effect.gen(function* () {
+            if (first) {
+              first = false
+              yield* Deferred.succeed(entered, undefined)
+              yield* Deferred.await(release)
+            }
+            yield* Balances.handle(event, recorded)
+          })
+      })
+      yield* Effect.forkScoped(withStore(Projection.run(Held, { batchSize: 10 })))
+      yield* Deferred.await(entered)
+
+      // Meanwhile "another instance" projects the same batch and commits its checkpoint first.
+      yield* Effect.promise(() =>
+        admin.begin(async (tx) => {
+          await tx`insert into bank_balances (account, cents) values ('z', 5)`
+          await tx`update eventcore.projections set position = ${last.position} where name = 'bank-balances'`
+        })
+      )
+      yield* Deferred.succeed(release, undefined)
+
+      yield* withStore(execute(Deposit, { account: "z", amount: 1 }))
+      const { head } = yield* withStore(folded)
+      yield* withStore(Projection.waitFor(Held, head, { timeout: "30 seconds" }))
+      // 5 from the other instance's batch, 1 from the deposit after it: the held batch added nothing.
+      expect(yield* readModel(admin)).toEqual({ z: 6 })
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a standby process takes over within seconds when the active one is killed with SIGKILL", () =>
+    Effect.gen(function* () {
+      const { url } = yield* server.freshDatabase
+      const admin = yield* connection(url)
+      yield* Effect.promise(() => drizzle({ client: admin }).execute(createBalances))
+      const context = yield* storeOn(url, 4)
+      const withStore = <A, E>(effect: Effect.Effect<A, E, EventStore.EventStore | Projection.ReadModelStore>) =>
+        Effect.provide(effect, context)
+      yield* withStore(openAccounts)
+
+      const startRunner = Effect.acquireRelease(
+        Effect.sync(() =>
+          spawn(process.execPath, ["--import", "tsx", join(root, "test", "support", "projectionProcess.ts"), url], {
+            cwd: root,
+            stdio: ["ignore", "pipe", "pipe"]
+          })
+        ),
+        (child) => Effect.sync(() => child.kill("SIGKILL"))
+      ).pipe(
+        Effect.flatMap((child) =>
+          Effect.async<{ readonly child: typeof child; readonly pid: number }>((resume) => {
+            child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+              const pid = /^pid (\d+)$/m.exec(chunk)?.[1]
+              if (pid !== undefined) resume(Effect.succeed({ child, pid: Number(pid) }))
+            })
+          })
+        )
+      )
+      /** The owner's process while the projection runs, waiting up to `within`. */
+      const runningOwner = (within: Duration.DurationInput) =>
+        Effect.gen(function* () {
+          for (;;) {
+            const [status] = yield* withStore(Projection.status)
+            if (status?.status === "running" && status.owner !== undefined) {
+              return Number(status.owner.split("/")[1])
+            }
+            yield* Effect.sleep("100 millis")
+          }
+        }).pipe(Effect.timeout(within))
+
+      const active = yield* startRunner
+      expect(yield* runningOwner("60 seconds")).toBe(active.pid)
+      const standby = yield* startRunner
+      // Started: it stands by, the first keeps the name.
+      yield* Effect.sleep("2 seconds")
+      expect(yield* runningOwner("5 seconds")).toBe(active.pid)
+
+      const killedAt = Date.now()
+      active.child.kill("SIGKILL")
+      expect(yield* runningOwner("20 seconds").pipe(Effect.repeat({ until: (pid) => pid === standby.pid }))).toBe(
+        standby.pid
+      )
+      const takeover = Date.now() - killedAt
+      expect(takeover).toBeLessThan(15_000)
+
+      for (let i = 0; i < 5; i++) {
+        yield* withStore(Effect.either(execute(Transfer, { from: "a", to: "b", amount: 3 })))
+      }
+      const { balances: expected, head } = yield* withStore(folded)
+      yield* withStore(Projection.waitFor(Balances, head, { timeout: "30 seconds" }))
+      expect(yield* readModel(admin)).toEqual(expected)
+      yield* Effect.logInfo(`takeover after SIGKILL: ${takeover} ms`)
+    }).pipe(Effect.scoped)
+  )
+})

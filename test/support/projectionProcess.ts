@@ -1,0 +1,17 @@
+/**
+ * A process that runs the bank's balances projection on a PostgreSQL database,
+ * for test/postgres/projections.test.ts: `node --import tsx projectionProcess.ts <url>`.
+ * It prints `pid <pid>` once started and runs until killed.
+ */
+import { Effect } from "effect"
+import { Balances } from "../../examples/bank/readModel.js"
+import { PostgresEventStore, Projection } from "../../src/index.js"
+
+const [url] = process.argv.slice(2) as [string]
+process.stdout.write(`pid ${process.pid}\n`)
+Effect.runPromise(
+  Projection.run(Balances, { batchSize: 10 }).pipe(Effect.provide(PostgresEventStore.layer({ url, maxConnections: 3 })))
+).catch((error) => {
+  process.stderr.write(`${String(error)}\n`)
+  process.exit(3)
+})
