@@ -63,8 +63,14 @@ export const statementsIn = (schema: string) => {
    * that commits late. `held_back`: events already committed at or above it,
    * readable once the transactions before them end.
    */
-  const horizon = `horizon as materialized (select pg_snapshot_xmin(pg_current_snapshot()) as xmin)`
-  const heldBack = `exists (select 1 from ${events} w where w.transaction_id >= h.xmin) as held_back`
+  const horizon = `horizon as materialized (
+  select pg_snapshot_xmin(pg_current_snapshot()) as xmin,
+         (select max(w.transaction_id) from ${events} w) as head
+)`
+  // Once per read, from one probe of the (transaction_id, global_position)
+  // index: as a subquery per row it was planned as a scan of the whole table
+  // for every event returned.
+  const heldBack = `coalesce(h.head >= h.xmin, false) as held_back`
   /** Events after ($1 transaction, $2 position) in log order, walking the (transaction_id, global_position) index. */
   const after = `(e.transaction_id, e.global_position) > ($1::text::xid8, $2::bigint) and e.transaction_id < h.xmin`
   return {
