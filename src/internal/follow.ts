@@ -129,8 +129,18 @@ export const follow = (options: FollowOptions): Stream.Stream<LogMessage.LogMess
         }
       })
 
+    let lastRead = 0
     const step = Effect.gen(function* () {
-      if (waitBeforeReading && wakeup !== undefined) yield* waitForEvents(wakeup)
+      if (waitBeforeReading && wakeup !== undefined) {
+        yield* waitForEvents(wakeup)
+        // Woken by each append of a busy writer, a subscriber would read once
+        // per append; reading at most every `min` gathers them into pages.
+        if (minPoll !== undefined) {
+          const since = (yield* Clock.currentTimeMillis) - lastRead
+          if (since < minPoll) yield* Effect.sleep(minPoll - since)
+        }
+      }
+      lastRead = yield* Clock.currentTimeMillis
       // Taken before the read: an append that commits during or after it ends the next wait at once.
       wakeup = yield* options.appended.current
       const page = yield* read
