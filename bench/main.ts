@@ -21,6 +21,9 @@ import { adminOf, type ServerInfo } from "./lib/server.js"
 import { memorySystem, pgliteSystem, postgresSystem } from "./systems/eventcore.js"
 import { rawSystem } from "./systems/raw.js"
 import type { System } from "./systems/system.js"
+import { type CatchUpResult, catchUp } from "./workloads/catch-up.js"
+import { type DeliveryResult, delivery } from "./workloads/delivery.js"
+import { type LiveSubscribersResult, liveSubscribers } from "./workloads/live-subscribers.js"
 import { type LongStreamResult, longStreamPglite, longStreamPostgres } from "./workloads/long-stream.js"
 import { countRoundTrips, type RoundTrips } from "./workloads/round-trips.js"
 import { workloads as allWorkloads, type Workload } from "./workloads/workloads.js"
@@ -65,7 +68,13 @@ const main = async () => {
     .map((workload) => ({ ...workload, systems: workload.systems.filter((s) => options.systems.includes(s)) }))
     .filter((workload) => workload.systems.length > 0)
   const w7 = selected(options, "W7")
-  const needsServer = w7 || workloads.some((w) => w.systems.includes("postgres") || w.systems.includes("raw"))
+  // W8-W10 follow the global log of the PostgreSQL store (W8 against raw too).
+  const onPostgres = options.systems.includes("postgres")
+  const w8 = onPostgres && options.systems.includes("raw") && selected(options, "W8")
+  const w9 = onPostgres && selected(options, "W9")
+  const w10 = onPostgres && selected(options, "W10")
+  const needsServer =
+    w7 || w8 || w9 || w10 || workloads.some((w) => w.systems.includes("postgres") || w.systems.includes("raw"))
 
   const admin = adminOf(options.url)
   const database = `eventcore_bench_${process.pid}`
@@ -80,6 +89,9 @@ const main = async () => {
   const measurements: Array<Measurement> = []
   const longStream: Array<LongStreamResult> = []
   let roundTrips: RoundTrips | undefined
+  let catchUpResult: CatchUpResult | undefined
+  let deliveryResult: DeliveryResult | undefined
+  let liveSubscribersResult: LiveSubscribersResult | undefined
   /** The tables grow through the run: their size as each workload starts (after its seeding). */
   const sizes: Array<{ before: string; system: SystemName; streams: number; events: number }> = []
   let server: ServerInfo | undefined
@@ -96,9 +108,15 @@ const main = async () => {
     const cells = workloads.reduce((n, w) => n + w.concurrencies.length * w.systems.length, 0) * options.repetitions
     const cellSeconds = options.durationSeconds + options.warmupSeconds
     let done = 0
+    const then = [
+      w7 ? `W7 (${options.w7Events.toLocaleString("en")} events)` : "",
+      w8 ? `W8 (${options.w8Events.toLocaleString("en")} events)` : "",
+      w9 ? `W9 (${options.w9Seconds} s)` : "",
+      w10 ? `W10 (${options.repetitions * 2} cells × ${cellSeconds} s)` : ""
+    ].filter((part) => part !== "")
     progress.log(
       `${cells} cells × ${cellSeconds} s ≈ ${Math.ceil((cells * cellSeconds) / 60)} min of measurement` +
-        (w7 ? `, then W7 (${options.w7Events.toLocaleString("en")} events)` : "")
+        (then.length > 0 ? `, then ${then.join(", ")}` : "")
     )
 
     for (const workload of workloads) {
@@ -180,6 +198,33 @@ const main = async () => {
         )
       }
     }
+
+    if (w8 && !interrupted) {
+      catchUpResult = await catchUp(admin, `${database}_w8`, options, progress)
+      progress.log(
+        `W8: streamAll ${rate(catchUpResult.storeEventsPerSec)} events/s, raw ${rate(catchUpResult.rawEventsPerSec)} events/s, ${catchUpResult.ratio.toFixed(2)}×`
+      )
+    }
+    if (w9 && !interrupted) {
+      deliveryResult = await delivery(admin, `${database}_w9`, options, poolSize(options), progress)
+      const { inProcess, otherProcess } = deliveryResult
+      progress.log(
+        `W9: ${rate(deliveryResult.appends.opsPerSec)} appends/s; delivery p50/p99/max ` +
+          `${inProcess.p50Ms.toFixed(1)}/${inProcess.p99Ms.toFixed(1)}/${inProcess.maxMs.toFixed(1)} ms in this process, ` +
+          `${otherProcess.p50Ms.toFixed(1)}/${otherProcess.p99Ms.toFixed(1)}/${otherProcess.maxMs.toFixed(1)} ms in another` +
+          (inProcess.missing + otherProcess.missing > 0
+            ? `; MISSING ${inProcess.missing} here, ${otherProcess.missing} there`
+            : "")
+      )
+    }
+    if (w10 && !interrupted) {
+      liveSubscribersResult = await liveSubscribers(admin, `${database}_w10`, options, poolSize(options), progress)
+      progress.log(
+        `W10: ${rate(liveSubscribersResult.without.opsPerSec)} appends/s without subscribers, ` +
+          `${rate(liveSubscribersResult.with.opsPerSec)} with ${liveSubscribersResult.subscribers}: ` +
+          `${(liveSubscribersResult.drop * 100).toFixed(1)}% drop`
+      )
+    }
   } finally {
     for (const system of systems.values()) await system.close().catch(() => {})
     await admin.close()
@@ -198,9 +243,18 @@ const main = async () => {
     totalMemoryMB: Math.round(os.totalmem() / 2 ** 20),
     commit: gitCommit(),
     postgres: server ?? null,
-    parameters: { ...options, poolSize: poolSize(options), workloads: workloads.map((w) => w.id), w7 }
+    parameters: { ...options, poolSize: poolSize(options), workloads: workloads.map((w) => w.id), w7, w8, w9, w10 }
   }
-  const report: Report = { meta, rows, targets: targets(rows, roundTrips, longStream), roundTrips, longStream, sizes }
+  const log = { catchUp: catchUpResult, delivery: deliveryResult, liveSubscribers: liveSubscribersResult }
+  const report: Report = {
+    meta,
+    rows,
+    targets: targets(rows, roundTrips, longStream, log),
+    roundTrips,
+    longStream,
+    sizes,
+    ...log
+  }
   const environment = [
     `${meta.startedAt} on ${meta.hostname}: ${meta.cpus} CPUs (${meta.cpuModel}), ${meta.totalMemoryMB} MB, Node ${meta.node}, commit ${meta.commit ?? "unknown"}`,
     server === undefined
@@ -208,7 +262,7 @@ const main = async () => {
       : `PostgreSQL ${server.serverVersion}: ${Object.entries(server.settings)
           .map(([name, value]) => `${name}=${value}`)
           .join(", ")}`,
-    `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events${options.quick ? " (--quick)" : ""}`,
+    `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events, W8 ${options.w8Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, W9 ${options.w9Seconds} s at c${options.liveWriters}, W10 c${options.liveWriters} with 0 and ${options.w10Subscribers} subscribers${options.quick ? " (--quick)" : ""}`,
     `wall time ${Math.round(progress.elapsed())} s`
   ]
   const name = `${localDate(startedAt)}-${os.hostname()}${options.quick ? "-quick" : ""}`

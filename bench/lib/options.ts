@@ -30,6 +30,18 @@ export interface Options {
   readonly w7PageSize: number | undefined
   /** Events of the optional PGlite run of W7 (0 to skip it). */
   readonly w7PgliteEvents: number
+  /** Events in the global log W8 catches up on. */
+  readonly w8Events: number
+  /** W8 page size, the same for `streamAll` and the raw keyset scan. */
+  readonly w8PageSize: number
+  /** Seconds a W8 reader may take before it is stopped (its rate then covers what it read). */
+  readonly w8BudgetSeconds: number
+  /** How long W9 appends while its two subscribers follow. */
+  readonly w9Seconds: number
+  /** W9's and W10's writers (W1 style: one event to a new stream each). */
+  readonly liveWriters: number
+  /** Live subscribers in W10's second half. */
+  readonly w10Subscribers: number
   /** Where the results go. */
   readonly outDir: string
 }
@@ -37,7 +49,8 @@ export interface Options {
 const usage = `npm run bench -- [options]
 
   --quick                 a smoke run (short durations, 1 repetition, small sizes); results get a -quick suffix
-  --only W1,W3,W6.deposit run only these workloads (W1 W2 W3 W4 W4.readStream W4.streamEvents W5 W6 W6.deposit W6.transfer W7)
+  --only W1,W3,W6.deposit run only these workloads (W1 W2 W3 W4 W4.readStream W4.streamEvents W5 W6 W6.deposit
+                          W6.transfer W7 W8 W9 W10)
   --systems LIST          postgres,raw,pglite,memory (default all)
   --url URL               PostgreSQL server (default DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres);
                           the bench creates its own databases there and drops them at the end
@@ -52,6 +65,13 @@ const usage = `npm run bench -- [options]
   --w7-events N           events in the long stream, W7 (default 1000000; quick 20000)
   --w7-page-size N        streamEvents page size in W7 (default: the store's default)
   --w7-pglite-events N    events for the PGlite run of W7, 0 to skip (default 100000; quick 2000)
+  --w8-events N           events in the global log W8 catches up on (default 1000000; quick 3000)
+  --w8-page-size N        streamAll page size in W8, and the raw scan's (default 1000)
+  --w8-budget S           seconds a W8 reader may run before it is stopped and rated on what it read
+                          (default 120; quick 10)
+  --w9-duration S         seconds W9 appends while its subscribers follow (default 20; quick 0.5)
+  --live-writers N        concurrent writers of W9 and W10 (default 8)
+  --w10-subscribers N     live subscribers in W10, against none (default 4)
   --out DIR               where to write the results (default bench/results)
   --help
 `
@@ -97,6 +117,12 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
       "w7-events": { type: "string" },
       "w7-page-size": { type: "string" },
       "w7-pglite-events": { type: "string" },
+      "w8-events": { type: "string" },
+      "w8-page-size": { type: "string" },
+      "w8-budget": { type: "string" },
+      "w9-duration": { type: "string" },
+      "live-writers": { type: "string" },
+      "w10-subscribers": { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", default: false }
     },
@@ -132,6 +158,12 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
     w7Events: integer("w7-events", values["w7-events"], quick ? 20_000 : 1_000_000, 1),
     w7PageSize: pageSize === undefined ? undefined : integer("w7-page-size", pageSize, 500, 1),
     w7PgliteEvents: integer("w7-pglite-events", values["w7-pglite-events"], quick ? 2_000 : 100_000),
+    w8Events: integer("w8-events", values["w8-events"], quick ? 3_000 : 1_000_000, 1),
+    w8PageSize: integer("w8-page-size", values["w8-page-size"], 1000, 1),
+    w8BudgetSeconds: number("w8-budget", values["w8-budget"], quick ? 10 : 120, 1),
+    w9Seconds: number("w9-duration", values["w9-duration"], quick ? 0.5 : 20, 0.01),
+    liveWriters: integer("live-writers", values["live-writers"], 8, 1),
+    w10Subscribers: integer("w10-subscribers", values["w10-subscribers"], 4, 1),
     outDir: values.out ?? new URL("../results", import.meta.url).pathname
   }
 }

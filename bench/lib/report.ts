@@ -2,6 +2,9 @@
  * The results: medians per system × workload, the ratio of the PostgreSQL
  * store to the raw baseline, the targets, and the files they are written to.
  */
+import type { CatchUpResult } from "../workloads/catch-up.js"
+import type { DeliveryResult } from "../workloads/delivery.js"
+import type { LiveSubscribersResult } from "../workloads/live-subscribers.js"
 import type { LongStreamResult } from "../workloads/long-stream.js"
 import type { RoundTrips } from "../workloads/round-trips.js"
 import type { Workload } from "../workloads/workloads.js"
@@ -47,7 +50,10 @@ export interface Row {
 export interface Target {
   readonly target: string
   readonly measured: string
+  /** Null: not judged (see `unjudged`). */
   readonly met: boolean | null
+  /** Why `met` is null (default: the run was smaller than the target speaks of). */
+  readonly unjudged?: string
 }
 
 export const summarize = (workloads: ReadonlyArray<Workload>, measurements: ReadonlyArray<Measurement>) => {
@@ -114,10 +120,67 @@ const livelockMs = 1000
 
 const maxAttemptsOf = (row: Row) => (row.maxAttempts > 0 ? `${row.maxAttempts} attempts` : "-")
 
+/** W8-W10: the global log. */
+export interface LogResults {
+  readonly catchUp: CatchUpResult | undefined
+  readonly delivery: DeliveryResult | undefined
+  readonly liveSubscribers: LiveSubscribersResult | undefined
+}
+
+/** W8's store side keeps a flat RSS when its second half peaks at most this much above its first. */
+const flatSlackBytes = 32 * 2 ** 20
+
+const logTargets = (log: LogResults): ReadonlyArray<Target> => {
+  const list: Array<Target> = []
+  const { catchUp, delivery, liveSubscribers } = log
+  if (catchUp !== undefined) {
+    const full = catchUp.events >= 1_000_000
+    const stopped = catchUp.runs.filter((run) => !run.finished)
+    list.push({
+      target: "W8: streamAll >= 0.8 × raw keyset scan (events/s)",
+      measured:
+        `${catchUp.ratio.toFixed(2)} (${fmt(catchUp.storeEventsPerSec)} vs ${fmt(catchUp.rawEventsPerSec)} events/s; by repetition ${catchUp.ratioByRepetition.map((r) => r.toFixed(2)).join(", ")})` +
+        (stopped.length === 0
+          ? ""
+          : `; ${stopped.map((run) => `${run.system === "postgres" ? "streamAll" : "raw"} rep ${run.repetition}`).join(", ")} stopped at the time budget`),
+      met: catchUp.ratio >= 0.8
+    })
+    const peak = catchUp.storePeak
+    list.push({
+      target: `W8: streamAll's RSS stays flat over ${catchUp.events.toLocaleString("en")} events (second half's peak <= first half's + ${mb(flatSlackBytes)} MB)`,
+      measured: `${mbOrDash(peak.firstHalfPeakRssBytes)} MB, then ${mbOrDash(peak.secondHalfPeakRssBytes)} MB (peak ${mb(Math.max(peak.peakRssBytes, peak.maxRssBytes ?? 0))} MB, ${mb(peak.rssBeforeBytes)} MB before reading)`,
+      met: full && peak.finished ? peak.secondHalfPeakRssBytes <= peak.firstHalfPeakRssBytes + flatSlackBytes : null,
+      ...(peak.finished ? {} : { unjudged: "the store's reader was stopped" })
+    })
+  }
+  if (delivery !== undefined) {
+    const full = delivery.seconds >= 10
+    for (const [label, latency, limit] of [
+      ["this process", delivery.inProcess, 50],
+      ["another process", delivery.otherProcess, 250]
+    ] as const) {
+      list.push({
+        target: `W9: delivery p99 < ${limit} ms, subscriber in ${label} (c${delivery.writers} appends)`,
+        measured: `p50 ${ms(latency.p50Ms)} ms, p99 ${ms(latency.p99Ms)} ms, max ${ms(latency.maxMs)} ms; ${fmt(latency.delivered)} events, ${latency.missing} missing`,
+        met: latency.missing > 0 ? false : full ? latency.p99Ms < limit : null
+      })
+    }
+  }
+  if (liveSubscribers !== undefined) {
+    list.push({
+      target: `W10: W1 c${liveSubscribers.writers} with ${liveSubscribers.subscribers} live subscribers drops <= 10% of appends/s`,
+      measured: `${pct(liveSubscribers.drop)} (${fmt(liveSubscribers.with.opsPerSec)} vs ${fmt(liveSubscribers.without.opsPerSec)}/s; by repetition ${liveSubscribers.dropByRepetition.map(pct).join(", ")})`,
+      met: liveSubscribers.drop <= 0.1
+    })
+  }
+  return list
+}
+
 export const targets = (
   rows: ReadonlyArray<Row>,
   roundTrips: RoundTrips | undefined,
-  longStream: ReadonlyArray<LongStreamResult>
+  longStream: ReadonlyArray<LongStreamResult>,
+  log: LogResults
 ): ReadonlyArray<Target> => {
   const list: Array<Target> = [
     ...ratioTarget(rows, ["W1", "W2", "W3"], 0.85, "W1-W3"),
@@ -161,7 +224,7 @@ export const targets = (
       met: long.events >= 1_000_000 ? peak < 300 * 2 ** 20 : null
     })
   }
-  return list
+  return [...list, ...logTargets(log)]
 }
 
 const fmt = (value: number, digits = 0) =>
@@ -171,6 +234,8 @@ const fmt = (value: number, digits = 0) =>
 const ms = (value: number) => (Number.isNaN(value) ? "-" : value < 10 ? value.toFixed(2) : value.toFixed(1))
 const pct = (value: number) => (Number.isNaN(value) ? "-" : `${(value * 100).toFixed(1)}%`)
 export const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0)
+/** A half of W8's trace without samples (a run shorter than a second) has no peak. */
+const mbOrDash = (bytes: number) => (bytes > 0 ? mb(bytes) : "-")
 
 const table = (
   header: ReadonlyArray<string>,
@@ -183,7 +248,7 @@ const table = (
     ...lines.map((line) => `| ${line.join(" | ")} |`)
   ].join("\n")
 
-export interface Report {
+export interface Report extends LogResults {
   readonly meta: Record<string, unknown>
   readonly rows: ReadonlyArray<Row>
   readonly targets: ReadonlyArray<Target>
@@ -309,6 +374,7 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
       ""
     )
   }
+  parts.push(...logSections(report))
   if (report.targets.length > 0) {
     parts.push(
       "## Targets",
@@ -319,7 +385,7 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
         report.targets.map((t) => [
           t.target,
           t.measured,
-          t.met === null ? "n/a (smaller run)" : t.met ? "yes" : "**no**"
+          t.met === null ? `n/a (${t.unjudged ?? "smaller run"})` : t.met ? "yes" : "**no**"
         ])
       ),
       ""
@@ -327,3 +393,105 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
   }
   return parts.join("\n")
 }
+
+const logSections = ({ catchUp, delivery, liveSubscribers }: LogResults): ReadonlyArray<string> => {
+  const parts: Array<string> = []
+  if (catchUp !== undefined) {
+    parts.push(
+      "## W8 catch-up on the global log (child processes)",
+      "",
+      `${fmt(catchUp.events)} events (${fmt(catchUp.streams)} streams, ${fmt(catchUp.transactions)} transactions, seeded in ${catchUp.seedSeconds.toFixed(1)} s), pages of ${fmt(catchUp.pageSize)}; \`streamAll\` consumed event by event (\`Stream.runForEach\`) against a raw postgres.js keyset scan of the same table in the same order (\`(transaction_id, global_position) > (last)\`, prepared, rows JSON-decoded). Each run in a fresh child process; medians over ${catchUp.runs.length / 2} repetitions, alternating which goes first.`,
+      "",
+      table(
+        [
+          "system",
+          "rep",
+          "events read",
+          "seconds",
+          "events/s",
+          "RSS before MB",
+          "peak RSS MB, 1st half / 2nd half",
+          "max RSS MB (time -v)"
+        ],
+        [false, true, true, true, true, true, true, true],
+        catchUp.runs.map((run) => [
+          run.system === "postgres" ? "streamAll" : "raw",
+          String(run.repetition),
+          run.finished ? fmt(run.events) : `${fmt(run.events)} (**stopped** at the time budget)`,
+          run.seconds.toFixed(2),
+          fmt(run.eventsPerSec),
+          mb(run.rssBeforeBytes),
+          `${mbOrDash(run.firstHalfPeakRssBytes)} / ${mbOrDash(run.secondHalfPeakRssBytes)}`,
+          run.maxRssBytes === null ? "-" : mb(run.maxRssBytes)
+        ])
+      ),
+      "",
+      `Medians: streamAll ${fmt(catchUp.storeEventsPerSec)} events/s, raw ${fmt(catchUp.rawEventsPerSec)} events/s, **${catchUp.ratio.toFixed(2)}×**.`,
+      ""
+    )
+  }
+  if (delivery !== undefined) {
+    const row = (label: string, latency: DeliveryLatencyRow) => [
+      label,
+      fmt(latency.delivered),
+      String(latency.missing),
+      fmt(latency.beforeAcknowledged),
+      ms(latency.p50Ms),
+      ms(latency.p99Ms),
+      ms(latency.maxMs)
+    ]
+    parts.push(
+      "## W9 delivery latency (acknowledged append → subscriber)",
+      "",
+      `${delivery.writers} writers appending one event to a new stream each for ${delivery.seconds} s through one store (pool of ${delivery.poolSize}): ${fmt(delivery.appends.opsPerSec)} appends/s, append p50 ${ms(delivery.appends.p50Ms)} ms, p99 ${ms(delivery.appends.p99Ms)} ms. One \`subscribe()\` on that store (woken by its appends) and one in another process on a store of its own (polling); ${delivery.inProcess.missing + delivery.otherProcess.missing === 0 ? `both had delivered every event ${delivery.drainMs.toFixed(0)} ms after the last acknowledgement` : `the bench stopped waiting for them ${(delivery.drainMs / 1000).toFixed(0)} s after the last acknowledgement, with events still undelivered (missing)`}. Events delivered before their writer heard back count as 0 ms.${delivery.othersOldestTransactionMs === undefined ? "" : ` Readers wait for every transaction on the server older than what they read: other databases' oldest open transaction (sampled every 50 ms while the writers ran) had been open for ${ms(delivery.othersOldestTransactionMs.median)} ms (median), ${ms(delivery.othersOldestTransactionMs.max)} ms at most.`}`,
+      "",
+      table(
+        ["subscriber", "events", "missing", "before ack", "p50 ms", "p99 ms", "max ms"],
+        [false, true, true, true, true, true, true],
+        [row("this process", delivery.inProcess), row("another process", delivery.otherProcess)]
+      ),
+      ""
+    )
+  }
+  if (liveSubscribers !== undefined) {
+    parts.push(
+      "## W10 appends with live subscribers",
+      "",
+      `W1 at c${liveSubscribers.writers} (pool of ${liveSubscribers.poolSize}) with no subscriber and with ${liveSubscribers.subscribers} \`subscribe()\` on the same store, alternating within each repetition. Events per live read: events delivered over \`CaughtUp\` messages (one per read that brought events and reached the head), median over the subscribers. Drain: how long after the appends stopped the subscribers had delivered them all.`,
+      "",
+      table(
+        [
+          "subscribers",
+          "rep",
+          "ops/s",
+          "p50 ms",
+          "p99 ms",
+          "delivered (min over subscribers) / appended",
+          "events per live read",
+          "drain ms",
+          "load"
+        ],
+        [true, true, true, true, true, true, true, true, true],
+        liveSubscribers.cells.map((cell) => [
+          String(cell.subscribers),
+          String(cell.repetition),
+          fmt(cell.sample.opsPerSec),
+          ms(cell.sample.p50Ms),
+          ms(cell.sample.p99Ms),
+          cell.delivered.length === 0 ? "-" : `${fmt(Math.min(...cell.delivered))} / ${fmt(cell.appended)}`,
+          cell.catchUps === undefined || cell.catchUps.length === 0
+            ? "-"
+            : fmt(median(cell.delivered.map((n, i) => n / Math.max(1, cell.catchUps[i] ?? 0))), 1),
+          cell.drainMs === null ? "-" : fmt(cell.drainMs),
+          cell.loadAverage.toFixed(1)
+        ])
+      ),
+      "",
+      `Medians: ${fmt(liveSubscribers.without.opsPerSec)} appends/s without, ${fmt(liveSubscribers.with.opsPerSec)} with ${liveSubscribers.subscribers} subscribers: **${pct(liveSubscribers.drop)} drop** (by repetition ${liveSubscribers.dropByRepetition.map(pct).join(", ")}).`,
+      ""
+    )
+  }
+  return parts
+}
+
+type DeliveryLatencyRow = DeliveryResult["inProcess"]

@@ -43,6 +43,11 @@ export const adminOf = (url: string) => {
       await admin.unsafe(`drop database if exists "${database}" with (force)`)
       created.delete(database)
     },
+    /** Ends every session on `database` (a reader stopped mid-query leaves its query running otherwise). */
+    terminate: async (database: string): Promise<void> => {
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity
+                  where datname = ${database} and pid <> pg_backend_pid()`
+    },
     /** Drops every database this admin created and closes the connection. */
     close: async (): Promise<void> => {
       for (const database of [...created]) await admin.unsafe(`drop database if exists "${database}" with (force)`)

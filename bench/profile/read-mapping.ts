@@ -16,7 +16,7 @@ import { parseArgs } from "node:util"
 import { and, eq, gte, sql } from "drizzle-orm"
 import { drizzle } from "drizzle-orm/postgres-js"
 import { Effect } from "effect"
-import { EventStore, PostgresEventStore, type RecordedEvent, StreamId } from "eventcore"
+import { EventStore, LogPosition, PostgresEventStore, type RecordedEvent, StreamId } from "eventcore"
 import { events, streams } from "eventcore/drizzle"
 import postgres from "postgres"
 import { adminOf } from "../lib/server.js"
@@ -55,6 +55,7 @@ try {
       eventId: events.eventId,
       streamVersion: events.streamVersion,
       globalPosition: events.globalPosition,
+      transactionId: sql<string>`${events.transactionId}::text`.as("transaction_id"),
       eventType: events.eventType,
       data: events.data,
       metadata: events.metadata,
@@ -71,6 +72,7 @@ try {
       eventId: page.eventId,
       streamVersion: page.streamVersion,
       globalPosition: page.globalPosition,
+      transactionId: page.transactionId,
       eventType: page.eventType,
       data: page.data,
       metadata: page.metadata,
@@ -89,11 +91,13 @@ try {
     const out: Array<RecordedEvent> = []
     for (const row of rows) {
       if (row.event_id === null) continue
+      const globalPosition = BigInt(row.global_position as string)
       out.push({
         eventId: row.event_id as string,
         streamId,
         streamVersion: row.stream_version as number,
-        globalPosition: BigInt(row.global_position as string),
+        globalPosition,
+        position: LogPosition.make(BigInt(row.transaction_id as string), globalPosition),
         eventType: row.event_type as string,
         data: row.data,
         metadata: row.metadata as Record<string, unknown>,

@@ -1,109 +1,58 @@
 /**
  * W7: `streamEvents` over one long stream (1,000,000 events by default), in a
- * child process of its own so that its peak RSS is the store's alone. The
- * child is run under `/usr/bin/time -v` when it exists, for the kernel's
- * account of the peak (ru_maxrss) besides the child's own sampling.
- *
- * The child runs as plain JavaScript, bundled here with eventcore's sources (the
- * npm packages stay external), as an application would run it: under tsx, the
- * transpiler alone held about 110 MB of the child's RSS before it streamed anything.
+ * child process of its own (lib/child.ts) so that its peak RSS is the store's
+ * alone, measured by the child and by GNU time around it.
  */
-import { spawn } from "node:child_process"
-import { existsSync } from "node:fs"
-import { join } from "node:path"
 import { performance } from "node:perf_hooks"
-import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
-import { build } from "esbuild"
 import { PostgresEventStore } from "eventcore"
 import postgres from "postgres"
+import { startChild } from "../lib/child.js"
 import type { Options } from "../lib/options.js"
 import type { Progress } from "../lib/progress.js"
 import type { Admin } from "../lib/server.js"
 import type { ChildResult } from "./long-stream-child.js"
 
-export interface LongStreamResult extends Omit<ChildResult, "type"> {
+export interface LongStreamResult extends Omit<ChildResult, "type" | "rssTrace"> {
   readonly system: "postgres" | "pglite"
   /** Peak RSS as the kernel counted it for the whole child (GNU time's "Maximum resident set size"). */
   readonly maxRssBytes: number | null
   readonly seedSeconds: number | null
 }
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
-const gnuTime = "/usr/bin/time"
+export type ReaderResult = Omit<ChildResult, "type"> & { readonly maxRssBytes: number | null }
 
-let bundled: Promise<string> | undefined
-/** The child as one ES module, built once per run. */
-const childBundle = () => {
-  bundled ??= (async () => {
-    // Inside the project, so that node finds the external packages from there.
-    const outfile = join(root, "node_modules", ".cache", "eventcore-bench", "long-stream-child.mjs")
-    await build({
-      entryPoints: [fileURLToPath(new URL("./long-stream-child.ts", import.meta.url))],
-      outfile,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      // eventcore resolves to its sources through bench/tsconfig.json's paths; npm packages stay external.
-      tsconfig: fileURLToPath(new URL("../tsconfig.json", import.meta.url)),
-      external: ["effect", "postgres", "drizzle-orm", "@electric-sql/pglite", "fast-check"],
-      logLevel: "error"
-    })
-    return outfile
-  })()
-  return bundled
-}
-
-/** Runs the child and collects its result line, reporting progress as it goes. */
-const runChild = async (
+/**
+ * Runs the reading child (long-stream-child.ts) with `args` to its end, reporting progress as it goes;
+ * after `budgetSeconds` (if given) the child is told to stop, and reports what it read until then.
+ */
+export const runReader = async (
   args: ReadonlyArray<string>,
-  onProgress: (events: number) => void
-): Promise<LongStreamResult> => {
-  const child = await childBundle()
-  return new Promise((resolve, reject) => {
-    const node = [process.execPath, "--expose-gc", child, ...args]
-    const timed = existsSync(gnuTime)
-    const [command, ...rest] = timed ? [gnuTime, "-v", ...node] : node
-    const proc = spawn(command as string, rest, { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    let result: ChildResult | undefined
-    proc.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk
-      let newline = stdout.indexOf("\n")
-      while (newline >= 0) {
-        const line = stdout.slice(0, newline)
-        stdout = stdout.slice(newline + 1)
-        newline = stdout.indexOf("\n")
-        try {
-          const message = JSON.parse(line) as { type: string; events?: number }
-          if (message.type === "progress") onProgress(message.events ?? 0)
-          if (message.type === "result") result = message as ChildResult
-        } catch {
-          // not ours: ignore
-        }
-      }
-    })
-    proc.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk
-    })
-    proc.on("error", reject)
-    proc.on("close", (code) => {
-      if (code !== 0 || result === undefined) {
-        reject(new Error(`the W7 child exited with ${code}: ${stderr.trim().slice(-2000)}`))
-        return
-      }
-      const kbytes = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1]
-      const { type: _, ...measured } = result
-      resolve({
-        system: "postgres",
-        ...measured,
-        maxRssBytes: kbytes === undefined ? null : Number(kbytes) * 1024
-      })
-    })
-  })
+  onProgress: (events: number) => void,
+  budgetSeconds?: number
+): Promise<ReaderResult> => {
+  const child = await startChild<Omit<ChildResult, "type">>(
+    "reader",
+    new URL("./long-stream-child.ts", import.meta.url),
+    args,
+    (message) => {
+      if (message.type === "progress") onProgress(Number(message.events ?? 0))
+    }
+  )
+  const timer = budgetSeconds === undefined ? undefined : setTimeout(child.stop, budgetSeconds * 1000)
+  try {
+    const { result, maxRssBytes } = await child.done
+    return { ...result, maxRssBytes }
+  } finally {
+    clearTimeout(timer)
+  }
 }
+
+/** W7's record of a reader's run: its trace of RSS stays in W8's. */
+const longStreamOf = (system: "postgres" | "pglite", { rssTrace: _, ...result }: ReaderResult): LongStreamResult => ({
+  ...result,
+  system
+})
 
 const pageArgs = (options: Options) =>
   options.w7PageSize === undefined ? [] : ["--page-size", `${options.w7PageSize}`]
@@ -133,12 +82,12 @@ export const longStreamPostgres = async (
     }
     const seedSeconds = (performance.now() - seeding) / 1000
     progress.log(`W7 postgres: seeded ${options.w7Events.toLocaleString("en")} events in ${seedSeconds.toFixed(1)} s`)
-    const result = await runChild(
+    const result = await runReader(
       ["--system", "postgres", "--url", url, "--stream", "long", ...pageArgs(options)],
       (n) =>
         progress.status(`W7 postgres: streamed ${n.toLocaleString("en")} / ${options.w7Events.toLocaleString("en")}`)
     )
-    return { ...result, seedSeconds }
+    return { ...longStreamOf("postgres", result), seedSeconds }
   } finally {
     await admin.drop(database)
   }
@@ -147,10 +96,10 @@ export const longStreamPostgres = async (
 /** The same on an in-memory PGlite, seeded inside the child (the database lives in its memory). */
 export const longStreamPglite = async (options: Options, progress: Progress): Promise<LongStreamResult> => {
   progress.status(`W7 pglite: seeding ${options.w7PgliteEvents.toLocaleString("en")} events`)
-  const result = await runChild(
+  const result = await runReader(
     ["--system", "pglite", "--events", `${options.w7PgliteEvents}`, "--stream", "long", ...pageArgs(options)],
     (n) =>
       progress.status(`W7 pglite: streamed ${n.toLocaleString("en")} / ${options.w7PgliteEvents.toLocaleString("en")}`)
   )
-  return { ...result, system: "pglite" }
+  return longStreamOf("pglite", result)
 }

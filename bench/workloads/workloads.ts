@@ -1,5 +1,6 @@
 /**
- * W1-W6: what each workload seeds, and the operation it measures.
+ * W1-W6: what each workload seeds, and the operation it measures (W7-W10,
+ * which need processes or databases of their own, are in their own modules).
  */
 import { Effect } from "effect"
 import { type EventStore, execute } from "eventcore"
@@ -27,7 +28,8 @@ const stores: ReadonlyArray<SystemName> = ["postgres", "pglite", "memory"]
 
 const random = (n: number) => Math.floor(Math.random() * n)
 
-const appendNew = (system: System, prefix: string, count: number): Operation => {
+/** W1 and W3: `count` events to a new stream, which must not conflict. */
+export const appendNew = (system: System, prefix: string, count: number): Operation => {
   return async () => {
     const streamId = freshStreamId(prefix)
     const outcome = await system.append(streamId, 0, benchEvents(count))
