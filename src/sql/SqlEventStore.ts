@@ -180,10 +180,11 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
   // start and at the end of a long stream.
   const page = db
     .select({
-      eventId: events.eventId,
-      streamVersion: events.streamVersion,
-      globalPosition: events.globalPosition,
       transactionId: sql<string>`${events.transactionId}::text`.as("transaction_id"),
+      globalPosition: events.globalPosition,
+      eventId: events.eventId,
+      streamId: events.streamId,
+      streamVersion: events.streamVersion,
       eventType: events.eventType,
       data: events.data,
       metadata: events.metadata,
@@ -197,10 +198,12 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
   const readQuery = db
     .select({
       version: streams.version,
-      eventId: page.eventId,
-      streamVersion: page.streamVersion,
-      globalPosition: page.globalPosition,
+      // The columns of `logColumns`, in its order: `logEvent` reads both.
       transactionId: page.transactionId,
+      globalPosition: page.globalPosition,
+      eventId: page.eventId,
+      streamId: page.streamId,
+      streamVersion: page.streamVersion,
       eventType: page.eventType,
       data: page.data,
       metadata: page.metadata,
@@ -211,6 +214,22 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
     .where(eq(streams.streamId, sql.placeholder("streamId")))
     .orderBy(page.streamVersion)
     .toSQL()
+
+  /** The event in the columns of `logColumns`, from column `from` of a row on. */
+  const logEvent = (row: ReadonlyArray<unknown>, from = 0): RecordedEvent => {
+    const globalPosition = toBigInt(row[from + 1])
+    return {
+      eventId: row[from + 2] as string,
+      streamId: row[from + 3] as StreamId,
+      streamVersion: row[from + 4] as number,
+      globalPosition,
+      position: LogPosition.make(BigInt(row[from] as string), globalPosition),
+      eventType: row[from + 5] as string,
+      data: row[from + 6],
+      metadata: row[from + 7] as Record<string, unknown>,
+      recordedAt: toDate(row[from + 8])
+    }
+  }
 
   const read = (streamId: StreamId, fromVersion: number, limit: number) =>
     query("read_stream", () =>
@@ -225,31 +244,7 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
         const version = (rows[0]?.[0] as number | undefined) ?? 0
         const recorded: Array<RecordedEvent> = []
         if (limit > 0) {
-          for (const [
-            ,
-            eventId,
-            streamVersion,
-            globalPosition,
-            transactionId,
-            eventType,
-            data,
-            metadata,
-            recordedAt
-          ] of rows) {
-            if (eventId === null) continue
-            const position = toBigInt(globalPosition)
-            recorded.push({
-              eventId: eventId as string,
-              streamId,
-              streamVersion: streamVersion as number,
-              globalPosition: position,
-              position: LogPosition.make(BigInt(transactionId as string), position),
-              eventType: eventType as string,
-              data,
-              metadata: metadata as Record<string, unknown>,
-              recordedAt: toDate(recordedAt)
-            })
-          }
+          for (const row of rows) if (row[3] !== null) recorded.push(logEvent(row, 1))
         }
         return { version, events: recorded }
       })
@@ -331,23 +326,6 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
       return { streamVersions, events: recorded } satisfies EventStore.AppendResult
     })
 
-  /** An event of a log row: transaction id, global position, then the columns of `logColumns`. */
-  const logEvent = (row: ReadonlyArray<unknown>): RecordedEvent => {
-    const [transactionId, globalPosition, eventId, streamId, streamVersion, eventType, data, metadata, recordedAt] = row
-    const position = toBigInt(globalPosition)
-    return {
-      eventId: eventId as string,
-      streamId: streamId as StreamId,
-      streamVersion: streamVersion as number,
-      globalPosition: position,
-      position: LogPosition.make(BigInt(transactionId as string), position),
-      eventType: eventType as string,
-      data,
-      metadata: metadata as Record<string, unknown>,
-      recordedAt: toDate(recordedAt)
-    }
-  }
-
   /** Where a reader stands once it has read everything below the horizon (`statementsIn`). */
   const belowHorizon = (after: LogPosition.LogPosition, horizon: unknown) =>
     LogPosition.max(after, LogPosition.afterTransaction(BigInt(horizon as string) - 1n))
@@ -362,7 +340,7 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
     if (filter.eventTypes === undefined && filter.streamPrefix === undefined) {
       return query("read_all", () => options.runPrepared(statements.readLog, [...from, limit])).pipe(
         Effect.map((rows) => {
-          const events = rows.filter((row) => row[2] !== null).map(logEvent)
+          const events = rows.filter((row) => row[2] !== null).map((row) => logEvent(row))
           const [horizon, heldBack] = (rows[0] as ReadonlyArray<unknown>).slice(9)
           const last = events.at(-1)
           return events.length === limit && last !== undefined
@@ -377,7 +355,7 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
       options.runPrepared(statements.readLogFiltered, [...from, scan, limit, types, filter.streamPrefix ?? null])
     ).pipe(
       Effect.map((rows) => {
-        const events = rows.filter((row) => row[2] !== null).map(logEvent)
+        const events = rows.filter((row) => row[2] !== null).map((row) => logEvent(row))
         const [horizon, heldBack, scanned, lastTransaction, lastPosition] = (rows[0] as ReadonlyArray<unknown>).slice(9)
         const last = events.at(-1)
         const page = (position: LogPosition.LogPosition, caughtUp: boolean): EventStore.LogPage => ({
