@@ -48,11 +48,21 @@ describe("eventcore CLI on PGlite", () => {
     expect(demo.stderr).toBe("")
     expect(demo.code).toBe(0)
     expect(demo.stdout).toContain(`eventcore bank demo on PGlite in ${dataDir}`)
-    expect(demo.stdout).toMatch(/progress: \d+\/40 commands/)
+    expect(demo.stdout).toMatch(/progress: \d+\/40 commands, .*, projection lag \d+ events\n/)
     expect(demo.stdout).toMatch(/commands succeeded\s+\d+/)
-    for (const check of ["total money unchanged", "no negative balance", "versions gap-free", "every event decodes"]) {
+    expect(demo.stdout).toMatch(/projection lag, most seen\s+\d+ events/)
+    for (const check of [
+      "total money unchanged",
+      "no negative balance",
+      "versions gap-free",
+      "every event decodes",
+      "read model equals balances"
+    ]) {
       expect(demo.stdout).toMatch(new RegExp(`ok\\s+${check}`))
     }
+    expect(demo.stdout).toMatch(
+      /ok {4}read model equals balances +3 rows, caught up \d+\.\d s after the last transfer\n/
+    )
     expect(demo.stdout).toContain("all invariants hold")
   })
 
@@ -144,6 +154,41 @@ describe("eventcore CLI on PGlite", () => {
     expect(status.stdout).toContain(`log head     ${last} (the last committed event)\n`)
     expect(status.stdout).toContain(`readable     ${last} (the last event readers can read now)\n`)
     expect(status.stdout).toContain("held back    none: every committed event is readable\n")
+  }, 120_000)
+
+  it("projections lists the demo's read model, stopped with the demo, caught up; --json parses", async () => {
+    const human = await cli(["projections", "--data-dir", dataDir])
+    expect(human.stderr).toBe("")
+    expect(human.code).toBe(0)
+    const [header, row, ...more] = linesOf(human.stdout)
+    expect(more).toEqual([])
+    expect(header).toMatch(/^NAME +KIND +STATUS +POSITION +LAG +OWNER +UPDATED +ERROR$/)
+    expect(row).toMatch(/^bank-balances +projection +stopped +\d{20}-\d{19} +0 +- +\S+Z +-$/)
+
+    const json = await cli(["projections", "--json", "--data-dir", dataDir])
+    expect(json.stderr).toBe("")
+    expect(json.code).toBe(0)
+    expect(linesOf(json.stdout)).toHaveLength(1)
+    const [projection, ...others] = JSON.parse(json.stdout) as ReadonlyArray<{
+      readonly position: string
+      readonly updatedAt: string
+    }>
+    expect(others).toEqual([])
+    expect(projection).toEqual({
+      name: "bank-balances",
+      kind: "projection",
+      status: "stopped",
+      position: expect.stringMatching(/^\d{20}-\d{19}$/),
+      lag: 0,
+      owner: null,
+      updatedAt: expect.any(String),
+      error: null
+    })
+    // The same position as the table's, at or past the last event of the log (as tail printed it).
+    expect(row).toContain(projection?.position)
+    expect(logged.length).toBeGreaterThan(0)
+    expect((projection?.position ?? "") >= (logged.at(-1) as TailedEvent).position).toBe(true)
+    expect(Number.isNaN(Date.parse(projection?.updatedAt ?? ""))).toBe(false)
   }, 120_000)
 
   it("tail --follow on PGlite prints the log, then waits; SIGTERM closes the database and exits 143", async () => {
@@ -279,6 +324,7 @@ describeServer("eventcore CLI on PostgreSQL", () => {
     expect(run.stderr).toBe("")
     expect(run.code).toBe(0)
     expect(run.stdout).toContain("eventcore bank demo on PostgreSQL at 127.0.0.1")
+    expect(run.stdout).toMatch(/ok {4}read model equals balances +4 rows, caught up /)
     expect(run.stdout).toContain("all invariants hold")
     const streams = await cli(["streams", "--url", url])
     expect(streams.stdout.trim().split("\n")).toHaveLength(4)

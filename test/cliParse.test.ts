@@ -14,6 +14,8 @@ import { afterAll, afterEach, describe, expect, it, vi } from "vitest"
 import { defaultDemoOptions } from "../examples/bank/demo.js"
 import { type CommandLine, type CommandSpec, parseCommand, parseCommandLine } from "../src/cli/args.js"
 import { failureLine, program, type Run, warningLogger } from "../src/cli/program.js"
+import { formatProjections, projectionsJson } from "../src/cli/projections.js"
+import type { ProjectionStatus } from "../src/Projection.js"
 import { literal } from "./support/cli.js"
 
 const summaries = {
@@ -23,6 +25,7 @@ const summaries = {
   tail: "print the global log in log order, or follow it live with --follow",
   stats: "event count, stream count, events per type, database size",
   status: "the global log's head, what readers can read, and what holds them back",
+  projections: "every projection and reactor: status, position, lag, owner, last update and error",
   demo: "run the bank demo: concurrent multi-stream transfers, then an invariant check"
 }
 
@@ -93,6 +96,9 @@ describe("eventcore CLI arguments: errors", () => {
       [["tail", "extra"], 'unexpected argument "extra"', "tail"],
       [["tail", "--prefix", "a", "--prefix", "b"], "--prefix is given more than once", "tail"],
       [["status", "--json", "extra"], 'unexpected argument "extra"', "status"],
+      [["projections", "extra"], 'unexpected argument "extra"', "projections"],
+      [["projections", "--json=yes"], "--json takes no value", "projections"],
+      [["projection"], 'unknown command "projection"; did you mean projections?'],
       [["--type", "A", "tail"], "--type goes after the command"]
     ]
     for (const [argv, message, command] of cases) expectArgumentError(argv, message, command)
@@ -193,6 +199,7 @@ describe("eventcore CLI arguments: help and version", () => {
     expect(tail).toMatch(/^ {2}--follow +keep printing events as they are committed, until Ctrl-C$/m)
     expect(tail).toMatch(/^ {2}--limit N +stop after this many events \(default: all\)$/m)
     expect(help(["status", "--help"])).toMatch(/^ {2}--json +one JSON object$/m)
+    expect(help(["projections", "--help"])).toMatch(/^ {2}--json +one JSON array$/m)
   })
 
   it("--version prints the version in package.json", () => {
@@ -289,7 +296,15 @@ describe("eventcore CLI: usage errors a command raises before it opens a databas
   }
 
   it("no database anywhere", async () => {
-    for (const command of [["migrate"], ["streams"], ["read", "order-1"], ["tail"], ["stats"], ["status"]]) {
+    for (const command of [
+      ["migrate"],
+      ["streams"],
+      ["read", "order-1"],
+      ["tail"],
+      ["stats"],
+      ["status"],
+      ["projections"]
+    ]) {
       expect(await failure(command, { DATABASE_URL: undefined })).toBe(
         "eventcore: no database: pass --data-dir DIR or --url URL, or set DATABASE_URL\n"
       )
@@ -298,7 +313,16 @@ describe("eventcore CLI: usage errors a command raises before it opens a databas
 
   it("both --url and --data-dir, on every command; the directory is not created", async () => {
     const dir = join(scratch, "never")
-    for (const command of [["migrate"], ["streams"], ["read", "order-1"], ["tail"], ["stats"], ["status"], ["demo"]]) {
+    for (const command of [
+      ["migrate"],
+      ["streams"],
+      ["read", "order-1"],
+      ["tail"],
+      ["stats"],
+      ["status"],
+      ["projections"],
+      ["demo"]
+    ]) {
       expect(await failure([...command, "--url", "postgres://nobody@127.0.0.1:1/x", "--data-dir", dir])).toBe(
         "eventcore: pass either --url or --data-dir, not both\n"
       )
@@ -323,17 +347,26 @@ describe("eventcore CLI: usage errors a command raises before it opens a databas
     expect(await failure(["read", "   "])).toBe(
       'eventcore: Invalid stream id "   ": must not be empty or only whitespace\n'
     )
-    for (const command of [["migrate"], ["streams"], ["read", "order-1"], ["tail"], ["stats"], ["status"], ["demo"]]) {
+    for (const command of [
+      ["migrate"],
+      ["streams"],
+      ["read", "order-1"],
+      ["tail"],
+      ["stats"],
+      ["status"],
+      ["projections"],
+      ["demo"]
+    ]) {
       expect(await failure([...command, "--schema", "public"])).toBe(
         'eventcore: Invalid schema name "public": use a lower-case identifier of at most 63 characters (letters, digits, _), not "public" nor one starting with "pg_".\n'
       )
     }
   })
 
-  it("tail and status on a --data-dir that does not exist say so, and do not create it", async () => {
+  it("tail, status and projections on a --data-dir that does not exist say so, and do not create it", async () => {
     // (streams, read and stats are spawned for this in test/cliReadOnly.test.ts.)
     const missing = join(scratch, "missing", "events")
-    for (const command of [["tail"], ["tail", "--follow"], ["status"]]) {
+    for (const command of [["tail"], ["tail", "--follow"], ["status"], ["projections"], ["projections", "--json"]]) {
       expect(await failure([...command, "--data-dir", missing])).toBe(
         `eventcore: there is no database at ${missing}: the directory does not exist (create one with \`eventcore migrate --data-dir ${missing}\`)\n`
       )
@@ -372,5 +405,68 @@ describe("eventcore CLI: what tail --follow says while it follows", () => {
       written(Effect.logWarning("eventcore: failed").pipe(Effect.annotateLogs({ error: "line one\nline two" })))
     ).toEqual(["eventcore: failed (error=line one line two)\n"])
     expect(written(Effect.logInfo("eventcore: the global log is no longer held back"))).toEqual([])
+  })
+})
+
+describe("eventcore CLI: what projections prints", () => {
+  const at = (iso: string) => new Date(iso)
+  const statuses: ReadonlyArray<ProjectionStatus> = [
+    {
+      name: "bank-balances",
+      kind: "projection",
+      status: "running",
+      position: "00000000000000000754-0000000000000000004" as ProjectionStatus["position"],
+      lag: 0,
+      owner: "host/4242/a1b2c3",
+      updatedAt: at("2026-12-01T10:00:00.000Z")
+    },
+    {
+      name: "mailer",
+      kind: "reactor",
+      status: "failed",
+      position: "00000000000000000700-0000000000000000001" as ProjectionStatus["position"],
+      lag: 1234,
+      updatedAt: at("2026-12-01T09:59:58.500Z"),
+      error: "SmtpError: refused\n  by the server"
+    }
+  ]
+
+  it("an aligned table under a header, the number of events behind right-aligned, the error on one line, last", () => {
+    expect(formatProjections(statuses)).toEqual([
+      "NAME           KIND        STATUS   POSITION                                   LAG  OWNER             UPDATED                   ERROR",
+      "bank-balances  projection  running  00000000000000000754-0000000000000000004     0  host/4242/a1b2c3  2026-12-01T10:00:00.000Z  -",
+      "mailer         reactor     failed   00000000000000000700-0000000000000000001  1234  -                 2026-12-01T09:59:58.500Z  SmtpError: refused by the server"
+    ])
+  })
+
+  it("none: one line saying so; --json: an empty array", () => {
+    expect(formatProjections([])).toEqual(["no projections"])
+    expect(projectionsJson([])).toBe("[]")
+  })
+
+  it("--json: one array, every field present, null when there is none", () => {
+    expect(JSON.parse(projectionsJson(statuses))).toEqual([
+      {
+        name: "bank-balances",
+        kind: "projection",
+        status: "running",
+        position: "00000000000000000754-0000000000000000004",
+        lag: 0,
+        owner: "host/4242/a1b2c3",
+        updatedAt: "2026-12-01T10:00:00.000Z",
+        error: null
+      },
+      {
+        name: "mailer",
+        kind: "reactor",
+        status: "failed",
+        position: "00000000000000000700-0000000000000000001",
+        lag: 1234,
+        owner: null,
+        updatedAt: "2026-12-01T09:59:58.500Z",
+        error: "SmtpError: refused\n  by the server"
+      }
+    ])
+    expect(projectionsJson(statuses).split("\n")).toHaveLength(1)
   })
 })

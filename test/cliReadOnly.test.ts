@@ -1,6 +1,6 @@
 /**
- * The command line's read-only commands (streams, read, stats; tail and
- * status too) never change a database: they open read-only sessions, never
+ * The command line's read-only commands (streams, read, stats; tail,
+ * status and projections too) never change a database: they open read-only sessions, never
  * migrate, and report a database that holds no eventcore schema, or one this
  * release cannot read, in one line.
  */
@@ -22,12 +22,13 @@ import { describeServer, urlOf, usePostgresTemplate } from "./support/postgres.j
 
 const readOnlyCommands = [["stats"], ["streams"], ["read", "order-1"]] as const
 /**
- * The global log's, spawned only against an empty PostgreSQL database (the
- * catalog test) to keep the process count down: they open the database with
- * the same code as the three above, and test/cliParse.test.ts runs them
- * in-process on a --data-dir that does not exist.
+ * The global log's and the projections', spawned only on PostgreSQL (the
+ * catalog and SELECT-only tests) to keep the process count down: they open
+ * the database with the same code as the three above, and
+ * test/cliParse.test.ts runs them in-process on a --data-dir that does not
+ * exist.
  */
-const logCommands = [["tail"], ["status"]] as const
+const logCommands = [["tail"], ["status"], ["projections"]] as const
 
 /** The migrations 0.1.0 did not have: from 0004_own_schema on, as many as this release ships. */
 const sinceRelease010 = (() => {
@@ -245,12 +246,12 @@ describeServer("read-only commands on PostgreSQL", () => {
             )
             const asReader = new URL(url)
             asReader.username = reader
-            const [stats, streams, read, tail, status] = yield* Effect.promise(() =>
+            const [stats, streams, read, tail, status, projections] = yield* Effect.promise(() =>
               Promise.all(
                 [...readOnlyCommands, ...logCommands].map((args) => cli([...args, "--url", asReader.toString()]))
               )
             )
-            for (const run of [stats, streams, read, tail, status]) {
+            for (const run of [stats, streams, read, tail, status, projections]) {
               expect(run?.stderr).toBe("")
               expect(run?.code).toBe(0)
             }
@@ -259,6 +260,7 @@ describeServer("read-only commands on PostgreSQL", () => {
             expect(stats?.stdout).toMatch(/^streams +1$/m)
             expect(tail?.stdout).toMatch(/^\d{20}-\d{19} {2}\S+ {2}order-1@1 {2}Tested {2}\{"n":1\}\n\S+ .*order-1@2 /)
             expect(status?.stdout).toMatch(/^held back {4}none: every committed event is readable$/m)
+            expect(projections?.stdout).toBe("no projections\n")
             yield* Effect.promise(() => expectReadOnlySession({ kind: "postgres", url }))
           })
         )

@@ -1,11 +1,15 @@
 /**
  * The bank demo: opens accounts, runs random transfers from concurrent fibers
  * as two-stream commands with retries, then checks the invariants that
- * atomic multi-stream appends must keep.
+ * atomic multi-stream appends must keep. Given a database for the read model,
+ * it also keeps the bank's balances in a table with the `Balances` projection
+ * while the transfers run, and checks that table against the streams.
  */
-import { Clock, Effect, Either, Fiber, Random, Ref, Schedule, Schema } from "effect"
-import { EventStore, execute } from "eventcore"
+import { inArray } from "drizzle-orm"
+import { Clock, type Context, Effect, Either, Fiber, Random, Ref, Schedule, Schema } from "effect"
+import { EventStore, execute, LogPosition, Projection, StoreError } from "eventcore"
 import { AccountEvent, accountOf, accountStream, applyAccountEvent, initialState, Open, Transfer } from "./domain.js"
+import { Balances, balances, createBalances } from "./readModel.js"
 
 export interface DemoOptions {
   readonly accounts: number
@@ -18,6 +22,14 @@ export interface DemoOptions {
   readonly print: (line: string) => void
   /** Writes without a newline (the interactive progress line). */
   readonly write: (text: string) => void
+  /**
+   * The database of the bank's read model (readModel.ts): the demo creates its
+   * table `bank_balances`, runs the `Balances` projection while the transfers
+   * run (the store must then provide `Projection.ReadModelStore`), shows its
+   * lag, waits for it to catch up and checks the table against the streams.
+   * Without it, no read model.
+   */
+  readonly readModel?: Context.Tag.Service<Projection.ReadModel>
 }
 
 export interface DemoReport {
@@ -29,6 +41,8 @@ export interface DemoReport {
   readonly seconds: number
   readonly p50Millis: number
   readonly p99Millis: number
+  /** With a read model: the most events of the log the projection was seen behind while the transfers ran. */
+  readonly projectionLagMax?: number
   readonly invariants: ReadonlyArray<{ readonly name: string; readonly ok: boolean; readonly detail: string }>
 }
 
@@ -41,19 +55,82 @@ interface Progress {
   readonly retried: number
 }
 
-const render = (progress: Progress, total: number, seconds: number, interactive: boolean) => {
+/** The projection's lag as last seen, and the most seen; undefined before it has a status. */
+interface Lag {
+  readonly current: number | undefined
+  readonly max: number | undefined
+}
+
+const render = (progress: Progress, lag: Lag, total: number, seconds: number, interactive: boolean) => {
   const rate = seconds > 0 ? Math.round(progress.done / seconds) : 0
-  const counts = `${progress.done}/${total} commands, ${rate}/s, ${progress.conflicts} conflicts, ${progress.retried} retries`
+  const counts =
+    `${progress.done}/${total} commands, ${rate}/s, ${progress.conflicts} conflicts, ${progress.retried} retries` +
+    (lag.current === undefined ? "" : `, projection lag ${lag.current} events`)
   if (!interactive) return `progress: ${counts}`
   const width = 30
   const filled = Math.round((progress.done / Math.max(total, 1)) * width)
   return `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${counts}   `
 }
 
+/** How often the projection's lag is looked at while the transfers run. */
+const lagSampling = "250 millis"
+
+/**
+ * The position of the last event readers can read now: the last one after
+ * `after` (the last event the demo wrote), or `after` itself while it is not
+ * readable yet (waiting for it then waits until it is).
+ */
+const readableHead = (after: LogPosition.LogPosition) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    let position = after
+    let head = after
+    for (;;) {
+      const page = yield* store.readAll({ after: position, maxCount: 1_000 })
+      head = page.events.at(-1)?.position ?? head
+      position = page.position
+      if (page.caughtUp) return head
+    }
+  })
+
 export const runDemo = (options: DemoOptions) =>
   Effect.gen(function* () {
     const runId = (yield* Random.nextIntBetween(0, 36 ** 5)).toString(36).padStart(5, "0")
     const accounts = Array.from({ length: options.accounts }, (_, i) => `demo-${runId}-${i}`)
+    /** The position of the last event the demo wrote. */
+    let lastWritten = LogPosition.start
+    const wrote = (result: { readonly events: ReadonlyArray<{ readonly position: LogPosition.LogPosition }> }) => {
+      for (const event of result.events) lastWritten = LogPosition.max(lastWritten, event.position)
+    }
+
+    const readModel = options.readModel
+    // The read model's projection, running (in this scope) from before the first account opens.
+    const projection =
+      readModel === undefined
+        ? undefined
+        : yield* Effect.zipRight(
+            Effect.tryPromise({
+              try: () => readModel.db.execute(createBalances),
+              catch: (cause) =>
+                new StoreError({
+                  operation: "demo",
+                  message: `cannot create the read model's table bank_balances (${cause instanceof Error ? cause.message : String(cause)})`,
+                  cause
+                })
+            }),
+            Effect.forkScoped(Projection.run(Balances))
+          )
+    const lag = yield* Ref.make<Lag>({ current: undefined, max: undefined })
+    const sampleLag = Projection.status.pipe(
+      Effect.flatMap((statuses) => {
+        const current = statuses.find((status) => status.name === Balances.name)?.lag
+        return current === undefined
+          ? Effect.void
+          : Ref.update(lag, (seen) => ({ current, max: Math.max(seen.max ?? 0, current) }))
+      }),
+      // The lag is for show: a failed look is no reason to stop the transfers.
+      Effect.ignore
+    )
 
     options.print(`opening ${accounts.length} accounts with ${(options.initialBalance / 100).toFixed(2)} each`)
     // Opening with the deposit is one atomic append, so it can be retried after a
@@ -63,6 +140,7 @@ export const runDemo = (options: DemoOptions) =>
       (account) =>
         execute(Open, { account, owner: account, initialDeposit: options.initialBalance }).pipe(
           Effect.retry({ while: (error) => error._tag === "StoreError", times: 5 }),
+          Effect.map(wrote),
           Effect.catchTag("AccountAlreadyOpen", () => Effect.void)
         ),
       { concurrency: options.concurrency, discard: true }
@@ -74,19 +152,24 @@ export const runDemo = (options: DemoOptions) =>
     const progress = yield* Ref.make<Progress>({ done: 0, conflicts: 0, retried: 0 })
     const latencies: Array<number> = []
     const retry = Schedule.exponential("2 millis").pipe(Schedule.jittered, Schedule.intersect(Schedule.recurs(12)))
+    if (projection !== undefined) yield* sampleLag
     const started = yield* Clock.currentTimeMillis
 
+    const lagSampler =
+      projection === undefined ? undefined : yield* Effect.fork(Effect.repeat(sampleLag, Schedule.spaced(lagSampling)))
     const reporter = yield* Effect.fork(
       Effect.repeat(
-        Effect.flatMap(Ref.get(progress), (p) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            Effect.sync(() => {
-              const line = render(p, options.transfers, (now - started) / 1000, options.interactive)
-              if (options.interactive) options.write(line)
-              else options.print(line)
-            })
+        Effect.gen(function* () {
+          const line = render(
+            yield* Ref.get(progress),
+            yield* Ref.get(lag),
+            options.transfers,
+            ((yield* Clock.currentTimeMillis) - started) / 1000,
+            options.interactive
           )
-        ),
+          if (options.interactive) options.write(line)
+          else options.print(line)
+        }),
         Schedule.spaced(options.interactive ? "100 millis" : "1 second")
       )
     )
@@ -99,6 +182,7 @@ export const runDemo = (options: DemoOptions) =>
       const begin = performance.now()
       const outcome = yield* Effect.either(execute(Transfer, { from, to, amount }, { retry }))
       latencies.push(performance.now() - begin)
+      if (Either.isRight(outcome)) wrote(outcome.right)
       const result = Either.isRight(outcome)
         ? ("succeeded" as const)
         : outcome.left._tag === "InsufficientFunds"
@@ -118,12 +202,21 @@ export const runDemo = (options: DemoOptions) =>
       concurrency: options.concurrency
     })
     const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
+    if (lagSampler !== undefined) yield* Fiber.interrupt(lagSampler)
     yield* Fiber.interrupt(reporter)
+    if (projection !== undefined) yield* sampleLag
+    // The read model catches up while the streams are read back.
+    const catchingUp = projection === undefined ? undefined : yield* Effect.fork(catchUp(projection, lastWritten))
     const final = yield* Ref.get(progress)
-    if (options.interactive) options.write(`${render(final, options.transfers, seconds, true)}\n`)
+    const lagSeen = yield* Ref.get(lag)
+    if (options.interactive) options.write(`${render(final, lagSeen, options.transfers, seconds, true)}\n`)
 
     options.print("checking invariants")
     const invariants = yield* checkInvariants(accounts, options.initialBalance)
+    const readModelCheck =
+      readModel === undefined || catchingUp === undefined
+        ? []
+        : [yield* checkReadModel(readModel, yield* Fiber.join(catchingUp), invariants.balances)]
     const sorted = latencies.sort((a, b) => a - b)
     return {
       succeeded: outcomes.filter((o) => o === "succeeded").length,
@@ -134,8 +227,70 @@ export const runDemo = (options: DemoOptions) =>
       seconds,
       p50Millis: percentile(sorted, 50),
       p99Millis: percentile(sorted, 99),
-      invariants: invariants.checks
+      ...(lagSeen.max === undefined ? {} : { projectionLagMax: lagSeen.max }),
+      invariants: [...invariants.checks, ...readModelCheck]
     } satisfies DemoReport
+  }).pipe(Effect.scoped)
+
+/** How long the read model may take to catch up with the last transfer before its check fails. */
+const catchUpTimeout = "60 seconds"
+
+/**
+ * Waits for the projection to reach the readable head, and says how long that
+ * took; or why it did not (it failed, or took too long).
+ */
+const catchUp = (projection: Fiber.Fiber<never, unknown>, lastWritten: LogPosition.LogPosition) =>
+  Effect.gen(function* () {
+    const started = performance.now()
+    // Reads are safe to repeat after a lost connection.
+    const head = yield* Effect.retry(readableHead(lastWritten), { times: 5 })
+    const caughtUp = yield* Effect.either(
+      // The projection's fiber ends only by failing: then there is nothing to wait for.
+      Effect.raceFirst(Projection.waitFor(Balances, head, { timeout: catchUpTimeout }), Fiber.join(projection))
+    )
+    return Either.isRight(caughtUp)
+      ? Either.right(performance.now() - started)
+      : Either.left(caughtUp.left instanceof Error ? caughtUp.left.message : String(caughtUp.left))
+  })
+
+/** Compares the rows of `bank_balances` with the balances folded from the streams, once caught up. */
+const checkReadModel = (
+  readModel: Context.Tag.Service<Projection.ReadModel>,
+  caughtUp: Either.Either<number, string>,
+  folded: ReadonlyMap<string, number>
+) =>
+  Effect.gen(function* () {
+    const name = "read model equals balances"
+    if (Either.isLeft(caughtUp)) return { name, ok: false, detail: caughtUp.left }
+    // Reads are safe to repeat after a lost connection.
+    const rows = yield* Effect.tryPromise({
+      try: () =>
+        readModel.db
+          .select()
+          .from(balances)
+          .where(inArray(balances.account, [...folded.keys()])),
+      catch: (cause) =>
+        new StoreError({
+          operation: "demo",
+          message: `cannot read the read model's table bank_balances (${cause instanceof Error ? cause.message : String(cause)})`,
+          cause
+        })
+    }).pipe(Effect.retry({ times: 5 }))
+    const stored = new Map(rows.map((row) => [row.account, row.cents]))
+    const wrong = [...folded].flatMap(([account, balance]) => {
+      const cents = stored.get(account)
+      return cents === balance
+        ? []
+        : [`${account}: ${cents === undefined ? "no row" : cents} in bank_balances, ${balance} in its stream`]
+    })
+    return {
+      name,
+      ok: wrong.length === 0,
+      detail:
+        wrong.length === 0
+          ? `${folded.size} rows, caught up ${(caughtUp.right / 1000).toFixed(1)} s after the last transfer`
+          : wrong.slice(0, 3).join(", ")
+    }
   })
 
 /** Reads every account back through the store and checks what atomic transfers must preserve. */
@@ -145,6 +300,7 @@ const checkInvariants = (accounts: ReadonlyArray<string>, initialBalance: number
     const decode = Schema.decodeUnknownEither(AccountEvent)
     let total = 0
     let eventsWritten = 0
+    const folded = new Map<string, number>()
     const negative: Array<string> = []
     const gaps: Array<string> = []
     const undecodable: Array<string> = []
@@ -164,6 +320,7 @@ const checkInvariants = (accounts: ReadonlyArray<string>, initialBalance: number
       if (read.version !== read.events.length)
         gaps.push(`${account}: version ${read.version}, ${read.events.length} events`)
       const balance = accountOf(state, account).balance
+      folded.set(account, balance)
       total += balance
       if (balance < 0) negative.push(`${account}: ${balance}`)
     }
@@ -171,6 +328,7 @@ const checkInvariants = (accounts: ReadonlyArray<string>, initialBalance: number
     const sample = (items: ReadonlyArray<string>) => items.slice(0, 3).join(", ")
     return {
       eventsWritten,
+      balances: folded as ReadonlyMap<string, number>,
       checks: [
         {
           name: "total money unchanged",
@@ -208,12 +366,16 @@ export const formatReport = (report: DemoReport, backend: string): ReadonlyArray
     ["events written", String(report.eventsWritten)],
     ["commands/s", (total / Math.max(report.seconds, 0.001)).toFixed(0)],
     ["latency p50", `${report.p50Millis.toFixed(1)} ms`],
-    ["latency p99", `${report.p99Millis.toFixed(1)} ms`]
+    ["latency p99", `${report.p99Millis.toFixed(1)} ms`],
+    ...(report.projectionLagMax === undefined
+      ? []
+      : [["projection lag, most seen", `${report.projectionLagMax} events`] as [string, string]])
   ]
   const width = Math.max(...rows.map(([k]) => k.length))
   const lines = ["", "summary", ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`), "", "invariants"]
+  const names = Math.max(24, ...report.invariants.map((check) => check.name.length))
   for (const check of report.invariants) {
-    lines.push(`  ${check.ok ? "ok  " : "FAIL"}  ${check.name.padEnd(24)} ${check.detail}`)
+    lines.push(`  ${check.ok ? "ok  " : "FAIL"}  ${check.name.padEnd(names)} ${check.detail}`)
   }
   const ok = report.invariants.every((check) => check.ok)
   lines.push("", ok ? "all invariants hold" : "INVARIANTS BROKEN")

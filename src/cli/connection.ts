@@ -14,13 +14,14 @@ import { join } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite"
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js"
-import { Console, Data, Effect, type Scope } from "effect"
+import { Console, Context, Data, Effect, type Scope } from "effect"
 import postgres from "postgres"
-import type * as EventStore from "../EventStore.js"
+import * as EventStore from "../EventStore.js"
 import { StoreError } from "../errors.js"
 import { lockDataDir } from "../internal/dataDirLock.js"
 import * as PgliteEventStore from "../PgliteEventStore.js"
 import * as PostgresEventStore from "../PostgresEventStore.js"
+import { ReadModelStore } from "../Projection.js"
 import * as Migrations from "../sql/migrations.js"
 import type { Database } from "../sql/SqlEventStore.js"
 
@@ -30,10 +31,29 @@ export type Target =
 
 export interface Connection {
   readonly store: EventStore.EventStore
+  /**
+   * The store as its layers provide it: the `EventStore` and, for projections
+   * that write read models (the demo's), the `ReadModelStore`.
+   */
+  readonly context: Context.Context<EventStore.EventStore | ReadModelStore>
   readonly db: Database
   /** The PostgreSQL schema of eventcore's tables. */
   readonly schema: string
 }
+
+/** What the stores' layers provide for `store` (both SQL stores support projections). */
+const contextOf = (store: EventStore.EventStore): Connection["context"] => {
+  const backend = store[EventStore.projectionBackend]
+  if (backend === undefined) throw new Error("eventcore: a SQL store without projection support")
+  return Context.make(EventStore.EventStore, store).pipe(Context.add(ReadModelStore, backend))
+}
+
+const connected = (db: Database, store: EventStore.EventStore, schema: string): Connection => ({
+  db,
+  store,
+  context: contextOf(store),
+  schema
+})
 
 /** The database cannot be read as an eventcore store (yet): one line says why and what to do. */
 export class NotReadable extends Data.TaggedError("NotReadable")<{ readonly message: string }> {}
@@ -136,7 +156,7 @@ export const connectForWriting = (
   Effect.gen(function* () {
     const opened = yield* open(target, "write")
     const migration = yield* opened.migrate(schema)
-    return { db: opened.db, store: opened.store(schema), schema, migration }
+    return { ...connected(opened.db, opened.store(schema), schema), migration }
   })
 
 /**
@@ -175,5 +195,5 @@ export const connectForReading = (
         `eventcore: ${where} has eventcore's schema of a newer release (${state.unknown} migration${state.unknown === 1 ? "" : "s"} this command line does not know): this command line is older than the schema; upgrade it`
       )
     }
-    return { db: opened.db, store: opened.store(schema), schema, migrations: state }
+    return { ...connected(opened.db, opened.store(schema), schema), migrations: state }
   })

@@ -15,6 +15,7 @@ import { StoreError } from "../errors.js"
 import { EventStore } from "../index.js"
 import * as LogMessage from "../LogMessage.js"
 import * as LogPosition from "../LogPosition.js"
+import * as Projection from "../Projection.js"
 import * as StreamId from "../StreamId.js"
 import { listStreams, stats } from "../sql/admin.js"
 import { storeError } from "../sql/errors.js"
@@ -22,6 +23,7 @@ import { defaultSchema } from "../sql/schema.js"
 import { schemaOf } from "../sql/schemaName.js"
 import { ArgumentError, type Command, command, flag, integer, type Program, text, texts } from "./args.js"
 import { connectForReading, connectForWriting, describeTarget, type Target } from "./connection.js"
+import { formatProjections, projectionsJson, projectionsMigration } from "./projections.js"
 import { formatStatus, logStatus, statusJson } from "./status.js"
 
 const connection = {
@@ -291,6 +293,28 @@ const status = command(
     }).pipe(asCommand("status"))
 )
 
+const projections = command(
+  {
+    name: "projections",
+    summary: "every projection and reactor: status, position, lag, owner, last update and error",
+    options: { json: flag("one JSON array"), ...connection }
+  },
+  ({ options }) =>
+    Effect.gen(function* () {
+      const target = yield* targetOf(options, required)
+      const statuses = yield* Effect.scoped(
+        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ context, migrations }) =>
+          // A schema from before projections has no checkpoint table, so none.
+          migrations.pending.includes(projectionsMigration)
+            ? Effect.succeed([])
+            : Effect.provide(Projection.status, context)
+        )
+      )
+      if (options.json) return yield* Console.log(projectionsJson(statuses))
+      for (const line of formatProjections(statuses)) yield* Console.log(line)
+    }).pipe(asCommand("projections"))
+)
+
 const positive = (name: string, value: number) =>
   value >= 1 ? Effect.succeed(value) : Effect.fail(new UsageError({ message: `--${name} must be at least 1` }))
 
@@ -320,7 +344,7 @@ const demo = command(
       const schema = yield* schemaOption(options)
       yield* Console.log(`eventcore bank demo on ${describeTarget(target)}`)
       const report = yield* Effect.scoped(
-        Effect.flatMap(connectForWriting(target, schema), ({ store }) =>
+        Effect.flatMap(connectForWriting(target, schema), ({ db, context }) =>
           runDemo({
             accounts,
             transfers,
@@ -328,8 +352,10 @@ const demo = command(
             initialBalance: defaultDemoOptions.initialBalance,
             interactive: process.stdout.isTTY === true,
             print: (line) => process.stdout.write(`${line}\n`),
-            write: (text) => process.stdout.write(text)
-          }).pipe(Effect.provideService(EventStore.EventStore, store))
+            write: (text) => process.stdout.write(text),
+            // The bank's balances, kept in bank_balances beside eventcore's schema.
+            readModel: { db }
+          }).pipe(Effect.provide(context))
         )
       )
       for (const line of formatReport(report, describeTarget(target))) yield* Console.log(line)
@@ -338,7 +364,7 @@ const demo = command(
     }).pipe(asCommand("demo"))
 )
 
-const commands: ReadonlyArray<Command<Run>> = [migrate, streams, read, tail, statsCommand, status, demo]
+const commands: ReadonlyArray<Command<Run>> = [migrate, streams, read, tail, statsCommand, status, projections, demo]
 
 /**
  * The version in package.json at the package root: two levels above this

@@ -1,0 +1,56 @@
+/**
+ * What `eventcore projections` prints: every projection and reactor the store
+ * has a checkpoint for (`Projection.status`), as an aligned table for people
+ * or one JSON array.
+ */
+import type { ProjectionStatus } from "../Projection.js"
+
+/** The migration that created the checkpoint table: a schema without it has no projections yet. */
+export const projectionsMigration = "0006_projections"
+
+/** One line, whatever the error's text holds. */
+const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ")
+
+/** The projections as a table under a header, columns aligned; the error, unpadded, last. */
+export const formatProjections = (statuses: ReadonlyArray<ProjectionStatus>): ReadonlyArray<string> => {
+  if (statuses.length === 0) return ["no projections"]
+  const header = ["NAME", "KIND", "STATUS", "POSITION", "LAG", "OWNER", "UPDATED", "ERROR"]
+  const rows = statuses.map((status) => [
+    status.name,
+    status.kind,
+    status.status,
+    status.position,
+    status.lag === undefined ? "-" : String(status.lag),
+    status.owner ?? "-",
+    status.updatedAt.toISOString(),
+    status.error === undefined ? "-" : oneLine(status.error)
+  ])
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] as string).length)))
+  const lag = header.indexOf("LAG")
+  return [header, ...rows].map((cells) =>
+    cells
+      .map((cell, i) =>
+        i === cells.length - 1
+          ? cell
+          : i === lag
+            ? cell.padStart(widths[i] as number)
+            : cell.padEnd(widths[i] as number)
+      )
+      .join("  ")
+  )
+}
+
+/** The projections as one JSON array: every field present, `null` when there is none. */
+export const projectionsJson = (statuses: ReadonlyArray<ProjectionStatus>) =>
+  JSON.stringify(
+    statuses.map((status) => ({
+      name: status.name,
+      kind: status.kind,
+      status: status.status,
+      position: status.position,
+      lag: status.lag ?? null,
+      owner: status.owner ?? null,
+      updatedAt: status.updatedAt.toISOString(),
+      error: status.error ?? null
+    }))
+  )
