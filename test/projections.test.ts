@@ -6,7 +6,6 @@ import { PGlite } from "@electric-sql/pglite"
 import { eq } from "drizzle-orm"
 import { drizzle } from "drizzle-orm/pglite"
 import { Data, Effect, Fiber, Schedule, Schema, type Scope } from "effect"
-import type { UnknownException } from "effect/Cause"
 import {
   EventStore,
   execute,
@@ -20,7 +19,7 @@ import {
 import { writesOf } from "eventcore/testing"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AccountEvent, accountStream, Deposit, MoneyDeposited, Open, Transfer } from "../examples/bank/domain.js"
-import { Balances, balances, createBalances } from "../examples/bank/readModel.js"
+import { Balances, balances, createBalances, type ReadModelError } from "../examples/bank/readModel.js"
 
 /** A fresh migrated PGlite with the bank's read-model table, per test. */
 let template: PGlite | undefined
@@ -192,7 +191,7 @@ class Poisoned extends Data.TaggedError("Poisoned")<{ readonly amount: number }>
 const Fragile = Projection.make({
   name: "fragile",
   event: AccountEvent,
-  handle: (event, recorded): Effect.Effect<void, Poisoned | UnknownException, Projection.ReadModel> =>
+  handle: (event, recorded): Effect.Effect<void, Poisoned | ReadModelError, Projection.ReadModel> =>
     event._tag === "MoneyDeposited" && event.amount === 13
       ? Effect.fail(new Poisoned({ amount: 13 }))
       : Balances.handle(event, recorded)

@@ -6,7 +6,7 @@
  */
 import { sql } from "drizzle-orm"
 import { integer, pgTable, text } from "drizzle-orm/pg-core"
-import { Effect } from "effect"
+import { Data, Effect } from "effect"
 import { Projection } from "eventcore"
 import { AccountEvent } from "./domain.js"
 
@@ -39,12 +39,23 @@ export const Balances = Projection.make({
   handle: (event, recorded) =>
     Effect.flatMap(Projection.ReadModel, ({ db }) => {
       const cents = change(event)
-      return Effect.tryPromise(() =>
-        db
-          .insert(balances)
-          .values({ account: recorded.streamId.slice(prefix.length), cents })
-          .onConflictDoUpdate({ target: balances.account, set: { cents: sql`${balances.cents} + ${cents}` } })
-      )
+      return Effect.tryPromise({
+        try: () =>
+          db
+            .insert(balances)
+            .values({ account: recorded.streamId.slice(prefix.length), cents })
+            .onConflictDoUpdate({ target: balances.account, set: { cents: sql`${balances.cents} + ${cents}` } }),
+        catch: (cause) => new ReadModelError({ cause })
+      })
     }),
-  reset: Effect.flatMap(Projection.ReadModel, ({ db }) => Effect.tryPromise(() => db.delete(balances)))
+  reset: Effect.flatMap(Projection.ReadModel, ({ db }) =>
+    Effect.tryPromise({ try: () => db.delete(balances), catch: (cause) => new ReadModelError({ cause }) })
+  )
 })
+
+/** The read model's table refused a write: the database's error, with its message. */
+export class ReadModelError extends Data.TaggedError("ReadModelError")<{ readonly cause: unknown }> {
+  override get message() {
+    return this.cause instanceof Error ? this.cause.message : String(this.cause)
+  }
+}
