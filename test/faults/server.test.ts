@@ -3,11 +3,15 @@
  * middle of a run, and a statement timeout. (Pool exhaustion and a terminated
  * backend are in test/postgres/store.test.ts.)
  */
+
+import { drizzle } from "drizzle-orm/postgres-js"
 import { Chunk, Context, Effect, Either, Fiber, Layer, Logger, Schedule, Stream } from "effect"
-import { EventStore, PostgresEventStore, StreamId } from "eventcore"
+import { EventStore, execute, LogPosition, PostgresEventStore, Projection, StreamId } from "eventcore"
 import { writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { beforeAll, describe, expect, it } from "vitest"
+import { AccountEvent, Open, Transfer } from "../../examples/bank/domain.js"
+import { Balances, createBalances } from "../../examples/bank/readModel.js"
 import { useOwnServer } from "../support/ownServer.js"
 
 const id = StreamId.unsafeMake
@@ -183,6 +187,89 @@ describe("faults on a server the test owns", () => {
     expect(outcome.delivered).toEqual(outcome.stored)
     expect(new Set(outcome.delivered).size).toBe(outcome.delivered.length)
     for (const marker of outcome.acknowledged) expect(outcome.delivered).toContain(marker)
+  }, 120_000)
+
+  it("a projection across a crash and restart mid-batch: every event applied exactly once", async () => {
+    const admin = postgres(server.url(), { max: 1, onnotice: () => {} })
+    await admin.unsafe("drop table if exists bank_balances")
+    await drizzle({ client: admin }).execute(createBalances)
+    await admin.end()
+    const outcome = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const context = yield* Layer.build(
+            PostgresEventStore.layer({ url: server.url(), maxConnections: 4, acquireTimeout: "3 seconds" })
+          )
+          const accounts = ["x", "y", "z"]
+          const run = <A, E>(effect: Effect.Effect<A, E, EventStore.EventStore | Projection.ReadModelStore>) =>
+            Effect.provide(effect, context)
+          for (const account of accounts) {
+            yield* run(
+              Effect.either(execute(Open, { account: `crash-${account}`, owner: account, initialDeposit: 1000 }))
+            )
+          }
+          // Slow batches, so that the crash finds one open.
+          const Slow = Projection.make({
+            name: "bank-balances",
+            event: AccountEvent,
+            handle: (event, recorded) => Effect.zipRight(Effect.sleep("3 millis"), Balances.handle(event, recorded))
+          })
+          yield* Effect.forkScoped(run(Projection.run(Slow, { batchSize: 20 })))
+          let revived = false
+          const writer = Effect.gen(function* () {
+            for (let i = 0; i < 400 && !(revived && i > 150); i++) {
+              yield* run(
+                Effect.either(
+                  execute(Transfer, {
+                    from: `crash-${accounts[i % 3]}`,
+                    to: `crash-${accounts[(i + 1) % 3]}`,
+                    amount: 1 + (i % 5)
+                  })
+                )
+              )
+            }
+          })
+          const writing = yield* Effect.fork(writer)
+          yield* Effect.sleep("700 millis")
+          yield* Effect.sync(() => server.crash())
+          yield* Effect.sleep("1 second")
+          yield* Effect.sync(() => server.revive())
+          revived = true
+          yield* Fiber.join(writing)
+          // The balances folded from every stored event, and the readable head.
+          const store = Context.get(context, EventStore.EventStore)
+          const expected: Record<string, number> = {}
+          const head = yield* Effect.iterate(
+            { position: LogPosition.start, caughtUp: false },
+            {
+              while: (page) => !page.caughtUp,
+              body: (page) =>
+                Effect.tap(
+                  store.readAll({ after: page.position, filter: { streamPrefix: "account-crash-" } }),
+                  (read) =>
+                    Effect.sync(() => {
+                      for (const event of read.events) {
+                        const amount = (event.data as { amount?: number }).amount ?? 0
+                        const account = event.streamId.slice("account-".length)
+                        expected[account] =
+                          (expected[account] ?? 0) + (event.eventType === "TransferSent" ? -amount : amount)
+                      }
+                    })
+                )
+            }
+          )
+          yield* run(Projection.waitFor(Slow, head.position, { timeout: "60 seconds" }))
+          return { expected }
+        })
+      )
+    )
+    const sql = postgres(server.url(), { max: 1, onnotice: () => {} })
+    try {
+      const rows = await sql<{ account: string; cents: number }[]>`select account, cents from bank_balances order by 1`
+      expect(Object.fromEntries(rows.map((row) => [row.account, row.cents]))).toEqual(outcome.expected)
+    } finally {
+      await sql.end()
+    }
   }, 120_000)
 
   it("a statement timeout ends the append with a StoreError that says so, and writes nothing", async () => {
