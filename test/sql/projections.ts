@@ -1,0 +1,298 @@
+/**
+ * Projections and reactors against a SQL store, shared by the PGlite suite
+ * (test/projections.test.ts) and the PostgreSQL one
+ * (test/postgres/projectionsShared.test.ts): the read model is the bank's
+ * balances, in a Drizzle table beside eventcore's tables.
+ */
+import { eq, sql } from "drizzle-orm"
+import { Data, Effect, Fiber, Schedule, Schema, type Scope } from "effect"
+import { EventStore, execute, LogPosition, Projection, Reactor, type RecordedEvent } from "eventcore"
+import { writesOf } from "eventcore/testing"
+import { describe, expect, it } from "vitest"
+import { AccountEvent, accountStream, Deposit, MoneyDeposited, Open, Transfer } from "../../examples/bank/domain.js"
+import { Balances, balances, type ReadModelError } from "../../examples/bank/readModel.js"
+import type { Database } from "../../src/sql/SqlEventStore.js"
+
+/** Runs `body` against a fresh store whose database has the bank's read-model table; `db` reaches that table. */
+export type WithDatabase = <A, E>(
+  body: (db: Database) => Effect.Effect<A, E, EventStore.EventStore | Projection.ReadModelStore | Scope.Scope>
+) => Promise<A>
+
+/** The balances the read model holds, by account. */
+export const readModel = (db: Database) =>
+  Effect.promise(async () =>
+    Object.fromEntries(
+      (await db.select().from(balances).orderBy(balances.account)).map((row) => [row.account, row.cents])
+    )
+  )
+
+/**
+ * What the store holds, read with SQL rather than through the global log: the
+ * log's readable head can be held back for a moment by a transaction still
+ * running (a projection's batch among them), and these must see everything.
+ */
+const everyEvent = (db: Database) =>
+  Effect.promise(() =>
+    db.execute<{
+      transaction_id: string
+      global_position: string
+      stream_id: string
+      event_type: string
+      data: { amount?: number }
+    }>(
+      sql`select transaction_id::text, global_position::text, stream_id, event_type, data
+          from eventcore.events order by transaction_id, global_position`
+    )
+  ).pipe(Effect.map((result) => (Array.isArray(result) ? result : (result as unknown as { rows: Array<never> }).rows)))
+
+/** The balances folded from the account streams. */
+export const folded = (db: Database) =>
+  Effect.map(everyEvent(db), (rows) => {
+    const result: Record<string, number> = {}
+    for (const row of rows) {
+      if (!row.stream_id.startsWith("account-")) continue
+      const account = row.stream_id.slice("account-".length)
+      const amount = row.data.amount ?? 0
+      result[account] =
+        (result[account] ?? 0) +
+        (row.event_type === "TransferSent" ? -amount : row.event_type === "AccountOpened" ? 0 : amount)
+    }
+    return result
+  })
+
+/** The position of the last event written. */
+export const lastWritten = (db: Database) =>
+  Effect.map(everyEvent(db), (rows) => {
+    const last = rows.at(-1)
+    return last === undefined
+      ? LogPosition.start
+      : LogPosition.make(BigInt(last.transaction_id), BigInt(last.global_position))
+  })
+
+/** The position of the readable head, in a store where nothing else runs (the in-memory store). */
+export const lastPosition = Effect.flatMap(EventStore.EventStore, (store) =>
+  Effect.gen(function* () {
+    let position = LogPosition.start
+    for (;;) {
+      const page = yield* store.readAll({ after: position })
+      position = page.position
+      if (page.caughtUp) return position
+    }
+  })
+)
+
+/** Until `Projection.status` says `status` (an ended session's lock is freed by the server a moment later). */
+const statusBecomes = (status: string) =>
+  Effect.gen(function* () {
+    for (;;) {
+      const [row] = yield* Projection.status
+      if (row?.status === status) return row
+      yield* Effect.sleep("50 millis")
+    }
+  }).pipe(Effect.timeout("10 seconds"))
+
+export const openAll = (accounts: ReadonlyArray<readonly [string, number]>) =>
+  Effect.forEach(accounts, ([account, cents]) =>
+    execute(Open, { account, owner: account, ...(cents > 0 ? { initialDeposit: cents } : {}) })
+  )
+
+export const defineProjectionTests = (withDatabase: WithDatabase) => {
+  describe("a projection", () => {
+    it("keeps the read model equal to the fold of the streams, and waitFor reads one's own writes", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          yield* openAll([
+            ["alice", 100],
+            ["bob", 0]
+          ])
+          yield* Effect.forkScoped(Projection.run(Balances, { batchSize: 3 }))
+          const transfer = yield* execute(Transfer, { from: "alice", to: "bob", amount: 30 })
+          yield* Projection.waitFor(Balances, (transfer.events.at(-1) as RecordedEvent).position)
+          expect(yield* readModel(db)).toEqual({ alice: 70, bob: 30 })
+          for (let i = 0; i < 20; i++)
+            yield* execute(Deposit, { account: i % 2 === 0 ? "alice" : "bob", amount: i + 1 })
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          expect(yield* readModel(db)).toEqual(yield* folded(db))
+          const [status] = yield* Projection.status
+          expect(status).toMatchObject({ name: "bank-balances", kind: "projection", status: "running", lag: 0 })
+          expect(status?.owner).toMatch(/\/\d+\//)
+        })
+      ))
+
+    it("applies every event once across restarts: interrupted runs resume from their checkpoint", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          yield* openAll([
+            ["a", 1000],
+            ["b", 1000]
+          ])
+          for (let round = 0; round < 6; round++) {
+            const runner = yield* Effect.fork(Projection.run(Balances, { batchSize: 2 }))
+            for (let i = 0; i < 5; i++)
+              yield* execute(Transfer, { from: round % 2 ? "a" : "b", to: round % 2 ? "b" : "a", amount: 7 })
+            yield* Effect.sleep(`${round * 7} millis`)
+            yield* Fiber.interrupt(runner)
+          }
+          yield* Effect.forkScoped(Projection.run(Balances))
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          expect(yield* readModel(db)).toEqual(yield* folded(db))
+        })
+      ))
+
+    it("one instance runs; another stands by and takes over when the first ends", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          yield* openAll([["solo", 5]])
+          const first = yield* Effect.fork(Projection.run(Balances))
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          const second = yield* Effect.fork(Projection.run(Balances))
+          yield* Effect.sleep("300 millis")
+          const [running] = yield* Projection.status
+          yield* execute(Deposit, { account: "solo", amount: 5 })
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          yield* Fiber.interrupt(first)
+          yield* execute(Deposit, { account: "solo", amount: 5 })
+          yield* Projection.waitFor(Balances, yield* lastWritten(db), { timeout: "10 seconds" })
+          const [afterTakeover] = yield* Projection.status
+          yield* Fiber.interrupt(second)
+          expect(running?.status).toBe("running")
+          expect(afterTakeover?.status).toBe("running")
+          expect(afterTakeover?.owner).not.toBe(running?.owner)
+          expect(yield* readModel(db)).toEqual({ solo: 15 })
+          yield* statusBecomes("stopped")
+        })
+      ))
+
+    it("rebuild resets the read model and replays it to the same state", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          yield* openAll([
+            ["r1", 50],
+            ["r2", 20]
+          ])
+          yield* Effect.forkScoped(Projection.run(Balances, { batchSize: 1 }))
+          yield* execute(Transfer, { from: "r1", to: "r2", amount: 15 })
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          const live = yield* readModel(db)
+          // Damage the read model, as a bug in an old handler would have.
+          yield* Effect.promise(() => db.update(balances).set({ cents: 0 }).where(eq(balances.account, "r1")))
+          yield* Projection.rebuild(Balances)
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          expect(yield* readModel(db)).toEqual(live)
+          expect(live).toEqual({ r1: 35, r2: 35 })
+        })
+      ))
+  })
+
+  class Poisoned extends Data.TaggedError("Poisoned")<{ readonly amount: number }> {}
+
+  /** Like Balances, but an amount of 13 cannot be projected. */
+  const Fragile = Projection.make({
+    name: "fragile",
+    event: AccountEvent,
+    handle: (event, recorded): Effect.Effect<void, Poisoned | ReadModelError, Projection.ReadModel> =>
+      event._tag === "MoneyDeposited" && event.amount === 13
+        ? Effect.fail(new Poisoned({ amount: 13 }))
+        : Balances.handle(event, recorded)
+  })
+
+  describe("a projection whose handler keeps failing", () => {
+    const retry = { retry: Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(2))) }
+    it("stops with ProjectionFailed at that event, says failed, and resumes there next time", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          yield* openAll([["p", 1]])
+          yield* execute(Deposit, { account: "p", amount: 2 })
+          const poison = (yield* execute(Deposit, { account: "p", amount: 13 })).events[0] as RecordedEvent
+          yield* execute(Deposit, { account: "p", amount: 4 })
+          const failure = yield* Effect.flip(Projection.run(Fragile, { batchSize: 10, ...retry }))
+          expect(failure).toMatchObject({
+            _tag: "ProjectionFailed",
+            projection: "fragile",
+            eventId: poison.eventId,
+            position: poison.position
+          })
+          // Everything before the poison is committed; nothing after it.
+          expect(yield* readModel(db)).toEqual({ p: 3 })
+          const [status] = yield* Projection.status
+          expect(status).toMatchObject({ status: "failed", error: expect.stringContaining("Poisoned") })
+          expect((status?.position ?? poison.position) < poison.position).toBe(true)
+          const again = yield* Effect.flip(Projection.run(Fragile, retry))
+          expect(again._tag).toBe("ProjectionFailed")
+          expect(yield* readModel(db)).toEqual({ p: 3 })
+        })
+      ))
+
+    it("with onError skip, records a dead letter and moves on", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          yield* openAll([["s", 1]])
+          const poison = (yield* execute(Deposit, { account: "s", amount: 13 })).events[0] as RecordedEvent
+          yield* execute(Deposit, { account: "s", amount: 4 })
+          yield* Effect.forkScoped(Projection.run(Fragile, { onError: "skip", ...retry }))
+          yield* Projection.waitFor(Fragile, yield* lastWritten(db))
+          expect(yield* readModel(db)).toEqual({ s: 5 })
+          const letters = yield* Projection.deadLetters(Fragile)
+          expect(letters).toEqual([
+            {
+              eventId: poison.eventId,
+              position: poison.position,
+              eventType: "MoneyDeposited",
+              error: expect.stringContaining("Poisoned")
+            }
+          ])
+        })
+      ))
+
+    it("an event that no longer decodes is such a failure, with the decode error", () =>
+      withDatabase(() =>
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          yield* openAll([["d", 1]])
+          const bad = yield* store.append(
+            writesOf({
+              streamId: accountStream("d"),
+              expected: 2,
+              events: [{ eventType: "MoneyDeposited", data: { amount: "ten" } }]
+            })
+          )
+          const failure = yield* Effect.flip(Projection.run(Balances, retry))
+          expect(failure).toMatchObject({ _tag: "ProjectionFailed", eventId: bad.events[0]?.eventId })
+          expect(String((failure as { cause: unknown }).cause)).toContain("amount")
+        })
+      ))
+  })
+
+  describe("reactors", () => {
+    it("run commands at least once, and the commands' events carry correlation and causation ids", () =>
+      withDatabase(() =>
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          // Every deposit to "source" is mirrored as a deposit to "mirror".
+          const Mirror = Reactor.make({
+            name: "mirror",
+            event: Schema.Union(MoneyDeposited),
+            filter: { streamPrefix: "account-source" },
+            handle: (event, recorded) =>
+              Effect.asVoid(
+                Effect.orDie(execute(Deposit, { account: "mirror", amount: event.amount }, { causedBy: recorded }))
+              )
+          })
+          yield* openAll([
+            ["source", 0],
+            ["mirror", 0]
+          ])
+          const deposit = (yield* execute(Deposit, { account: "source", amount: 9 })).events[0] as RecordedEvent
+          yield* Effect.forkScoped(Reactor.run(Mirror))
+          yield* Projection.waitFor(Mirror, deposit.position)
+          const mirrored = (yield* store.readStream(accountStream("mirror"))).events.at(-1) as RecordedEvent
+          expect(mirrored.data).toEqual({ amount: 9 })
+          expect(deposit.metadata.correlationId).toBe(deposit.metadata.causationId)
+          expect(mirrored.metadata).toEqual({
+            correlationId: deposit.metadata.correlationId,
+            causationId: deposit.eventId
+          })
+        })
+      ))
+  })
+}
