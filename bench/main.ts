@@ -25,6 +25,13 @@ import { type CatchUpResult, catchUp } from "./workloads/catch-up.js"
 import { type DeliveryResult, delivery } from "./workloads/delivery.js"
 import { type LiveSubscribersResult, liveSubscribers } from "./workloads/live-subscribers.js"
 import { type LongStreamResult, longStreamPglite, longStreamPostgres } from "./workloads/long-stream.js"
+import {
+  type LagResult,
+  projectionLag,
+  projectionThroughput,
+  sideLabel,
+  type ThroughputResult
+} from "./workloads/projection.js"
 import { countRoundTrips, type RoundTrips } from "./workloads/round-trips.js"
 import { workloads as allWorkloads, type Workload } from "./workloads/workloads.js"
 
@@ -73,8 +80,10 @@ const main = async () => {
   const w8 = onPostgres && options.systems.includes("raw") && selected(options, "W8")
   const w9 = onPostgres && selected(options, "W9")
   const w10 = onPostgres && selected(options, "W10")
+  // W11: projections on the PostgreSQL store (the raw loops run when raw is among the systems).
+  const w11 = onPostgres && selected(options, "W11")
   const needsServer =
-    w7 || w8 || w9 || w10 || workloads.some((w) => w.systems.includes("postgres") || w.systems.includes("raw"))
+    w7 || w8 || w9 || w10 || w11 || workloads.some((w) => w.systems.includes("postgres") || w.systems.includes("raw"))
 
   const admin = adminOf(options.url)
   const database = `eventcore_bench_${process.pid}`
@@ -92,6 +101,8 @@ const main = async () => {
   let catchUpResult: CatchUpResult | undefined
   let deliveryResult: DeliveryResult | undefined
   let liveSubscribersResult: LiveSubscribersResult | undefined
+  let throughputResult: ThroughputResult | undefined
+  let lagResult: LagResult | undefined
   /** The tables grow through the run: their size as each workload starts (after its seeding). */
   const sizes: Array<{ before: string; system: SystemName; streams: number; events: number }> = []
   let server: ServerInfo | undefined
@@ -112,7 +123,8 @@ const main = async () => {
       w7 ? `W7 (${options.w7Events.toLocaleString("en")} events)` : "",
       w8 ? `W8 (${options.w8Events.toLocaleString("en")} events)` : "",
       w9 ? `W9 (${options.w9Seconds} s)` : "",
-      w10 ? `W10 (${options.repetitions * 2} cells × ${cellSeconds} s)` : ""
+      w10 ? `W10 (${options.repetitions * 2} cells × ${cellSeconds} s)` : "",
+      w11 ? `W11 (${options.w11Events.toLocaleString("en")} events, then ${options.w11Seconds} s of appends)` : ""
     ].filter((part) => part !== "")
     progress.log(
       `${cells} cells × ${cellSeconds} s ≈ ${Math.ceil((cells * cellSeconds) / 60)} min of measurement` +
@@ -225,6 +237,28 @@ const main = async () => {
           `${(liveSubscribersResult.drop * 100).toFixed(1)}% drop`
       )
     }
+    if (w11 && !interrupted) {
+      throughputResult = await projectionThroughput(admin, `${database}_w11`, options, poolSize(options), progress)
+      for (const cell of throughputResult.cells) {
+        progress.log(
+          `W11: batches of ${cell.batchSize}: ${sideLabel.projection} ${rate(cell.projection)} events/s` +
+            (cell.raw === null ? "" : `, ${sideLabel.raw} ${rate(cell.raw)}, ${cell.ratio?.toFixed(2)}×`) +
+            (cell.rawSequential === null
+              ? ""
+              : `; ${sideLabel["raw-sequential"]} ${rate(cell.rawSequential)}, ${cell.ratioSequential?.toFixed(2)}×`)
+        )
+      }
+    }
+    if (w11 && !interrupted) {
+      lagResult = await projectionLag(admin, `${database}_w11_lag`, options, poolSize(options), progress)
+      progress.log(
+        `W11 lag: ${rate(lagResult.appends.opsPerSec)} appends/s; lag p50/p99/max ` +
+          `${lagResult.lag.p50}/${lagResult.lag.p99}/${lagResult.lag.max} events; ` +
+          (lagResult.caughtUp
+            ? `caught up ${lagResult.caughtUpMs.toFixed(0)} ms after the last append`
+            : "NOT caught up within 60 s of the last append")
+      )
+    }
   } finally {
     for (const system of systems.values()) await system.close().catch(() => {})
     await admin.close()
@@ -243,9 +277,26 @@ const main = async () => {
     totalMemoryMB: Math.round(os.totalmem() / 2 ** 20),
     commit: gitCommit(),
     postgres: server ?? null,
-    parameters: { ...options, poolSize: poolSize(options), workloads: workloads.map((w) => w.id), w7, w8, w9, w10 }
+    parameters: {
+      ...options,
+      poolSize: poolSize(options),
+      workloads: workloads.map((w) => w.id),
+      w7,
+      w8,
+      w9,
+      w10,
+      w11
+    }
   }
-  const log = { catchUp: catchUpResult, delivery: deliveryResult, liveSubscribers: liveSubscribersResult }
+  const log = {
+    catchUp: catchUpResult,
+    delivery: deliveryResult,
+    liveSubscribers: liveSubscribersResult,
+    projections:
+      throughputResult === undefined && lagResult === undefined
+        ? undefined
+        : { throughput: throughputResult, lag: lagResult }
+  }
   const report: Report = {
     meta,
     rows,
@@ -262,7 +313,7 @@ const main = async () => {
       : `PostgreSQL ${server.serverVersion}: ${Object.entries(server.settings)
           .map(([name, value]) => `${name}=${value}`)
           .join(", ")}`,
-    `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events, W8 ${options.w8Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, W9 ${options.w9Seconds} s at c${options.liveWriters}, W10 c${options.liveWriters} with 0 and ${options.w10Subscribers} subscribers${options.quick ? " (--quick)" : ""}`,
+    `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events, W8 ${options.w8Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, W9 ${options.w9Seconds} s at c${options.liveWriters}, W10 c${options.liveWriters} with 0 and ${options.w10Subscribers} subscribers, W11 ${options.w11Events.toLocaleString("en")} events over ${options.w11Accounts.toLocaleString("en")} accounts in batches of ${options.w11BatchSizes.join(" and ")} (budget ${options.w11BudgetSeconds} s), lag ${options.w11Seconds} s at c${options.liveWriters}${options.quick ? " (--quick)" : ""}`,
     `wall time ${Math.round(progress.elapsed())} s`
   ]
   const name = `${localDate(startedAt)}-${os.hostname()}${options.quick ? "-quick" : ""}`

@@ -42,6 +42,15 @@ export interface Options {
   readonly liveWriters: number
   /** Live subscribers in W10's second half. */
   readonly w10Subscribers: number
+  /** Account events in the log W11 projects, and the accounts they are spread over. */
+  readonly w11Events: number
+  readonly w11Accounts: number
+  /** W11's batch sizes, the same for `Projection.run` and the raw loops. */
+  readonly w11BatchSizes: ReadonlyArray<number>
+  /** Seconds a W11 throughput run may take before it is stopped (its rate then covers what it projected). */
+  readonly w11BudgetSeconds: number
+  /** How long W11's lag part appends while its projection follows. */
+  readonly w11Seconds: number
   /** Where the results go. */
   readonly outDir: string
 }
@@ -50,7 +59,7 @@ const usage = `npm run bench -- [options]
 
   --quick                 a smoke run (short durations, 1 repetition, small sizes); results get a -quick suffix
   --only W1,W3,W6.deposit run only these workloads (W1 W2 W3 W4 W4.readStream W4.streamEvents W5 W6 W6.deposit
-                          W6.transfer W7 W8 W9 W10)
+                          W6.transfer W7 W8 W9 W10 W11)
   --systems LIST          postgres,raw,pglite,memory (default all)
   --url URL               PostgreSQL server (default DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres);
                           the bench creates its own databases there and drops them at the end
@@ -64,7 +73,7 @@ const usage = `npm run bench -- [options]
   --max-attempts N        read-append attempts before giving up, W2 and W5 (default 100)
   --w7-events N           events in the long stream, W7 (default 1000000; quick 20000)
   --w7-page-size N        streamEvents page size in W7 (default: the store's default)
-  --w7-pglite-events N    events for the PGlite run of W7, 0 to skip (default 100000; quick 2000)
+  --w7-pglite-events N    events for the PGlite run of W7, 0 to skip (default 100000; quick 1000)
   --w8-events N           events in the global log W8 catches up on (default 1000000; quick 3000)
   --w8-page-size N        streamAll page size in W8, and the raw scan's (default 1000)
   --w8-budget S           seconds a W8 reader may run before it is stopped and rated on what it read
@@ -72,6 +81,12 @@ const usage = `npm run bench -- [options]
   --w9-duration S         seconds W9 appends while its subscribers follow (default 20; quick 0.5)
   --live-writers N        concurrent writers of W9 and W10 (default 8)
   --w10-subscribers N     live subscribers in W10, against none (default 4)
+  --w11-events N          account events in the log W11 projects (default 100000; quick 1000)
+  --w11-accounts N        account streams they are spread over (default 1000; quick 100)
+  --w11-batch-sizes LIST  W11's batch sizes, projection and raw loops alike (default 100,1000)
+  --w11-budget S          seconds a W11 throughput run may take before it is stopped and rated on what it
+                          projected (default 180; quick 10)
+  --w11-duration S        seconds W11's lag part appends while its projection follows (default 20; quick 0.5)
   --out DIR               where to write the results (default bench/results)
   --help
 `
@@ -123,6 +138,11 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
       "w9-duration": { type: "string" },
       "live-writers": { type: "string" },
       "w10-subscribers": { type: "string" },
+      "w11-events": { type: "string" },
+      "w11-accounts": { type: "string" },
+      "w11-batch-sizes": { type: "string" },
+      "w11-budget": { type: "string" },
+      "w11-duration": { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", default: false }
     },
@@ -142,6 +162,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
   }
   const concurrencies = list(values.concurrency).map((value) => integer("concurrency", value, 1, 1))
   const pageSize = values["w7-page-size"]
+  const batchSizes = list(values["w11-batch-sizes"]).map((value) => integer("w11-batch-sizes", value, 100, 1))
   return {
     quick,
     only: list(values.only).map((id) => id.toUpperCase()),
@@ -164,6 +185,11 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
     w9Seconds: number("w9-duration", values["w9-duration"], quick ? 0.5 : 20, 0.01),
     liveWriters: integer("live-writers", values["live-writers"], 8, 1),
     w10Subscribers: integer("w10-subscribers", values["w10-subscribers"], 4, 1),
+    w11Events: integer("w11-events", values["w11-events"], quick ? 1000 : 100_000, 1),
+    w11Accounts: integer("w11-accounts", values["w11-accounts"], quick ? 100 : 1000, 1),
+    w11BatchSizes: batchSizes.length === 0 ? [100, 1000] : batchSizes,
+    w11BudgetSeconds: number("w11-budget", values["w11-budget"], quick ? 10 : 180, 1),
+    w11Seconds: number("w11-duration", values["w11-duration"], quick ? 0.5 : 20, 0.01),
     outDir: values.out ?? new URL("../results", import.meta.url).pathname
   }
 }

@@ -6,6 +6,7 @@ import type { CatchUpResult } from "../workloads/catch-up.js"
 import type { DeliveryResult } from "../workloads/delivery.js"
 import type { LiveSubscribersResult } from "../workloads/live-subscribers.js"
 import type { LongStreamResult } from "../workloads/long-stream.js"
+import { type ProjectionsResult, sideLabel } from "../workloads/projection.js"
 import type { RoundTrips } from "../workloads/round-trips.js"
 import type { Workload } from "../workloads/workloads.js"
 import type { Sample } from "./measure.js"
@@ -120,11 +121,12 @@ const livelockMs = 1000
 
 const maxAttemptsOf = (row: Row) => (row.maxAttempts > 0 ? `${row.maxAttempts} attempts` : "-")
 
-/** W8-W10: the global log. */
+/** W8-W11: the global log, and projections following it. */
 export interface LogResults {
   readonly catchUp: CatchUpResult | undefined
   readonly delivery: DeliveryResult | undefined
   readonly liveSubscribers: LiveSubscribersResult | undefined
+  readonly projections: ProjectionsResult | undefined
 }
 
 /** W8's store side keeps a flat RSS when its second half peaks at most this much above its first. */
@@ -132,7 +134,7 @@ const flatSlackBytes = 32 * 2 ** 20
 
 const logTargets = (log: LogResults): ReadonlyArray<Target> => {
   const list: Array<Target> = []
-  const { catchUp, delivery, liveSubscribers } = log
+  const { catchUp, delivery, liveSubscribers, projections } = log
   if (catchUp !== undefined) {
     const full = catchUp.events >= 1_000_000
     const stopped = catchUp.runs.filter((run) => !run.finished)
@@ -171,6 +173,36 @@ const logTargets = (log: LogResults): ReadonlyArray<Target> => {
       target: `W10: W1 c${liveSubscribers.writers} with ${liveSubscribers.subscribers} live subscribers drops <= 10% of appends/s`,
       measured: `${pct(liveSubscribers.drop)} (${fmt(liveSubscribers.with.opsPerSec)} vs ${fmt(liveSubscribers.without.opsPerSec)}/s; by repetition ${liveSubscribers.dropByRepetition.map(pct).join(", ")})`,
       met: liveSubscribers.drop <= 0.1
+    })
+  }
+  const throughput = projections?.throughput
+  if (throughput !== undefined) {
+    for (const cell of throughput.cells) {
+      if (cell.ratio === null || cell.raw === null) continue
+      const stopped = throughput.runs.filter((run) => run.batchSize === cell.batchSize && !run.finished)
+      list.push({
+        target: `W11: Projection.run >= 0.8 × a raw postgres.js loop (events/s), batches of ${fmt(cell.batchSize)}`,
+        measured:
+          `${cell.ratio.toFixed(2)} (${fmt(cell.projection)} vs ${fmt(cell.raw)} events/s; by repetition ${cell.ratioByRepetition.map((r) => r.toFixed(2)).join(", ")})` +
+          (stopped.length === 0
+            ? ""
+            : `; ${stopped.map((run) => `${sideLabel[run.side]} rep ${run.repetition}`).join(", ")} stopped at the time budget`),
+        met: throughput.events >= 100_000 ? cell.ratio >= 0.8 : null
+      })
+    }
+  }
+  const lag = projections?.lag
+  if (lag !== undefined) {
+    const full = lag.seconds >= 10
+    list.push({
+      target: `W11: a projection of W1 c${lag.writers} is caught up < 1 s after the last append`,
+      measured: lag.caughtUp ? `${fmt(lag.caughtUpMs)} ms` : "not caught up within 60 s",
+      met: !lag.caughtUp ? false : full ? lag.caughtUpMs < 1000 : null
+    })
+    list.push({
+      target: `W11: its p99 lag while W1 c${lag.writers} runs is < 1 s of appends`,
+      measured: `p99 ${fmt(lag.lag.p99)} events = ${(lag.lag.p99 / lag.appends.opsPerSec).toFixed(2)} s at ${fmt(lag.appends.opsPerSec)} appends/s (p50 ${fmt(lag.lag.p50)}, max ${fmt(lag.lag.max)})`,
+      met: full ? lag.lag.p99 < lag.appends.opsPerSec : null
     })
   }
   return list
@@ -394,7 +426,7 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
   return parts.join("\n")
 }
 
-const logSections = ({ catchUp, delivery, liveSubscribers }: LogResults): ReadonlyArray<string> => {
+const logSections = ({ catchUp, delivery, liveSubscribers, projections }: LogResults): ReadonlyArray<string> => {
   const parts: Array<string> = []
   if (catchUp !== undefined) {
     parts.push(
@@ -488,6 +520,88 @@ const logSections = ({ catchUp, delivery, liveSubscribers }: LogResults): Readon
       ),
       "",
       `Medians: ${fmt(liveSubscribers.without.opsPerSec)} appends/s without, ${fmt(liveSubscribers.with.opsPerSec)} with ${liveSubscribers.subscribers} subscribers: **${pct(liveSubscribers.drop)} drop** (by repetition ${liveSubscribers.dropByRepetition.map(pct).join(", ")}).`,
+      ""
+    )
+  }
+  parts.push(...projectionSections(projections))
+  return parts
+}
+
+const projectionSections = (projections: ProjectionsResult | undefined): ReadonlyArray<string> => {
+  const parts: Array<string> = []
+  const throughput = projections?.throughput
+  if (throughput !== undefined) {
+    const rate = (value: number | null) => (value === null ? "-" : fmt(value))
+    const ratio = (value: number | null) => (value === null ? "-" : `**${value.toFixed(2)}**`)
+    parts.push(
+      "## W11 projection throughput",
+      "",
+      `${fmt(throughput.events)} account events over ${fmt(throughput.accounts)} accounts (${throughput.transactions} transactions, seeded in ${throughput.seedSeconds.toFixed(1)} s), projected from the start of the log until caught up: the bank's \`Balances\` (\`Projection.run\`, one upsert per event through Drizzle, in one transaction per batch with the checkpoint's compare-and-set) against raw postgres.js loops reading the same events in the same order and batches and, per batch in one transaction, the same upserts (prepared) and a compare-and-set of a checkpoint; "pipelined" sends a batch's statements without waiting for each, "one at a time" waits for each. Medians over the repetitions, sides rotating; every finished run's read model checked against the fold of the log.`,
+      "",
+      table(
+        [
+          "batch",
+          `${sideLabel.projection} events/s`,
+          `${sideLabel.raw} events/s`,
+          "ratio",
+          `${sideLabel["raw-sequential"]} events/s`,
+          "ratio"
+        ],
+        [true, true, true, true, true, true],
+        throughput.cells.map((cell) => [
+          fmt(cell.batchSize),
+          rate(cell.projection),
+          rate(cell.raw),
+          ratio(cell.ratio),
+          rate(cell.rawSequential),
+          ratio(cell.ratioSequential)
+        ])
+      ),
+      "",
+      table(
+        ["side", "batch", "rep", "events", "seconds", "events/s", "load"],
+        [false, true, true, true, true, true, true],
+        throughput.runs.map((run) => [
+          sideLabel[run.side],
+          fmt(run.batchSize),
+          String(run.repetition),
+          run.finished ? fmt(run.events) : `${fmt(run.events)} (**stopped** at ${throughput.budgetSeconds} s)`,
+          run.seconds.toFixed(2),
+          fmt(run.eventsPerSec),
+          run.loadAverage.toFixed(1)
+        ])
+      ),
+      ""
+    )
+  }
+  const lag = projections?.lag
+  if (lag !== undefined) {
+    parts.push(
+      "## W11 projection lag behind W1",
+      "",
+      `${lag.writers} writers appending one event to a new stream each for ${lag.seconds} s through one store (pool of ${lag.poolSize}): ${fmt(lag.appends.opsPerSec)} appends/s, append p50 ${ms(lag.appends.p50Ms)} ms, p99 ${ms(lag.appends.p99Ms)} ms; meanwhile a projection in this process on that store (batches of ${lag.batchSize}) writes one row per event. Its lag is \`Projection.status\`'s (events of the log after its checkpoint), sampled every ${lag.sampleIntervalMs} ms while the writers ran (${fmt(lag.lag.samples)} samples). Caught up: from the last acknowledged append to \`Projection.waitFor\` seeing the projection past every appended event.`,
+      "",
+      table(
+        [
+          "lag p50 events",
+          "lag p99 events",
+          "lag max events",
+          "p99 in s of appends",
+          "caught up after ms",
+          "appended / projected"
+        ],
+        [true, true, true, true, true, true],
+        [
+          [
+            fmt(lag.lag.p50),
+            fmt(lag.lag.p99),
+            fmt(lag.lag.max),
+            (lag.lag.p99 / lag.appends.opsPerSec).toFixed(2),
+            lag.caughtUp ? fmt(lag.caughtUpMs) : "**not within 60 s**",
+            `${fmt(lag.appended)} / ${fmt(lag.projected)}`
+          ]
+        ]
+      ),
       ""
     )
   }

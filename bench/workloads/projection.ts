@@ -1,0 +1,595 @@
+/**
+ * W11: projections, on databases of their own.
+ *
+ * Throughput: a log of `options.w11Events` account events (100,000 by
+ * default) over `options.w11Accounts` account streams, seeded by raw SQL as
+ * W8 seeds its log, projected from the start until caught up by the bank's
+ * `Balances` projection (examples/bank/readModel.ts: one upsert per event into
+ * `bank_balances`) with `Projection.run`, in batches of each of
+ * `options.w11BatchSizes`, timed until `Projection.waitFor` sees its
+ * checkpoint at the head of the log. Against it, raw postgres.js loops doing
+ * the same work: read the same events (same filter, same order, below the
+ * oldest running transaction as the store reads) in batches of the same size,
+ * and per batch, in one transaction, the same upsert per event (the statement
+ * Drizzle builds, prepared) and the same compare-and-set of a checkpoint row
+ * in `eventcore.projections`. Two loops: "raw" sends a batch's statements
+ * pipelined (the fewest round trips: begin, the batch, commit), "raw, one at a
+ * time" awaits each statement before the next, as a handler called event by
+ * event does (it splits the gap between round trips and everything else).
+ * Before every run the read model is emptied (the projection's by
+ * `Projection.rebuild`), the checkpoint moved back to the start and both
+ * tables vacuumed; after it, the read model must hold the fold of the log.
+ * The sides rotate within each repetition.
+ *
+ * Lag: W1 at `options.liveWriters` writers (one event to a new stream per
+ * append) for `options.w11Seconds` through one store, while a projection of
+ * those events (one row per event into `bench_w11_orders`) runs on the same
+ * store in this process; `Projection.status` is sampled every 50 ms for the
+ * projection's lag (events of the log after its checkpoint). After the
+ * appends, the time from the last acknowledged append to `Projection.waitFor`
+ * seeing the projection past every appended event.
+ */
+import os from "node:os"
+import { performance } from "node:perf_hooks"
+import { integer, pgTable, text, uuid } from "drizzle-orm/pg-core"
+import { drizzle } from "drizzle-orm/postgres-js"
+import { Cause, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
+import { EventStore, LogPosition, PostgresEventStore, Projection, StreamId, StreamWrites } from "eventcore"
+import postgres from "postgres"
+import { Balances, createBalances } from "../../examples/bank/readModel.js"
+import { run, type Sample, succeeded } from "../lib/measure.js"
+import type { Options } from "../lib/options.js"
+import type { Progress } from "../lib/progress.js"
+import type { Admin } from "../lib/server.js"
+import { Latencies, median } from "../lib/stats.js"
+import { benchEvent, freshStreamId } from "./payload.js"
+
+/** Warnings (a projection re-owning its name, say) would scribble over the progress line. */
+const quiet = Logger.minimumLogLevel(LogLevel.None)
+
+const storeRuntime = (url: string, maxConnections: number) =>
+  ManagedRuntime.make(Layer.merge(PostgresEventStore.layer({ url, maxConnections }), quiet))
+
+type StoreRuntime = ReturnType<typeof storeRuntime>
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** The position of the last event of the log (nothing writes while W11's throughput runs). */
+export const headOf = async (sql: postgres.Sql): Promise<LogPosition.LogPosition> => {
+  const [row] = await sql<[{ tx: string; gp: string }?]>`
+    select transaction_id::text as tx, global_position::text as gp from eventcore.events
+    order by transaction_id desc, global_position desc limit 1`
+  return row === undefined ? LogPosition.start : LogPosition.make(BigInt(row.tx), BigInt(row.gp))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput
+
+export type ThroughputSide = "projection" | "raw" | "raw-sequential"
+
+export const sideLabel: Record<ThroughputSide, string> = {
+  projection: "Projection.run",
+  raw: "raw, pipelined",
+  "raw-sequential": "raw, one at a time"
+}
+
+export interface ThroughputRun {
+  readonly side: ThroughputSide
+  readonly batchSize: number
+  readonly repetition: number
+  /** Events projected: all of them, or as many as the checkpoint had passed when the run was stopped. */
+  readonly events: number
+  readonly seconds: number
+  readonly eventsPerSec: number
+  /** False when the run was stopped at the time budget. */
+  readonly finished: boolean
+  readonly loadAverage: number
+}
+
+export interface ThroughputCell {
+  readonly batchSize: number
+  /** Medians over the repetitions, events/s. */
+  readonly projection: number
+  readonly raw: number | null
+  readonly rawSequential: number | null
+  /** Projection over raw (pipelined): the target's ratio. */
+  readonly ratio: number | null
+  readonly ratioByRepetition: ReadonlyArray<number>
+  /** Projection over raw one statement at a time: the same round trips. */
+  readonly ratioSequential: number | null
+}
+
+export interface ThroughputResult {
+  readonly events: number
+  readonly accounts: number
+  readonly transactions: number
+  readonly seedSeconds: number
+  readonly budgetSeconds: number
+  readonly runs: ReadonlyArray<ThroughputRun>
+  readonly cells: ReadonlyArray<ThroughputCell>
+}
+
+/** The raw loops' checkpoint, a row of eventcore.projections like the projection's. */
+export const rawName = "bench-raw-balances"
+export const eventTypes = ["AccountOpened", "MoneyDeposited", "TransferSent", "TransferReceived"]
+export const prefix = "account-"
+/** Events per seeding transaction, as W8's. */
+const chunkOf = (events: number) => Math.max(1000, Math.min(10_000, Math.ceil(events / 100)))
+
+/**
+ * The log: event g goes to account (g - 1) % accounts at version (g - 1) / accounts + 1: an
+ * AccountOpened first, then deposits and transfers in and out by turns.
+ */
+export const seedLog = async (sql: postgres.Sql, events: number, accounts: number, progress: Progress) => {
+  const chunk = chunkOf(events)
+  let transactions = 0
+  for (let first = 1; first <= events; first += chunk) {
+    progress.status(`W11: seeding the log, ${(first - 1).toLocaleString("en")} / ${events.toLocaleString("en")}`)
+    await sql`
+      insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
+      select gen_random_uuid(), 'account-a' || ((g - 1) % ${accounts}), (g - 1) / ${accounts} + 1,
+             case when (g - 1) / ${accounts} = 0 then 'AccountOpened'
+                  when g % 3 = 0 then 'MoneyDeposited' when g % 3 = 1 then 'TransferSent' else 'TransferReceived' end,
+             case when (g - 1) / ${accounts} = 0 then jsonb_build_object('owner', 'owner of a' || ((g - 1) % ${accounts}))
+                  when g % 3 = 0 then jsonb_build_object('amount', 100 + g % 1000)
+                  when g % 3 = 1 then jsonb_build_object('to', 'a' || (g % ${accounts}), 'amount', 1 + g % 100)
+                  else jsonb_build_object('from', 'a' || (g % ${accounts}), 'amount', 1 + g % 100) end
+      from generate_series(${first}::int, ${Math.min(events, first + chunk - 1)}::int) g`
+    transactions += 1
+  }
+  await sql`vacuum analyze eventcore.events`
+  return transactions
+}
+
+interface Fold {
+  readonly accounts: number
+  readonly cents: string
+}
+
+/** The balances the log folds to: how many accounts, and the sum of their cents. */
+export const expectedFold = async (sql: postgres.Sql): Promise<Fold> => {
+  const [row] = await sql<[Fold]>`
+    select count(distinct stream_id)::int as accounts,
+           coalesce(sum(case event_type when 'AccountOpened' then 0 when 'TransferSent' then -(data->>'amount')::int
+                                        else (data->>'amount')::int end), 0)::text as cents
+    from eventcore.events where starts_with(stream_id, ${prefix})`
+  return row as Fold
+}
+
+export const readModelFold = async (sql: postgres.Sql): Promise<Fold> => {
+  const [row] = await sql<
+    [Fold]
+  >`select count(*)::int as accounts, coalesce(sum(cents), 0)::text as cents from bank_balances`
+  return row as Fold
+}
+
+export interface RawRow {
+  readonly tx: string
+  readonly gp: string
+  readonly stream_id: string
+  readonly event_type: string
+  readonly data: { readonly amount?: number }
+}
+
+/** What an account's event does to its balance (the projection's `change`). */
+export const change = (row: RawRow): number =>
+  row.event_type === "AccountOpened"
+    ? 0
+    : row.event_type === "TransferSent"
+      ? -(row.data.amount as number)
+      : (row.data.amount as number)
+
+/**
+ * The raw loop: reads a batch after its position (the projection's filter, below the oldest running
+ * transaction), then in one transaction upserts each event's change and moves its checkpoint by
+ * compare-and-set; until it has passed `head` or `deadline`.
+ */
+export const rawLoop = async (
+  sql: postgres.Sql,
+  options: {
+    readonly batchSize: number
+    readonly head: LogPosition.LogPosition
+    readonly pipelined: boolean
+    readonly deadline: number
+    readonly onProgress: (events: number) => void
+  }
+): Promise<{ events: number; finished: boolean }> => {
+  const owner = `${os.hostname()}/${process.pid}/bench`
+  let position = LogPosition.start
+  let events = 0
+  while (position < options.head) {
+    if (performance.now() > options.deadline) return { events, finished: false }
+    const { transaction, position: global } = LogPosition.parts(position)
+    const rows = await sql<Array<RawRow>>`
+      select e.transaction_id::text as tx, e.global_position::text as gp, e.stream_id, e.event_type, e.data
+      from eventcore.events e
+      where (e.transaction_id, e.global_position) > (${transaction.toString()}::text::xid8, ${global.toString()}::bigint)
+        and e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        and e.event_type = any(${eventTypes}) and starts_with(e.stream_id, ${prefix})
+      order by e.transaction_id, e.global_position limit ${options.batchSize}`
+    const last = rows.at(-1)
+    if (last === undefined) {
+      // A transaction elsewhere on the server holds the horizon back: as the store, wait for it.
+      await sleep(20)
+      continue
+    }
+    const to = LogPosition.make(BigInt(last.tx), BigInt(last.gp))
+    const upsert = (tx: postgres.TransactionSql, row: RawRow) => {
+      const cents = change(row)
+      return tx`insert into "bank_balances" ("account", "cents") values (${row.stream_id.slice(prefix.length)}, ${cents})
+                on conflict ("account") do update set "cents" = "bank_balances"."cents" + ${cents}`
+    }
+    const advance = (tx: postgres.TransactionSql) =>
+      tx`update eventcore.projections set position = ${to}, status = 'running', owner = ${owner}, error = null,
+                updated_at = now()
+         where name = ${rawName} and position = ${position} returning 1`
+    const moved = options.pipelined
+      ? ((await sql.begin((tx) => [...rows.map((row) => upsert(tx, row)), advance(tx)])).at(
+          -1
+        ) as ReadonlyArray<unknown>)
+      : await sql.begin(async (tx) => {
+          for (const row of rows) await upsert(tx, row)
+          return await advance(tx)
+        })
+    if (moved.length === 0) throw new Error("W11: the raw loop's checkpoint moved under it")
+    position = to
+    events += rows.length
+    options.onProgress(events)
+  }
+  return { events, finished: true }
+}
+
+/** `Projection.run(Balances)` from the start until `waitFor` sees it at `head`, or the budget runs out. */
+const projectionRun = async (
+  runtime: StoreRuntime,
+  options: { readonly batchSize: number; readonly head: LogPosition.LogPosition; readonly budgetSeconds: number }
+): Promise<{ seconds: number; finished: boolean; lag: number }> => {
+  const started = performance.now()
+  const fiber = runtime.runFork(Projection.run(Balances, { batchSize: options.batchSize }))
+  try {
+    const caughtUp = await runtime.runPromise(
+      Effect.raceFirst(
+        Projection.waitFor(Balances, options.head, { timeout: `${options.budgetSeconds} seconds` }).pipe(
+          Effect.as(true),
+          Effect.catchTag("ProjectionTimeout", () => Effect.succeed(false))
+        ),
+        Effect.flatMap(Fiber.await(fiber), (exit) =>
+          Effect.dieMessage(
+            `W11: Projection.run ended: ${exit._tag === "Failure" ? Cause.pretty(exit.cause) : "without an error"}`
+          )
+        )
+      )
+    )
+    const seconds = (performance.now() - started) / 1000
+    if (caughtUp) return { seconds, finished: true, lag: 0 }
+    const status = await runtime.runPromise(Projection.status)
+    return { seconds, finished: false, lag: status.find((s) => s.name === Balances.name)?.lag ?? Number.NaN }
+  } finally {
+    await runtime.runPromise(Fiber.interrupt(fiber))
+  }
+}
+
+const rotate = <A>(items: ReadonlyArray<A>, by: number): ReadonlyArray<A> =>
+  items.map((_, i) => items[(i + by) % items.length] as A)
+
+/** Seeds a database of its own with the account log, projects it `options.repetitions` times each way, drops it. */
+export const projectionThroughput = async (
+  admin: Admin,
+  database: string,
+  options: Options,
+  poolSize: number,
+  progress: Progress
+): Promise<ThroughputResult> => {
+  const url = await admin.create(database)
+  let runtime: StoreRuntime | undefined
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  const rawSql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    await Effect.runPromise(PostgresEventStore.migrate({ url }))
+    await drizzle({ client: sql }).execute(createBalances)
+    const seeding = performance.now()
+    const transactions = await seedLog(sql, options.w11Events, options.w11Accounts, progress)
+    const seedSeconds = (performance.now() - seeding) / 1000
+    progress.log(
+      `W11: seeded ${options.w11Events.toLocaleString("en")} account events (${transactions} transactions, ` +
+        `${Math.min(options.w11Accounts, options.w11Events)} accounts) in ${seedSeconds.toFixed(1)} s`
+    )
+    const head = await headOf(sql)
+    const expected = await expectedFold(sql)
+    await sql`insert into eventcore.projections (name, kind, position, status)
+              values (${rawName}, 'projection', ${LogPosition.start}, 'stopped')`
+    runtime = storeRuntime(url, poolSize)
+    await rawSql`select 1`
+
+    const sides: ReadonlyArray<ThroughputSide> = options.systems.includes("raw")
+      ? ["projection", "raw", "raw-sequential"]
+      : ["projection"]
+    const runs: Array<ThroughputRun> = []
+    const total = options.repetitions * options.w11BatchSizes.length * sides.length
+    for (let repetition = 1; repetition <= options.repetitions; repetition++) {
+      for (const batchSize of options.w11BatchSizes) {
+        for (const side of rotate(sides, repetition - 1)) {
+          const label = `[${runs.length + 1}/${total}] W11 ${sideLabel[side]}, batches of ${batchSize}, rep ${repetition}/${options.repetitions}`
+          // The same starting point for every side: an empty, vacuumed read model, the checkpoint at the start.
+          progress.status(`${label}: resetting`)
+          if (side === "projection") {
+            await runtime.runPromise(Projection.rebuild(Balances))
+          } else {
+            await sql`update eventcore.projections set position = ${LogPosition.start} where name = ${rawName}`
+            await sql`delete from bank_balances`
+          }
+          await sql`vacuum analyze bank_balances, eventcore.projections`
+          const started = performance.now()
+          const ticker = setInterval(
+            () => progress.status(`${label}: ${((performance.now() - started) / 1000).toFixed(0)} s`),
+            500
+          )
+          let events: number
+          let seconds: number
+          let finished: boolean
+          try {
+            if (side === "projection") {
+              const outcome = await projectionRun(runtime, {
+                batchSize,
+                head,
+                budgetSeconds: options.w11BudgetSeconds
+              })
+              seconds = outcome.seconds
+              finished = outcome.finished
+              events = finished ? options.w11Events : options.w11Events - outcome.lag
+            } else {
+              const outcome = await rawLoop(rawSql, {
+                batchSize,
+                head,
+                pipelined: side === "raw",
+                deadline: started + options.w11BudgetSeconds * 1000,
+                onProgress: () => {}
+              })
+              seconds = (performance.now() - started) / 1000
+              finished = outcome.finished
+              events = outcome.events
+            }
+          } finally {
+            clearInterval(ticker)
+          }
+          if (finished) {
+            const folded = await readModelFold(sql)
+            if (folded.accounts !== expected.accounts || folded.cents !== expected.cents) {
+              throw new Error(
+                `${label}: the read model holds ${folded.accounts} accounts, ${folded.cents} cents; the log folds to ${expected.accounts}, ${expected.cents}`
+              )
+            }
+          }
+          const result: ThroughputRun = {
+            side,
+            batchSize,
+            repetition,
+            events,
+            seconds,
+            eventsPerSec: events / seconds,
+            finished,
+            loadAverage: os.loadavg()[0] ?? 0
+          }
+          runs.push(result)
+          progress.log(
+            `${label}: ${Math.round(result.eventsPerSec).toLocaleString("en")} events/s (${seconds.toFixed(1)} s)` +
+              (finished
+                ? ""
+                : ` — STOPPED after ${options.w11BudgetSeconds} s, ${events.toLocaleString("en")} of ${options.w11Events.toLocaleString("en")} events`)
+          )
+        }
+      }
+    }
+
+    const cells = options.w11BatchSizes.map((batchSize): ThroughputCell => {
+      const of = (side: ThroughputSide) => runs.filter((run) => run.side === side && run.batchSize === batchSize)
+      const rate = (side: ThroughputSide) => {
+        const list = of(side)
+        return list.length === 0 ? null : median(list.map((run) => run.eventsPerSec))
+      }
+      const projection = rate("projection") as number
+      const raw = rate("raw")
+      const rawSequential = rate("raw-sequential")
+      return {
+        batchSize,
+        projection,
+        raw,
+        rawSequential,
+        ratio: raw === null ? null : projection / raw,
+        ratioByRepetition: of("projection").flatMap((run) => {
+          const pair = of("raw").find((other) => other.repetition === run.repetition)
+          return pair === undefined ? [] : [run.eventsPerSec / pair.eventsPerSec]
+        }),
+        ratioSequential: rawSequential === null ? null : projection / rawSequential
+      }
+    })
+    return {
+      events: options.w11Events,
+      accounts: Math.min(options.w11Accounts, options.w11Events),
+      transactions,
+      seedSeconds,
+      budgetSeconds: options.w11BudgetSeconds,
+      runs,
+      cells
+    }
+  } finally {
+    await runtime?.dispose()
+    await sql.end({ timeout: 5 })
+    await rawSql.end({ timeout: 5 })
+    await admin.drop(database)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lag
+
+/** W1's events as the lag projection reads them (the other fields are ignored). */
+const OrderPlaced = Schema.TaggedStruct("OrderPlaced", { orderId: Schema.String, amount: Schema.Number })
+
+const orders = pgTable("bench_w11_orders", {
+  eventId: uuid("event_id").primaryKey(),
+  streamId: text("stream_id").notNull(),
+  orderId: text("order_id").notNull(),
+  amount: integer("amount").notNull()
+})
+
+const createOrders = `create table bench_w11_orders (event_id uuid primary key, stream_id text not null,
+  order_id text not null, amount integer not null)`
+
+const lagPrefix = "w11-"
+
+/** One row per W1 event. */
+const Orders = Projection.make({
+  name: "bench-w11-orders",
+  event: Schema.Union(OrderPlaced),
+  filter: { streamPrefix: lagPrefix },
+  handle: (event, recorded) =>
+    Effect.flatMap(Projection.ReadModel, ({ db }) =>
+      Effect.asVoid(
+        Effect.tryPromise(() =>
+          db.insert(orders).values({
+            eventId: recorded.eventId,
+            streamId: recorded.streamId,
+            orderId: event.orderId,
+            amount: event.amount
+          })
+        )
+      )
+    )
+})
+
+/** W1's operation: one event to a new stream; its position once acknowledged. */
+const appendOne = Effect.gen(function* () {
+  const store = yield* EventStore.EventStore
+  const streamId = StreamId.unsafeMake(freshStreamId(lagPrefix.slice(0, -1)))
+  const event = benchEvent()
+  const writes = yield* StreamWrites.expect(StreamWrites.empty, streamId, "no_stream").pipe(
+    Effect.flatMap(StreamWrites.append({ streamId, eventType: event.type, data: event.data }))
+  )
+  const result = yield* store.append(writes)
+  return (result.events[0] as { readonly position: LogPosition.LogPosition }).position
+})
+
+export interface LagResult {
+  readonly seconds: number
+  readonly writers: number
+  readonly poolSize: number
+  readonly batchSize: number
+  /** The appends measured (warm-up excluded). */
+  readonly appends: Sample
+  /** Events appended, warm-up included, and rows the projection wrote (equal once caught up). */
+  readonly appended: number
+  readonly projected: number
+  readonly sampleIntervalMs: number
+  /** `Projection.status` lag, in events, over the samples taken while the writers ran. */
+  readonly lag: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
+  /** The samples: ms since the measured appends began, lag in events. */
+  readonly trace: ReadonlyArray<readonly [number, number]>
+  /** From the last acknowledged append to `waitFor` seeing the projection past every appended event. */
+  readonly caughtUpMs: number
+  /** False when it was not caught up within 60 s. */
+  readonly caughtUp: boolean
+}
+
+const sampleIntervalMs = 50
+
+export const projectionLag = async (
+  admin: Admin,
+  database: string,
+  options: Options,
+  poolSize: number,
+  progress: Progress
+): Promise<LagResult> => {
+  const url = await admin.create(database)
+  let runtime: StoreRuntime | undefined
+  let fiber: Fiber.RuntimeFiber<never, unknown> | undefined
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    await Effect.runPromise(PostgresEventStore.migrate({ url }))
+    await sql.unsafe(createOrders)
+    runtime = storeRuntime(url, poolSize)
+    const batchSize = 100
+    fiber = runtime.runFork(Projection.run(Orders, { batchSize }))
+    progress.status("W11 lag: starting the projection")
+    const deadline = performance.now() + 30_000
+    for (;;) {
+      const status = await runtime.runPromise(Projection.status)
+      if (status.some((s) => s.name === Orders.name && s.status === "running")) break
+      if (performance.now() > deadline) throw new Error("W11: the lag projection did not start within 30 s")
+      await sleep(20)
+    }
+
+    let appended = 0
+    let lastPosition = LogPosition.start
+    let lastAckAt = 0
+    const operation = async () => {
+      const position = await (runtime as StoreRuntime).runPromise(appendOne)
+      lastAckAt = performance.now()
+      appended += 1
+      if (position > lastPosition) lastPosition = position
+      return succeeded(1)
+    }
+    if (options.warmupSeconds > 0) {
+      progress.status("W11 lag: warm-up")
+      await run(operation, { concurrency: options.liveWriters, seconds: options.warmupSeconds })
+    }
+    const trace: Array<readonly [number, number]> = []
+    let sampling = true
+    const measuredFrom = performance.now()
+    const sampler = (async () => {
+      while (sampling) {
+        const status = await (runtime as StoreRuntime).runPromise(Projection.status)
+        const lag = status.find((s) => s.name === Orders.name)?.lag
+        if (lag !== undefined) trace.push([Math.round(performance.now() - measuredFrom), lag])
+        await sleep(sampleIntervalMs)
+      }
+    })()
+    const appends = await run(operation, {
+      concurrency: options.liveWriters,
+      seconds: options.w11Seconds,
+      onProgress: (ops, elapsed) =>
+        progress.status(
+          `W11 lag: ${elapsed.toFixed(1)} s, ${Math.round(ops / elapsed).toLocaleString("en")} appends/s, ` +
+            `lag ${trace.at(-1)?.[1] ?? "-"} events`
+        )
+    })
+    sampling = false
+    await sampler
+    progress.status("W11 lag: waiting for the projection to catch up")
+    const caughtUp = await runtime.runPromise(
+      Projection.waitFor(Orders, lastPosition, { timeout: "60 seconds" }).pipe(
+        Effect.as(true),
+        Effect.catchTag("ProjectionTimeout", () => Effect.succeed(false))
+      )
+    )
+    const caughtUpMs = performance.now() - lastAckAt
+    const [row] = await sql<[{ n: number }]>`select count(*)::int as n from bench_w11_orders`
+    const lags = new Latencies()
+    for (const [, lag] of trace) lags.add(lag)
+    const [p50, p99, max] = lags.percentiles(50, 99, 100) as [number, number, number]
+    return {
+      seconds: options.w11Seconds,
+      writers: options.liveWriters,
+      poolSize,
+      batchSize,
+      appends,
+      appended,
+      projected: row?.n ?? 0,
+      sampleIntervalMs,
+      lag: { samples: trace.length, p50, p99, max },
+      trace,
+      caughtUpMs,
+      caughtUp
+    }
+  } finally {
+    if (fiber !== undefined) await runtime?.runPromise(Fiber.interrupt(fiber))
+    await runtime?.dispose()
+    await sql.end({ timeout: 5 })
+    await admin.drop(database)
+  }
+}
+
+export interface ProjectionsResult {
+  readonly throughput: ThroughputResult | undefined
+  readonly lag: LagResult | undefined
+}
