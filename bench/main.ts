@@ -17,7 +17,8 @@ import { run } from "./lib/measure.js"
 import { type Options, parseOptions, type SystemName, selected } from "./lib/options.js"
 import { clock, Progress } from "./lib/progress.js"
 import { type Measurement, markdown, type Report, summarize, targets } from "./lib/report.js"
-import { adminOf, type ServerInfo } from "./lib/server.js"
+import { type Admin, adminOf, type ServerInfo } from "./lib/server.js"
+import { emmettSystem } from "./systems/emmett.js"
 import { memorySystem, pgliteSystem, postgresSystem } from "./systems/eventcore.js"
 import { rawSystem } from "./systems/raw.js"
 import type { System } from "./systems/system.js"
@@ -38,7 +39,16 @@ import { workloads as allWorkloads, type Workload } from "./workloads/workloads.
 /** Connections of each pool: room for the highest concurrency, the same for store and baseline. */
 const poolSize = (options: Options) => Math.max(10, options.hotWriters, ...options.concurrencies)
 
-const openSystem = (name: SystemName, url: string, options: Options): Promise<System> => {
+/** Emmett creates its own tables: it gets a database of its own, created here and dropped with the others. */
+const emmettDatabase = (database: string) => `${database}_emmett`
+
+const openSystem = (
+  name: SystemName,
+  url: string,
+  options: Options,
+  admin: Admin,
+  database: string
+): Promise<System> => {
   switch (name) {
     case "postgres":
       return postgresSystem(url, poolSize(options))
@@ -48,6 +58,8 @@ const openSystem = (name: SystemName, url: string, options: Options): Promise<Sy
       return pgliteSystem()
     case "memory":
       return memorySystem()
+    case "emmett":
+      return admin.create(emmettDatabase(database)).then(emmettSystem)
   }
 }
 
@@ -83,16 +95,28 @@ const main = async () => {
   // W11: projections on the PostgreSQL store (the raw loops run when raw is among the systems).
   const w11 = onPostgres && selected(options, "W11")
   const needsServer =
-    w7 || w8 || w9 || w10 || w11 || workloads.some((w) => w.systems.includes("postgres") || w.systems.includes("raw"))
+    w7 ||
+    w8 ||
+    w9 ||
+    w10 ||
+    w11 ||
+    workloads.some((w) => w.systems.includes("postgres") || w.systems.includes("raw") || w.systems.includes("emmett"))
 
   const admin = adminOf(options.url)
   const database = `eventcore_bench_${process.pid}`
   let interrupted = false
+  const systems = new Map<SystemName, System>()
   process.once("SIGINT", () => {
     interrupted = true
     progress.done()
     process.stderr.write("interrupted: dropping the bench databases\n")
-    void admin.close().finally(() => process.exit(130))
+    // Emmett's pg pool first (at most 2 s): a pooled pg connection that the
+    // database's drop ends raises an unhandled 'error' and kills the process.
+    const emmett = systems.get("emmett")
+    const closed = emmett === undefined ? Promise.resolve() : emmett.close().catch(() => {})
+    void Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000))])
+      .then(() => admin.close())
+      .finally(() => process.exit(130))
   })
 
   const measurements: Array<Measurement> = []
@@ -106,14 +130,13 @@ const main = async () => {
   /** The tables grow through the run: their size as each workload starts (after its seeding). */
   const sizes: Array<{ before: string; system: SystemName; streams: number; events: number }> = []
   let server: ServerInfo | undefined
-  const systems = new Map<SystemName, System>()
   try {
     if (needsServer) server = await admin.info()
     const url = needsServer ? await admin.create(database) : options.url
     const wanted = new Set(workloads.flatMap((workload) => workload.systems))
     for (const name of options.systems.filter((s) => wanted.has(s))) {
       progress.status(`opening ${name}`)
-      systems.set(name, await openSystem(name, url, options))
+      systems.set(name, await openSystem(name, url, options, admin, database))
     }
 
     const cells = workloads.reduce((n, w) => n + w.concurrencies.length * w.systems.length, 0) * options.repetitions
@@ -138,7 +161,7 @@ const main = async () => {
       const memory = systems.get("memory")
       if (memory !== undefined && workload.systems.includes("memory")) {
         await memory.close()
-        systems.set("memory", await openSystem("memory", url, options))
+        systems.set("memory", await openSystem("memory", url, options, admin, database))
       }
       for (const name of workload.systems) {
         const system = systems.get(name) as System

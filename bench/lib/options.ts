@@ -3,7 +3,7 @@
  */
 import { parseArgs } from "node:util"
 
-export const systemNames = ["postgres", "raw", "pglite", "memory"] as const
+export const systemNames = ["postgres", "raw", "pglite", "memory", "emmett"] as const
 export type SystemName = (typeof systemNames)[number]
 
 export interface Options {
@@ -60,7 +60,8 @@ const usage = `npm run bench -- [options]
   --quick                 a smoke run (short durations, 1 repetition, small sizes); results get a -quick suffix
   --only W1,W3,W6.deposit run only these workloads (W1 W2 W3 W4 W4.readStream W4.streamEvents W5 W6 W6.deposit
                           W6.transfer W7 W8 W9 W10 W11)
-  --systems LIST          postgres,raw,pglite,memory (default all)
+  --systems LIST          postgres,raw,pglite,memory,emmett (default all; emmett: Emmett's PostgreSQL event
+                          store, W1-W5 only)
   --url URL               PostgreSQL server (default DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres);
                           the bench creates its own databases there and drops them at the end
   --duration S            measured seconds per cell (default 10; quick 0.3)

@@ -24,6 +24,8 @@ export interface Workload {
 }
 
 const all: ReadonlyArray<SystemName> = ["postgres", "raw", "pglite", "memory"]
+/** W1-W5 also run on Emmett's PostgreSQL event store (a peer, not one of ours). */
+const withPeers: ReadonlyArray<SystemName> = [...all, "emmett"]
 const stores: ReadonlyArray<SystemName> = ["postgres", "pglite", "memory"]
 
 const random = (n: number) => Math.floor(Math.random() * n)
@@ -111,14 +113,14 @@ export const workloads = (options: Options): ReadonlyArray<Workload> => [
     id: "W1",
     title: "append 1 event to a new stream",
     concurrencies: options.concurrencies,
-    systems: all,
+    systems: withPeers,
     prepare: async (system) => appendNew(system, "w1", 1)
   },
   {
     id: "W2",
     title: `read version + append 1 event, ${options.streams} existing streams`,
     concurrencies: options.concurrencies,
-    systems: all,
+    systems: withPeers,
     prepare: async (system) => {
       const streams = Array.from({ length: options.streams }, (_, i) => `w2-${i}`)
       await system.seed(streams.map((streamId) => ({ streamId, events: [benchEvent()] })))
@@ -129,14 +131,14 @@ export const workloads = (options: Options): ReadonlyArray<Workload> => [
     id: "W3",
     title: "append 10 events to a new stream",
     concurrencies: options.concurrencies,
-    systems: all,
+    systems: withPeers,
     prepare: async (system) => appendNew(system, "w3", 10)
   },
   {
     id: "W4.readStream",
     title: `read a ${options.readSize}-event stream (readStream; raw: SELECT + JSON decode)`,
     concurrencies: options.concurrencies,
-    systems: all,
+    systems: withPeers,
     prepare: async (system) => {
       await system.seed([{ streamId: "w4", events: benchEvents(options.readSize) }])
       return readAll(system.readStream, "w4", options.readSize)
@@ -159,7 +161,7 @@ export const workloads = (options: Options): ReadonlyArray<Workload> => [
     id: "W5",
     title: `hot stream: ${options.hotWriters} writers read + append, retry on conflict`,
     concurrencies: [options.hotWriters],
-    systems: all,
+    systems: withPeers,
     prepare: async (system) => {
       await system.seed([{ streamId: "w5-hot", events: [benchEvent()] }])
       return () => readThenAppend(system, "w5-hot", benchEvent, options.maxAttempts)
