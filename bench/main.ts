@@ -18,7 +18,8 @@ import { type Options, parseOptions, type SystemName, selected } from "./lib/opt
 import { clock, Progress } from "./lib/progress.js"
 import { type Measurement, markdown, type Report, summarize, targets } from "./lib/report.js"
 import { type Admin, adminOf, type ServerInfo } from "./lib/server.js"
-import { emmettSystem } from "./systems/emmett.js"
+import { median } from "./lib/stats.js"
+import { emmettSystem, emmettVersion } from "./systems/emmett.js"
 import { memorySystem, pgliteSystem, postgresSystem } from "./systems/eventcore.js"
 import { rawSystem } from "./systems/raw.js"
 import type { System } from "./systems/system.js"
@@ -82,6 +83,7 @@ const main = async () => {
   const options = parseOptions(process.argv.slice(2))
   const progress = new Progress()
   const startedAt = new Date()
+  const loadAtStart = os.loadavg()
   const workloads = allWorkloads(options)
     .filter((workload) => selected(options, workload.id))
     .map((workload) => ({ ...workload, systems: workload.systems.filter((s) => options.systems.includes(s)) }))
@@ -288,6 +290,14 @@ const main = async () => {
   }
 
   const rows = summarize(workloads, measurements)
+  const wantsEmmett = workloads.some((workload) => workload.systems.includes("emmett"))
+  // Issue #15's goals speak of full runs: 3+ repetitions of 5+ s at the default sizes.
+  const full =
+    !options.quick &&
+    options.repetitions >= 3 &&
+    options.durationSeconds >= 5 &&
+    options.readSize >= 1000 &&
+    options.streams >= 1000
   const meta = {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
@@ -300,6 +310,8 @@ const main = async () => {
     totalMemoryMB: Math.round(os.totalmem() / 2 ** 20),
     commit: gitCommit(),
     postgres: server ?? null,
+    emmett: wantsEmmett ? `@event-driven-io/emmett-postgresql ${emmettVersion()}, default options` : null,
+    loadAverage: { start: loadAtStart, end: os.loadavg() },
     parameters: {
       ...options,
       poolSize: poolSize(options),
@@ -323,7 +335,7 @@ const main = async () => {
   const report: Report = {
     meta,
     rows,
-    targets: targets(rows, roundTrips, longStream, log),
+    targets: targets(rows, roundTrips, longStream, log, full),
     roundTrips,
     longStream,
     sizes,
@@ -337,6 +349,17 @@ const main = async () => {
           .map(([name, value]) => `${name}=${value}`)
           .join(", ")}`,
     `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events, W8 ${options.w8Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, W9 ${options.w9Seconds} s at c${options.liveWriters}, W10 c${options.liveWriters} with 0 and ${options.w10Subscribers} subscribers, W11 ${options.w11Events.toLocaleString("en")} events over ${options.w11Accounts.toLocaleString("en")} accounts in batches of ${options.w11BatchSizes.join(" and ")} (budget ${options.w11BudgetSeconds} s), lag ${options.w11Seconds} s at c${options.liveWriters}${options.quick ? " (--quick)" : ""}`,
+    ...(wantsEmmett
+      ? [
+          `Emmett: @event-driven-io/emmett-postgresql ${emmettVersion()} with its default options (a \`pg\` pool of 10), on a database of its own`
+        ]
+      : []),
+    `load average at the start ${loadAtStart.map((l) => l.toFixed(2)).join(" / ")} (1 / 5 / 15 min)` +
+      (measurements.length === 0
+        ? ""
+        : `; 1 min at the end of each W1-W6 cell: median ${median(measurements.map((m) => m.loadAverage)).toFixed(2)}, ` +
+          `min ${Math.min(...measurements.map((m) => m.loadAverage)).toFixed(2)}, max ${Math.max(...measurements.map((m) => m.loadAverage)).toFixed(2)}`) +
+      `; at the end ${meta.loadAverage.end.map((l) => l.toFixed(2)).join(" / ")}`,
     `wall time ${Math.round(progress.elapsed())} s`
   ]
   const name = `${localDate(startedAt)}-${os.hostname()}${options.quick ? "-quick" : ""}`

@@ -1,6 +1,7 @@
 /**
- * The results: medians per system × workload, the ratio of the PostgreSQL
- * store to the raw baseline, the targets, and the files they are written to.
+ * The results: medians per system × workload, the ratios of the PostgreSQL
+ * store (and of Emmett, the peer) to the raw baseline and of the PostgreSQL
+ * store to Emmett, the targets, and the files they are written to.
  */
 import type { CatchUpResult } from "../workloads/catch-up.js"
 import type { DeliveryResult } from "../workloads/delivery.js"
@@ -41,11 +42,17 @@ export interface Row {
   /** The longest time without a successful operation, over all repetitions. */
   readonly longestStallMs: number
   readonly gaveUp: number
+  /** Operations that gave up over all operations that ended (succeeded or gave up), all repetitions. */
+  readonly gaveUpRate: number
   readonly errors: number
-  /** PostgreSQL store only: median ops/s over the raw baseline's median ops/s. */
+  /** PostgreSQL store and Emmett: median ops/s over the raw baseline's median ops/s. */
   readonly vsRaw?: number
-  /** PostgreSQL store only: the ratio within each repetition (the two ran back to back). */
+  /** PostgreSQL store and Emmett: the ratio within each repetition (the two ran back to back). */
   readonly vsRawByRepetition?: ReadonlyArray<number>
+  /** PostgreSQL store only: median ops/s over Emmett's median ops/s. */
+  readonly vsEmmett?: number
+  /** PostgreSQL store only: the ratio to Emmett within each repetition. */
+  readonly vsEmmettByRepetition?: ReadonlyArray<number>
 }
 
 export interface Target {
@@ -67,7 +74,9 @@ export const summarize = (workloads: ReadonlyArray<Workload>, measurements: Read
         const samples = cell(workload.id, concurrency, system)
         if (samples.length === 0) continue
         const of = (pick: (sample: Sample) => number) => median(samples.map((m) => pick(m.sample)))
-        const row: Row = {
+        const ended = samples.reduce((sum, m) => sum + m.sample.ops + m.sample.gaveUp, 0)
+        const gaveUp = samples.reduce((sum, m) => sum + m.sample.gaveUp, 0)
+        let row: Row = {
           workload: workload.id,
           title: workload.title,
           concurrency,
@@ -81,20 +90,29 @@ export const summarize = (workloads: ReadonlyArray<Workload>, measurements: Read
           attemptsPerOp: of((s) => s.attemptsPerOp),
           maxAttempts: Math.max(...samples.map((m) => m.sample.maxAttempts)),
           longestStallMs: Math.max(...samples.map((m) => m.sample.longestStallMs ?? Number.NaN)),
-          gaveUp: samples.reduce((sum, m) => sum + m.sample.gaveUp, 0),
+          gaveUp,
+          gaveUpRate: ended === 0 ? 0 : gaveUp / ended,
           errors: samples.reduce((sum, m) => sum + m.sample.errors, 0)
         }
-        const raw = cell(workload.baseline ?? workload.id, concurrency, "raw")
-        if (system === "postgres" && raw.length > 0) {
-          const rawOps = median(raw.map((m) => m.sample.opsPerSec))
-          const byRepetition = samples.flatMap((m) => {
-            const pair = raw.find((r) => r.repetition === m.repetition)
+        /** This system's median ops/s over `other`'s, overall and within each repetition. */
+        const against = (other: ReadonlyArray<Measurement>) => ({
+          ratio: row.opsPerSec / median(other.map((m) => m.sample.opsPerSec)),
+          byRepetition: samples.flatMap((m) => {
+            const pair = other.find((r) => r.repetition === m.repetition)
             return pair === undefined ? [] : [m.sample.opsPerSec / pair.sample.opsPerSec]
           })
-          rows.push({ ...row, vsRaw: row.opsPerSec / rawOps, vsRawByRepetition: byRepetition })
-        } else {
-          rows.push(row)
+        })
+        const raw = cell(workload.baseline ?? workload.id, concurrency, "raw")
+        if ((system === "postgres" || system === "emmett") && raw.length > 0) {
+          const { ratio, byRepetition } = against(raw)
+          row = { ...row, vsRaw: ratio, vsRawByRepetition: byRepetition }
         }
+        const emmett = cell(workload.id, concurrency, "emmett")
+        if (system === "postgres" && emmett.length > 0) {
+          const { ratio, byRepetition } = against(emmett)
+          row = { ...row, vsEmmett: ratio, vsEmmettByRepetition: byRepetition }
+        }
+        rows.push(row)
       }
     }
   }
@@ -114,6 +132,73 @@ const ratioTarget = (rows: ReadonlyArray<Row>, prefixes: ReadonlyArray<string>, 
       met: relevant.every((row) => (row.vsRaw ?? 0) >= floor)
     }
   ]
+}
+
+/** Issue #15's goals are stated at these concurrencies. */
+const issue15Concurrencies = [1, 8]
+
+/**
+ * Issue #15's goals (eventcore against Emmett and raw), judged only on full runs
+ * (`full`) and only when every workload was measured at c1 and c8.
+ */
+const issue15Targets = (rows: ReadonlyArray<Row>, full: boolean): ReadonlyArray<Target> => {
+  const list: Array<Target> = []
+  const judge = (relevant: ReadonlyArray<Row>, workloads: ReadonlyArray<string>, met: (row: Row) => boolean) => {
+    const complete = workloads.every((workload) =>
+      issue15Concurrencies.every((c) => relevant.some((row) => row.workload === workload && row.concurrency === c))
+    )
+    if (!full) return { met: null }
+    if (!complete) return { met: null, unjudged: "not measured at both c1 and c8" }
+    return { met: relevant.every(met) }
+  }
+  const at = (workloads: ReadonlyArray<string>, has: (row: Row) => boolean) =>
+    rows.filter(
+      (row) =>
+        row.system === "postgres" &&
+        workloads.includes(row.workload) &&
+        issue15Concurrencies.includes(row.concurrency) &&
+        has(row)
+    )
+  const writes = ["W1", "W2", "W3"]
+  const vsEmmett = at(writes, (row) => row.vsEmmett !== undefined)
+  if (vsEmmett.length > 0) {
+    list.push({
+      target: "#15 W1-W3 at c1 and c8: PostgresEventStore >= 1.5 × Emmett",
+      measured: vsEmmett.map((row) => `${row.workload} c${row.concurrency} ${row.vsEmmett?.toFixed(2)}`).join(", "),
+      ...judge(vsEmmett, writes, (row) => (row.vsEmmett ?? 0) >= 1.5)
+    })
+  }
+  const vsRaw = at(writes, (row) => row.vsRaw !== undefined)
+  if (vsRaw.length > 0) {
+    list.push({
+      target: "#15 W1-W3 at c1 and c8: PostgresEventStore >= 0.75 × raw",
+      measured: vsRaw.map((row) => `${row.workload} c${row.concurrency} ${row.vsRaw?.toFixed(2)}`).join(", "),
+      ...judge(vsRaw, writes, (row) => (row.vsRaw ?? 0) >= 0.75)
+    })
+  }
+  const reads = at(["W4.readStream"], (row) => row.vsRaw !== undefined)
+  if (reads.length > 0) {
+    list.push({
+      target: "#15 W4.readStream at c1 and c8: readStream >= 0.8 × raw",
+      measured: reads.map((row) => `c${row.concurrency} ${row.vsRaw?.toFixed(2)}`).join(", "),
+      ...judge(reads, ["W4.readStream"], (row) => (row.vsRaw ?? 0) >= 0.8)
+    })
+  }
+  const hot = rows.find((row) => row.workload === "W5" && row.system === "postgres")
+  const hotRaw = rows.find((row) => row.workload === "W5" && row.system === "raw")
+  if (hot?.vsRaw !== undefined && hotRaw !== undefined) {
+    list.push({
+      target: "#15 W5 hot stream: PostgresEventStore successful appends/s >= 0.8 × raw",
+      measured: `${hot.vsRaw.toFixed(2)} (${fmt(hot.opsPerSec)} vs ${fmt(hotRaw.opsPerSec)}/s)`,
+      met: full ? hot.vsRaw >= 0.8 : null
+    })
+    list.push({
+      target: "#15 W5 hot stream: no writer gives up more often than on raw (operations that gave up / ended)",
+      measured: `PostgresEventStore ${hot.gaveUp} gave up (${pct(hot.gaveUpRate)}), raw ${hotRaw.gaveUp} (${pct(hotRaw.gaveUpRate)})`,
+      met: full ? hot.gaveUpRate <= hotRaw.gaveUpRate : null
+    })
+  }
+  return list
 }
 
 /** A hot stream that goes this long without any successful append is livelocked. */
@@ -212,7 +297,9 @@ export const targets = (
   rows: ReadonlyArray<Row>,
   roundTrips: RoundTrips | undefined,
   longStream: ReadonlyArray<LongStreamResult>,
-  log: LogResults
+  log: LogResults,
+  /** Whether the run is as large as issue #15's goals speak of (not --quick, 3+ repetitions of 5+ s, full sizes). */
+  full: boolean
 ): ReadonlyArray<Target> => {
   const list: Array<Target> = [
     ...ratioTarget(rows, ["W1", "W2", "W3"], 0.85, "W1-W3"),
@@ -239,6 +326,7 @@ export const targets = (
       })
     }
   }
+  list.push(...issue15Targets(rows, full))
   if (roundTrips !== undefined) {
     const { statements, roundTrips: wire } = roundTrips.transfer
     list.push({
@@ -301,7 +389,7 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
     parts.push(
       "## W1-W6 (medians over repetitions)",
       "",
-      "ops/s counts successful operations; latency is per successful operation, retries included; conflicts are conflicting attempts / all attempts; stall is the longest time without any successful operation (worst repetition); vs raw is the PostgreSQL store's ops/s over the raw postgres.js baseline's (ratio of medians; the per-repetition ratios are in the JSON).",
+      "ops/s counts successful operations; latency is per successful operation, retries included; conflicts are conflicting attempts / all attempts; stall is the longest time without any successful operation (worst repetition); vs raw is the row's system's ops/s (the PostgreSQL store's or Emmett's) over the raw postgres.js baseline's, vs emmett the PostgreSQL store's over Emmett's (ratios of medians; the per-repetition ratios are in the JSON).",
       "",
       table(
         [
@@ -315,9 +403,10 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
           "conflicts",
           "attempts/op",
           "stall ms",
-          "vs raw"
+          "vs raw",
+          "vs emmett"
         ],
-        [false, true, false, true, true, true, true, true, true, true, true],
+        [false, true, false, true, true, true, true, true, true, true, true, true],
         report.rows.map((row) => [
           row.workload,
           String(row.concurrency),
@@ -329,7 +418,8 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
           pct(row.conflictRate),
           fmt(row.attemptsPerOp, 2),
           fmt(row.longestStallMs),
-          row.vsRaw === undefined ? "" : `**${row.vsRaw.toFixed(2)}**`
+          row.vsRaw === undefined ? "" : `**${row.vsRaw.toFixed(2)}**`,
+          row.vsEmmett === undefined ? "" : `**${row.vsEmmett.toFixed(2)}**`
         ])
       ),
       "",
@@ -352,6 +442,7 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
       parts.push(`- ${row.workload} c${row.concurrency} ${row.system}: ${row.errors} errors, ${row.gaveUp} gave up`)
     }
     if (trouble.length > 0) parts.push("")
+    parts.push(...emmettSection(report.rows))
   }
   if (report.roundTrips !== undefined) {
     parts.push(
@@ -424,6 +515,56 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
     )
   }
   return parts.join("\n")
+}
+
+/** eventcore's PostgreSQL store, Emmett and raw side by side, where all three ran (issue #15). */
+const emmettSection = (rows: ReadonlyArray<Row>): ReadonlyArray<string> => {
+  const lines = rows.flatMap((row) => {
+    if (row.system !== "postgres" || row.vsEmmett === undefined) return []
+    const of = (system: SystemName) =>
+      rows.find((r) => r.workload === row.workload && r.concurrency === row.concurrency && r.system === system)
+    const emmett = of("emmett")
+    const raw = of("raw")
+    const ratio = (value: number | undefined) => (value === undefined ? "-" : `**${value.toFixed(2)}**`)
+    const byRepetition = (values: ReadonlyArray<number> | undefined) =>
+      values === undefined ? "-" : values.map((value) => value.toFixed(2)).join(", ")
+    return [
+      [
+        row.workload,
+        String(row.concurrency),
+        raw === undefined ? "-" : fmt(raw.opsPerSec),
+        fmt(row.opsPerSec),
+        emmett === undefined ? "-" : fmt(emmett.opsPerSec),
+        ratio(row.vsRaw),
+        ratio(emmett?.vsRaw),
+        ratio(row.vsEmmett),
+        byRepetition(row.vsEmmettByRepetition)
+      ]
+    ]
+  })
+  if (lines.length === 0) return []
+  return [
+    "## eventcore vs Emmett (issue #15)",
+    "",
+    "Medians of ops/s from the table above: eventcore is the PostgreSQL store, Emmett is `@event-driven-io/emmett-postgresql` with its default options on a database of its own (W2's and W5's version read is Emmett's `readStream` of the whole stream: it has no read of the version alone).",
+    "",
+    table(
+      [
+        "workload",
+        "c",
+        "raw ops/s",
+        "eventcore ops/s",
+        "Emmett ops/s",
+        "eventcore/raw",
+        "Emmett/raw",
+        "eventcore/Emmett",
+        "eventcore/Emmett by repetition"
+      ],
+      [false, true, true, true, true, true, true, true, false],
+      lines
+    ),
+    ""
+  ]
 }
 
 const logSections = ({ catchUp, delivery, liveSubscribers, projections }: LogResults): ReadonlyArray<string> => {
