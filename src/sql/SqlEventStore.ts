@@ -89,25 +89,35 @@ order by e.transaction_id, e.global_position`,
      * Filtered: of the next $3 events of the log after ($1, $2), up to $4 of
      * those whose type is in the JSON array $5 (null: any) and whose stream id
      * starts with $6 (null: any). The scan is bounded so that a reader of a
-     * rare type moves on page by page; each row also carries the last event
-     * scanned and how many were, which is how far the reader may move past
-     * events it skipped.
+     * rare type moves on page by page. `matched` streams through the bounded
+     * scan and stops at its $4th match, so a common type costs no more than
+     * an unfiltered read. Only when fewer than $4 match (the whole scan was
+     * examined) does `last_scanned` walk the scan again, in the index alone,
+     * for the last event scanned and how many were: how far the reader may
+     * move past the events it skipped.
      */
     readLogFiltered: `with ${horizon},
-scanned as materialized (
-  select e.* from ${events} e, horizon h where ${after} order by e.transaction_id, e.global_position limit $3
-),
-matched as (
-  select * from scanned e
+matched as materialized (
+  select e.* from (
+    select e.* from ${events} e, horizon h where ${after} order by e.transaction_id, e.global_position limit $3
+  ) e
   where ($5::text is null or $5::text::jsonb ? e.event_type) and ($6::text is null or starts_with(e.stream_id, $6::text))
   order by e.transaction_id, e.global_position limit $4
 ),
 last_scanned as (
-  select transaction_id, global_position from scanned order by transaction_id desc, global_position desc limit 1
+  select s.transaction_id, s.global_position, s.scanned from (
+    select e.transaction_id, e.global_position, row_number() over (order by e.transaction_id, e.global_position) as scanned
+    from (
+      select e.transaction_id, e.global_position from ${events} e, horizon h where ${after}
+      order by e.transaction_id, e.global_position limit $3
+    ) e
+  ) s order by s.scanned desc limit 1
 )
 select ${logColumns}, h.xmin::text, ${heldBack},
-       (select count(*) from scanned)::int, l.transaction_id::text, l.global_position
-from horizon h left join last_scanned l on true left join matched e on true
+       l.scanned::int, l.transaction_id::text, l.global_position
+from horizon h
+left join lateral (select * from last_scanned where (select count(*) from matched) < $4) l on true
+left join matched e on true
 order by e.transaction_id, e.global_position`,
     /**
      * What holds the horizon back: the backend or prepared transaction with

@@ -686,6 +686,35 @@ export const runEventStoreContract = (
           expect(Chunk.toArray(streamed)).toEqual(paid.events)
         }))
 
+      test("a filtered reader reaches a rare event behind 12,000 others, moving forward every page", () =>
+        Effect.gen(function* () {
+          const s = yield* store
+          for (let i = 0; i < 12; i++) {
+            yield* appendOf({ streamId: id(`common-${i}`), expected: "no_stream", events: testEvents(1000) })
+          }
+          const rare = yield* appendOf({
+            streamId: id("rare"),
+            expected: "no_stream",
+            events: [{ eventType: "Rare", data: {} }]
+          })
+          yield* readableUpTo((rare.events[0] as RecordedEvent).position)
+          let position = LogPosition.start
+          const found: Array<RecordedEvent> = []
+          for (let page = 1; ; page++) {
+            const read = yield* s.readAll({ after: position, maxCount: 10, filter: { eventTypes: ["Rare"] } })
+            found.push(...read.events)
+            if (read.caughtUp) break
+            expect(read.position > position).toBe(true)
+            position = read.position
+            expect(page).toBeLessThan(20)
+          }
+          expect(found).toEqual(rare.events)
+          const common = yield* s.readAll({ maxCount: 100, filter: { streamPrefix: id("common-") } })
+          expect(common.events).toHaveLength(100)
+          expect(common.caughtUp).toBe(false)
+          expect(common.position).toBe(common.events[99]?.position)
+        }))
+
       test("bad positions, counts and filters are refused with InvalidReadOptions", () =>
         Effect.gen(function* () {
           const s = yield* store
