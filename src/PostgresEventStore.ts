@@ -228,6 +228,33 @@ const runOn =
       .values()
       .then(dense)
 
+/**
+ * Distinct statement texts a projection's session prepares for its read
+ * model (see `preparing`).
+ */
+const readModelStatements = 200
+
+/**
+ * `client` with the read model's statements prepared. Drizzle runs its
+ * queries unnamed, and postgres.js describes an unnamed query with parameters
+ * in a round trip of its own before running it: two round trips for every
+ * statement a handler runs, event by event. A session lives long and its
+ * handlers run few distinct statements, so they are prepared: described once,
+ * then one round trip each. Past `readModelStatements` distinct texts (SQL
+ * built dynamically, an `in` list of varying length) the rest run unnamed
+ * rather than grow the session's statement cache, here and in the server,
+ * without bound.
+ */
+const preparing = (client: postgres.Sql): postgres.Sql => {
+  const prepared = new Set<string>()
+  const unsafe = (query: string, parameters: Array<postgres.ParameterOrJSON<never>> = [], options = {}) => {
+    const prepare =
+      prepared.has(query) || (parameters.length > 0 && prepared.size < readModelStatements && !!prepared.add(query))
+    return client.unsafe(query, parameters, prepare ? { ...options, prepare } : options)
+  }
+  return new Proxy(client, { get: (target, key) => (key === "unsafe" ? unsafe : Reflect.get(target, key)) })
+}
+
 const inSession = <A>(run: () => Promise<A>) =>
   Effect.tryPromise({ try: run, catch: (error) => storeError("projection", error) })
 
@@ -267,7 +294,7 @@ const sessions = (client: postgres.Sql): Projections.Sessions => ({
     ),
     (own): Projections.Session => {
       const run = runOn(own)
-      const readModel = drizzle({ client: own })
+      const readModel = drizzle({ client: preparing(own) })
       return {
         run,
         transaction: (body) =>
