@@ -129,22 +129,46 @@ export const rebuild = <E, I, Err, R>(
   })
 
 /**
- * Completes once the projection (or reactor) has committed past `position`,
- * e.g. the position of the last event `execute` wrote: read your writes.
- * Fails with `ProjectionTimeout` after `timeout` (default 10 seconds).
+ * Completes once the projection (or reactor) has handled every event of its
+ * own up to `position`, e.g. the position of the last event `execute` wrote,
+ * or a head `readAll` returned: read your writes. That is when its checkpoint
+ * has passed `position`, or when no event it handles lies between its
+ * checkpoint and `position` and the log is readable that far (a projection
+ * does not write a checkpoint for every stretch of the log without its
+ * events). Given only a name, every event counts as its own. Fails with
+ * `ProjectionTimeout` after `timeout` (default 10 seconds).
  */
 export const waitFor = (
-  projection: { readonly name: string },
+  projection: {
+    readonly name: string
+    readonly event?: Schema.Schema.AnyNoContext
+    readonly filter?: { readonly streamPrefix?: string }
+  },
   position: LogPosition,
   options: { readonly timeout?: Duration.DurationInput } = {}
 ): Effect.Effect<void, ProjectionTimeout | StoreError, EventStore.EventStore> =>
   Effect.gen(function* () {
-    const backend = yield* Effect.flatMap(EventStore.EventStore, Runner.backendOf)
+    const store = yield* EventStore.EventStore
+    const backend = yield* Runner.backendOf(store)
+    const filter: EventStore.LogFilter = {
+      ...(projection.event === undefined ? {} : { eventTypes: Runner.eventTypesOf(projection.event.ast) }),
+      ...(projection.filter?.streamPrefix === undefined ? {} : { streamPrefix: projection.filter.streamPrefix })
+    }
+    const handledUpTo = Effect.gen(function* () {
+      const checkpoint = yield* backend.checkpointOf(projection.name)
+      if (checkpoint === undefined) return false
+      if (checkpoint >= position) return true
+      let after = checkpoint
+      for (;;) {
+        const next = yield* store.readAll({ after, maxCount: 1, filter })
+        const first = next.events[0]
+        if (first !== undefined) return first.position > position
+        if (next.caughtUp || next.position >= position) return next.position >= position
+        after = next.position
+      }
+    })
     yield* Runner.waitUntil(
-      Effect.map(
-        backend.checkpointOf(projection.name),
-        (checkpoint) => checkpoint !== undefined && checkpoint >= position
-      ),
+      handledUpTo.pipe(Effect.catchTag("InvalidReadOptions", (error) => Effect.die(error))),
       options.timeout ?? "10 seconds",
       () => new ProjectionTimeout({ projection: projection.name, position })
     )

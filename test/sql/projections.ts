@@ -5,9 +5,9 @@
  * balances, in a Drizzle table beside eventcore's tables.
  */
 import { eq, sql } from "drizzle-orm"
-import { Data, Effect, Fiber, Schedule, Schema, type Scope } from "effect"
-import { EventStore, execute, LogPosition, Projection, Reactor, type RecordedEvent } from "eventcore"
-import { writesOf } from "eventcore/testing"
+import { Data, Effect, Either, Fiber, Schedule, Schema, type Scope } from "effect"
+import { EventStore, execute, LogPosition, Projection, Reactor, type RecordedEvent, StreamId } from "eventcore"
+import { testEvents, writesOf } from "eventcore/testing"
 import { describe, expect, it } from "vitest"
 import { AccountEvent, accountStream, Deposit, MoneyDeposited, Open, Transfer } from "../../examples/bank/domain.js"
 import { Balances, balances, type ReadModelError } from "../../examples/bank/readModel.js"
@@ -116,6 +116,32 @@ export const defineProjectionTests = (withDatabase: WithDatabase) => {
           const [status] = yield* Projection.status
           expect(status).toMatchObject({ name: "bank-balances", kind: "projection", status: "running", lag: 0 })
           expect(status?.owner).toMatch(/\/\d+\//)
+        })
+      ))
+
+    it("waitFor a head past its last event completes once nothing of its own lies before it", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          yield* openAll([["carol", 10]])
+          yield* Effect.forkScoped(Projection.run(Balances))
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          // Events it does not handle, and transactions elsewhere that move the horizon on.
+          const store = yield* EventStore.EventStore
+          yield* store.append(
+            writesOf({ streamId: StreamId.unsafeMake("audit-1"), expected: "no_stream", events: testEvents(3) })
+          )
+          for (let i = 0; i < 3; i++)
+            yield* Effect.promise(() => db.transaction((tx) => tx.execute(sql`select pg_current_xact_id()`)))
+          const head = yield* lastPosition
+          expect(head > (yield* lastWritten(db))).toBe(true)
+          yield* Projection.waitFor(Balances, head, { timeout: "5 seconds" })
+          // A position its own next event is not yet handled at still waits.
+          const deposit = yield* execute(Deposit, { account: "carol", amount: 5 })
+          yield* Projection.waitFor(Balances, (deposit.events.at(-1) as RecordedEvent).position)
+          expect(yield* readModel(db)).toEqual({ carol: 15 })
+          const pending = LogPosition.make(LogPosition.parts(head).transaction + 1_000_000n, 0n)
+          const timedOut = yield* Effect.either(Projection.waitFor(Balances, pending, { timeout: "300 millis" }))
+          expect(timedOut).toEqual(Either.left(expect.objectContaining({ _tag: "ProjectionTimeout" })))
         })
       ))
 
