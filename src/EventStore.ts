@@ -11,7 +11,7 @@ import {
   StreamNotFound,
   type VersionConflict
 } from "./errors.js"
-import { follow, type Holdup, makeSignal } from "./internal/follow.js"
+import { follow, type Holdup, makeSignal, shareReads } from "./internal/follow.js"
 import type { ProjectionBackend } from "./internal/projections.js"
 import type { LogMessage } from "./LogMessage.js"
 import * as LogPosition from "./LogPosition.js"
@@ -349,6 +349,7 @@ export const make = (primitives: Primitives): EventStore => {
       )
     ).pipe(Stream.withSpan("eventcore.stream_all", { attributes }))
 
+  const liveRead = shareReads(primitives.readLog)
   const subscribe = (options?: SubscribeOptions) =>
     Stream.unwrap(
       Effect.map(validateLog(options), (after) =>
@@ -358,7 +359,7 @@ export const make = (primitives: Primitives): EventStore => {
           pageSize: options?.pageSize ?? defaultPageSize,
           stallWarning: options?.stallWarning ?? "10 seconds",
           ...(options?.retry === undefined ? {} : { retry: options.retry }),
-          readLog: primitives.readLog,
+          readLog: liveRead,
           ...(primitives.polling === undefined ? {} : { polling: primitives.polling }),
           ...(primitives.holdup === undefined ? {} : { holdup: primitives.holdup }),
           appended,

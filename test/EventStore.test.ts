@@ -4,8 +4,15 @@
  * store's, wrapped to record every read they are asked for.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Either, Exit, Metric, Option, Stream } from "effect"
-import { EventStore, InMemoryEventStore, InvalidReadOptions, type StreamId, StreamNotFound } from "eventcore"
+import { Cause, Deferred, Effect, Either, Exit, Fiber, Metric, Option, Stream } from "effect"
+import {
+  EventStore,
+  InMemoryEventStore,
+  InvalidReadOptions,
+  type RecordedEvent,
+  type StreamId,
+  StreamNotFound
+} from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import { makeRecordingTracer } from "./support/recording.js"
 
@@ -169,6 +176,43 @@ describe("EventStore.make", () => {
       expect(key?.description).toEqual(
         Option.some("appends refused because a participant's version was not the expected one")
       )
+    })
+  )
+
+  it.live("subscribers at the same position share one read; one of them interrupted does not fail the others", () =>
+    Effect.gen(function* () {
+      const inner = yield* InMemoryEventStore.make
+      const appended = yield* inner.append(writesOf({ streamId: stream, expected: "no_stream", events: testEvents(3) }))
+      const gate = yield* Deferred.make<void>()
+      let reads = 0
+      const store = EventStore.make({
+        read: () => Effect.succeed({ version: 0, events: [] }),
+        append: inner.append,
+        readLog: (after, limit, filter) =>
+          Effect.sync(() => reads++).pipe(
+            Effect.zipRight(Deferred.await(gate)),
+            Effect.zipRight(Effect.orDie(inner.readAll({ after, maxCount: limit, filter }))),
+            Effect.map((read) => ({ ...read, heldBack: false }))
+          )
+      })
+      const firstPage = store.subscribe().pipe(
+        Stream.takeUntil((message) => message._tag === "CaughtUp"),
+        Stream.filterMap((message) => (message._tag === "Event" ? Option.some(message.event) : Option.none())),
+        Stream.runCollect
+      )
+      const interrupted = yield* Effect.fork(firstPage)
+      const subscribers = yield* Effect.forEach([1, 2, 3], () => Effect.fork(firstPage))
+      // Every subscriber is waiting for the gated read before it opens.
+      yield* Effect.sleep("100 millis")
+      yield* Fiber.interrupt(interrupted)
+      yield* Deferred.succeed(gate, undefined)
+      const pages = yield* Fiber.joinAll(subscribers)
+      for (const page of pages) expect([...page]).toEqual(appended.events)
+      expect(reads).toBe(1)
+      // A read at another position is a read of its own.
+      const after = (appended.events[0] as RecordedEvent).position
+      yield* Stream.runCollect(store.subscribe({ after }).pipe(Stream.take(1)))
+      expect(reads).toBe(2)
     })
   )
 })

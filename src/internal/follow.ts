@@ -5,7 +5,7 @@
  * from that same position, so a lost connection or a restarted server costs
  * neither a gap nor a duplicate.
  */
-import { Chunk, Clock, Deferred, Duration, Effect, Metric, Schedule, Stream } from "effect"
+import { Chunk, Clock, Deferred, Duration, Effect, FiberId, Metric, Schedule, Stream } from "effect"
 import type { LogFilter, LogPage } from "../EventStore.js"
 import type { StoreError } from "../errors.js"
 import * as LogMessage from "../LogMessage.js"
@@ -45,6 +45,38 @@ export const makeSignal = (): Signal => {
   }
 }
 
+type ReadLog = (after: LogPosition, limit: number, filter: LogFilter) => Effect.Effect<LogPage, StoreError>
+
+/**
+ * `readLog` for a store's subscriptions, with identical reads shared: the
+ * subscribers of one store that are caught up at the same position are woken
+ * by the same append and would each read the same page, and build the same
+ * events, at the same moment. A read already running for the same position,
+ * size and filter is awaited instead of run again. It runs detached from its
+ * first caller, so that caller's interruption does not fail the others. A page
+ * read a moment earlier is still exact: below the horizon nothing changes.
+ */
+export const shareReads = (readLog: ReadLog): ReadLog => {
+  const running = new Map<string, Deferred.Deferred<LogPage, StoreError>>()
+  return (after, limit, filter) =>
+    Effect.suspend(() => {
+      const key = JSON.stringify([after, limit, filter.eventTypes ?? null, filter.streamPrefix ?? null])
+      const shared = running.get(key)
+      if (shared !== undefined) return Deferred.await(shared)
+      const result = Deferred.unsafeMake<LogPage, StoreError>(FiberId.none)
+      running.set(key, result)
+      return readLog(after, limit, filter).pipe(
+        Effect.exit,
+        Effect.flatMap((exit) => {
+          running.delete(key)
+          return Deferred.done(result, exit)
+        }),
+        Effect.forkDaemon,
+        Effect.zipRight(Deferred.await(result))
+      )
+    })
+}
+
 /** Reads again after a failure: from 100 ms, doubling, at most every 5 s, for ever. */
 export const defaultRetry: Schedule.Schedule<unknown, StoreError> = Schedule.exponential("100 millis").pipe(
   Schedule.either(Schedule.spaced("5 seconds"))
@@ -56,7 +88,7 @@ export interface FollowOptions {
   readonly pageSize: number
   readonly stallWarning: Duration.DurationInput
   readonly retry?: Schedule.Schedule<unknown, StoreError>
-  readonly readLog: (after: LogPosition, limit: number, filter: LogFilter) => Effect.Effect<LogPage, StoreError>
+  readonly readLog: ReadLog
   readonly polling?: { readonly min: Duration.DurationInput; readonly max: Duration.DurationInput }
   readonly holdup?: Effect.Effect<Holdup | undefined, StoreError>
   readonly appended: Signal
