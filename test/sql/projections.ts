@@ -40,8 +40,9 @@ const everyEvent = (db: Database) =>
       event_type: string
       data: { amount?: number }
     }>(
-      sql`select transaction_id::text, global_position::text, stream_id, event_type, data
-          from eventcore.events order by transaction_id, global_position`
+      // Ordered by the columns, qualified: unqualified, the names would mean the text output columns.
+      sql`select e.transaction_id::text, e.global_position::text, e.stream_id, e.event_type, e.data
+          from eventcore.events e order by e.transaction_id, e.global_position`
     )
   ).pipe(Effect.map((result) => (Array.isArray(result) ? result : (result as unknown as { rows: Array<never> }).rows)))
 

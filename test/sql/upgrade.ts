@@ -52,7 +52,7 @@ export const writeAsRelease010 = async (sql: RawSql) => {
     )
   ])
   return sql.query(
-    "select event_id::text, stream_id, stream_version, global_position::text, data from eventcore_events order by global_position"
+    "select e.event_id::text, e.stream_id, e.stream_version, e.global_position::text, e.data from eventcore_events e order by e.global_position"
   )
 }
 
