@@ -42,6 +42,15 @@ interface AppendReply {
   readonly recordedAt: number
 }
 
+/** The reply to a request that asked for conflicts in the reply, when one was found before any write. */
+interface ConflictReply {
+  readonly conflict: {
+    readonly stream_id: string
+    readonly expected: ExpectedVersion.ExpectedVersion
+    readonly actual: number
+  }
+}
+
 /** A schema name as an SQL identifier. */
 const quoted = (schema: string) => `"${schema.replaceAll('"', '""')}"`
 
@@ -287,6 +296,8 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
       const now = yield* Clock.currentTimeMillis
       const eventIds = newEvents.map((event) => event.eventId?.toLowerCase() ?? uuidv7(now))
       const request = JSON.stringify({
+        // A conflict found before anything was written comes back in the reply, not as an error (drizzle/0007).
+        conflict: "reply",
         streams: participants.map(([id, expected]) => ({ id, expected })),
         events: newEvents.map((event, i) => ({
           stream: event.streamId,
@@ -308,7 +319,11 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
       }
 
       const raw = outcome.right[0]?.[0]
-      const reply = (typeof raw === "string" ? JSON.parse(raw) : raw) as AppendReply
+      const reply = (typeof raw === "string" ? JSON.parse(raw) : raw) as AppendReply | ConflictReply
+      if ("conflict" in reply) {
+        const { stream_id, expected, actual } = reply.conflict
+        return yield* new VersionConflict({ streamId: stream_id as StreamId, expected, actual: Number(actual) })
+      }
       const streamVersions = new Map<StreamId, number>(
         participants.map(([id], i) => [id, reply.versions[i] as number] as const)
       )

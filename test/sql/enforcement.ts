@@ -154,6 +154,53 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       expect(await versionsOf(sql, "target")).toEqual([])
     }))
 
+  it('with "conflict": "reply", a conflict found before any write is the reply; one after a write still raises and rolls back', () =>
+    withDatabase(async (sql) => {
+      const replying = (
+        streams: ReadonlyArray<{ id: string; expected: unknown }>,
+        events: ReadonlyArray<{ stream: string }>
+      ) => JSON.stringify({ ...JSON.parse(appendRequest(streams, events)), conflict: "reply" })
+      await append(sql, appendRequest([{ id: "s1", expected: "any" }], [{ stream: "s1" }, { stream: "s1" }]))
+      const [single] = await append(sql, replying([{ id: "s1", expected: 1 }], [{ stream: "s1" }]))
+      expect(single?.reply).toEqual({ conflict: { stream_id: "s1", expected: 1, actual: 2 } })
+      // A stale read-only participant first in the ids' order: nothing written yet.
+      const [guarded] = await append(
+        sql,
+        replying(
+          [
+            { id: "z-target", expected: "no_stream" },
+            { id: "s1", expected: 5 }
+          ],
+          [{ stream: "z-target" }]
+        )
+      )
+      expect(guarded?.reply).toEqual({ conflict: { stream_id: "s1", expected: 5, actual: 2 } })
+      expect(await versionsOf(sql, "z-target")).toEqual([])
+      // "a-first" is written before "s1" is checked: the conflict must undo it.
+      const afterWrite = await failureOf(
+        append(
+          sql,
+          replying(
+            [
+              { id: "s1", expected: 1 },
+              { id: "a-first", expected: "no_stream" }
+            ],
+            [{ stream: "s1" }, { stream: "a-first" }]
+          )
+        )
+      )
+      expect(afterWrite.code).toBe("EC001")
+      expect(JSON.parse(afterWrite.detail ?? "{}")).toEqual({ stream_id: "s1", expected: 1, actual: 2 })
+      expect(await versionOf(sql, "a-first")).toBeUndefined()
+      // stream_exists on a missing stream: its upsert has written the row, so it raises.
+      const missing = await failureOf(
+        append(sql, replying([{ id: "ghost", expected: "stream_exists" }], [{ stream: "ghost" }]))
+      )
+      expect(missing.code).toBe("EC001")
+      expect(await versionOf(sql, "ghost")).toBeUndefined()
+      expect(await versionsOf(sql, "s1")).toEqual([1, 2])
+    }))
+
   it("checks all four expected-version kinds", () =>
     withDatabase(async (sql) => {
       const attempt = async (expected: unknown) => {
