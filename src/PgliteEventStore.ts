@@ -5,12 +5,11 @@
  */
 import { PGlite, type Transaction } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
-import { Context, Effect, Layer } from "effect"
-import * as EventStore from "./EventStore.js"
+import { Effect, Layer } from "effect"
+import type * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
 import { lockDataDir } from "./internal/dataDirLock.js"
-import type { ProjectionBackend } from "./internal/projections.js"
-import { ReadModelStore } from "./Projection.js"
+import type { ReadModelStore } from "./Projection.js"
 import * as Migrations from "./sql/migrations.js"
 import * as Projections from "./sql/projections.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
@@ -102,12 +101,6 @@ export const make = (client: PGlite, options: SchemaOptions = {}): EventStore.Ev
     sessions: sessions(client)
   })
 
-/** The store and, for projections that write read models, its `ReadModelStore`. */
-const contextOf = (store: EventStore.EventStore) =>
-  Context.make(EventStore.EventStore, store).pipe(
-    Context.add(ReadModelStore, store[EventStore.projectionBackend] as ProjectionBackend)
-  )
-
 /**
  * Opens (or creates) the database, migrates it, and closes it when the layer
  * is released. Provides the `EventStore` and, for projections that write read
@@ -131,7 +124,7 @@ export const layer = (options: PgliteOptions = {}): Layer.Layer<EventStore.Event
         (client) => Effect.promise(() => client.close())
       )
       yield* migrate(client, { schema })
-      return contextOf(make(client, { schema }))
+      return Projections.storeContext(make(client, { schema }))
     })
   )
 
@@ -142,6 +135,6 @@ export const layerFromClient = (
 ): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError> =>
   Layer.effectContext(
     Effect.flatMap(schemaOf("open", options), (schema) =>
-      Effect.as(migrate(client, { schema }), contextOf(make(client, { schema })))
+      Effect.as(migrate(client, { schema }), Projections.storeContext(make(client, { schema })))
     )
   )

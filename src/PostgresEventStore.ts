@@ -3,15 +3,14 @@
  */
 import net from "node:net"
 import { drizzle } from "drizzle-orm/postgres-js"
-import { Config, type ConfigError, Context, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Config, type ConfigError, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
 import postgres from "postgres"
-import * as EventStore from "./EventStore.js"
+import type * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
-import type { ProjectionBackend } from "./internal/projections.js"
-import { ReadModelStore } from "./Projection.js"
+import type { ReadModelStore } from "./Projection.js"
 import { storeError } from "./sql/errors.js"
 import * as Migrations from "./sql/migrations.js"
-import type * as Projections from "./sql/projections.js"
+import * as Projections from "./sql/projections.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
 import { defaultSchema, tablesIn } from "./sql/schema.js"
 import { type SchemaOptions, schemaOf } from "./sql/schemaName.js"
@@ -332,12 +331,6 @@ const sessions = (client: postgres.Sql): Projections.Sessions => ({
     )
 })
 
-/** The store and, for projections that write read models, its `ReadModelStore`. */
-const contextOf = (store: EventStore.EventStore) =>
-  Context.make(EventStore.EventStore, store).pipe(
-    Context.add(ReadModelStore, store[EventStore.projectionBackend] as ProjectionBackend)
-  )
-
 /**
  * postgres.js 3.4.9 resets its per-connection row counter only when a result
  * completes: after a connection is lost in the middle of a result, the next
@@ -370,7 +363,7 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
       if (config.autoMigrate === true) yield* migrateClient(client, schema)
       yield* probe(client, schema)
       yield* Migrations.checkTransactionIds(drizzle({ client }), schema)
-      return contextOf(make(client, { schema, gate: yield* makeGate(config) }))
+      return Projections.storeContext(make(client, { schema, gate: yield* makeGate(config) }))
     })
   )
 
@@ -401,5 +394,7 @@ export function layerFromClient(
   client: postgres.Sql,
   options: SchemaOptions = {}
 ): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError> {
-  return Layer.effectContext(Effect.map(schemaOf("connect", options), (schema) => contextOf(make(client, { schema }))))
+  return Layer.effectContext(
+    Effect.map(schemaOf("connect", options), (schema) => Projections.storeContext(make(client, { schema })))
+  )
 }

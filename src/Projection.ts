@@ -10,7 +10,7 @@
  */
 
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
-import { Context, type Duration, Effect, Schema } from "effect"
+import { Context, type Duration, Effect, type Schema } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import { type ProjectionFailed, ProjectionTimeout, type StoreError } from "./errors.js"
@@ -59,11 +59,7 @@ export const make = <E extends { readonly _tag: string }, I, Err = never, R = ne
   readonly handle: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R>
   readonly reset?: Effect.Effect<void, Err, R>
 }): Projection<E, I, Err, R> => {
-  if (Runner.eventTypesOf(options.event.ast).length === 0) {
-    throw new TypeError(
-      `Projection ${JSON.stringify(options.name)}: its event schema names no event types (use a union of Schema.TaggedStruct)`
-    )
-  }
+  Runner.checkDeclared("Projection", options)
   return { _tag: "Projection", ...options }
 }
 
@@ -74,20 +70,13 @@ export type StoreOf<R> = [Extract<R, ReadModel>] extends [never] ? never : ReadM
 
 const handlerOf = <E, I, Err, R>(
   projection: Projection<E, I, Err, R>
-): Runner.Handler<E, Err, Exclude<R, ReadModel>> => {
-  const decode = Schema.decodeUnknown(projection.event)
-  return {
-    name: projection.name,
-    kind: "projection",
-    eventTypes: Runner.eventTypesOf(projection.event.ast),
-    ...(projection.filter?.streamPrefix === undefined ? {} : { streamPrefix: projection.filter.streamPrefix }),
-    decode: (recorded) => decode(Runner.encodedOf(recorded)),
-    handle: (event, recorded, db) =>
-      db === undefined
-        ? (projection.handle(event, recorded) as Effect.Effect<void, Err, Exclude<R, ReadModel>>)
-        : Effect.provideService(projection.handle(event, recorded), ReadModel, { db })
-  }
-}
+): Runner.Handler<E, Err, Exclude<R, ReadModel>> => ({
+  ...Runner.declaredHandler("projection", projection),
+  handle: (event, recorded, db) =>
+    db === undefined
+      ? (projection.handle(event, recorded) as Effect.Effect<void, Err, Exclude<R, ReadModel>>)
+      : Effect.provideService(projection.handle(event, recorded), ReadModel, { db })
+})
 
 /**
  * Follows the global log from the projection's checkpoint, one transaction per
@@ -150,10 +139,7 @@ export const waitFor = (
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
     const backend = yield* Runner.backendOf(store)
-    const filter: EventStore.LogFilter = {
-      ...(projection.event === undefined ? {} : { eventTypes: Runner.eventTypesOf(projection.event.ast) }),
-      ...(projection.filter?.streamPrefix === undefined ? {} : { streamPrefix: projection.filter.streamPrefix })
-    }
+    const filter = Runner.logFilterOf(projection)
     const handledUpTo = Effect.gen(function* () {
       const checkpoint = yield* backend.checkpointOf(projection.name)
       if (checkpoint === undefined) return false

@@ -9,7 +9,7 @@
  * and failure rules. A reactor that runs commands passes `causedBy: recorded`
  * to `execute`, so its events carry the correlation and causation ids.
  */
-import { Effect, Schema } from "effect"
+import { Effect, type Schema } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import type { ProjectionFailed, StoreError } from "./errors.js"
@@ -30,11 +30,7 @@ export const make = <E extends { readonly _tag: string }, I, Err = never, R = ne
   readonly filter?: { readonly streamPrefix?: string }
   readonly handle: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R>
 }): Reactor<E, I, Err, R> => {
-  if (Runner.eventTypesOf(options.event.ast).length === 0) {
-    throw new TypeError(
-      `Reactor ${JSON.stringify(options.name)}: its event schema names no event types (use a union of Schema.TaggedStruct)`
-    )
-  }
+  Runner.checkDeclared("Reactor", options)
   return { _tag: "Reactor", ...options }
 }
 
@@ -52,16 +48,8 @@ export const run = <E, I, Err, R>(
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
     const backend = yield* Runner.backendOf(store)
-    const decode = Schema.decodeUnknown(reactor.event)
     return yield* Runner.run(
-      {
-        name: reactor.name,
-        kind: "reactor",
-        eventTypes: Runner.eventTypesOf(reactor.event.ast),
-        ...(reactor.filter?.streamPrefix === undefined ? {} : { streamPrefix: reactor.filter.streamPrefix }),
-        decode: (recorded) => decode(Runner.encodedOf(recorded)),
-        handle: (event, recorded) => reactor.handle(event, recorded)
-      },
+      { ...Runner.declaredHandler("reactor", reactor), handle: (event, recorded) => reactor.handle(event, recorded) },
       backend,
       store,
       options

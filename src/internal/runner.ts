@@ -11,7 +11,7 @@
  * that event) or, with `onError: "skip"`, records it as a dead letter and
  * moves past it in one transaction.
  */
-import { Cause, Chunk, Deferred, Duration, Effect, type ParseResult, Schedule, SchemaAST, Stream } from "effect"
+import { Cause, Chunk, Deferred, Duration, Effect, type ParseResult, Schedule, Schema, SchemaAST, Stream } from "effect"
 import type { RecordedEvent } from "../Event.js"
 import * as EventStore from "../EventStore.js"
 import { ProjectionFailed, type StoreError, StoreError as StoreErrorClass } from "../errors.js"
@@ -28,9 +28,8 @@ const checkpointWatch = "1 second"
 export interface Handler<E, Err, R> {
   readonly name: string
   readonly kind: Kind
-  /** The event types it reads: only these are read from the log (in SQL on the SQL stores). */
-  readonly eventTypes: ReadonlyArray<string>
-  readonly streamPrefix?: string
+  /** What it reads of the log: its event types and stream prefix (filtered in SQL on the SQL stores). */
+  readonly filter: EventStore.LogFilter
   readonly decode: (recorded: RecordedEvent) => Effect.Effect<E, ParseResult.ParseError>
   readonly handle: (event: E, recorded: RecordedEvent, db: Database | undefined) => Effect.Effect<void, Err, R>
 }
@@ -65,6 +64,45 @@ export const eventTypesOf = (ast: SchemaAST.AST): ReadonlyArray<string> => {
     }
     default:
       return []
+  }
+}
+
+/** What a projection or reactor declares of the events it handles. */
+export interface Declared<E, I> {
+  readonly name: string
+  readonly event: Schema.Schema<E, I>
+  readonly filter?: { readonly streamPrefix?: string }
+}
+
+/**
+ * The log filter of what a projection or reactor declares: its schema's event
+ * types and its stream prefix; no types (only a name given) reads every event.
+ */
+export const logFilterOf = (declared: {
+  readonly event?: Schema.Schema.AnyNoContext
+  readonly filter?: { readonly streamPrefix?: string }
+}): EventStore.LogFilter => ({
+  ...(declared.event === undefined ? {} : { eventTypes: eventTypesOf(declared.event.ast) }),
+  ...(declared.filter?.streamPrefix === undefined ? {} : { streamPrefix: declared.filter.streamPrefix })
+})
+
+/** Refuses a schema that names no event types: the projection or reactor would read nothing. */
+export const checkDeclared = <E, I>(label: "Projection" | "Reactor", declared: Declared<E, I>): void => {
+  if (eventTypesOf(declared.event.ast).length === 0) {
+    throw new TypeError(
+      `${label} ${JSON.stringify(declared.name)}: its event schema names no event types (use a union of Schema.TaggedStruct)`
+    )
+  }
+}
+
+/** The handler's name, kind, filter and decoding, from what it declares. */
+export const declaredHandler = <E, I>(kind: Kind, declared: Declared<E, I>) => {
+  const decode = Schema.decodeUnknown(declared.event)
+  return {
+    name: declared.name,
+    kind,
+    filter: logFilterOf(declared),
+    decode: (recorded: RecordedEvent) => decode(encodedOf(recorded))
   }
 }
 
@@ -117,10 +155,7 @@ export const run = <E, Err, R>(
 ): Effect.Effect<never, ProjectionFailed, R> => {
   const batchSize = options.batchSize ?? 100
   const retry = options.retry ?? defaultHandlerRetry
-  const filter: EventStore.LogFilter = {
-    eventTypes: handler.eventTypes,
-    ...(handler.streamPrefix === undefined ? {} : { streamPrefix: handler.streamPrefix })
-  }
+  const filter = handler.filter
 
   const handleAll = (events: ReadonlyArray<RecordedEvent>, db: Database | undefined) =>
     Effect.forEach(

@@ -12,7 +12,8 @@
  * has one session, shared by everyone in the process (and one process per data
  * directory): there, ownership is kept in process.
  */
-import { Deferred, Effect, Exit, type Scope } from "effect"
+import { Context, Deferred, Effect, Exit, type Scope } from "effect"
+import * as EventStore from "../EventStore.js"
 import type { StoreError } from "../errors.js"
 import {
   type DeadLetter,
@@ -25,8 +26,15 @@ import {
   standbyPoll
 } from "../internal/projections.js"
 import * as LogPosition from "../LogPosition.js"
+import { ReadModelStore } from "../Projection.js"
 import { storeError } from "./errors.js"
 import type { Database } from "./SqlEventStore.js"
+
+/** A SQL store's layer context: the store and, for projections that write read models, its `ReadModelStore`. */
+export const storeContext = (store: EventStore.EventStore) =>
+  Context.make(EventStore.EventStore, store).pipe(
+    Context.add(ReadModelStore, store[EventStore.projectionBackend] as ProjectionBackend)
+  )
 
 /** Runs a statement on a session, returning rows as arrays. */
 export type Run = (statement: string, params: ReadonlyArray<unknown>) => Promise<ReadonlyArray<ReadonlyArray<unknown>>>
