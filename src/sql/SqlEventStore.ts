@@ -15,7 +15,14 @@ import { uuidv7 } from "../internal/uuid.js"
 import * as LogPosition from "../LogPosition.js"
 import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
-import { isRacedWrite, parseDuplicateEventId, parseVersionConflict, storeError } from "./errors.js"
+import {
+  type ConflictFacts,
+  isRacedWrite,
+  parseDuplicateEventId,
+  parseVersionConflict,
+  storeError,
+  versionConflictOf
+} from "./errors.js"
 import * as Projections from "./projections.js"
 import { type Tables, tablesIn } from "./schema.js"
 
@@ -44,11 +51,7 @@ interface AppendReply {
 
 /** The reply to a request that asked for conflicts in the reply, when one was found before any write. */
 interface ConflictReply {
-  readonly conflict: {
-    readonly stream_id: string
-    readonly expected: ExpectedVersion.ExpectedVersion
-    readonly actual: number
-  }
+  readonly conflict: ConflictFacts
 }
 
 /** A schema name as an SQL identifier. */
@@ -320,10 +323,7 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
 
       const raw = outcome.right[0]?.[0]
       const reply = (typeof raw === "string" ? JSON.parse(raw) : raw) as AppendReply | ConflictReply
-      if ("conflict" in reply) {
-        const { stream_id, expected, actual } = reply.conflict
-        return yield* new VersionConflict({ streamId: stream_id as StreamId, expected, actual: Number(actual) })
-      }
+      if ("conflict" in reply) return yield* versionConflictOf(reply.conflict)
       const streamVersions = new Map<StreamId, number>(
         participants.map(([id], i) => [id, reply.versions[i] as number] as const)
       )

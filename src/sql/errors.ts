@@ -80,16 +80,21 @@ export const storeError = (operation: string, error: unknown): StoreError => {
   return new StoreError({ operation, message, cause })
 }
 
-/** A version conflict the append function reported, with the facts from its DETAIL. */
+/** The facts of a version conflict as the append function reports them, in an error's DETAIL or in its reply. */
+export interface ConflictFacts {
+  readonly stream_id: string
+  readonly expected: ExpectedVersion
+  readonly actual: number
+}
+
+export const versionConflictOf = (facts: ConflictFacts): VersionConflict =>
+  new VersionConflict({ streamId: facts.stream_id as StreamId, expected: facts.expected, actual: facts.actual })
+
+/** A version conflict the append function raised, with the facts from its DETAIL. */
 export const parseVersionConflict = (error: unknown): VersionConflict | undefined => {
   const cause = driverError(error)
   if (cause.code !== SqlState.versionConflict || cause.detail === undefined) return undefined
-  const detail = JSON.parse(cause.detail) as { stream_id: string; expected: ExpectedVersion; actual: number }
-  return new VersionConflict({
-    streamId: detail.stream_id as StreamId,
-    expected: detail.expected,
-    actual: detail.actual
-  })
+  return versionConflictOf(JSON.parse(cause.detail) as ConflictFacts)
 }
 
 /** A duplicate event id: the unique index on `event_id` refused the insert. */
