@@ -115,6 +115,27 @@ describe("read-only commands on PGlite", () => {
 describeServer("read-only commands on PostgreSQL", () => {
   const server = usePostgresTemplate()
 
+  /** A fresh database migrated by the store, holding stream `order-1` of `count` events. */
+  const databaseWithOrder = (count: number) =>
+    Effect.tap(server.freshDatabase, ({ url }) =>
+      Effect.flatMap(EventStore.EventStore, (store) =>
+        store.append(
+          writesOf({ streamId: StreamId.unsafeMake("order-1"), expected: "no_stream", events: testEvents(count) })
+        )
+      ).pipe(Effect.provide(PostgresEventStore.layer({ url })))
+    )
+
+  /** `use` on a connection of its own to `url`, closed afterwards. */
+  const onConnection = <A>(url: string, use: (client: postgres.Sql) => Promise<A>) =>
+    Effect.promise(async () => {
+      const client = postgres(url, { max: 1, onnotice: () => {} })
+      try {
+        return await use(client)
+      } finally {
+        await client.end()
+      }
+    })
+
   /** A fresh empty database (not migrated), dropped afterwards. */
   const withEmptyDatabase = async (body: (url: string) => Promise<void>) => {
     const name = `eventcore_cli_ro_${randomUUID().replaceAll("-", "").slice(0, 12)}`
@@ -193,22 +214,14 @@ describeServer("read-only commands on PostgreSQL", () => {
       Effect.runPromise(
         Effect.scoped(
           Effect.gen(function* () {
-            const { url } = yield* server.freshDatabase
-            yield* Effect.flatMap(EventStore.EventStore, (store) =>
-              store.append(
-                writesOf({ streamId: StreamId.unsafeMake("order-1"), expected: "no_stream", events: testEvents(3) })
-              )
-            ).pipe(Effect.provide(PostgresEventStore.layer({ url })))
+            const { url } = yield* databaseWithOrder(3)
             // As if the last migration of this release had not been applied (its function is kept, as it would be).
             const last = sinceRelease010.at(-1) as string
             const historyOf = (client: postgres.Sql) =>
               client<{ n: number }[]>`select count(*)::int as n from eventcore.migrations`.then((rows) => rows[0]?.n)
-            const before = yield* Effect.promise(async () => {
-              const client = postgres(url, { max: 1, onnotice: () => {} })
+            const before = yield* onConnection(url, async (client) => {
               await client`delete from eventcore.migrations where created_at = (select max(created_at) from eventcore.migrations)`
-              const count = await historyOf(client)
-              await client.end()
-              return count
+              return historyOf(client)
             })
             const run = yield* Effect.promise(() => cli(["stats", "--url", url]))
             expect(run.code).toBe(0)
@@ -216,12 +229,7 @@ describeServer("read-only commands on PostgreSQL", () => {
               `eventcore: PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${last} (apply them with \`eventcore migrate\`); reading it as it is`
             ])
             expect(run.stdout).toMatch(/^events +3$/m)
-            const after = yield* Effect.promise(async () => {
-              const client = postgres(url, { max: 1, onnotice: () => {} })
-              const count = await historyOf(client)
-              await client.end()
-              return count
-            })
+            const after = yield* onConnection(url, historyOf)
             expect(after).toBe(before)
           })
         )
@@ -235,17 +243,12 @@ describeServer("read-only commands on PostgreSQL", () => {
       Effect.runPromise(
         Effect.scoped(
           Effect.gen(function* () {
-            const { url } = yield* server.freshDatabase
-            yield* Effect.flatMap(EventStore.EventStore, (store) =>
-              store.append(
-                writesOf({ streamId: StreamId.unsafeMake("order-1"), expected: "no_stream", events: testEvents(3) })
-              )
-            ).pipe(Effect.provide(PostgresEventStore.layer({ url })))
-            yield* Effect.promise(async () => {
-              const client = postgres(url, { max: 1, onnotice: () => {} })
-              await client`insert into eventcore.migrations (hash, created_at) values ('from-the-future', 4102444800000)`
-              await client.end()
-            })
+            const { url } = yield* databaseWithOrder(3)
+            yield* onConnection(
+              url,
+              (client) =>
+                client`insert into eventcore.migrations (hash, created_at) values ('from-the-future', 4102444800000)`
+            )
             const run = yield* Effect.promise(() => cli(["stats", "--url", url]))
             expect(run.code).toBe(0)
             expect(run.stderr.trim().split("\n")).toEqual([
@@ -264,13 +267,8 @@ describeServer("read-only commands on PostgreSQL", () => {
       Effect.runPromise(
         Effect.scoped(
           Effect.gen(function* () {
-            const { url, database } = yield* server.freshDatabase
+            const { url, database } = yield* databaseWithOrder(2)
             const reader = `eventcore_reader_${database.slice(-12)}`
-            yield* Effect.flatMap(EventStore.EventStore, (store) =>
-              store.append(
-                writesOf({ streamId: StreamId.unsafeMake("order-1"), expected: "no_stream", events: testEvents(2) })
-              )
-            ).pipe(Effect.provide(PostgresEventStore.layer({ url })))
             const admin = server.adminClient()
             yield* Effect.acquireRelease(
               Effect.promise(async () => {
