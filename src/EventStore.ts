@@ -2,11 +2,13 @@
  * The event store service: read a stream, stream it in pages, append
  * atomically; read, stream and follow the global log.
  */
-import { Chunk, Context, type Duration, Effect, Metric, Option, type Schedule, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Metric, Option, Schedule, Stream } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import {
   type DuplicateEventId,
+  type InvalidLogPosition,
   InvalidReadOptions,
+  LogTimeout,
   type StoreError,
   StreamNotFound,
   type VersionConflict
@@ -125,10 +127,15 @@ export interface EventStore {
   readonly subscribe: (options?: SubscribeOptions) => Stream.Stream<LogMessage, LogError>
   /** Checkpoints and ownership for projections and reactors (see `Projection.run`); absent in stores of others. */
   readonly [projectionBackend]?: ProjectionBackend
+  /** See `Primitives.horizon` and `waitForLog`. */
+  readonly [logHorizon]?: Effect.Effect<bigint, StoreError>
 }
 
 /** Where a store keeps its support for projections and reactors: not for application code. */
 export const projectionBackend: unique symbol = Symbol.for("eventcore/EventStore/projectionBackend")
+
+/** Where a store says how far its log is readable: not for application code (see `waitForLog`). */
+export const logHorizon: unique symbol = Symbol.for("eventcore/EventStore/logHorizon")
 
 export const EventStore: Context.Tag<EventStore, EventStore> = Context.GenericTag<EventStore>("eventcore/EventStore")
 
@@ -169,6 +176,12 @@ export interface Primitives {
   readonly projections?: ProjectionBackend
   /** What holds the log back, when `readLog` says it is (`heldBack`). */
   readonly holdup?: Effect.Effect<Holdup | undefined, StoreError>
+  /**
+   * The oldest transaction whose events `readLog` cannot read yet, where it
+   * reads (on a replica, as far as it has replayed). Absent when every
+   * committed event is readable at once (in memory).
+   */
+  readonly horizon?: Effect.Effect<bigint, StoreError>
   /** Span attributes naming the backend, e.g. `{ "db.system": "postgresql" }`. */
   readonly attributes?: Record<string, unknown>
 }
@@ -377,6 +390,38 @@ export const make = (primitives: Primitives): EventStore => {
     readAll,
     streamAll,
     subscribe,
-    ...(primitives.projections === undefined ? {} : { [projectionBackend]: primitives.projections })
+    ...(primitives.projections === undefined ? {} : { [projectionBackend]: primitives.projections }),
+    ...(primitives.horizon === undefined ? {} : { [logHorizon]: primitives.horizon })
   })
 }
+
+/**
+ * Completes once the store's global log is readable up to `position`: a
+ * position an append returned (`RecordedEvent.position`) or a read did. Read
+ * your writes where the log is read: on a store that reads its log on a hot
+ * standby (`PostgresConfig.replicaUrl`), that is once the standby has
+ * replayed the append; anywhere, once no transaction that started before it is
+ * still running. `readAll`, `streamAll` and `subscribe` then return
+ * everything up to `position`. Fails with `LogTimeout` after `timeout`
+ * (default 10 seconds).
+ */
+export const waitForLog = (
+  position: LogPosition.LogPosition,
+  options: { readonly timeout?: Duration.DurationInput } = {}
+): Effect.Effect<void, LogTimeout | InvalidLogPosition | StoreError, EventStore> =>
+  Effect.gen(function* () {
+    const horizon = (yield* EventStore)[logHorizon]
+    const { transaction } = LogPosition.parts(yield* LogPosition.validate(position))
+    if (horizon === undefined) return
+    const timeout = options.timeout ?? "10 seconds"
+    yield* horizon.pipe(
+      Effect.repeat({
+        schedule: Schedule.exponential("5 millis").pipe(Schedule.union(Schedule.spaced("100 millis"))),
+        until: (oldestUnreadable) => transaction < oldestUnreadable
+      }),
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => new LogTimeout({ position, timeout: Duration.decode(timeout) })
+      })
+    )
+  })

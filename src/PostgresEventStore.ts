@@ -26,6 +26,21 @@ export interface PostgresConfig extends SchemaOptions {
   readonly idleTimeout?: Duration.DurationInput
   /** Apply the migrations when the layer is built (default false). */
   readonly autoMigrate?: boolean
+  /**
+   * A hot standby of the server at `url` (streaming replication). The global
+   * log is read there: `readAll`, `streamAll`, `subscribe`, and so the reads
+   * of projections and reactors; appends, checkpoints and read models stay
+   * on the primary. It opens a pool of its own, of `maxConnections`. See
+   * docs/scaling.md, and `EventStore.waitForLog` to read your writes there.
+   */
+  readonly replicaUrl?: string | Redacted.Redacted<string>
+  /**
+   * Read streams on the replica too (`readStream`, `streamEvents`: what
+   * commands read). Default false: a command that read a stale version fails
+   * its append on a version conflict and runs again, so it stays correct, but
+   * a lagging replica costs it retries.
+   */
+  readonly readStreamsFromReplica?: boolean
 }
 
 export const defaults = {
@@ -125,14 +140,14 @@ const clientOptions = (config: PostgresConfig) => ({
   connection: { application_name: "eventcore" }
 })
 
-const openClient = (config: PostgresConfig) =>
+const openClient = (config: PostgresConfig, url = config.url, applicationName = "eventcore") =>
   Effect.acquireRelease(
     Effect.try({
       try: () =>
-        postgres(
-          Redacted.value(Redacted.isRedacted(config.url) ? config.url : Redacted.make(config.url)),
-          clientOptions(config)
-        ),
+        postgres(Redacted.value(Redacted.isRedacted(url) ? url : Redacted.make(url)), {
+          ...clientOptions(config),
+          connection: { application_name: applicationName }
+        }),
       // The URL is never part of the message: it may hold a password.
       catch: (cause) =>
         new StoreError({
@@ -206,17 +221,42 @@ const makeGate = (config: PostgresConfig) =>
     return gate
   })
 
+/** How a store uses a hot standby's pool (see `PostgresConfig.replicaUrl`). */
+export interface ReplicaOptions {
+  /** A pool on a hot standby of the primary's server: the global log is read there. */
+  readonly replica?: postgres.Sql
+  /** Read streams there too (see `PostgresConfig.readStreamsFromReplica`). */
+  readonly readStreamsFromReplica?: boolean
+}
+
 /**
  * A store over a postgres.js client; `gate` bounds concurrent operations (see
- * `layer`). `schema` must be valid (see `layer`; default `eventcore`).
+ * `layer`), `replicaGate` those on the replica. `schema` must be valid (see
+ * `layer`; default `eventcore`).
  */
-export const make = (client: postgres.Sql, options: SchemaOptions & { readonly gate?: SqlEventStore.Gate } = {}) =>
+export const make = (
+  client: postgres.Sql,
+  options: SchemaOptions &
+    ReplicaOptions & { readonly gate?: SqlEventStore.Gate; readonly replicaGate?: SqlEventStore.Gate } = {}
+) =>
   SqlEventStore.make(drizzle({ client }), {
-    ...options,
     schema: options.schema ?? defaultSchema,
+    ...(options.gate === undefined ? {} : { gate: options.gate }),
     runPrepared: runOn(client),
-    sessions: sessions(client)
+    sessions: sessions(client),
+    ...(options.replica === undefined
+      ? {}
+      : {
+          replica: {
+            runPrepared: runOn(options.replica),
+            ...(options.replicaGate === undefined ? {} : { gate: options.replicaGate }),
+            streams: options.readStreamsFromReplica === true
+          }
+        })
   })
+
+/** Replicas re-exported for metrics: reads on a replica run again after a recovery conflict. */
+export const replicaRetryCounter = SqlEventStore.replicaRetryCounter
 
 /** Statements as the driver's prepared statements, rows as arrays. */
 const runOn =
@@ -321,7 +361,10 @@ const sessions = (client: postgres.Sql): Projections.Sessions => ({
     Effect.map(
       inSession(() =>
         runOn(client)(
+          // Advisory locks are per database: a projection of the same name in another database of the
+          // server (another tenant's) holds a lock with the same key.
           `select exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+             and l.database = (select oid from pg_database where datname = current_database())
              and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(k.key, 0))
            from jsonb_array_elements_text($1::text::jsonb) with ordinality as k(key, i) order by k.i`,
           [JSON.stringify(keys)]
@@ -363,20 +406,42 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
       if (config.autoMigrate === true) yield* migrateClient(client, schema)
       yield* probe(client, schema)
       yield* Migrations.checkTransactionIds(drizzle({ client }), schema)
-      return Projections.storeContext(make(client, { schema, gate: yield* makeGate(config) }))
+      if (config.replicaUrl === undefined) {
+        return Projections.storeContext(make(client, { schema, gate: yield* makeGate(config) }))
+      }
+      const replica = yield* openClient(config, config.replicaUrl, "eventcore-replica")
+      // A replica that has not replayed the migrations yet fails here, as an unmigrated primary does.
+      yield* probe(replica, schema)
+      return Projections.storeContext(
+        make(client, {
+          schema,
+          gate: yield* makeGate(config),
+          replica,
+          replicaGate: yield* makeGate(config),
+          readStreamsFromReplica: config.readStreamsFromReplica ?? false
+        })
+      )
     })
   )
 
 /**
  * The configuration `layerConfig` reads: `DATABASE_URL`, `EVENTCORE_MAX_CONNECTIONS`,
- * `EVENTCORE_ACQUIRE_TIMEOUT`, `EVENTCORE_SCHEMA`.
+ * `EVENTCORE_ACQUIRE_TIMEOUT`, `EVENTCORE_SCHEMA`, and optionally
+ * `EVENTCORE_REPLICA_URL` (a hot standby to read the global log on) with
+ * `EVENTCORE_READ_STREAMS_FROM_REPLICA`.
  */
-export const config: Config.Config<PostgresConfig> = Config.all({
-  url: Config.redacted("DATABASE_URL"),
-  schema: Config.string("EVENTCORE_SCHEMA").pipe(Config.withDefault(defaultSchema)),
-  maxConnections: Config.integer("EVENTCORE_MAX_CONNECTIONS").pipe(Config.withDefault(defaults.maxConnections)),
-  acquireTimeout: Config.duration("EVENTCORE_ACQUIRE_TIMEOUT").pipe(Config.withDefault(defaults.acquireTimeout))
-})
+export const config: Config.Config<PostgresConfig> = Config.map(
+  Config.all({
+    url: Config.redacted("DATABASE_URL"),
+    schema: Config.string("EVENTCORE_SCHEMA").pipe(Config.withDefault(defaultSchema)),
+    maxConnections: Config.integer("EVENTCORE_MAX_CONNECTIONS").pipe(Config.withDefault(defaults.maxConnections)),
+    acquireTimeout: Config.duration("EVENTCORE_ACQUIRE_TIMEOUT").pipe(Config.withDefault(defaults.acquireTimeout)),
+    replicaUrl: Config.option(Config.redacted("EVENTCORE_REPLICA_URL")),
+    readStreamsFromReplica: Config.boolean("EVENTCORE_READ_STREAMS_FROM_REPLICA").pipe(Config.withDefault(false))
+  }),
+  ({ replicaUrl, ...rest }): PostgresConfig =>
+    Option.match(replicaUrl, { onNone: () => rest, onSome: (url) => ({ ...rest, replicaUrl: url }) })
+)
 
 export const layerConfig: Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError | ConfigError.ConfigError> =
   Layer.unwrapEffect(Effect.map(config, layer))
@@ -388,13 +453,13 @@ export const layerConfig: Layer.Layer<EventStore.EventStore | ReadModelStore, St
 export function layerFromClient(client: postgres.Sql): Layer.Layer<EventStore.EventStore | ReadModelStore>
 export function layerFromClient(
   client: postgres.Sql,
-  options: SchemaOptions
+  options: SchemaOptions & ReplicaOptions
 ): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError>
 export function layerFromClient(
   client: postgres.Sql,
-  options: SchemaOptions = {}
+  options: SchemaOptions & ReplicaOptions = {}
 ): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError> {
   return Layer.effectContext(
-    Effect.map(schemaOf("connect", options), (schema) => Projections.storeContext(make(client, { schema })))
+    Effect.map(schemaOf("connect", options), (schema) => Projections.storeContext(make(client, { ...options, schema })))
   )
 }

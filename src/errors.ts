@@ -2,7 +2,7 @@
  * Every failure eventcore reports, as tagged errors for `Effect.catchTag`.
  * Each carries the facts a caller needs to react without parsing messages.
  */
-import { Data } from "effect"
+import { Data, Duration } from "effect"
 import type { ExpectedVersion } from "./ExpectedVersion.js"
 import type { LogPosition } from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
@@ -155,5 +155,20 @@ export class ProjectionTimeout extends Data.TaggedError("ProjectionTimeout")<{
 }> {
   override get message() {
     return `Projection ${JSON.stringify(this.projection)} did not reach position ${this.position} in time`
+  }
+}
+
+/**
+ * `EventStore.waitForLog` gave up: the global log was not readable up to
+ * `position` in time. On a store reading its log on a hot standby, the
+ * standby had not replayed that far (replication lag, or replication
+ * stopped); anywhere, a transaction that started earlier may still be running.
+ */
+export class LogTimeout extends Data.TaggedError("LogTimeout")<{
+  readonly position: LogPosition
+  readonly timeout: Duration.Duration
+}> {
+  override get message() {
+    return `The global log was not readable up to position ${this.position} within ${Duration.format(this.timeout)}: a replica behind the primary, or a transaction still running there, holds it back`
   }
 }

@@ -4,7 +4,7 @@
  */
 import { and, eq, fillPlaceholders, gte, sql } from "drizzle-orm"
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Metric, Schedule } from "effect"
 import type { RecordedEvent } from "../Event.js"
 import * as EventStore from "../EventStore.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
@@ -18,6 +18,7 @@ import * as StreamWrites from "../StreamWrites.js"
 import {
   type ConflictFacts,
   isRacedWrite,
+  isRecoveryConflict,
   parseDuplicateEventId,
   parseVersionConflict,
   storeError,
@@ -145,6 +146,8 @@ order by e.transaction_id, e.global_position`,
          null, age(p.transaction)
   from pg_prepared_xacts p
 ) t order by xid_age desc limit 1`,
+    /** The oldest transaction whose events the log cannot read yet (see `horizon` above). */
+    horizon: `select pg_snapshot_xmin(pg_current_snapshot())::text`,
     /**
      * The highest transaction id stored, and the next the server will assign:
      * a store restored into another cluster can be behind (see
@@ -179,6 +182,37 @@ const filteredScan = 10_000
 const toBigInt = (value: unknown): bigint => BigInt(value as string | bigint)
 const toDate = (value: unknown): Date => (value instanceof Date ? value : new Date(value as string))
 
+/**
+ * A hot standby of the store's server. The global log is read there; appends,
+ * checkpoints, read models and the stall diagnosis stay on the primary.
+ * Nothing run there may write or call what a standby refuses
+ * (`pg_current_xact_id()`, LISTEN): the log's reads only take a snapshot.
+ */
+export interface Replica {
+  readonly runPrepared: RunPrepared
+  readonly gate?: Gate
+  /** Whether stream reads (`readStream`, `streamEvents`: what commands read) run there too. */
+  readonly streams: boolean
+}
+
+/** Reads on a replica cancelled by a recovery conflict and run again, by store. */
+export const replicaRetryCounter = Metric.counter("eventcore_replica_read_retries", {
+  description:
+    "reads on a replica cancelled by a conflict with recovery (e.g. VACUUM replayed from the primary) and run again",
+  incremental: true
+})
+
+/**
+ * A standby cancels a read whose snapshot still needs rows that replayed
+ * cleanup removes (after `max_standby_streaming_delay`): running it again, on
+ * a fresh snapshot, succeeds. Bounded, so that a standby configured to cancel
+ * everything surfaces as a `StoreError` (which subscriptions retry in turn).
+ */
+const recoveryRetry = Schedule.exponential("10 millis").pipe(
+  Schedule.union(Schedule.spaced("1 second")),
+  Schedule.intersect(Schedule.recurs(20))
+)
+
 export interface SqlStoreOptions {
   /** The PostgreSQL schema holding eventcore's tables and functions. */
   readonly schema: string
@@ -186,6 +220,8 @@ export interface SqlStoreOptions {
   readonly gate?: Gate
   /** Sessions of their own for projections and reactors (see src/sql/projections.ts). */
   readonly sessions?: Projections.Sessions
+  /** Where the global log is read, if not on the primary. */
+  readonly replica?: Replica
 }
 
 export const make = (db: Database, options: SqlStoreOptions): EventStore.EventStore => {
@@ -195,6 +231,29 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
 
   const query = <A>(operation: string, run: () => Promise<A>) =>
     gate(operation, Effect.tryPromise({ try: run, catch: (error) => storeError(operation, error) }))
+
+  /** A read on the replica, if the store has one, run again after a recovery conflict; else on the primary. */
+  const replica = options.replica
+  const readQuery = (
+    operation: string,
+    statement: string,
+    params: ReadonlyArray<unknown>,
+    onReplica = replica !== undefined
+  ) => {
+    if (replica === undefined || !onReplica) return query(operation, () => options.runPrepared(statement, params))
+    return (replica.gate ?? ungated)(
+      operation,
+      Effect.tryPromise({
+        try: () => replica.runPrepared(statement, params),
+        catch: (error) => storeError(operation, error)
+      })
+    ).pipe(
+      Effect.tapError((error) =>
+        isRecoveryConflict(error.cause) ? Metric.increment(replicaRetryCounter) : Effect.void
+      ),
+      Effect.retry({ schedule: recoveryRetry, while: (error) => isRecoveryConflict(error.cause) })
+    )
+  }
 
   // One statement: the stream's row (for its version), and laterally the
   // requested range of its events, walked in order along the
@@ -217,7 +276,7 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
     .orderBy(events.streamVersion)
     .limit(sql.placeholder("limit"))
     .as("page")
-  const readQuery = db
+  const streamQuery = db
     .select({
       version: streams.version,
       // The columns of `logColumns`, in its order: `logEvent` reads both.
@@ -254,12 +313,12 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
   }
 
   const read = (streamId: StreamId, fromVersion: number, limit: number) =>
-    query("read_stream", () =>
-      options.runPrepared(
-        readQuery.sql,
-        // A limit of 0 would return no row at all, and with it no version.
-        fillPlaceholders(readQuery.params, { streamId, fromVersion, limit: Math.max(limit, 1) })
-      )
+    readQuery(
+      "read_stream",
+      streamQuery.sql,
+      // A limit of 0 would return no row at all, and with it no version.
+      fillPlaceholders(streamQuery.params, { streamId, fromVersion, limit: Math.max(limit, 1) }),
+      replica?.streams === true
     ).pipe(
       Effect.map((rows) => {
         // Columns in the order selected above; a stream without (further) events is one row of nulls but its version.
@@ -363,7 +422,7 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
     const { transaction, position } = LogPosition.parts(after)
     const from = [transaction.toString(), position.toString()]
     if (filter.eventTypes === undefined && filter.streamPrefix === undefined) {
-      return query("read_all", () => options.runPrepared(statements.readLog, [...from, limit])).pipe(
+      return readQuery("read_all", statements.readLog, [...from, limit]).pipe(
         Effect.map((rows) => {
           const events = rows.filter((row) => row[2] !== null).map((row) => logEvent(row))
           const [horizon, heldBack] = (rows[0] as ReadonlyArray<unknown>).slice(9)
@@ -376,9 +435,13 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
     }
     const scan = Math.max(limit, filteredScan)
     const types = filter.eventTypes === undefined ? null : JSON.stringify(filter.eventTypes)
-    return query("read_all", () =>
-      options.runPrepared(statements.readLogFiltered, [...from, scan, limit, types, filter.streamPrefix ?? null])
-    ).pipe(
+    return readQuery("read_all", statements.readLogFiltered, [
+      ...from,
+      scan,
+      limit,
+      types,
+      filter.streamPrefix ?? null
+    ]).pipe(
       Effect.map((rows) => {
         const events = rows.filter((row) => row[2] !== null).map((row) => logEvent(row))
         const [horizon, heldBack, scanned, lastTransaction, lastPosition] = (rows[0] as ReadonlyArray<unknown>).slice(9)
@@ -414,12 +477,15 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
     })
   )
 
+  const horizon = Effect.map(readQuery("read_all", statements.horizon, []), (rows) => BigInt(rows[0]?.[0] as string))
+
   return EventStore.make({
     attributes: { "db.system": "postgresql" },
     read,
     append,
     readLog,
     holdup,
+    horizon,
     ...(options.sessions === undefined
       ? {}
       : { projections: Projections.make(options.schema, options.sessions, options.runPrepared) }),

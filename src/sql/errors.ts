@@ -107,6 +107,19 @@ export const parseDuplicateEventId = (error: unknown): DuplicateEventId | undefi
 }
 
 /**
+ * A hot standby cancelled the statement because replaying the primary's WAL
+ * needed what it was reading ("canceling statement due to conflict with
+ * recovery": 40001, or 40P01 for a buffer pin it waited on).
+ */
+export const isRecoveryConflict = (error: unknown): boolean => {
+  const cause = driverError(error)
+  return (
+    (cause.code === SqlState.serializationFailure || cause.code === SqlState.deadlock) &&
+    (cause.message ?? "").includes("conflict with recovery")
+  )
+}
+
+/**
  * Errors that mean another writer got there first without our function seeing
  * it (a raw insert racing ours, or a serialization failure under a stricter
  * isolation level): the caller re-reads versions to report the conflict.

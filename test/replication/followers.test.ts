@@ -1,0 +1,282 @@
+/**
+ * Followers on a hot standby (issue #16): a store whose global log is read on
+ * a standby of the primary it appends to. Against a PostgreSQL 15 primary and
+ * standby the test starts (test/support/replication.ts), never the shared
+ * server.
+ */
+import { randomUUID } from "node:crypto"
+import { expect, it } from "@effect/vitest"
+import { drizzle } from "drizzle-orm/postgres-js"
+import { Chunk, Context, Effect, Either, Fiber, Layer, Metric, Option, Stream } from "effect"
+import {
+  EventStore,
+  LogMessage,
+  type LogPosition,
+  PostgresEventStore,
+  Projection,
+  type RecordedEvent,
+  StreamId
+} from "eventcore"
+import { testEvents, writesOf } from "eventcore/testing"
+import postgres from "postgres"
+import { Balances, createBalances } from "../../examples/bank/readModel.js"
+import { folded, lastWritten, openAll, readModel } from "../sql/projections.js"
+import { describeServer } from "../support/postgres.js"
+import { useReplication } from "../support/replication.js"
+
+const id = StreamId.unsafeMake
+
+/** A connection of its own, closed with the scope. */
+const connection = (url: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => postgres(url, { max: 1, onnotice: () => {} })),
+    (client) => Effect.promise(() => client.end({ timeout: 1 }))
+  )
+
+const withDatabase = (url: string, database: string) => {
+  const parsed = new URL(url)
+  parsed.pathname = `/${database}`
+  return parsed.toString()
+}
+
+/** The services of a layer built in the current scope. */
+const contextOf = <A>(layer: Layer.Layer<A, unknown>) => Layer.build(layer)
+
+/** Everything the log holds, read on `store` page by page. */
+const wholeLog = (store: EventStore.EventStore) =>
+  Effect.map(Stream.runCollect(store.streamAll({ pageSize: 50 })), Chunk.toArray)
+
+const ids = (events: ReadonlyArray<RecordedEvent>) => events.map((event) => event.eventId)
+
+describeServer("followers on a hot standby", () => {
+  const replication = useReplication()
+
+  /** A database of its own on the primary, migrated, and replayed on the standby: its URL on each. */
+  const freshDatabase = Effect.gen(function* () {
+    const database = `followers_${randomUUID().replaceAll("-", "").slice(0, 12)}`
+    const admin = yield* connection(replication.primaryUrl())
+    yield* Effect.promise(() => admin.unsafe(`create database "${database}"`))
+    const primary = withDatabase(replication.primaryUrl(), database)
+    yield* PostgresEventStore.migrate({ url: primary })
+    replication.waitReplay()
+    return { primary, standby: withDatabase(replication.standbyUrl(), database) }
+  })
+
+  it.live(
+    "a follower on the standby sees every event once, in the primary's order, while writers commit late",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const urls = yield* freshDatabase
+          const writer = Context.get(
+            yield* contextOf(PostgresEventStore.layer({ url: urls.primary })),
+            EventStore.EventStore
+          )
+          const follower = Context.get(
+            yield* contextOf(PostgresEventStore.layer({ url: urls.primary, replicaUrl: urls.standby })),
+            EventStore.EventStore
+          )
+          const writers = 8
+          const appendsEach = 30
+          const late = 4
+          const total = writers * appendsEach + late
+
+          const following = yield* follower.subscribe({ pageSize: 25 }).pipe(
+            Stream.filterMap((message) =>
+              LogMessage.is("Event")(message) ? Option.some(message.event) : Option.none()
+            ),
+            Stream.take(total),
+            Stream.runCollect,
+            Effect.timeout("60 seconds"),
+            Effect.fork
+          )
+          // Transactions that take their id first and append last: their events
+          // commit after others written later, and the follower must wait for them.
+          const lateWriter = (n: number) =>
+            Effect.scoped(
+              Effect.gen(function* () {
+                const client = yield* connection(urls.primary)
+                yield* Effect.promise(() =>
+                  client.begin(async (sql) => {
+                    await sql`select pg_current_xact_id()`
+                    await new Promise((resolve) => setTimeout(resolve, 150 + 100 * n))
+                    const request = {
+                      streams: [{ id: `late-${n}`, expected: "no_stream" }],
+                      events: [{ stream: `late-${n}`, id: randomUUID(), type: "Late", data: { n } }]
+                    }
+                    await sql.unsafe("select eventcore.append($1::text::jsonb)", [JSON.stringify(request)])
+                  })
+                )
+              })
+            )
+          const busyWriter = (w: number) =>
+            Effect.forEach(
+              Array.from({ length: appendsEach }, (_, i) => i),
+              (i) =>
+                writer.append(
+                  writesOf({ streamId: id(`writer-${w}`), expected: i === 0 ? "no_stream" : i, events: testEvents(1) })
+                )
+            )
+          yield* Effect.all(
+            [
+              ...Array.from({ length: late }, (_, n) => lateWriter(n)),
+              ...Array.from({ length: writers }, (_, w) => busyWriter(w))
+            ],
+            { concurrency: "unbounded" }
+          )
+
+          const seen = Chunk.toArray(yield* Fiber.join(following))
+          const stored = yield* wholeLog(writer)
+          expect(stored).toHaveLength(total)
+          expect(new Set(ids(seen)).size).toBe(total)
+          expect(ids(seen)).toEqual(ids(stored))
+          expect(seen.map((event) => event.position)).toEqual(stored.map((event) => event.position))
+        })
+      ),
+    90_000
+  )
+
+  it.live("reads cancelled by a conflict with recovery (VACUUM on the primary) are run again", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const urls = yield* freshDatabase
+        const writer = Context.get(
+          yield* contextOf(PostgresEventStore.layer({ url: urls.primary })),
+          EventStore.EventStore
+        )
+        const follower = Context.get(
+          yield* contextOf(PostgresEventStore.layer({ url: urls.primary, replicaUrl: urls.standby })),
+          EventStore.EventStore
+        )
+        for (let i = 0; i < 20; i++) {
+          yield* writer.append(writesOf({ streamId: id(`s-${i}`), expected: "no_stream", events: testEvents(10) }))
+        }
+        const expected = ids(yield* wholeLog(writer))
+        replication.waitReplay()
+
+        // The standby cancels a conflicting read at once instead of after a second.
+        const standbyAdmin = yield* connection(replication.standbyUrl())
+        yield* Effect.promise(() => standbyAdmin`alter system set max_standby_streaming_delay = 0`)
+        yield* Effect.promise(() => standbyAdmin`select pg_reload_conf()`)
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(async () => {
+            await standbyAdmin`alter system reset max_standby_streaming_delay`
+            await standbyAdmin`select pg_reload_conf()`
+          })
+        )
+
+        // Rows deleted and vacuumed away on the primary, over and over, in a
+        // table eventcore never reads: replaying the cleanup cancels any
+        // standby query whose snapshot could still see them, in any table.
+        const churnClient = yield* connection(urls.primary)
+        yield* Effect.promise(() => churnClient`create table churn (n int)`)
+        const churn = Effect.promise(async () => {
+          await churnClient`insert into churn select generate_series(1, 200)`
+          await churnClient`delete from churn`
+          await churnClient`vacuum churn`
+        }).pipe(Effect.forever, Effect.fork)
+
+        const retries = Metric.value(PostgresEventStore.replicaRetryCounter)
+        const before = (yield* retries).count
+        const churning = yield* churn
+        // Readers on the standby, each reading the whole log again and again, until the standby has cancelled some.
+        const reads = yield* Effect.all(
+          Array.from({ length: 4 }, () =>
+            Effect.gen(function* () {
+              const results: Array<ReadonlyArray<string>> = []
+              for (let i = 0; i < 400 && (yield* retries).count - before < 5; i++) {
+                results.push(ids(yield* wholeLog(follower)))
+              }
+              return results
+            })
+          ),
+          { concurrency: "unbounded" }
+        ).pipe(Effect.timeout("60 seconds"))
+        yield* Fiber.interrupt(churning)
+
+        expect((yield* retries).count - before).toBeGreaterThan(0)
+        for (const result of reads.flat()) expect(result).toEqual(expected)
+      })
+    )
+  )
+
+  it.live(
+    "reads follow the standby's replay: waitForLog waits for it, stream reads go there only when asked",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const urls = yield* freshDatabase
+          const onPrimary = Context.get(
+            yield* contextOf(PostgresEventStore.layer({ url: urls.primary, replicaUrl: urls.standby })),
+            EventStore.EventStore
+          )
+          const onStandby = Context.get(
+            yield* contextOf(
+              PostgresEventStore.layer({ url: urls.primary, replicaUrl: urls.standby, readStreamsFromReplica: true })
+            ),
+            EventStore.EventStore
+          )
+          const stream = id("paused")
+          yield* onPrimary.append(writesOf({ streamId: stream, expected: "no_stream", events: testEvents(1) }))
+          replication.waitReplay()
+
+          const standbyAdmin = yield* connection(replication.standbyUrl())
+          yield* Effect.promise(() => standbyAdmin`select pg_wal_replay_pause()`)
+          yield* Effect.addFinalizer(() => Effect.promise(() => standbyAdmin`select pg_wal_replay_resume()`))
+          const appended = yield* onPrimary.append(writesOf({ streamId: stream, expected: 1, events: testEvents(1) }))
+          const position = appended.events[0]?.position as LogPosition.LogPosition
+
+          // Replay paused: the standby does not have the second event yet.
+          expect((yield* onPrimary.readStream(stream)).version).toBe(2)
+          expect((yield* onStandby.readStream(stream)).version).toBe(1)
+          expect((yield* onPrimary.readAll()).events).toHaveLength(1)
+          const timedOut = yield* Effect.either(
+            Effect.provideService(
+              EventStore.waitForLog(position, { timeout: "300 millis" }),
+              EventStore.EventStore,
+              onPrimary
+            )
+          )
+          expect(Either.isLeft(timedOut) && timedOut.left._tag).toBe("LogTimeout")
+
+          const waiting = yield* Effect.fork(
+            Effect.provideService(EventStore.waitForLog(position), EventStore.EventStore, onPrimary)
+          )
+          yield* Effect.sleep("100 millis")
+          expect(waiting.unsafePoll()).toBeNull()
+          yield* Effect.promise(() => standbyAdmin`select pg_wal_replay_resume()`)
+          yield* Fiber.join(waiting)
+          const read = yield* onPrimary.readAll()
+          expect(read.events.map((event) => event.position)).toContain(position)
+          expect((yield* onStandby.readStream(stream)).version).toBe(2)
+        })
+      ),
+    60_000
+  )
+
+  it.live("a projection reads the log on the standby and writes its read model on the primary", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const urls = yield* freshDatabase
+        const client = yield* connection(urls.primary)
+        const db = drizzle({ client })
+        yield* Effect.promise(() => db.execute(createBalances))
+        const context = yield* contextOf(
+          PostgresEventStore.layer({ url: urls.primary, replicaUrl: urls.standby, maxConnections: 4 })
+        )
+        yield* Effect.gen(function* () {
+          const running = yield* Effect.fork(Projection.run(Balances))
+          yield* openAll([
+            ["ann", 500],
+            ["bob", 300],
+            ["cy", 0]
+          ])
+          // The last event as the primary has it: waitFor completes only once the standby has replayed it too.
+          yield* Projection.waitFor(Balances, yield* lastWritten(db), { timeout: "20 seconds" })
+          expect(yield* readModel(db)).toEqual(yield* folded(db))
+          yield* Fiber.interrupt(running)
+        }).pipe(Effect.provide(context))
+      })
+    )
+  )
+})
