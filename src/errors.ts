@@ -172,3 +172,35 @@ export class LogTimeout extends Data.TaggedError("LogTimeout")<{
     return `The global log was not readable up to position ${this.position} within ${Duration.format(this.timeout)}: a replica behind the primary, or a transaction still running there, holds it back`
   }
 }
+
+/**
+ * A store of one tenant was asked to touch a stream of another (or of none):
+ * refused before any database call. An append is atomic, and its versions
+ * checked, within one database only, and a read would find an empty stream in
+ * the wrong database. It is the `cause` of the `StoreError` the store fails with.
+ */
+export class CrossTenantAccess extends Data.TaggedError("CrossTenantAccess")<{
+  readonly streamId: StreamId
+  /** The tenant `tenantOf` names for the stream; `undefined` when it names none. */
+  readonly streamTenant: string | undefined
+  /** The tenant whose store was asked. */
+  readonly storeTenant: string
+}> {
+  override get message() {
+    const owner =
+      this.streamTenant === undefined
+        ? "belongs to no tenant"
+        : `belongs to tenant ${JSON.stringify(this.streamTenant)}`
+    return `Stream ${JSON.stringify(this.streamId)} ${owner}, not to ${JSON.stringify(this.storeTenant)} whose store was asked`
+  }
+}
+
+/** A tenant that the `Tenants` layer was not configured with. */
+export class UnknownTenant extends Data.TaggedError("UnknownTenant")<{
+  readonly tenant: string
+  readonly known: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `Unknown tenant ${JSON.stringify(this.tenant)}: the known tenants are ${this.known.map((name) => JSON.stringify(name)).join(", ")}`
+  }
+}
