@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { join } from "node:path"
 import { run } from "./lib/measure.js"
-import { type Options, parseOptions, type SystemName, selected } from "./lib/options.js"
+import { named, type Options, parseOptions, type SystemName, selected } from "./lib/options.js"
 import { clock, Progress } from "./lib/progress.js"
 import { type Measurement, markdown, type Report, summarize, targets } from "./lib/report.js"
 import { type Admin, adminOf, type ServerInfo } from "./lib/server.js"
@@ -34,6 +34,7 @@ import {
   sideLabel,
   type ThroughputResult
 } from "./workloads/projection.js"
+import { type ReplicasOutcome, replicas, replicasUnavailable } from "./workloads/replicas.js"
 import { countRoundTrips, type RoundTrips } from "./workloads/round-trips.js"
 import { workloads as allWorkloads, type Workload } from "./workloads/workloads.js"
 
@@ -96,6 +97,9 @@ const main = async () => {
   const w10 = onPostgres && selected(options, "W10")
   // W11: projections on the PostgreSQL store (the raw loops run when raw is among the systems).
   const w11 = onPostgres && selected(options, "W11")
+  // W12: followers on a hot standby, on a PostgreSQL 15 primary and standby it starts itself (from the
+  // machine's binaries): only when named in --only, and skipped, saying why, where the binaries are missing.
+  const w12 = onPostgres && named(options, "W12")
   const needsServer =
     w7 ||
     w8 ||
@@ -129,6 +133,7 @@ const main = async () => {
   let liveSubscribersResult: LiveSubscribersResult | undefined
   let throughputResult: ThroughputResult | undefined
   let lagResult: LagResult | undefined
+  let replicasOutcome: ReplicasOutcome | undefined
   /** The tables grow through the run: their size as each workload starts (after its seeding). */
   const sizes: Array<{ before: string; system: SystemName; streams: number; events: number }> = []
   let server: ServerInfo | undefined
@@ -149,7 +154,10 @@ const main = async () => {
       w8 ? `W8 (${options.w8Events.toLocaleString("en")} events)` : "",
       w9 ? `W9 (${options.w9Seconds} s)` : "",
       w10 ? `W10 (${options.repetitions * 2} cells × ${cellSeconds} s)` : "",
-      w11 ? `W11 (${options.w11Events.toLocaleString("en")} events, then ${options.w11Seconds} s of appends)` : ""
+      w11 ? `W11 (${options.w11Events.toLocaleString("en")} events, then ${options.w11Seconds} s of appends)` : "",
+      w12
+        ? `W12 (${options.w12Events.toLocaleString("en")} events on a standby and its primary, then ${options.w12Seconds} s of appends)`
+        : ""
     ].filter((part) => part !== "")
     progress.log(
       `${cells} cells × ${cellSeconds} s ≈ ${Math.ceil((cells * cellSeconds) / 60)} min of measurement` +
@@ -284,6 +292,26 @@ const main = async () => {
             : "NOT caught up within 60 s of the last append")
       )
     }
+    if (w12 && !interrupted) {
+      const unavailable = replicasUnavailable()
+      if (unavailable !== undefined) {
+        replicasOutcome = { skipped: unavailable }
+        progress.log(`W12 skipped: ${unavailable}`)
+      } else {
+        const result = await replicas(database, options, poolSize(options), progress)
+        replicasOutcome = result
+        const { catchUp, live } = result
+        const latency = (side: "standby" | "primary") =>
+          `${live[side].p50Ms.toFixed(1)}/${live[side].p99Ms.toFixed(1)}/${live[side].maxMs.toFixed(1)} ms on the ${side}`
+        progress.log(
+          `W12: streamAll ${rate(catchUp.standbyEventsPerSec)} events/s on the standby, ${rate(catchUp.primaryEventsPerSec)} on the primary, ${catchUp.ratio.toFixed(2)}×; ` +
+            `${rate(live.appends.opsPerSec)} appends/s, delivery p50/p99/max ${latency("standby")}, ${latency("primary")}` +
+            (live.standby.missing + live.primary.missing > 0
+              ? `; MISSING ${live.standby.missing} on the standby, ${live.primary.missing} on the primary`
+              : "")
+        )
+      }
+    }
   } finally {
     for (const system of systems.values()) await system.close().catch(() => {})
     await admin.close()
@@ -320,7 +348,8 @@ const main = async () => {
       w8,
       w9,
       w10,
-      w11
+      w11,
+      w12
     }
   }
   const log = {
@@ -330,7 +359,8 @@ const main = async () => {
     projections:
       throughputResult === undefined && lagResult === undefined
         ? undefined
-        : { throughput: throughputResult, lag: lagResult }
+        : { throughput: throughputResult, lag: lagResult },
+    replicas: replicasOutcome
   }
   const report: Report = {
     meta,
@@ -344,11 +374,13 @@ const main = async () => {
   const environment = [
     `${meta.startedAt} on ${meta.hostname}: ${meta.cpus} CPUs (${meta.cpuModel}), ${meta.totalMemoryMB} MB, Node ${meta.node}, commit ${meta.commit ?? "unknown"}`,
     server === undefined
-      ? "PostgreSQL: not used"
+      ? replicasOutcome !== undefined && !("skipped" in replicasOutcome)
+        ? "PostgreSQL: the server of --url not used (W12 ran on a primary and standby of its own: see its section)"
+        : "PostgreSQL: not used"
       : `PostgreSQL ${server.serverVersion}: ${Object.entries(server.settings)
           .map(([name, value]) => `${name}=${value}`)
           .join(", ")}`,
-    `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events, W8 ${options.w8Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, W9 ${options.w9Seconds} s at c${options.liveWriters}, W10 c${options.liveWriters} with 0 and ${options.w10Subscribers} subscribers, W11 ${options.w11Events.toLocaleString("en")} events over ${options.w11Accounts.toLocaleString("en")} accounts in batches of ${options.w11BatchSizes.join(" and ")} (budget ${options.w11BudgetSeconds} s), lag ${options.w11Seconds} s at c${options.liveWriters}${options.quick ? " (--quick)" : ""}`,
+    `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events, W8 ${options.w8Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, W9 ${options.w9Seconds} s at c${options.liveWriters}, W10 c${options.liveWriters} with 0 and ${options.w10Subscribers} subscribers, W11 ${options.w11Events.toLocaleString("en")} events over ${options.w11Accounts.toLocaleString("en")} accounts in batches of ${options.w11BatchSizes.join(" and ")} (budget ${options.w11BudgetSeconds} s), lag ${options.w11Seconds} s at c${options.liveWriters}${w12 ? `, W12 ${options.w12Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, then ${options.w12Seconds} s at c${options.liveWriters}` : ""}${options.quick ? " (--quick)" : ""}`,
     ...(wantsEmmett
       ? [
           `Emmett: @event-driven-io/emmett-postgresql ${emmettVersion()} with its default options (a \`pg\` pool of 10), on a database of its own`

@@ -51,6 +51,10 @@ export interface Options {
   readonly w11BudgetSeconds: number
   /** How long W11's lag part appends while its projection follows. */
   readonly w11Seconds: number
+  /** Events in the log W12 catches up on, on the hot standby and on the primary. */
+  readonly w12Events: number
+  /** How long W12's second part appends while a subscriber on each node follows. */
+  readonly w12Seconds: number
   /** Where the results go. */
   readonly outDir: string
 }
@@ -59,7 +63,8 @@ const usage = `npm run bench -- [options]
 
   --quick                 a smoke run (short durations, 1 repetition, small sizes); results get a -quick suffix
   --only W1,W3,W6.deposit run only these workloads (W1 W2 W3 W4 W4.readStream W4.streamEvents W5 W6 W6.deposit
-                          W6.transfer W7 W8 W9 W10 W11)
+                          W6.transfer W7 W8 W9 W10 W11; W12 only when named: it starts a PostgreSQL 15
+                          primary and hot standby of its own)
   --systems LIST          postgres,raw,pglite,memory,emmett (default all; emmett: Emmett's PostgreSQL event
                           store, W1-W5 only)
   --url URL               PostgreSQL server (default DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres);
@@ -88,6 +93,9 @@ const usage = `npm run bench -- [options]
   --w11-budget S          seconds a W11 throughput run may take before it is stopped and rated on what it
                           projected (default 180; quick 10)
   --w11-duration S        seconds W11's lag part appends while its projection follows (default 20; quick 0.5)
+  --w12-events N          events in the log W12 catches up on, on the standby and on the primary (default
+                          200000; quick 10000; pages of --w8-page-size, readers stopped after --w8-budget)
+  --w12-duration S        seconds W12 appends while a subscriber on each node follows (default 20; quick 1)
   --out DIR               where to write the results (default bench/results)
   --help
 `
@@ -144,6 +152,8 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
       "w11-batch-sizes": { type: "string" },
       "w11-budget": { type: "string" },
       "w11-duration": { type: "string" },
+      "w12-events": { type: "string" },
+      "w12-duration": { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", default: false }
     },
@@ -191,9 +201,14 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
     w11BatchSizes: batchSizes.length === 0 ? [100, 1000] : batchSizes,
     w11BudgetSeconds: number("w11-budget", values["w11-budget"], quick ? 10 : 180, 1),
     w11Seconds: number("w11-duration", values["w11-duration"], quick ? 0.5 : 20, 0.01),
+    w12Events: integer("w12-events", values["w12-events"], quick ? 10_000 : 200_000, 1),
+    w12Seconds: number("w12-duration", values["w12-duration"], quick ? 1 : 20, 0.01),
     outDir: values.out ?? new URL("../results", import.meta.url).pathname
   }
 }
+
+/** Whether workload `id` is named in `--only` (W12, which needs servers of its own, runs only when named). */
+export const named = (options: Options, id: string): boolean => options.only.includes(id.toUpperCase())
 
 /** Whether workload `id` (e.g. `W4.streamEvents`) is selected by `--only` (`W4` selects both W4 variants). */
 export const selected = (options: Options, id: string): boolean => {

@@ -8,6 +8,7 @@ import type { DeliveryResult } from "../workloads/delivery.js"
 import type { LiveSubscribersResult } from "../workloads/live-subscribers.js"
 import type { LongStreamResult } from "../workloads/long-stream.js"
 import { type ProjectionsResult, sideLabel } from "../workloads/projection.js"
+import type { ReplicasOutcome, ReplicasResult } from "../workloads/replicas.js"
 import type { RoundTrips } from "../workloads/round-trips.js"
 import type { Workload } from "../workloads/workloads.js"
 import type { Sample } from "./measure.js"
@@ -206,12 +207,13 @@ const livelockMs = 1000
 
 const maxAttemptsOf = (row: Row) => (row.maxAttempts > 0 ? `${row.maxAttempts} attempts` : "-")
 
-/** W8-W11: the global log, and projections following it. */
+/** W8-W12: the global log, projections following it, and followers on a hot standby. */
 export interface LogResults {
   readonly catchUp: CatchUpResult | undefined
   readonly delivery: DeliveryResult | undefined
   readonly liveSubscribers: LiveSubscribersResult | undefined
   readonly projections: ProjectionsResult | undefined
+  readonly replicas: ReplicasOutcome | undefined
 }
 
 /** W8's store side keeps a flat RSS when its second half peaks at most this much above its first. */
@@ -219,7 +221,7 @@ const flatSlackBytes = 32 * 2 ** 20
 
 const logTargets = (log: LogResults): ReadonlyArray<Target> => {
   const list: Array<Target> = []
-  const { catchUp, delivery, liveSubscribers, projections } = log
+  const { catchUp, delivery, liveSubscribers, projections, replicas } = log
   if (catchUp !== undefined) {
     const full = catchUp.events >= 1_000_000
     const stopped = catchUp.runs.filter((run) => !run.finished)
@@ -288,6 +290,14 @@ const logTargets = (log: LogResults): ReadonlyArray<Target> => {
       target: `W11: its p99 lag while W1 c${lag.writers} runs is < 1 s of appends`,
       measured: `p99 ${fmt(lag.lag.p99)} events = ${(lag.lag.p99 / lag.appends.opsPerSec).toFixed(2)} s at ${fmt(lag.appends.opsPerSec)} appends/s (p50 ${fmt(lag.lag.p50)}, max ${fmt(lag.lag.max)})`,
       met: full ? lag.lag.p99 < lag.appends.opsPerSec : null
+    })
+  }
+  if (replicas !== undefined && !("skipped" in replicas)) {
+    const { standby, primary, writers } = replicas.live
+    list.push({
+      target: `W12: a subscriber reading on the hot standby delivers every event acknowledged by the primary (c${writers} appends)`,
+      measured: `${fmt(standby.delivered)} delivered, ${standby.missing} missing (the primary's subscriber: ${fmt(primary.delivered)}, ${primary.missing} missing)`,
+      met: standby.missing === 0 && primary.missing === 0
     })
   }
   return list
@@ -567,7 +577,13 @@ const emmettSection = (rows: ReadonlyArray<Row>): ReadonlyArray<string> => {
   ]
 }
 
-const logSections = ({ catchUp, delivery, liveSubscribers, projections }: LogResults): ReadonlyArray<string> => {
+const logSections = ({
+  catchUp,
+  delivery,
+  liveSubscribers,
+  projections,
+  replicas
+}: LogResults): ReadonlyArray<string> => {
   const parts: Array<string> = []
   if (catchUp !== undefined) {
     parts.push(
@@ -665,7 +681,78 @@ const logSections = ({ catchUp, delivery, liveSubscribers, projections }: LogRes
     )
   }
   parts.push(...projectionSections(projections))
+  parts.push(...replicaSections(replicas))
   return parts
+}
+
+const replicaSections = (replicas: ReplicasOutcome | undefined): ReadonlyArray<string> => {
+  if (replicas === undefined) return []
+  const title = "## W12 followers on a hot standby (issue #16)"
+  if ("skipped" in replicas) return [title, "", `Skipped: ${replicas.skipped}.`, ""]
+  const { pair, catchUp, live } = replicas
+  const setting = (name: string) => `${name}=${pair.primary[name] ?? "?"}`
+  const retries = (value: number | null | undefined) => (value === null || value === undefined ? "-" : fmt(value))
+  const latency = (label: string, subscriber: ReplicasResult["live"]["standby"]) => [
+    label,
+    fmt(subscriber.delivered),
+    String(subscriber.missing),
+    fmt(subscriber.beforeAcknowledged),
+    ms(subscriber.p50Ms),
+    ms(subscriber.p99Ms),
+    ms(subscriber.maxMs),
+    retries(subscriber.replicaRetries)
+  ]
+  const missing = live.standby.missing + live.primary.missing
+  const delta = (value: number) => `${value >= 0 ? "+" : ""}${ms(value)}`
+  return [
+    title,
+    "",
+    `A PostgreSQL ${pair.primary.server_version ?? "?"} primary and a hot standby streaming from it (asynchronous), started by the bench with \`.ci/replication.sh\` in a temporary directory (${pair.startSeconds.toFixed(1)} s) on the bench's machine, and stopped after W12; both ${[
+      "fsync",
+      "synchronous_commit",
+      "full_page_writes",
+      "shared_buffers",
+      "hot_standby_feedback",
+      "max_standby_streaming_delay"
+    ]
+      .map(setting)
+      .join(
+        ", "
+      )} (the standby: in recovery ${pair.standby.in_recovery ?? "?"}). A follower's store reads the log on the standby when given \`replicaUrl\`; appends stay on the primary.`,
+    "",
+    "### Catch-up (streamAll, child processes)",
+    "",
+    `${fmt(catchUp.events)} events (${fmt(catchUp.streams)} streams, ${fmt(catchUp.transactions)} transactions, seeded on the primary in ${catchUp.seedSeconds.toFixed(1)} s as W8 seeds its log, and replayed on the standby ${catchUp.replaySeconds.toFixed(1)} s after), pages of ${fmt(catchUp.pageSize)}; \`streamAll\` consumed event by event (\`Stream.runForEach\`, W8's reader) on a store with \`replicaUrl\` (reading on the standby) and on one without (reading on the primary). Each run in a fresh child process; medians over ${catchUp.runs.length / 2} repetitions, alternating which goes first. Reads run again: reads the standby cancelled on a conflict with recovery, which the store retried.`,
+    "",
+    table(
+      ["reads on", "rep", "events read", "seconds", "events/s", "peak RSS MB", "reads run again"],
+      [false, true, true, true, true, true, true],
+      catchUp.runs.map((run) => [
+        run.side,
+        String(run.repetition),
+        run.finished ? fmt(run.events) : `${fmt(run.events)} (**stopped** at the time budget)`,
+        run.seconds.toFixed(2),
+        fmt(run.eventsPerSec),
+        mb(Math.max(run.peakRssBytes, run.maxRssBytes ?? 0)),
+        run.side === "standby" ? retries(run.replicaRetries) : "-"
+      ])
+    ),
+    "",
+    `Medians: standby ${fmt(catchUp.standbyEventsPerSec)} events/s, primary ${fmt(catchUp.primaryEventsPerSec)} events/s, standby/primary **${catchUp.ratio.toFixed(2)}×** (by repetition ${catchUp.ratioByRepetition.map((r) => r.toFixed(2)).join(", ")}).`,
+    "",
+    "### Replica lag seen by subscribers (acknowledged append → subscriber)",
+    "",
+    `${live.writers} writers appending one event to a new stream each for ${live.seconds} s through one store on the primary (pool of ${live.poolSize}): ${fmt(live.appends.opsPerSec)} appends/s, append p50 ${ms(live.appends.p50Ms)} ms, p99 ${ms(live.appends.p99Ms)} ms. Two \`subscribe()\`, each in a process of its own on a store of its own: one reading the log on the standby, one on the primary; neither is the writers' store, so both learn of the appends by polling (as W9's subscriber in another process) and differ only in where they read. Latency is W9's: delivery minus the append's acknowledgement, on the clock the processes share; events delivered before their writer heard back count as 0 ms. ${missing === 0 ? `Both had delivered every event ${live.drainMs.toFixed(0)} ms after the last acknowledgement.` : `The bench stopped waiting ${(live.drainMs / 1000).toFixed(0)} s after the last acknowledgement, with events still undelivered (missing).`} The standby's \`replay_lag\` as the primary reports it (\`pg_stat_replication\`, sampled every 50 ms while the writers ran, ${fmt(live.replayLagMs.samples)} samples, 0 when it reports none): p50 ${ms(live.replayLagMs.p50)} ms, p99 ${ms(live.replayLagMs.p99)} ms, max ${ms(live.replayLagMs.max)} ms; WAL written and not yet replayed: median ${fmt(live.replayBehindBytes.p50 / 1024, 1)} kB, max ${fmt(live.replayBehindBytes.max / 1024, 1)} kB.`,
+    "",
+    table(
+      ["subscriber reads on", "events", "missing", "before ack", "p50 ms", "p99 ms", "max ms", "reads run again"],
+      [false, true, true, true, true, true, true, true],
+      [latency("standby", live.standby), latency("primary", live.primary)]
+    ),
+    "",
+    `Standby minus primary: p50 ${delta(live.standby.p50Ms - live.primary.p50Ms)} ms, p99 ${delta(live.standby.p99Ms - live.primary.p99Ms)} ms, max ${delta(live.standby.maxMs - live.primary.maxMs)} ms.`,
+    ""
+  ]
 }
 
 const projectionSections = (projections: ProjectionsResult | undefined): ReadonlyArray<string> => {

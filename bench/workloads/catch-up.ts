@@ -27,7 +27,8 @@ import { median } from "../lib/stats.js"
 import { type ReaderResult, runReader } from "./long-stream.js"
 
 /** Streams the log's events are spread over. */
-const streams = 1000
+export const logStreams = 1000
+const streams = logStreams
 /** Events per seeding transaction: 10,000 (100 transactions for a million), fewer for a small log. */
 const chunkOf = (events: number) => Math.max(1000, Math.min(10_000, Math.ceil(events / 100)))
 
@@ -68,6 +69,44 @@ const halves = (result: ReaderResult) => {
   }
 }
 
+/**
+ * Seeds the migrated database at `url` with W8's log: `events` events of ~200 bytes of JSON, round-robin
+ * over 1,000 streams, one statement (its own transaction) per `chunkOf(events)` events, then vacuums and
+ * analyzes the table. W12 seeds its log on the primary the same way.
+ */
+export const seedLog = async (
+  url: string,
+  events: number,
+  label: string,
+  progress: Progress
+): Promise<{ readonly transactions: number; readonly seedSeconds: number }> => {
+  const seeding = performance.now()
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  let transactions = 0
+  const chunk = chunkOf(events)
+  try {
+    for (let first = 1; first <= events; first += chunk) {
+      progress.status(`${label}: seeding the log, ${(first - 1).toLocaleString("en")} / ${events.toLocaleString("en")}`)
+      // Event g goes to stream (g - 1) % streams at version (g - 1) / streams + 1: each stream's versions
+      // continue from one statement to the next, as the trigger requires.
+      await sql`
+        insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
+        select gen_random_uuid(), 'log-' || ((g - 1) % ${streams}), (g - 1) / ${streams} + 1, 'Recorded',
+               jsonb_build_object('n', g, 'note', repeat('x', 160), 'ok', true)
+        from generate_series(${first}::int, ${Math.min(events, first + chunk - 1)}::int) g`
+      transactions += 1
+    }
+    await sql`vacuum analyze eventcore.events`
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+  const seedSeconds = (performance.now() - seeding) / 1000
+  progress.log(
+    `${label}: seeded ${events.toLocaleString("en")} events (${transactions} transactions, ${Math.min(streams, events)} streams) in ${seedSeconds.toFixed(1)} s`
+  )
+  return { transactions, seedSeconds }
+}
+
 /** Seeds a database of its own with the log, reads it `options.repetitions` times each way, drops the database. */
 export const catchUp = async (
   admin: Admin,
@@ -80,30 +119,7 @@ export const catchUp = async (
   const url = await admin.create(database)
   try {
     await Effect.runPromise(PostgresEventStore.migrate({ url }))
-    const seeding = performance.now()
-    const sql = postgres(url, { max: 1, onnotice: () => {} })
-    let transactions = 0
-    const chunk = chunkOf(events)
-    try {
-      for (let first = 1; first <= events; first += chunk) {
-        progress.status(`W8: seeding the log, ${(first - 1).toLocaleString("en")} / ${events.toLocaleString("en")}`)
-        // Event g goes to stream (g - 1) % streams at version (g - 1) / streams + 1: each stream's versions
-        // continue from one statement to the next, as the trigger requires.
-        await sql`
-          insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
-          select gen_random_uuid(), 'log-' || ((g - 1) % ${streams}), (g - 1) / ${streams} + 1, 'Recorded',
-                 jsonb_build_object('n', g, 'note', repeat('x', 160), 'ok', true)
-          from generate_series(${first}::int, ${Math.min(events, first + chunk - 1)}::int) g`
-        transactions += 1
-      }
-      await sql`vacuum analyze eventcore.events`
-    } finally {
-      await sql.end({ timeout: 5 })
-    }
-    const seedSeconds = (performance.now() - seeding) / 1000
-    progress.log(
-      `W8: seeded ${events.toLocaleString("en")} events (${transactions} transactions, ${streams} streams) in ${seedSeconds.toFixed(1)} s`
-    )
+    const { transactions, seedSeconds } = await seedLog(url, events, "W8", progress)
 
     const runs: Array<CatchUpRun> = []
     for (let repetition = 1; repetition <= options.repetitions; repetition++) {

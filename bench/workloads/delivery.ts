@@ -67,7 +67,7 @@ export interface DeliveryResult {
 /** The clock both processes share, in milliseconds. */
 const now = () => performance.timeOrigin + performance.now()
 
-const latencyOf = (acknowledged: ReadonlyMap<string, number>, delivered: ReadonlyMap<string, number>) => {
+export const latencyOf = (acknowledged: ReadonlyMap<string, number>, delivered: ReadonlyMap<string, number>) => {
   const latencies = new Latencies()
   let missing = 0
   let early = 0
@@ -84,17 +84,18 @@ const latencyOf = (acknowledged: ReadonlyMap<string, number>, delivered: Readonl
   return { delivered: latencies.count, missing, beforeAcknowledged: early, p50Ms, p99Ms, maxMs }
 }
 
-/** One event to a new stream; the event's id, once the append is acknowledged. */
-const appendOne = Effect.gen(function* () {
-  const store = yield* EventStore.EventStore
-  const streamId = StreamId.unsafeMake(freshStreamId("w9"))
-  const event = benchEvent()
-  const writes = yield* StreamWrites.expect(StreamWrites.empty, streamId, "no_stream").pipe(
-    Effect.flatMap(StreamWrites.append({ streamId, eventType: event.type, data: event.data }))
-  )
-  const result = yield* store.append(writes)
-  return (result.events[0] as { readonly eventId: string }).eventId
-})
+/** One event to a new stream (`<prefix>-<n>`); the event's id, once the append is acknowledged. */
+export const appendOne = (prefix: string) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    const streamId = StreamId.unsafeMake(freshStreamId(prefix))
+    const event = benchEvent()
+    const writes = yield* StreamWrites.expect(StreamWrites.empty, streamId, "no_stream").pipe(
+      Effect.flatMap(StreamWrites.append({ streamId, eventType: event.type, data: event.data }))
+    )
+    const result = yield* store.append(writes)
+    return (result.events[0] as { readonly eventId: string }).eventId
+  })
 
 const within = <A>(promise: Promise<A>, ms: number, what: string): Promise<A> => {
   let timer: NodeJS.Timeout | undefined
@@ -169,7 +170,7 @@ export const delivery = async (
     const acknowledged = new Map<string, number>()
     let recording = false
     const operation = async () => {
-      const eventId = await runEffect(appendOne)
+      const eventId = await runEffect(appendOne("w9"))
       const at = now()
       if (recording) acknowledged.set(eventId, at)
       return succeeded(1)

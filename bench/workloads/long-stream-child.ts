@@ -10,6 +10,7 @@
  *   ... --system pglite --events N [--page-size N]                (W7: seeds an in-memory PGlite first)
  *   ... --read log --system postgres --url URL [--page-size N]    (W8: streamAll over the whole log)
  *   ... --read log --system raw --url URL --page-size N           (W8: the same rows by a raw keyset scan)
+ *   ... --read log --system postgres --url URL --replica-url URL2  (W12: streamAll on a hot standby of URL)
  *
  * Writes JSON lines on stdout: {"type":"progress","events":n} now and then,
  * and {"type":"result",...} at the end, or as soon as its stdin closes (the
@@ -19,7 +20,7 @@
 import { performance } from "node:perf_hooks"
 import { parseArgs } from "node:util"
 import { PGlite } from "@electric-sql/pglite"
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer, Metric, Stream } from "effect"
 import { EventStore, PgliteEventStore, PostgresEventStore, type StoreError, StreamId } from "eventcore"
 import postgres from "postgres"
 
@@ -38,6 +39,8 @@ export interface ChildResult {
   readonly finished: boolean
   /** [events read, peak RSS since the previous entry] about every 500 ms: whether memory stays flat. */
   readonly rssTrace: ReadonlyArray<readonly [number, number]>
+  /** With --replica-url: reads the standby cancelled (recovery conflicts) and the store ran again. */
+  readonly replicaRetries?: number
 }
 
 const { values } = parseArgs({
@@ -45,6 +48,7 @@ const { values } = parseArgs({
     read: { type: "string", default: "stream" },
     system: { type: "string", default: "postgres" },
     url: { type: "string" },
+    "replica-url": { type: "string" },
     stream: { type: "string", default: "long" },
     events: { type: "string" },
     "page-size": { type: "string" }
@@ -62,7 +66,15 @@ const open = async (): Promise<{
 }> => {
   if (values.system === "postgres") {
     if (values.url === undefined) throw new Error("--url is required with --system postgres")
-    return { layer: PostgresEventStore.layer({ url: values.url, maxConnections: 2 }), seedSeconds: null }
+    const replicaUrl = values["replica-url"]
+    return {
+      layer: PostgresEventStore.layer({
+        url: values.url,
+        maxConnections: 2,
+        ...(replicaUrl === undefined ? {} : { replicaUrl })
+      }),
+      seedSeconds: null
+    }
   }
   if (values.system !== "pglite") throw new Error(`unknown system ${values.system}`)
   const events = Number(values.events ?? 100_000)
@@ -157,7 +169,10 @@ const finish = (finished: boolean) => {
     peakHeapUsedBytes: peakHeap,
     seedSeconds,
     finished,
-    rssTrace
+    rssTrace,
+    ...(values["replica-url"] === undefined
+      ? {}
+      : { replicaRetries: Effect.runSync(Metric.value(PostgresEventStore.replicaRetryCounter)).count })
   } satisfies ChildResult)
   process.exit(0)
 }

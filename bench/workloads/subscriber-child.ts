@@ -5,7 +5,9 @@
  * event reached it, on the clock both processes share
  * (`performance.timeOrigin + performance.now()`).
  *
- *   node bench/workloads/subscriber-child.ts --url URL
+ *   node bench/workloads/subscriber-child.ts --url URL [--replica-url URL2]
+ *
+ * With --replica-url (W12) its store reads the log on that hot standby of URL.
  *
  * Writes JSON lines on stdout: {"type":"caughtUp"} once it has caught up,
  * {"type":"delivered","at":ms,"ids":[...]} for each chunk delivered, and
@@ -13,17 +15,20 @@
  */
 import { performance } from "node:perf_hooks"
 import { parseArgs } from "node:util"
-import { Cause, Effect, Exit, Fiber, Stream } from "effect"
+import { Cause, Effect, Exit, Fiber, Metric, Stream } from "effect"
 import { EventStore, PostgresEventStore } from "eventcore"
 
 export interface SubscriberResult {
   readonly type: "result"
   readonly delivered: number
   readonly peakRssBytes: number
+  /** With --replica-url: reads the standby cancelled (recovery conflicts) and the store ran again. */
+  readonly replicaRetries?: number
 }
 
-const { values } = parseArgs({ options: { url: { type: "string" } } })
+const { values } = parseArgs({ options: { url: { type: "string" }, "replica-url": { type: "string" } } })
 if (values.url === undefined) throw new Error("--url is required")
+const replicaUrl = values["replica-url"]
 
 const emit = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`)
 let delivered = 0
@@ -55,7 +60,15 @@ const fiber = Effect.runFork(
         })
       )
     )
-  }).pipe(Effect.provide(PostgresEventStore.layer({ url: values.url, maxConnections: 2 })))
+  }).pipe(
+    Effect.provide(
+      PostgresEventStore.layer({
+        url: values.url,
+        maxConnections: 2,
+        ...(replicaUrl === undefined ? {} : { replicaUrl })
+      })
+    )
+  )
 )
 
 fiber.addObserver((exit) => {
@@ -69,7 +82,14 @@ fiber.addObserver((exit) => {
 process.stdin.on("end", () => {
   void Effect.runPromise(Fiber.interrupt(fiber)).then(() => {
     clearInterval(sampler)
-    emit({ type: "result", delivered, peakRssBytes: peakRss } satisfies SubscriberResult)
+    emit({
+      type: "result",
+      delivered,
+      peakRssBytes: peakRss,
+      ...(replicaUrl === undefined
+        ? {}
+        : { replicaRetries: Effect.runSync(Metric.value(PostgresEventStore.replicaRetryCounter)).count })
+    } satisfies SubscriberResult)
     process.exit(0)
   })
 })
