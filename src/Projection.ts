@@ -10,7 +10,7 @@
  */
 
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
-import { Context, type Duration, Effect, type Schema } from "effect"
+import { Context, type Duration, Effect, Schedule, type Schema } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import { type ProjectionFailed, ProjectionTimeout, type StoreError } from "./errors.js"
@@ -154,7 +154,12 @@ export const waitFor = (
       }
     })
     yield* Runner.waitUntil(
-      handledUpTo.pipe(Effect.catchTag("InvalidReadOptions", (error) => Effect.die(error))),
+      handledUpTo.pipe(
+        Effect.catchTag("InvalidReadOptions", (error) => Effect.die(error)),
+        // A look on a pooled connection the server has closed since its last use fails once and opens a
+        // fresh one: look again rather than fail the whole wait. A server that stays away still fails it.
+        Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 3 })
+      ),
       options.timeout ?? "10 seconds",
       () => new ProjectionTimeout({ projection: projection.name, position })
     )

@@ -17,6 +17,7 @@ import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
 import {
   type ConflictFacts,
+  isConnectionLost,
   isRacedWrite,
   isRecoveryConflict,
   parseDuplicateEventId,
@@ -195,10 +196,10 @@ export interface Replica {
   readonly streams: boolean
 }
 
-/** Reads on a replica cancelled by a recovery conflict and run again, by store. */
+/** Reads on a replica run again: cancelled by a recovery conflict, or their session lost (one may end it). */
 export const replicaRetryCounter = Metric.counter("eventcore_replica_read_retries", {
   description:
-    "reads on a replica cancelled by a conflict with recovery (e.g. VACUUM replayed from the primary) and run again",
+    "reads on a replica run again after a conflict with recovery (e.g. VACUUM replayed from the primary) cancelled them or ended their session",
   incremental: true
 })
 
@@ -249,9 +250,14 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
       })
     ).pipe(
       Effect.tapError((error) =>
-        isRecoveryConflict(error.cause) ? Metric.increment(replicaRetryCounter) : Effect.void
+        isRecoveryConflict(error.cause) || isConnectionLost(error.cause)
+          ? Metric.increment(replicaRetryCounter)
+          : Effect.void
       ),
-      Effect.retry({ schedule: recoveryRetry, while: (error) => isRecoveryConflict(error.cause) })
+      Effect.retry({ schedule: recoveryRetry, while: (error) => isRecoveryConflict(error.cause) }),
+      // A conflict that reaches a session between two messages of a query (reading the client's next
+      // one) terminates it instead: the next query on that connection finds it closed.
+      Effect.retry({ times: 2, while: (error) => isConnectionLost(error.cause) })
     )
   }
 

@@ -57,6 +57,9 @@ const connectionCodes = new Set([
 const isConnectionFailure = (code: string | undefined) =>
   code !== undefined && (connectionCodes.has(code) || code.startsWith("08"))
 
+/** The connection was lost (or could not be made): the next operation opens a fresh one. */
+export const isConnectionLost = (error: unknown): boolean => isConnectionFailure(driverError(error).code)
+
 /** A `StoreError` whose message says what happened and what to do about it. */
 export const storeError = (operation: string, error: unknown): StoreError => {
   const cause = driverError(error)
