@@ -94,7 +94,7 @@ const sessions = (client: PGlite): Projections.Sessions => {
  * never closes it. `schema` must be valid (see `schemaOf`; default `eventcore`).
  */
 export const make = (client: PGlite, options: SchemaOptions = {}): EventStore.EventStore =>
-  SqlEventStore.make(drizzle({ client }), {
+  SqlEventStore.make({
     schema: options.schema ?? defaultSchema,
     gate,
     runPrepared: runOn(client),

@@ -239,7 +239,7 @@ export const make = (
   options: SchemaOptions &
     ReplicaOptions & { readonly gate?: SqlEventStore.Gate; readonly replicaGate?: SqlEventStore.Gate } = {}
 ) =>
-  SqlEventStore.make(drizzle({ client }), {
+  SqlEventStore.make({
     schema: options.schema ?? defaultSchema,
     ...(options.gate === undefined ? {} : { gate: options.gate }),
     runPrepared: runOn(client),
@@ -389,7 +389,7 @@ const dense = <A>(rows: ReadonlyArray<A>): ReadonlyArray<A> =>
 /** Fails at build time, with a message that says what to do, if the server is unreachable or not migrated. */
 const probe = (client: postgres.Sql, schema: string) =>
   Effect.tryPromise({
-    try: () => drizzle({ client }).select().from(tablesIn(schema).streams).limit(0),
+    try: () => drizzle({ client }).select().from(tablesIn(schema).events).limit(0),
     catch: (error) => storeError("connect", error)
   })
 

@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
-import { drizzle } from "drizzle-orm/pglite"
 import { Effect, Either, Layer } from "effect"
 import { EventStore, PgliteEventStore, StreamId } from "eventcore"
 import { runEventStoreContract, testEvents, writesOf } from "eventcore/testing"
@@ -164,7 +163,7 @@ describe("SqlEventStore after a raced write", () => {
   const serializationFailure = Object.assign(new Error("could not serialize access"), { code: "40001" })
 
   const storeRacedAt = (db: PGlite, diagnosis: "answers" | "fails") =>
-    SqlEventStore.make(drizzle({ client: db }), {
+    SqlEventStore.make({
       schema: "eventcore",
       runPrepared: async (statement, params) => {
         if (statement === SqlEventStore.statementsIn("eventcore").append) throw serializationFailure

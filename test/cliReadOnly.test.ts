@@ -49,7 +49,12 @@ const expectReadOnlySession = (target: Target) =>
       Effect.gen(function* () {
         const { db } = yield* connectForReading(target, "eventcore")
         const write = yield* Effect.flip(
-          Effect.tryPromise(() => db.execute(sql`insert into eventcore.streams (stream_id, version) values ('x', 0)`))
+          Effect.tryPromise(() =>
+            db.execute(
+              sql`insert into eventcore.projections (name, kind, position, status)
+                  values ('x', 'projection', '00000000000000000000-0000000000000000000', 'stopped')`
+            )
+          )
         )
         const cause = (write.error as { cause?: { code?: string } }).cause
         expect(cause?.code).toBe("25006")

@@ -50,8 +50,8 @@ describe("migrations", () => {
     cpSync(join(root, "src", "sql", "migrationTables.ts"), join(changed, "migrationTables.ts"))
     const schema = readFileSync(join(root, "src", "sql", "schema.ts"), "utf8")
     const withNote = schema.replace(
-      'version: integer("version").notNull()',
-      'version: integer("version").notNull(),\n      note: text("note")'
+      'eventType: text("event_type").notNull(),',
+      'eventType: text("event_type").notNull(),\n      note: text("note"),'
     )
     expect(withNote).not.toBe(schema)
     writeFileSync(join(changed, "schema.ts"), withNote)

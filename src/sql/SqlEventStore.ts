@@ -2,7 +2,6 @@
  * The event store over the Drizzle schema, shared line for line by the
  * PostgreSQL and PGlite stores: only the database handle differs.
  */
-import { and, eq, fillPlaceholders, gte, sql } from "drizzle-orm"
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
 import { Clock, Effect, Metric, Schedule } from "effect"
 import type { RecordedEvent } from "../Event.js"
@@ -26,7 +25,6 @@ import {
   versionConflictOf
 } from "./errors.js"
 import * as Projections from "./projections.js"
-import { type Tables, tablesIn } from "./schema.js"
 
 // biome-ignore lint/suspicious/noExplicitAny: any Drizzle PostgreSQL database, whatever its driver and schema
 export type Database = PgDatabase<PgQueryResultHKT, any>
@@ -91,7 +89,21 @@ export const statementsIn = (schema: string) => {
     /** The append: one statement, one round trip (see drizzle/0005_log_positions.sql). */
     append: `select ${quoted(schema)}.append($1::text::jsonb) as reply`,
     /** The participants' current versions, for `diagnoseConflict`: the ids as one JSON array of strings. */
-    conflict: `select stream_id, version from ${quoted(schema)}.streams where stream_id in (select jsonb_array_elements_text($1::text::jsonb))`,
+    conflict: `select p.id, (select coalesce(max(e.stream_version), 0) from ${events} e where e.stream_id = p.id)
+from jsonb_array_elements_text($1::text::jsonb) as p(id)`,
+    /**
+     * A stream's version ($1), its last event's, and up to $3 of its events
+     * from version $2 on, walked along the (stream_id, stream_version) index
+     * so that a page costs the same at the start and at the end of a long
+     * stream; a stream without (further) events is one row of nulls but the
+     * version. The columns of `logColumns` follow the version.
+     */
+    readStream: `select v.version, ${logColumns}
+from (select coalesce(max(s.stream_version), 0) as version from ${events} s where s.stream_id = $1) v
+left join lateral (
+  select * from ${events} e where e.stream_id = $1 and e.stream_version >= $2 order by e.stream_version limit $3
+) e on true
+order by e.stream_version`,
     /** Up to $3 events of the log after ($1, $2); one row of nulls but the horizon when there are none. */
     readLog: `with ${horizon}
 select ${logColumns}, h.xmin::text, ${heldBack}
@@ -225,9 +237,8 @@ export interface SqlStoreOptions {
   readonly replica?: Replica
 }
 
-export const make = (db: Database, options: SqlStoreOptions): EventStore.EventStore => {
+export const make = (options: SqlStoreOptions): EventStore.EventStore => {
   const gate = options.gate ?? ungated
-  const { events, streams }: Tables = tablesIn(options.schema)
   const statements = statementsIn(options.schema)
 
   const query = <A>(operation: string, run: () => Promise<A>) =>
@@ -261,47 +272,6 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
     )
   }
 
-  // One statement: the stream's row (for its version), and laterally the
-  // requested range of its events, walked in order along the
-  // (stream_id, stream_version) index so that a page costs the same at the
-  // start and at the end of a long stream.
-  const page = db
-    .select({
-      transactionId: sql<string>`${events.transactionId}::text`.as("transaction_id"),
-      globalPosition: events.globalPosition,
-      eventId: events.eventId,
-      streamId: events.streamId,
-      streamVersion: events.streamVersion,
-      eventType: events.eventType,
-      data: events.data,
-      metadata: events.metadata,
-      recordedAt: events.recordedAt
-    })
-    .from(events)
-    .where(and(eq(events.streamId, streams.streamId), gte(events.streamVersion, sql.placeholder("fromVersion"))))
-    .orderBy(events.streamVersion)
-    .limit(sql.placeholder("limit"))
-    .as("page")
-  const streamQuery = db
-    .select({
-      version: streams.version,
-      // The columns of `logColumns`, in its order: `logEvent` reads both.
-      transactionId: page.transactionId,
-      globalPosition: page.globalPosition,
-      eventId: page.eventId,
-      streamId: page.streamId,
-      streamVersion: page.streamVersion,
-      eventType: page.eventType,
-      data: page.data,
-      metadata: page.metadata,
-      recordedAt: page.recordedAt
-    })
-    .from(streams)
-    .leftJoinLateral(page, sql`true`)
-    .where(eq(streams.streamId, sql.placeholder("streamId")))
-    .orderBy(page.streamVersion)
-    .toSQL()
-
   /** The event in the columns of `logColumns`, from column `from` of a row on. */
   const logEvent = (row: ReadonlyArray<unknown>, from = 0): RecordedEvent => {
     const globalPosition = toBigInt(row[from + 1])
@@ -321,9 +291,9 @@ export const make = (db: Database, options: SqlStoreOptions): EventStore.EventSt
   const read = (streamId: StreamId, fromVersion: number, limit: number) =>
     readQuery(
       "read_stream",
-      streamQuery.sql,
-      // A limit of 0 would return no row at all, and with it no version.
-      fillPlaceholders(streamQuery.params, { streamId, fromVersion, limit: Math.max(limit, 1) }),
+      statements.readStream,
+      // A limit of 0 would return no event at all, and reads one for nothing.
+      [streamId, fromVersion, Math.max(limit, 1)],
       replica?.streams === true
     ).pipe(
       Effect.map((rows) => {

@@ -23,7 +23,6 @@ interface DriverError {
 export const SqlState = {
   versionConflict: "EC001",
   appendOnly: "EC002",
-  versionSequence: "EC003",
   uniqueViolation: "23505",
   serializationFailure: "40001",
   deadlock: "40P01",
@@ -132,7 +131,6 @@ export const isRacedWrite = (error: unknown): boolean => {
   return (
     code === SqlState.uniqueViolation ||
     code === SqlState.serializationFailure ||
-    code === SqlState.deadlock ||
-    code === SqlState.versionSequence
+    code === SqlState.deadlock
   )
 }

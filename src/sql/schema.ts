@@ -15,6 +15,7 @@ import {
   bigint,
   check,
   customType,
+  foreignKey,
   index,
   integer,
   jsonb,
@@ -34,21 +35,6 @@ const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => 
 
 /** eventcore's tables, made by `table` (a schema's, or drizzle's schema-less `pgTable`). */
 export const define = <Schema extends string | undefined>(table: PgTableFn<Schema>) => ({
-  /**
-   * One row per stream: its current version. Appends lock these rows (in a
-   * fixed order) to serialize writers of the same streams, read-only
-   * participants included. A row at version 0 is a stream that was locked but
-   * never written.
-   */
-  streams: table(
-    "streams",
-    {
-      streamId: text("stream_id").primaryKey(),
-      version: integer("version").notNull()
-    },
-    (table) => [check("eventcore_streams_version_not_negative", sql`${table.version} >= 0`)]
-  ),
-
   /** The events, append-only: triggers refuse UPDATE, DELETE and TRUNCATE. */
   events: table(
     "events",
@@ -67,10 +53,21 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
        * The writing transaction. A global-log reader stops before the oldest
        * transaction still running, so it never skips an event committed late.
        */
-      transactionId: xid8("transaction_id").notNull().default(sql`pg_current_xact_id()`)
+      transactionId: xid8("transaction_id").notNull().default(sql`pg_current_xact_id()`),
+      /**
+       * The version this event continues (none for a stream's first), which
+       * must exist: the foreign key below keeps every stream gap-free, raw
+       * inserts included, checked by PostgreSQL itself.
+       */
+      previousVersion: integer("previous_version").generatedAlwaysAs(sql`nullif(stream_version - 1, 0)`)
     },
     (table) => [
       uniqueIndex("eventcore_events_stream_version_unique").on(table.streamId, table.streamVersion),
+      foreignKey({
+        name: "eventcore_events_previous_version",
+        columns: [table.streamId, table.previousVersion],
+        foreignColumns: [table.streamId, table.streamVersion]
+      }),
       index("eventcore_events_transaction_position").on(table.transactionId, table.globalPosition),
       check("eventcore_events_stream_version_positive", sql`${table.streamVersion} >= 1`),
       check(
@@ -123,5 +120,14 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
 
 export type Tables = ReturnType<typeof tablesIn>
 
-/** eventcore's tables in `schema`. */
-export const tablesIn = (schema: string) => define(pgSchema(schema).table)
+/**
+ * Every stream with its current version: a view over the events (streams
+ * have no row of their own; see drizzle/0008_events_only_append.sql).
+ */
+const streamsView = (schema: string) =>
+  pgSchema(schema)
+    .view("streams", { streamId: text("stream_id").notNull(), version: integer("version").notNull() })
+    .existing()
+
+/** eventcore's tables in `schema`, and the `streams` view. */
+export const tablesIn = (schema: string) => ({ ...define(pgSchema(schema).table), streams: streamsView(schema) })

@@ -303,14 +303,14 @@ describeServer("PostgreSQL server", () => {
           const blocker = postgres(url, { max: 1, onnotice: () => {} })
           yield* Effect.addFinalizer(() => Effect.promise(() => blocker.end()))
           const s = yield* storeIn(PostgresEventStore.layer({ url, maxConnections: 1, acquireTimeout: "300 millis" }))
-          // A transaction elsewhere holds the streams table, so the store's one
+          // A transaction elsewhere holds the events table, so the store's one
           // connection is stuck inside an append.
           const release = yield* Effect.makeLatch(false)
           const locked = yield* Effect.makeLatch(false)
           const holder = yield* Effect.fork(
             Effect.promise(() =>
               blocker.begin(async (tx) => {
-                await tx`lock table eventcore.streams in access exclusive mode`
+                await tx`lock table eventcore.events in access exclusive mode`
                 await Effect.runPromise(Effect.zipRight(locked.open, release.await))
               })
             )
@@ -346,7 +346,7 @@ describeServer("PostgreSQL server", () => {
           const holder = yield* Effect.fork(
             Effect.promise(() =>
               blocker.begin(async (tx) => {
-                await tx`lock table eventcore.streams in access exclusive mode`
+                await tx`lock table eventcore.events in access exclusive mode`
                 await Effect.runPromise(Effect.zipRight(locked.open, release.await))
               })
             )

@@ -83,12 +83,21 @@ describeServer("PostgresEventStore: upgrading a database of the release before t
         expect(result.read.events.slice(0, 3).map((e) => e.eventId)).toEqual(
           before.filter((row) => row.stream_id === "order-1").map((row) => row.event_id)
         )
-        // Still least privilege: the application role cannot rewrite history.
+        // Still least privilege: the application role cannot rewrite history, nor (since 0008, which
+        // revoked the INSERT that release's docs granted) insert past the append's locks; it reads the
+        // streams view that replaced the streams table.
         const asApp = postgres(urlAs(app), { max: 1, onnotice: () => {} })
         try {
           await expect(asApp`update eventcore.events set event_type = 'Forged'`).rejects.toMatchObject({
             code: "42501"
           })
+          await expect(
+            asApp`insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
+              values (gen_random_uuid(), 'forged', 1, 'Forged', '{}')`
+          ).rejects.toMatchObject({ code: "42501" })
+          expect(await asApp`select stream_id, version from eventcore.streams where stream_id = 'order-1'`).toEqual([
+            { stream_id: "order-1", version: 5 }
+          ])
         } finally {
           await asApp.end()
         }

@@ -62,22 +62,27 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       expect(await versionOf(sql, "s")).toBe(3)
     }))
 
-  it("refuses a raw INSERT that leaves a gap, with SQLSTATE EC003", () =>
+  it("refuses a raw INSERT that leaves a gap: the previous version must exist (foreign key, SQLSTATE 23503)", () =>
     withDatabase(async (sql) => {
       await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }, { stream: "s" }]))
       const gap = await failureOf(insertEvent(sql, "s", 4))
-      expect(gap.code).toBe("EC003")
-      expect(gap.message).toContain("do not continue it without a gap")
+      expect(gap.code).toBe("23503")
+      expect(gap.message).toContain("eventcore_events_previous_version")
       const newStreamGap = await failureOf(insertEvent(sql, "fresh", 2))
-      expect(newStreamGap.code).toBe("EC003")
+      expect(newStreamGap.code).toBe("23503")
       const batchGap = await failureOf(
         sql.query(
           "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 's', 3, 'E', '{}'), (gen_random_uuid(), 's', 5, 'E', '{}')"
         )
       )
-      expect(batchGap.code).toBe("EC003")
+      expect(batchGap.code).toBe("23503")
       expect(await versionsOf(sql, "s")).toEqual([1, 2])
       expect(await versionsOf(sql, "fresh")).toEqual([])
+      // Consecutive versions in one statement continue each other.
+      await sql.query(
+        "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 's', 4, 'E', '{}'), (gen_random_uuid(), 's', 3, 'E', '{}')"
+      )
+      expect(await versionsOf(sql, "s")).toEqual([1, 2, 3, 4])
     }))
 
   it("refuses a raw INSERT of a version already taken (unique index) or below 1 (check)", () =>
@@ -88,7 +93,7 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       expect(await versionsOf(sql, "s")).toEqual([1, 2])
     }))
 
-  it("accepts a raw INSERT of exactly the next version and advances the stream's row with it", () =>
+  it("accepts a raw INSERT of exactly the next version, and the stream's version is its last event's", () =>
     withDatabase(async (sql) => {
       await insertEvent(sql, "raw", 1)
       await insertEvent(sql, "raw", 2)
@@ -98,13 +103,15 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       expect(await versionsOf(sql, "raw")).toEqual([1, 2, 3])
     }))
 
-  it("refuses events inserted while the stream's row says otherwise (rows and events cannot drift apart)", () =>
+  it("refuses a forged previous version: the database computes it (generated column)", () =>
     withDatabase(async (sql) => {
       await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }]))
-      // Someone moves the row on without events: the next insert cannot advance it from 1.
-      await sql.query("update eventcore.streams set version = 5 where stream_id = 's'")
-      const refused = await failureOf(insertEvent(sql, "s", 2))
-      expect(refused.code).toBe("EC003")
+      const forged = await failureOf(
+        sql.query(
+          "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data, previous_version) values (gen_random_uuid(), 's', 3, 'E', '{}', 1)"
+        )
+      )
+      expect(forged.code).toBe("428C9")
       expect(await versionsOf(sql, "s")).toEqual([1])
     }))
 
@@ -124,14 +131,6 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       }
       const rows = await sql.query("select data from eventcore.events where stream_id = 's'")
       expect(rows.map((r) => r.data)).toEqual([{ v: 1 }])
-    }))
-
-  it("refuses DELETE and TRUNCATE of stream rows", () =>
-    withDatabase(async (sql) => {
-      await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }]))
-      expect((await failureOf(sql.query("delete from eventcore.streams"))).code).toBe("EC002")
-      expect((await failureOf(sql.query("truncate eventcore.streams cascade"))).code).toBe("EC002")
-      expect(await versionOf(sql, "s")).toBe(1)
     }))
 
   it("checks every participant, a stale read-only one included, and reports it with SQLSTATE EC001", () =>
@@ -154,7 +153,7 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       expect(await versionsOf(sql, "target")).toEqual([])
     }))
 
-  it('with "conflict": "reply", a conflict found before any write is the reply; one after a write still raises and rolls back', () =>
+  it('with "conflict": "reply", every conflict is the reply, and nothing is written', () =>
     withDatabase(async (sql) => {
       const replying = (
         streams: ReadonlyArray<{ id: string; expected: unknown }>,
@@ -176,29 +175,26 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       )
       expect(guarded?.reply).toEqual({ conflict: { stream_id: "s1", expected: 5, actual: 2 } })
       expect(await versionsOf(sql, "z-target")).toEqual([])
-      // "a-first" is written before "s1" is checked: the conflict must undo it.
-      const afterWrite = await failureOf(
-        append(
-          sql,
-          replying(
-            [
-              { id: "s1", expected: 1 },
-              { id: "a-first", expected: "no_stream" }
-            ],
-            [{ stream: "s1" }, { stream: "a-first" }]
-          )
+      // Whatever the order of the participants: every one is checked before anything is written.
+      const [afterOthers] = await append(
+        sql,
+        replying(
+          [
+            { id: "s1", expected: 1 },
+            { id: "a-first", expected: "no_stream" }
+          ],
+          [{ stream: "s1" }, { stream: "a-first" }]
         )
       )
-      expect(afterWrite.code).toBe("EC001")
-      expect(JSON.parse(afterWrite.detail ?? "{}")).toEqual({ stream_id: "s1", expected: 1, actual: 2 })
+      expect(afterOthers?.reply).toEqual({ conflict: { stream_id: "s1", expected: 1, actual: 2 } })
       expect(await versionOf(sql, "a-first")).toBeUndefined()
-      // stream_exists on a missing stream: its upsert has written the row, so it raises.
-      const missing = await failureOf(
-        append(sql, replying([{ id: "ghost", expected: "stream_exists" }], [{ stream: "ghost" }]))
-      )
-      expect(missing.code).toBe("EC001")
+      const [missing] = await append(sql, replying([{ id: "ghost", expected: "stream_exists" }], [{ stream: "ghost" }]))
+      expect(missing?.reply).toEqual({ conflict: { stream_id: "ghost", expected: "stream_exists", actual: 0 } })
       expect(await versionOf(sql, "ghost")).toBeUndefined()
       expect(await versionsOf(sql, "s1")).toEqual([1, 2])
+      // Without the flag (raw SQL written for 0005), a conflict is still the error.
+      const raised = await failureOf(append(sql, appendRequest([{ id: "s1", expected: 1 }], [{ stream: "s1" }])))
+      expect(raised.code).toBe("EC001")
     }))
 
   it("checks all four expected-version kinds", () =>

@@ -100,13 +100,18 @@ export const defineUpgradeTests = (
       expect(leftovers).toEqual([])
       const history = await sql.query("select count(*)::int as n from eventcore.migrations")
       expect(history[0]?.n).toBe(shippedMigrations.length)
+      // Streams are their events now (0008): the stream locked but never written is none.
       const streams = await sql.query("select stream_id, version from eventcore.streams order by stream_id")
       expect(streams).toEqual([
-        { stream_id: "customer-9", version: 0 },
         { stream_id: "order-1", version: 4 },
         { stream_id: "order-2", version: 2 }
       ])
-      // The rules still hold on the moved table.
+      // The rules still hold on the moved table, for the events written before the upgrade too.
       await expect(sql.query("delete from eventcore.events")).rejects.toMatchObject({ code: "EC002" })
+      await expect(
+        sql.query(
+          "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 'order-2', 4, 'Gap', '{}')"
+        )
+      ).rejects.toMatchObject({ code: "23503" })
     }))
 }
