@@ -22,25 +22,9 @@ user=${PGV_USER:-eventcore-ci}
 next_port=${PGV_PORT:-54316}
 dir=
 
-die() {
-  echo "pg-versions: $1" >&2
-  shift
-  local f
-  for f in "$@"; do
-    [[ -s $f ]] && { echo "--- last lines of $f:" >&2; tail -n 30 "$f" >&2; }
-  done
-  exit 1
-}
-
-# Runs a command as the server user, from <dir>: initdb and pg_ctl fail when the
-# current directory is not readable to them.
-as_user() {
-  if ((EUID == 0)); then
-    (cd "$dir" && runuser -u "$user" -- "$@")
-  else
-    (cd "$dir" && "$@")
-  fi
-}
+pg_lib_name=pg-versions
+# shellcheck source=.ci/pg-lib.sh
+source "$(dirname "$0")/pg-lib.sh"
 
 binaries_run() { # bin-dir major
   local v
@@ -78,10 +62,8 @@ bin_dir() { # major
   echo "$copy/native/bin"
 }
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 start_one() { # major
-  local major=$1 d=$dir/$1 bin port attempt
+  local major=$1 d=$dir/$1 bin port
   mkdir "$d"
   bin=$(bin_dir "$major")
   ((EUID != 0)) || chown -R "$user:" "$d"
@@ -96,56 +78,17 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 EOF
-  for attempt in 1 2 3 4 5 6 7 8 9 10; do
-    port=$next_port
-    while port_in_use "$port"; do port=$((port + 1)); done
-    next_port=$((port + 1))
-    rm -f "$d/server.log"
-    if as_user "$bin/pg_ctl" start -D "$d/data" -l "$d/server.log" -w -t 60 -o "-p $port" \
-      >"$d/pg_ctl.log" 2>&1; then
-      port_in_use "$port" || die "PostgreSQL $major is up but not on port $port" "$d/server.log"
-      # Remembered for "crash" and "revive".
-      echo "$bin" >"$d/bin"
-      echo "$port" >"$d/port"
-      echo "$major postgres://postgres@127.0.0.1:$port/postgres"
-      return
-    fi
-    # Another process took the port between the check and the bind: next port.
-    if [[ ! -f $d/data/postmaster.pid ]] && grep -q 'could not create any TCP/IP sockets' "$d/server.log"; then
-      echo "pg-versions: port $port was taken while PostgreSQL $major started (attempt $attempt)" >&2
-      continue
-    fi
-    break
-  done
-  die "PostgreSQL $major did not start" "$d/pg_ctl.log" "$d/server.log"
-}
-
-alive() { # pid; a zombie is not alive (nothing may be reaping exited daemons)
-  local stat
-  stat=$(ps -o stat= -p "$1") && [[ $stat != Z* ]]
-}
-
-stop_one() { # data-dir
-  local data=$1 pid kids
-  [[ -f $data/postmaster.pid ]] || return 0
-  pid=$(head -n 1 "$data/postmaster.pid")
-  # postmaster.pid outlives a crashed server: signal only the process that is this server.
-  [[ $pid =~ ^[0-9]+$ ]] && ps -o args= -p "$pid" | grep -qF -- "$data" || return 0
-  kids=$(ps -o pid= --ppid "$pid" || true)
-  kill -QUIT "$pid" 2>/dev/null || true # immediate shutdown: the data is thrown away
-  for _ in {1..100}; do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  echo "pg-versions: PostgreSQL in $data ignored SIGQUIT for 10s, killing it" >&2
-  # shellcheck disable=SC2086 # a list of pids
-  kill -KILL "$pid" $kids 2>/dev/null || true
+  port=$(start_server "PostgreSQL $major" "$bin" "$d/data" "$d/server.log" "$d/pg_ctl.log" 60)
+  # Remembered for "crash" and "revive".
+  echo "$bin" >"$d/bin"
+  echo "$port" >"$d/port"
+  echo "$major postgres://postgres@127.0.0.1:$port/postgres"
 }
 
 stop_servers() {
   local data
   for data in "$dir"/*/data; do
-    [[ -d $data ]] && stop_one "$data"
+    [[ -d $data ]] && stop_server "$data"
   done
   return 0
 }
@@ -181,7 +124,7 @@ cmd_stop() {
 # would: no checkpoint, clients cut off), "revive" starts it again on its port.
 cmd_crash() { # major
   [[ -f $dir/.pg-versions && -f $dir/$1/port ]] || die "no PostgreSQL $1 started in $dir"
-  stop_one "$(cd "$dir/$1/data" && pwd)"
+  stop_server "$(cd "$dir/$1/data" && pwd)"
 }
 
 cmd_revive() { # major

@@ -25,34 +25,9 @@ next_port=${PGR_PORT:-54336}
 timeout=${PGR_TIMEOUT:-30} # seconds, for each wait
 dir=
 
-die() {
-  echo "replication: $1" >&2
-  shift
-  local f
-  for f in "$@"; do
-    [[ -s $f ]] && { echo "--- last lines of $f:" >&2; tail -n 30 "$f" >&2; }
-  done
-  exit 1
-}
-
-# Runs a command as the server user, from <dir>: initdb and pg_ctl fail when the
-# current directory is not readable to them.
-as_user() {
-  if ((EUID == 0)); then
-    (cd "$dir" && runuser -u "$user" -- "$@")
-  else
-    (cd "$dir" && "$@")
-  fi
-}
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-free_port() {
-  local port=$next_port
-  while port_in_use "$port"; do port=$((port + 1)); done
-  next_port=$((port + 1))
-  echo "$port"
-}
+pg_lib_name=replication
+# shellcheck source=.ci/pg-lib.sh
+source "$(dirname "$0")/pg-lib.sh"
 
 # One value from a query on a server of <dir> (primary or standby), over TCP.
 query() { # node sql
@@ -71,56 +46,17 @@ wait_until() { # what node sql log...
   done
 }
 
-# Starts the server of <dir>/<node> (on a free port, the next one if another
-# process takes it meanwhile) and remembers its port in <dir>/<node>.port.
+# Starts the server of <dir>/<node> on a free port and remembers it in <dir>/<node>.port.
 start_node() { # node
-  local node=$1 data=$dir/$1 port attempt
-  for attempt in 1 2 3 4 5 6 7 8 9 10; do
-    port=$(free_port)
-    rm -f "$dir/$node.log"
-    if as_user "$bin/pg_ctl" start -D "$data" -l "$dir/$node.log" -w -t "$timeout" -o "-p $port" \
-      >"$dir/$node.pg_ctl.log" 2>&1; then
-      port_in_use "$port" || die "the $node is up but not on port $port" "$dir/$node.log"
-      echo "$port" >"$dir/$node.port"
-      return
-    fi
-    # Another process took the port between the check and the bind: next port.
-    if [[ ! -f $data/postmaster.pid ]] && grep -q 'could not create any TCP/IP sockets' "$dir/$node.log"; then
-      echo "replication: port $port was taken while the $node started (attempt $attempt)" >&2
-      continue
-    fi
-    break
-  done
-  die "the $node did not start" "$dir/$node.pg_ctl.log" "$dir/$node.log"
-}
-
-alive() { # pid; a zombie is not alive (nothing may be reaping exited daemons)
-  local stat
-  stat=$(ps -o stat= -p "$1") && [[ $stat != Z* ]]
-}
-
-# Stops the server of a data directory at once (SIGQUIT: immediate shutdown).
-stop_node() { # data-dir
-  local data=$1 pid kids
-  [[ -f $data/postmaster.pid ]] || return 0
-  pid=$(head -n 1 "$data/postmaster.pid")
-  # postmaster.pid outlives a crashed server: signal only the process that is this server.
-  [[ $pid =~ ^[0-9]+$ ]] && ps -o args= -p "$pid" | grep -qF -- "$data" || return 0
-  kids=$(ps -o pid= --ppid "$pid" || true)
-  kill -QUIT "$pid" 2>/dev/null || true
-  for _ in {1..200}; do
-    alive "$pid" || return 0
-    sleep 0.05
-  done
-  echo "replication: PostgreSQL in $data ignored SIGQUIT for 10s, killing it" >&2
-  # shellcheck disable=SC2086 # a list of pids
-  kill -KILL "$pid" $kids 2>/dev/null || true
+  local port
+  port=$(start_server "the $1" "$bin" "$dir/$1" "$dir/$1.log" "$dir/$1.pg_ctl.log" "$timeout")
+  echo "$port" >"$dir/$1.port"
 }
 
 stop_servers() {
   local node
   for node in standby primary; do
-    [[ -d $dir/$node ]] && stop_node "$dir/$node"
+    [[ -d $dir/$node ]] && stop_server "$dir/$node"
   done
   return 0
 }
