@@ -128,9 +128,5 @@ export const isRecoveryConflict = (error: unknown): boolean => {
  */
 export const isRacedWrite = (error: unknown): boolean => {
   const code = driverError(error).code
-  return (
-    code === SqlState.uniqueViolation ||
-    code === SqlState.serializationFailure ||
-    code === SqlState.deadlock
-  )
+  return code === SqlState.uniqueViolation || code === SqlState.serializationFailure || code === SqlState.deadlock
 }
