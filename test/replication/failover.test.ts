@@ -18,24 +18,11 @@ import {
   Projection,
   type RecordedEvent
 } from "eventcore"
-import postgres from "postgres"
 import { Deposit } from "../../examples/bank/domain.js"
 import { Balances, createBalances } from "../../examples/bank/readModel.js"
 import { folded, lastWritten, openAll, readModel } from "../sql/projections.js"
 import { describeServer } from "../support/postgres.js"
-import { useReplication } from "../support/replication.js"
-
-const connection = (url: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => postgres(url, { max: 1, onnotice: () => {} })),
-    (client) => Effect.promise(() => client.end({ timeout: 1 }))
-  )
-
-const inDatabase = (url: string, database: string) => {
-  const parsed = new URL(url)
-  parsed.pathname = `/${database}`
-  return parsed.toString()
-}
+import { connection, inDatabase, useReplication } from "../support/replication.js"
 
 /** Events of the log as a subscription delivers them, collected into `into`, from `after` on. */
 const collect = (into: Ref.Ref<ReadonlyArray<RecordedEvent>>, after: LogPosition.LogPosition) =>

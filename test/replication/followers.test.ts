@@ -18,26 +18,12 @@ import {
   StreamId
 } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
-import postgres from "postgres"
 import { Balances, createBalances } from "../../examples/bank/readModel.js"
 import { folded, lastWritten, openAll, readModel } from "../sql/projections.js"
 import { describeServer } from "../support/postgres.js"
-import { useReplication } from "../support/replication.js"
+import { connection, inDatabase, useReplication } from "../support/replication.js"
 
 const id = StreamId.unsafeMake
-
-/** A connection of its own, closed with the scope. */
-const connection = (url: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => postgres(url, { max: 1, onnotice: () => {} })),
-    (client) => Effect.promise(() => client.end({ timeout: 1 }))
-  )
-
-const withDatabase = (url: string, database: string) => {
-  const parsed = new URL(url)
-  parsed.pathname = `/${database}`
-  return parsed.toString()
-}
 
 /** The services of a layer built in the current scope. */
 const contextOf = <A>(layer: Layer.Layer<A, unknown>) => Layer.build(layer)
@@ -56,10 +42,10 @@ describeServer("followers on a hot standby", () => {
     const database = `followers_${randomUUID().replaceAll("-", "").slice(0, 12)}`
     const admin = yield* connection(replication.primaryUrl())
     yield* Effect.promise(() => admin.unsafe(`create database "${database}"`))
-    const primary = withDatabase(replication.primaryUrl(), database)
+    const primary = inDatabase(replication.primaryUrl(), database)
     yield* PostgresEventStore.migrate({ url: primary })
     replication.waitReplay()
-    return { primary, standby: withDatabase(replication.standbyUrl(), database) }
+    return { primary, standby: inDatabase(replication.standbyUrl(), database) }
   })
 
   it.live(

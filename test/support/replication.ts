@@ -8,6 +8,8 @@ import { execFileSync } from "node:child_process"
 import { chmodSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
+import postgres from "postgres"
 import { afterAll, beforeAll } from "vitest"
 
 const script = join(import.meta.dirname, "..", "..", ".ci", "replication.sh")
@@ -65,4 +67,18 @@ export const useReplication = () => {
       run("wait-replay", dir)
     }
   }
+}
+
+/** A connection of its own to `url`, closed with the scope. */
+export const connection = (url: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => postgres(url, { max: 1, onnotice: () => {} })),
+    (client) => Effect.promise(() => client.end({ timeout: 1 }))
+  )
+
+/** `url` with its database replaced by `database`: the same database on the primary or the standby. */
+export const inDatabase = (url: string, database: string) => {
+  const parsed = new URL(url)
+  parsed.pathname = `/${database}`
+  return parsed.toString()
 }
