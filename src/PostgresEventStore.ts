@@ -410,8 +410,9 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
         return Projections.storeContext(make(client, { schema, gate: yield* makeGate(config) }))
       }
       const replica = yield* openClient(config, config.replicaUrl, "eventcore-replica")
-      // A replica that has not replayed the migrations yet fails here, as an unmigrated primary does.
-      yield* probe(replica, schema)
+      // A replica that has not replayed the migrations yet fails here, as an unmigrated primary does;
+      // one that cancels the probe for a recovery conflict is asked again, as for every read there.
+      yield* SqlEventStore.retryOnReplica(probe(replica, schema))
       return Projections.storeContext(
         make(client, {
           schema,

@@ -226,6 +226,23 @@ const recoveryRetry = Schedule.exponential("10 millis").pipe(
   Schedule.intersect(Schedule.recurs(20))
 )
 
+/**
+ * A read on a replica, run again when the standby cancelled it for a recovery
+ * conflict, or ended its session (a conflict that reaches a session between
+ * two messages of a query terminates it instead: the next query on that
+ * connection finds it closed). Each time is counted in `replicaRetryCounter`.
+ */
+export const retryOnReplica = <A>(read: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
+  read.pipe(
+    Effect.tapError((error) =>
+      isRecoveryConflict(error.cause) || isConnectionLost(error.cause)
+        ? Metric.increment(replicaRetryCounter)
+        : Effect.void
+    ),
+    Effect.retry({ schedule: recoveryRetry, while: (error) => isRecoveryConflict(error.cause) }),
+    Effect.retry({ times: 2, while: (error) => isConnectionLost(error.cause) })
+  )
+
 export interface SqlStoreOptions {
   /** The PostgreSQL schema holding eventcore's tables and functions. */
   readonly schema: string
@@ -259,17 +276,7 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore => {
         try: () => replica.runPrepared(statement, params),
         catch: (error) => storeError(operation, error)
       })
-    ).pipe(
-      Effect.tapError((error) =>
-        isRecoveryConflict(error.cause) || isConnectionLost(error.cause)
-          ? Metric.increment(replicaRetryCounter)
-          : Effect.void
-      ),
-      Effect.retry({ schedule: recoveryRetry, while: (error) => isRecoveryConflict(error.cause) }),
-      // A conflict that reaches a session between two messages of a query (reading the client's next
-      // one) terminates it instead: the next query on that connection finds it closed.
-      Effect.retry({ times: 2, while: (error) => isConnectionLost(error.cause) })
-    )
+    ).pipe(retryOnReplica)
   }
 
   /** The event in the columns of `logColumns`, from column `from` of a row on. */
