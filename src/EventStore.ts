@@ -253,6 +253,7 @@ export const make = (primitives: Primitives): EventStore => {
         primitives.read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER).pipe(
           Effect.tap((read) => Effect.annotateCurrentSpan("eventcore.event_count", read.events.length)),
           Effect.withSpan("eventcore.read_stream", {
+            captureStackTrace: false,
             kind: "client",
             attributes: { ...attributes, "eventcore.stream_id": streamId }
           })
@@ -308,7 +309,10 @@ export const make = (primitives: Primitives): EventStore => {
         )
       )
     ).pipe(
-      Stream.withSpan("eventcore.stream_events", { attributes: { ...attributes, "eventcore.stream_id": streamId } })
+      Stream.withSpan("eventcore.stream_events", {
+        captureStackTrace: false,
+        attributes: { ...attributes, "eventcore.stream_id": streamId }
+      })
     )
   }
 
@@ -318,6 +322,7 @@ export const make = (primitives: Primitives): EventStore => {
     return primitives.append(writes).pipe(
       Effect.tapErrorTag("VersionConflict", () => Metric.increment(conflictCounter)),
       Effect.withSpan("eventcore.append", {
+        captureStackTrace: false,
         kind: "client",
         attributes: {
           ...attributes,
@@ -340,7 +345,7 @@ export const make = (primitives: Primitives): EventStore => {
       ),
       Effect.map((page): LogRead => ({ events: page.events, position: page.position, caughtUp: page.caughtUp })),
       Effect.tap((read) => Effect.annotateCurrentSpan("eventcore.event_count", read.events.length)),
-      Effect.withSpan("eventcore.read_all", { kind: "client", attributes })
+      Effect.withSpan("eventcore.read_all", { kind: "client", attributes, captureStackTrace: false })
     )
 
   const streamAll = (options?: StreamAllOptions) =>
@@ -360,7 +365,7 @@ export const make = (primitives: Primitives): EventStore => {
             )
         )
       )
-    ).pipe(Stream.withSpan("eventcore.stream_all", { attributes }))
+    ).pipe(Stream.withSpan("eventcore.stream_all", { attributes, captureStackTrace: false }))
 
   const liveRead = shareReads(primitives.readLog)
   const subscribe = (options?: SubscribeOptions) =>

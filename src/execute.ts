@@ -241,7 +241,12 @@ export function execute<
       "eventcore.event_count": result.events.length
     })
     return result
-  }).pipe(Effect.withSpan("eventcore.execute", { attributes: { "eventcore.command": command.name } }))
+  }).pipe(
+    Effect.withSpan("eventcore.execute", {
+      attributes: { "eventcore.command": command.name },
+      captureStackTrace: false
+    })
+  )
 }
 
 /** The stored form drops the `_tag`, which lives in `eventType`. */
