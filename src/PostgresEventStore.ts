@@ -255,7 +255,7 @@ export const make = (
         })
   })
 
-/** Replicas re-exported for metrics: reads on a replica run again after a recovery conflict. */
+/** Counts reads on a replica run again after a recovery conflict or a lost session (`eventcore_replica_read_retries`). */
 export const replicaRetryCounter = SqlEventStore.replicaRetryCounter
 
 /** Statements as the driver's prepared statements, rows as arrays. */
@@ -406,9 +406,8 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
       if (config.autoMigrate === true) yield* migrateClient(client, schema)
       yield* probe(client, schema)
       yield* Migrations.checkTransactionIds(drizzle({ client }), schema)
-      if (config.replicaUrl === undefined) {
-        return Projections.storeContext(make(client, { schema, gate: yield* makeGate(config) }))
-      }
+      const gate = yield* makeGate(config)
+      if (config.replicaUrl === undefined) return Projections.storeContext(make(client, { schema, gate }))
       const replica = yield* openClient(config, config.replicaUrl, "eventcore-replica")
       // A replica that has not replayed the migrations yet fails here, as an unmigrated primary does;
       // one that cancels the probe for a recovery conflict is asked again, as for every read there.
@@ -416,7 +415,7 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
       return Projections.storeContext(
         make(client, {
           schema,
-          gate: yield* makeGate(config),
+          gate,
           replica,
           replicaGate: yield* makeGate(config),
           readStreamsFromReplica: config.readStreamsFromReplica ?? false

@@ -137,11 +137,10 @@ const guarded = (
       message: `Cannot append with stream ${JSON.stringify(refusal.streamId)} in the store of tenant ${JSON.stringify(tenant)}: the stream ${describeOwner(refusal.streamTenant)}. An append is atomic, and its expected versions checked, within one database only, and each tenant has a database of its own: write each tenant's streams in appends of their own. Nothing was written.`,
       cause: refusal
     })
-  const backend = store[EventStore.projectionBackend]
   const wrapped: EventStore.EventStore = {
+    // With the store's symbol-keyed parts (the projection backend, the log's horizon), which
+    // `Projection.run`, `waitFor` and `waitForLog` need.
     ...store,
-    // Spread copies it already; said here because `Projection.run` and `waitFor` fail without it.
-    ...(backend === undefined ? {} : { [EventStore.projectionBackend]: backend }),
     readStream: (streamId, options) =>
       Effect.suspend(() => {
         const refusal = foreign(streamId)

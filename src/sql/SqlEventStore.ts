@@ -49,7 +49,7 @@ interface AppendReply {
   readonly recordedAt: number
 }
 
-/** The reply to a request that asked for conflicts in the reply, when one was found before any write. */
+/** The reply to a request that asked for conflicts in the reply, when a participant is not at its expected version. */
 interface ConflictReply {
   readonly conflict: ConflictFacts
 }
@@ -341,7 +341,7 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore => {
       const now = yield* Clock.currentTimeMillis
       const eventIds = newEvents.map((event) => event.eventId?.toLowerCase() ?? uuidv7(now))
       const request = JSON.stringify({
-        // A conflict found before anything was written comes back in the reply, not as an error (drizzle/0007).
+        // A conflict comes back in the reply, not as an error (drizzle/0007; since 0008 every conflict is found before any write).
         conflict: "reply",
         streams: participants.map(([id, expected]) => ({ id, expected })),
         events: newEvents.map((event, i) => ({
