@@ -15,6 +15,7 @@ import {
 } from "./errors.js"
 import { follow, type Holdup, makeSignal, shareReads } from "./internal/follow.js"
 import type { ProjectionBackend } from "./internal/projections.js"
+import { withSpan } from "./internal/tracing.js"
 import type { LogMessage } from "./LogMessage.js"
 import * as LogPosition from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
@@ -192,17 +193,20 @@ export const conflictCounter = Metric.counter("eventcore_append_conflicts", {
   incremental: true
 })
 
-const checkWhole = (option: string, value: number | undefined, min: number) =>
+/** Why `value` is not a whole number of at least `min`, or undefined when it is (or is absent). */
+const notWhole = (option: string, value: number | undefined, min: number): InvalidReadOptions | undefined =>
   value === undefined || (Number.isSafeInteger(value) && value >= min)
-    ? Effect.void
-    : Effect.fail(new InvalidReadOptions({ option, value, reason: `must be an integer >= ${min}` }))
+    ? undefined
+    : new InvalidReadOptions({ option, value, reason: `must be an integer >= ${min}` })
 
-const validate = (options: StreamOptions | undefined) =>
-  Effect.all([
-    checkWhole("fromVersion", options?.fromVersion, 1),
-    checkWhole("maxCount", options?.maxCount, 0),
-    checkWhole("pageSize", options?.pageSize, 1)
-  ])
+const validate = (options: StreamOptions | undefined): Effect.Effect<void, InvalidReadOptions> => {
+  if (options === undefined) return Effect.void
+  const invalid =
+    notWhole("fromVersion", options.fromVersion, 1) ??
+    notWhole("maxCount", options.maxCount, 0) ??
+    notWhole("pageSize", options.pageSize, 1)
+  return invalid === undefined ? Effect.void : Effect.fail(invalid)
+}
 
 /** The default number of events `readAll` returns. */
 export const defaultLogCount = 1000
@@ -222,18 +226,17 @@ const validateLog = (
   if (filter?.streamPrefix !== undefined && typeof filter.streamPrefix !== "string") {
     return invalid("filter.streamPrefix", filter.streamPrefix, "must be a string")
   }
+  const count = notWhole("maxCount", options?.maxCount, 0) ?? notWhole("pageSize", options?.pageSize, 1)
+  if (count !== undefined) return Effect.fail(count)
   const after = options?.after ?? LogPosition.start
-  return Effect.zipRight(
-    Effect.all([checkWhole("maxCount", options?.maxCount, 0), checkWhole("pageSize", options?.pageSize, 1)]),
-    LogPosition.validate(after).pipe(
-      Effect.mapError(
-        () =>
-          new InvalidReadOptions({
-            option: "after",
-            value: after,
-            reason: "must be a LogPosition (20 digits, '-', 19 digits), such as one a read returned"
-          })
-      )
+  return LogPosition.validate(after).pipe(
+    Effect.mapError(
+      () =>
+        new InvalidReadOptions({
+          option: "after",
+          value: after,
+          reason: "must be a LogPosition (20 digits, '-', 19 digits), such as one a read returned"
+        })
     )
   )
 }
@@ -250,14 +253,15 @@ export const make = (primitives: Primitives): EventStore => {
   const readStream = (streamId: StreamId, options?: ReadOptions) =>
     validate(options).pipe(
       Effect.zipRight(
-        primitives.read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER).pipe(
-          Effect.tap((read) => Effect.annotateCurrentSpan("eventcore.event_count", read.events.length)),
-          Effect.withSpan("eventcore.read_stream", {
-            captureStackTrace: false,
-            kind: "client",
-            attributes: { ...attributes, "eventcore.stream_id": streamId }
-          })
-        )
+        primitives
+          .read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER)
+          .pipe(
+            withSpan(
+              "eventcore.read_stream",
+              { kind: "client", attributes: { ...attributes, "eventcore.stream_id": streamId } },
+              (read) => ({ "eventcore.event_count": read.events.length })
+            )
+          )
       ),
       // Outside the span: finding no events is a successful read for the
       // database (and for a command, whose first read of a new stream it is),
@@ -321,8 +325,7 @@ export const make = (primitives: Primitives): EventStore => {
     const eventCount = StreamWrites.events(writes).length
     return primitives.append(writes).pipe(
       Effect.tapErrorTag("VersionConflict", () => Metric.increment(conflictCounter)),
-      Effect.withSpan("eventcore.append", {
-        captureStackTrace: false,
+      withSpan("eventcore.append", {
         kind: "client",
         attributes: {
           ...attributes,
@@ -344,8 +347,9 @@ export const make = (primitives: Primitives): EventStore => {
           : primitives.readLog(after, options?.maxCount ?? defaultLogCount, options?.filter ?? {})
       ),
       Effect.map((page): LogRead => ({ events: page.events, position: page.position, caughtUp: page.caughtUp })),
-      Effect.tap((read) => Effect.annotateCurrentSpan("eventcore.event_count", read.events.length)),
-      Effect.withSpan("eventcore.read_all", { kind: "client", attributes, captureStackTrace: false })
+      withSpan("eventcore.read_all", { kind: "client", attributes }, (read) => ({
+        "eventcore.event_count": read.events.length
+      }))
     )
 
   const streamAll = (options?: StreamAllOptions) =>

@@ -34,12 +34,20 @@ export interface Signal {
 }
 
 export const makeSignal = (): Signal => {
-  let deferred = Effect.runSync(Deferred.make<void>())
+  let deferred = Deferred.unsafeMake<void>(FiberId.none)
+  // Whether a waiter has taken `deferred` since it was handed out: an append
+  // with no subscriber waiting (the common case) then costs nothing here.
+  let taken = false
   return {
-    current: Effect.sync(() => deferred),
+    current: Effect.sync(() => {
+      taken = true
+      return deferred
+    }),
     notify: Effect.suspend(() => {
+      if (!taken) return Effect.void
       const done = deferred
-      deferred = Effect.runSync(Deferred.make<void>())
+      deferred = Deferred.unsafeMake<void>(FiberId.none)
+      taken = false
       return Deferred.succeed(done, undefined)
     })
   }

@@ -4,7 +4,7 @@
  */
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
 import { Clock, Effect, Metric, Schedule } from "effect"
-import type { RecordedEvent } from "../Event.js"
+import type { NewEvent, RecordedEvent } from "../Event.js"
 import * as EventStore from "../EventStore.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
 import type { DuplicateEventId, StoreError } from "../errors.js"
@@ -91,6 +91,8 @@ export const statementsIn = (schema: string) => {
     /** The participants' current versions, for `diagnoseConflict`: the ids as one JSON array of strings. */
     conflict: `select p.id, (select coalesce(max(e.stream_version), 0) from ${events} e where e.stream_id = p.id)
 from jsonb_array_elements_text($1::text::jsonb) as p(id)`,
+    /** A stream's version alone: a read of no events (`maxCount: 0`), as a command registering a stream does. */
+    version: `select coalesce(max(stream_version), 0) from ${events} where stream_id = $1`,
     /**
      * A stream's version ($1), its last event's, and up to $3 of its events
      * from version $2 on, walked along the (stream_id, stream_version) index
@@ -296,23 +298,19 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore => {
   }
 
   const read = (streamId: StreamId, fromVersion: number, limit: number) =>
-    readQuery(
-      "read_stream",
-      statements.readStream,
-      // A limit of 0 would return no event at all, and reads one for nothing.
-      [streamId, fromVersion, Math.max(limit, 1)],
-      replica?.streams === true
-    ).pipe(
-      Effect.map((rows) => {
-        // Columns in the order selected above; a stream without (further) events is one row of nulls but its version.
-        const version = (rows[0]?.[0] as number | undefined) ?? 0
-        const recorded: Array<RecordedEvent> = []
-        if (limit > 0) {
-          for (const row of rows) if (row[3] !== null) recorded.push(logEvent(row, 1))
-        }
-        return { version, events: recorded }
-      })
-    )
+    limit === 0
+      ? readQuery("read_stream", statements.version, [streamId], replica?.streams === true).pipe(
+          Effect.map((rows) => ({ version: (rows[0]?.[0] as number | undefined) ?? 0, events: [] }))
+        )
+      : readQuery("read_stream", statements.readStream, [streamId, fromVersion, limit], replica?.streams === true).pipe(
+          Effect.map((rows) => {
+            // Columns in the order selected above; a stream without (further) events is one row of nulls but its version.
+            const version = (rows[0]?.[0] as number | undefined) ?? 0
+            const recorded: Array<RecordedEvent> = []
+            for (const row of rows) if (row[3] !== null) recorded.push(logEvent(row, 1))
+            return { version, events: recorded }
+          })
+        )
 
   /**
    * After a raced write, the current versions tell which participant conflicted.
@@ -334,11 +332,59 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore => {
       })
     )
 
+  /** The store's answer to an append whose request reached the database. */
+  const appended = (
+    reply: AppendReply | ConflictReply,
+    participants: ReadonlyArray<readonly [StreamId, ExpectedVersion.ExpectedVersion]>,
+    newEvents: ReadonlyArray<NewEvent>,
+    eventIds: ReadonlyArray<string>
+  ): Effect.Effect<EventStore.AppendResult, VersionConflict> => {
+    if ("conflict" in reply) return Effect.fail(versionConflictOf(reply.conflict))
+    const streamVersions = new Map<StreamId, number>()
+    for (let i = 0; i < participants.length; i++) {
+      streamVersions.set((participants[i] as readonly [StreamId, unknown])[0], reply.versions[i] as number)
+    }
+    // Each stream's events end at its new version: number them back from there.
+    const remaining = new Map<StreamId, number>()
+    for (const event of newEvents) remaining.set(event.streamId, (remaining.get(event.streamId) ?? 0) + 1)
+    const recordedAt = new Date(reply.recordedAt)
+    const transaction = reply.transaction === null ? 0n : BigInt(reply.transaction)
+    const recorded = newEvents.map((event, i): RecordedEvent => {
+      const left = remaining.get(event.streamId) as number
+      remaining.set(event.streamId, left - 1)
+      const globalPosition = BigInt(reply.positions[i] as string)
+      return {
+        eventId: eventIds[i] as string,
+        streamId: event.streamId,
+        streamVersion: (streamVersions.get(event.streamId) as number) - left + 1,
+        globalPosition,
+        position: LogPosition.make(transaction, globalPosition),
+        eventType: event.eventType,
+        data: event.data,
+        metadata: event.metadata ?? {},
+        recordedAt
+      }
+    })
+    return Effect.succeed({ streamVersions, events: recorded })
+  }
+
+  /** A failed append: a conflict or duplicate the database raised, a raced write to diagnose, or a store error. */
+  const appendFailed = (
+    error: StoreError,
+    participants: ReadonlyArray<readonly [StreamId, ExpectedVersion.ExpectedVersion]>
+  ): Effect.Effect<never, VersionConflict | DuplicateEventId | StoreError> => {
+    const failure = parseVersionConflict(error.cause) ?? parseDuplicateEventId(error.cause)
+    if (failure !== undefined) return Effect.fail(failure)
+    if (isRacedWrite(error.cause)) return Effect.flatMap(diagnoseConflict(participants), Effect.fail)
+    return Effect.fail(error)
+  }
+
+  // No Effect.gen here: this is the hottest path of the store, and each step
+  // of a generator is an Effect the runtime interprets.
   const append = (writes: StreamWrites.StreamWrites) =>
-    Effect.gen(function* () {
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const participants = StreamWrites.participants(writes)
       const newEvents = StreamWrites.events(writes)
-      const now = yield* Clock.currentTimeMillis
       const eventIds = newEvents.map((event) => event.eventId?.toLowerCase() ?? uuidv7(now))
       const request = JSON.stringify({
         // A conflict comes back in the reply, not as an error (drizzle/0007; since 0008 every conflict is found before any write).
@@ -352,45 +398,17 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore => {
           metadata: event.metadata ?? {}
         }))
       })
-
-      const outcome = yield* Effect.either(query("append", () => options.runPrepared(statements.append, [request])))
-      if (outcome._tag === "Left") {
-        const error = outcome.left
-        const failure: VersionConflict | DuplicateEventId | undefined =
-          parseVersionConflict(error.cause) ?? parseDuplicateEventId(error.cause)
-        if (failure !== undefined) return yield* Effect.fail(failure)
-        if (isRacedWrite(error.cause)) return yield* Effect.flatMap(diagnoseConflict(participants), Effect.fail)
-        return yield* Effect.fail(error)
-      }
-
-      const raw = outcome.right[0]?.[0]
-      const reply = (typeof raw === "string" ? JSON.parse(raw) : raw) as AppendReply | ConflictReply
-      if ("conflict" in reply) return yield* versionConflictOf(reply.conflict)
-      const streamVersions = new Map<StreamId, number>(
-        participants.map(([id], i) => [id, reply.versions[i] as number] as const)
-      )
-      // Each stream's events end at its new version: number them back from there.
-      const remaining = new Map<StreamId, number>()
-      for (const event of newEvents) remaining.set(event.streamId, (remaining.get(event.streamId) ?? 0) + 1)
-      const recordedAt = new Date(reply.recordedAt)
-      const transaction = reply.transaction === null ? 0n : BigInt(reply.transaction)
-      const recorded = newEvents.map((event, i): RecordedEvent => {
-        const left = remaining.get(event.streamId) as number
-        remaining.set(event.streamId, left - 1)
-        const globalPosition = BigInt(reply.positions[i] as string)
-        return {
-          eventId: eventIds[i] as string,
-          streamId: event.streamId,
-          streamVersion: (streamVersions.get(event.streamId) as number) - left + 1,
-          globalPosition,
-          position: LogPosition.make(transaction, globalPosition),
-          eventType: event.eventType,
-          data: event.data,
-          metadata: event.metadata ?? {},
-          recordedAt
+      return Effect.matchEffect(
+        query("append", () => options.runPrepared(statements.append, [request])),
+        {
+          onFailure: (error) => appendFailed(error, participants),
+          onSuccess: (rows) => {
+            const raw = rows[0]?.[0]
+            const reply = (typeof raw === "string" ? JSON.parse(raw) : raw) as AppendReply | ConflictReply
+            return appended(reply, participants, newEvents, eventIds)
+          }
         }
-      })
-      return { streamVersions, events: recorded } satisfies EventStore.AppendResult
+      )
     })
 
   /** Where a reader stands once it has read everything below the horizon (`statementsIn`). */
