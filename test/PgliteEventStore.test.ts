@@ -39,9 +39,12 @@ describe("PgliteEventStore: the database enforces", () => {
   defineEnforcementTests((body) =>
     Effect.runPromise(
       Effect.scoped(
-        Effect.flatMap(pglite.clone, (db) =>
+        Effect.flatMap(pglite.freshSchema, ({ db, schema }) =>
           Effect.promise(() =>
-            body({ query: async (text, params) => (await db.query(text, params as Array<unknown>)).rows as never })
+            body({
+              query: async (text, params) => (await db.query(text, params as Array<unknown>)).rows as never,
+              schema
+            })
           )
         )
       )

@@ -62,7 +62,10 @@ describeServer("PostgreSQL server", () => {
           Effect.flatMap(server.freshDatabase, ({ url }) =>
             Effect.acquireUseRelease(
               Effect.sync(() => postgres(url, { max: 1, onnotice: () => {} })),
-              (client) => Effect.promise(() => body({ query: (text, params) => client.unsafe(text, params as never) })),
+              (client) =>
+                Effect.promise(() =>
+                  body({ query: (text, params) => client.unsafe(text, params as never), schema: "eventcore" })
+                ),
               (client) => Effect.promise(() => client.end())
             )
           )

@@ -10,6 +10,11 @@ export interface RawSql {
   readonly query: (text: string, params?: ReadonlyArray<unknown>) => Promise<ReadonlyArray<Record<string, unknown>>>
 }
 
+/** A database with a migrated schema of that name. */
+export interface SchemaSql extends RawSql {
+  readonly schema: string
+}
+
 export interface SqlFailure {
   readonly code: string
   readonly message: string
@@ -35,21 +40,21 @@ const appendRequest = (
     events: events.map((e) => ({ stream: e.stream, id: randomUUID(), type: e.type ?? "E", data: e.data ?? {} }))
   })
 
-export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Promise<void>) => Promise<void>) => {
-  const append = (sql: RawSql, request: string) =>
-    sql.query("select eventcore.append($1::text::jsonb) as reply", [request])
-  const insertEvent = (sql: RawSql, stream: string, version: number) =>
+export const defineEnforcementTests = (withDatabase: (body: (sql: SchemaSql) => Promise<void>) => Promise<void>) => {
+  const append = (sql: SchemaSql, request: string) =>
+    sql.query(`select ${sql.schema}.append($1::text::jsonb) as reply`, [request])
+  const insertEvent = (sql: SchemaSql, stream: string, version: number) =>
     sql.query(
-      "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), $1, $2, 'E', '{}')",
+      `insert into ${sql.schema}.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), $1, $2, 'E', '{}')`,
       [stream, version]
     )
-  const versionOf = async (sql: RawSql, stream: string) => {
-    const rows = await sql.query("select version from eventcore.streams where stream_id = $1", [stream])
+  const versionOf = async (sql: SchemaSql, stream: string) => {
+    const rows = await sql.query(`select version from ${sql.schema}.streams where stream_id = $1`, [stream])
     return rows[0]?.version
   }
-  const versionsOf = async (sql: RawSql, stream: string) =>
+  const versionsOf = async (sql: SchemaSql, stream: string) =>
     (
-      await sql.query("select stream_version from eventcore.events where stream_id = $1 order by stream_version", [
+      await sql.query(`select stream_version from ${sql.schema}.events where stream_id = $1 order by stream_version`, [
         stream
       ])
     ).map((row) => row.stream_version)
@@ -72,7 +77,7 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       expect(newStreamGap.code).toBe("23503")
       const batchGap = await failureOf(
         sql.query(
-          "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 's', 3, 'E', '{}'), (gen_random_uuid(), 's', 5, 'E', '{}')"
+          `insert into ${sql.schema}.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 's', 3, 'E', '{}'), (gen_random_uuid(), 's', 5, 'E', '{}')`
         )
       )
       expect(batchGap.code).toBe("23503")
@@ -80,7 +85,7 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       expect(await versionsOf(sql, "fresh")).toEqual([])
       // Consecutive versions in one statement continue each other.
       await sql.query(
-        "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 's', 4, 'E', '{}'), (gen_random_uuid(), 's', 3, 'E', '{}')"
+        `insert into ${sql.schema}.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 's', 4, 'E', '{}'), (gen_random_uuid(), 's', 3, 'E', '{}')`
       )
       expect(await versionsOf(sql, "s")).toEqual([1, 2, 3, 4])
     }))
@@ -108,7 +113,7 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
       await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s" }]))
       const forged = await failureOf(
         sql.query(
-          "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data, previous_version) values (gen_random_uuid(), 's', 3, 'E', '{}', 1)"
+          `insert into ${sql.schema}.events (event_id, stream_id, stream_version, event_type, data, previous_version) values (gen_random_uuid(), 's', 3, 'E', '{}', 1)`
         )
       )
       expect(forged.code).toBe("428C9")
@@ -119,17 +124,19 @@ export const defineEnforcementTests = (withDatabase: (body: (sql: RawSql) => Pro
     withDatabase(async (sql) => {
       await append(sql, appendRequest([{ id: "s", expected: "any" }], [{ stream: "s", data: { v: 1 } }]))
       for (const statement of [
-        "update eventcore.events set data = '{\"v\": 2}'",
-        "delete from eventcore.events",
-        "truncate eventcore.events"
+        `update ${sql.schema}.events set data = '{"v": 2}'`,
+        `delete from ${sql.schema}.events`,
+        `truncate ${sql.schema}.events`
       ]) {
         const refused = await failureOf(sql.query(statement))
         expect(refused.code).toBe("EC002")
         expect(refused.message).toMatch(
-          /^eventcore: (UPDATE|DELETE|TRUNCATE) on eventcore.events is refused: the event log is append-only$/
+          new RegExp(
+            `^eventcore: (UPDATE|DELETE|TRUNCATE) on ${sql.schema}\\.events is refused: the event log is append-only$`
+          )
         )
       }
-      const rows = await sql.query("select data from eventcore.events where stream_id = 's'")
+      const rows = await sql.query(`select data from ${sql.schema}.events where stream_id = 's'`)
       expect(rows.map((r) => r.data)).toEqual([{ v: 1 }])
     }))
 

@@ -1,6 +1,8 @@
 /**
- * One migrated PGlite per test file, cloned for each test: a fresh instance
- * takes seconds to boot on two cores, a clone well under one.
+ * One migrated PGlite per test file. A store for a test lives in a schema of
+ * its own in it (migrated there, ~0.2 s); a test that needs the database to
+ * itself (raw SQL on the `eventcore` schema) gets a clone, which takes 1.5-2.5 s
+ * on two cores (a fresh instance takes 6).
  */
 import { PGlite } from "@electric-sql/pglite"
 import { Effect, Layer } from "effect"
@@ -17,16 +19,32 @@ export const usePgliteTemplate = () => {
     await template?.close()
   })
 
+  const ready = Effect.sync(() => {
+    if (template === undefined) throw new Error("the PGlite template is not ready")
+    return template
+  })
+
   const clone = Effect.acquireRelease(
-    Effect.promise(async () => {
-      if (template === undefined) throw new Error("the PGlite template is not ready")
-      return (await template.clone()) as PGlite
-    }),
+    Effect.flatMap(ready, (db) => Effect.promise(async () => (await db.clone()) as PGlite)),
     (db) => Effect.promise(() => db.close())
   )
 
-  /** A store over a fresh clone of the migrated template. */
-  const layer = Layer.scoped(EventStore.EventStore, Effect.map(clone, PgliteEventStore.make))
+  let schemas = 0
+  /** A fresh migrated schema in the file's database, dropped with the scope. */
+  const freshSchema = Effect.gen(function* () {
+    const db = yield* ready
+    const schema = `test_${++schemas}`
+    yield* Effect.acquireRelease(PgliteEventStore.migrate(db, { schema }), () =>
+      Effect.promise(() => db.exec(`drop schema ${schema} cascade`))
+    )
+    return { db, schema }
+  })
 
-  return { layer, clone }
+  /** A store in a fresh schema of the file's database. */
+  const layer = Layer.scoped(
+    EventStore.EventStore,
+    Effect.map(freshSchema, ({ db, schema }) => PgliteEventStore.make(db, { schema }))
+  )
+
+  return { layer, clone, freshSchema }
 }
