@@ -25,8 +25,23 @@ const { values } = parseArgs({
 const statements = SqlEventStore.statementsIn("eventcore")
 const versionRow = [[1]]
 const appendRow = [[JSON.stringify({ versions: [2], positions: ["2"], transaction: "1000", recordedAt: Date.now() })]]
+/** A 1,000-event stream's rows as postgres.js returns them (int8 as text, jsonb parsed, timestamptz a Date). */
+const streamRows = Array.from({ length: 1000 }, (_, i) => [
+  1000,
+  String(5000 + i),
+  String(i + 1),
+  crypto.randomUUID(),
+  "w4",
+  i + 1,
+  "Deposited",
+  { accountId: "acc-1", amount: i, note: "x".repeat(120) },
+  {},
+  new Date()
+])
 const runPrepared: SqlEventStore.RunPrepared = (statement) =>
-  Promise.resolve(statement === statements.append ? appendRow : versionRow)
+  Promise.resolve(
+    statement === statements.append ? appendRow : statement === statements.readStream ? streamRows : versionRow
+  )
 
 const store = SqlEventStore.make({ schema: "eventcore", runPrepared })
 const runtime = ManagedRuntime.make(Layer.succeed(EventStore.EventStore, store))
@@ -45,24 +60,31 @@ const append = (expected: number) =>
     return yield* s.append(writes)
   })
 
-/** The floor: the same two statements, each one `runPromise` of one `tryPromise`. */
-const floorVersion = Effect.tryPromise(() => runPrepared(statements.readStream, [streamId, 1, 1]))
+const readStream = Effect.flatMap(EventStore.EventStore, (s) => s.readStream(StreamId.unsafeMake("w4")))
+
+/** The floors: the same statements, each one `runPromise` of one `tryPromise`, and the rows left as they came. */
+const floorVersion = Effect.tryPromise(() => runPrepared(statements.version, [streamId]))
 const floorAppend = Effect.tryPromise(() => runPrepared(statements.append, ["{}"]))
+const floorRead = Effect.tryPromise(() => runPrepared(statements.readStream, ["w4", 1, 1000]))
 
 const ops = Number(values.ops)
-const variants: Record<string, () => Promise<unknown>> = {
-  store: async () => runtime.runPromise(append(await runtime.runPromise(version))),
-  floor: async () => runtime.runPromise(floorAppend.pipe(Effect.as(await runtime.runPromise(floorVersion))))
+const variants: Record<string, { readonly runs: number; readonly op: () => Promise<unknown> }> = {
+  "read version + append": { runs: ops, op: async () => runtime.runPromise(append(await runtime.runPromise(version))) },
+  "read version + append, floor": {
+    runs: ops,
+    op: async () => runtime.runPromise(floorAppend.pipe(Effect.as(await runtime.runPromise(floorVersion))))
+  },
+  "readStream of 1,000 events": { runs: ops / 100, op: () => runtime.runPromise(readStream) },
+  "readStream of 1,000 events, floor": { runs: ops / 100, op: () => runtime.runPromise(floorRead) }
 }
 const best = new Map<string, number>()
 for (let rep = 0; rep < Number(values.reps); rep++) {
-  for (const [name, op] of Object.entries(variants)) {
+  for (const [name, { runs, op }] of Object.entries(variants)) {
     const cpu = process.cpuUsage()
-    for (let i = 0; i < ops; i++) await op()
+    for (let i = 0; i < runs; i++) await op()
     const used = process.cpuUsage(cpu)
-    best.set(name, Math.min(best.get(name) ?? Number.POSITIVE_INFINITY, (used.user + used.system) / ops))
+    best.set(name, Math.min(best.get(name) ?? Number.POSITIVE_INFINITY, (used.user + used.system) / runs))
   }
 }
-for (const [name, us] of best)
-  console.log(`${name}: ${us.toFixed(1)} µs CPU per read version + append (best of ${values.reps})`)
+for (const [name, us] of best) console.log(`${name}: ${us.toFixed(1)} µs of CPU (best of ${values.reps})`)
 await runtime.dispose()
