@@ -358,17 +358,17 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore => {
     const remaining = new Map<StreamId, number>()
     for (const event of newEvents) remaining.set(event.streamId, (remaining.get(event.streamId) ?? 0) + 1)
     const recordedAt = new Date(reply.recordedAt)
-    const transaction = reply.transaction === null ? 0n : BigInt(reply.transaction)
+    const transaction = reply.transaction ?? "0"
     const recorded = newEvents.map((event, i): RecordedEvent => {
       const left = remaining.get(event.streamId) as number
       remaining.set(event.streamId, left - 1)
-      const globalPosition = BigInt(reply.positions[i] as string)
+      const position = reply.positions[i] as string
       return {
         eventId: eventIds[i] as string,
         streamId: event.streamId,
         streamVersion: (streamVersions.get(event.streamId) as number) - left + 1,
-        globalPosition,
-        position: LogPosition.make(transaction, globalPosition),
+        globalPosition: BigInt(position),
+        position: positionOf(transaction, position),
         eventType: event.eventType,
         data: event.data,
         metadata: event.metadata ?? {},
