@@ -13,7 +13,7 @@ const source = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 const sharedServer = [
   "test/postgres/**/*.test.ts",
   "test/faults/terminated.test.ts",
-  "test/cli.test.ts",
+  "test/cliServer.test.ts",
   "test/cliReadOnly.test.ts"
 ]
 

@@ -15,9 +15,12 @@ import postgres from "postgres"
 import { AccountEvent, Deposit, Open, Transfer } from "../../examples/bank/domain.js"
 import { Balances, balances, createBalances } from "../../examples/bank/readModel.js"
 import { folded, lastWritten } from "../sql/projections.js"
+import { bundle } from "../support/bundle.js"
 import { describeServer, usePostgresTemplate } from "../support/postgres.js"
 
 const root = join(import.meta.dirname, "..", "..")
+/** The projection's process, run by Node itself (see ../support/bundle.ts). */
+const runner = await bundle(join("test", "support", "projectionProcess.ts"), "projection-process")
 
 /** A connection of the test's own, closed with the scope. */
 const connection = (url: string) =>
@@ -182,7 +185,7 @@ describeServer("projections on PostgreSQL", () => {
 
       const startRunner = Effect.acquireRelease(
         Effect.sync(() =>
-          spawn(process.execPath, ["--import", "tsx", join(root, "test", "support", "projectionProcess.ts"), url], {
+          spawn(process.execPath, [runner, url], {
             cwd: root,
             stdio: ["ignore", "pipe", "pipe"]
           })

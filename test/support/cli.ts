@@ -3,36 +3,15 @@
  * tests expect of its output.
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process"
-import { renameSync } from "node:fs"
 import { join } from "node:path"
 import type { Readable } from "node:stream"
-import { build } from "esbuild"
 import { expect } from "vitest"
+import { bundle } from "./bundle.js"
 
 const root = join(import.meta.dirname, "..", "..")
 
-/**
- * The command line's sources bundled into one ES module, once per test file
- * (the npm packages stay external), and run as plain JavaScript, as the
- * package's bin runs: under tsx every command paid 1.3-3.7 s more to load
- * (`--help` 2.1 s against 0.8, `stats` 4.1 against 1.8). Inside the project,
- * so that node finds the packages, and at the depth where the CLI finds
- * `drizzle/` and package.json as it does in the build.
- */
-const main = join(root, "node_modules", ".cache", "eventcore-cli", "main.mjs")
-const building = `${main.slice(0, -".mjs".length)}-${process.pid}.mjs`
-await build({
-  entryPoints: [join(root, "src", "cli", "main.ts")],
-  outfile: building,
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  packages: "external",
-  logLevel: "error"
-})
-// Test files running at once each build the same sources: the rename replaces it whole.
-renameSync(building, main)
+/** The command line as the package's bin runs it: plain JavaScript (see ./bundle.ts). */
+const main = await bundle(join("src", "cli", "main.ts"), "cli")
 
 export interface Run {
   readonly code: number | null

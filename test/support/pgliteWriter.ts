@@ -1,6 +1,6 @@
 /**
  * A process that owns a PGlite data directory, for test/pgliteLock.test.ts:
- * `tsx pgliteWriter.ts <dataDir> <events> <hold|exit>` opens the store, appends
+ * bundled (./bundle.ts), `node <bundle> <dataDir> <events> <hold|exit>` opens the store, appends
  * the events one by one to the stream "writer" (printing `acked <n>` after each
  * acknowledged append), then either exits or holds the directory until killed
  * or until its stdin closes. A store that cannot open prints its error on

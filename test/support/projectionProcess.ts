@@ -1,6 +1,6 @@
 /**
  * A process that runs the bank's balances projection on a PostgreSQL database,
- * for test/postgres/projections.test.ts: `node --import tsx projectionProcess.ts <url>`.
+ * for test/postgres/projections.test.ts, bundled (../support/bundle.ts): `node <bundle> <url>`.
  * It prints `pid <pid>` once started and runs until killed.
  */
 import { Effect } from "effect"

@@ -6,6 +6,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
+import { bundle } from "./bundle.js"
 
 const root = join(import.meta.dirname, "..", "..")
 
@@ -20,14 +21,14 @@ export interface Writer {
   readonly acked: () => number
 }
 
+/** Run by Node itself, so that a SIGKILL reaches the process that owns the directory (see ./bundle.ts). */
+const writer = await bundle(join("test", "support", "pgliteWriter.ts"), "pglite-writer")
+
 export const startWriter = (dataDir: string, events: number, mode: "hold" | "exit"): Writer => {
-  // Node itself with tsx's loader, not the tsx command: that would run the
-  // script in a child process, which a SIGKILL of the command would not reach.
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", join(root, "test", "support", "pgliteWriter.ts"), dataDir, String(events), mode],
-    { cwd: root, stdio: ["pipe", "pipe", "pipe"] }
-  )
+  const child = spawn(process.execPath, [writer, dataDir, String(events), mode], {
+    cwd: root,
+    stdio: ["pipe", "pipe", "pipe"]
+  })
   let stdout = ""
   let stderr = ""
   const waiters: Array<{ line: string; resolve: () => void }> = []
