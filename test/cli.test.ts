@@ -7,23 +7,21 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { programHelp } from "../src/cli/args.js"
 import { program } from "../src/cli/program.js"
-import { cli, expectArgumentError, expectOneLineError, linesOf, type Run, start, waitForOutput } from "./support/cli.js"
+import {
+  cli,
+  expectArgumentError,
+  expectOneLineError,
+  linesOf,
+  type Run,
+  start,
+  type TailedEvent,
+  waitForOutput
+} from "./support/cli.js"
 import { snapshot, startWriter } from "./support/writerProcess.js"
 
 /** The cluster state in global/pg_control (after the 64-bit system id and two 32-bit versions): 1 is "shut down". */
 const clusterState = (dataDir: string) => readFileSync(join(dataDir, "global", "pg_control")).readUInt32LE(16)
 const shutDown = 1
-
-/** An event as `tail --json` prints it. */
-interface TailedEvent {
-  readonly position: string
-  readonly globalPosition: string
-  readonly recordedAt: string
-  readonly streamId: string
-  readonly streamVersion: number
-  readonly eventType: string
-  readonly data: unknown
-}
 
 /** The line `tail` prints for an event. */
 const humanLine = (event: TailedEvent) =>

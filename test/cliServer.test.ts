@@ -8,19 +8,8 @@ import { EventStore, PostgresEventStore, type RecordedEvent, StreamId } from "ev
 import { writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { afterAll, beforeAll, expect, it } from "vitest"
-import { cli, linesOf, start, waitForOutput } from "./support/cli.js"
+import { cli, linesOf, start, type TailedEvent, waitForOutput } from "./support/cli.js"
 import { databaseUrl, describeServer, usePostgresTemplate } from "./support/postgres.js"
-
-/** An event as `tail --json` prints it. */
-interface TailedEvent {
-  readonly position: string
-  readonly globalPosition: string
-  readonly recordedAt: string
-  readonly streamId: string
-  readonly streamVersion: number
-  readonly eventType: string
-  readonly data: unknown
-}
 
 describeServer("eventcore CLI on PostgreSQL", () => {
   const server = usePostgresTemplate()

@@ -12,12 +12,11 @@ import { Session } from "node:inspector/promises"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { run } from "../lib/measure.js"
-import { parseOptions } from "../lib/options.js"
 import { adminOf } from "../lib/server.js"
 import { postgresSystem } from "../systems/eventcore.js"
 import { rawSystem } from "../systems/raw.js"
 import type { System } from "../systems/system.js"
-import { workloads } from "../workloads/workloads.js"
+import { profiledWorkload } from "./ops.js"
 
 const { values } = parseArgs({
   options: {
@@ -30,19 +29,7 @@ const { values } = parseArgs({
   }
 })
 
-const workloadOf: Record<string, string> = {
-  append: "W1",
-  "version-append": "W2",
-  append10: "W3",
-  read: "W4.readStream",
-  stream: "W4.streamEvents",
-  transfer: "W6.transfer"
-}
-const id = workloadOf[values.op]
-if (id === undefined) throw new Error(`unknown --op ${values.op}: one of ${Object.keys(workloadOf).join(", ")}`)
-const options = parseOptions(values.url === undefined ? [] : ["--url", values.url])
-const workload = workloads(options).find((w) => w.id === id)
-if (workload === undefined) throw new Error(`no workload ${id}`)
+const { workload, options } = profiledWorkload(values.op, values.url)
 
 const admin = adminOf(options.url)
 const url = await admin.create(`eventcore_cpu_${process.pid}`)

@@ -13,6 +13,17 @@ const root = join(import.meta.dirname, "..", "..")
 /** The command line as the package's bin runs it: plain JavaScript (see ./bundle.ts). */
 const main = await bundle(join("src", "cli", "main.ts"), "cli")
 
+/** An event as `tail --json` prints it. */
+export interface TailedEvent {
+  readonly position: string
+  readonly globalPosition: string
+  readonly recordedAt: string
+  readonly streamId: string
+  readonly streamVersion: number
+  readonly eventType: string
+  readonly data: unknown
+}
+
 export interface Run {
   readonly code: number | null
   readonly signal: NodeJS.Signals | null
