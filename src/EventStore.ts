@@ -253,15 +253,13 @@ export const make = (primitives: Primitives): EventStore => {
   const readStream = (streamId: StreamId, options?: ReadOptions) =>
     validate(options).pipe(
       Effect.zipRight(
-        primitives
-          .read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER)
-          .pipe(
-            withSpan(
-              "eventcore.read_stream",
-              { kind: "client", attributes: { ...attributes, "eventcore.stream_id": streamId } },
-              (read) => ({ "eventcore.event_count": read.events.length })
-            )
+        primitives.read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER).pipe(
+          withSpan(
+            "eventcore.read_stream",
+            () => ({ kind: "client", attributes: { ...attributes, "eventcore.stream_id": streamId } }),
+            (read) => ({ "eventcore.event_count": read.events.length })
           )
+        )
       ),
       // Outside the span: finding no events is a successful read for the
       // database (and for a command, whose first read of a new stream it is),
@@ -320,21 +318,18 @@ export const make = (primitives: Primitives): EventStore => {
     )
   }
 
-  const append = (writes: StreamWrites.StreamWrites) => {
-    const participants = StreamWrites.participants(writes)
-    const eventCount = StreamWrites.events(writes).length
-    return primitives.append(writes).pipe(
+  const append = (writes: StreamWrites.StreamWrites) =>
+    primitives.append(writes).pipe(
       Effect.tapErrorTag("VersionConflict", () => Metric.increment(conflictCounter)),
-      withSpan("eventcore.append", {
+      withSpan("eventcore.append", () => ({
         kind: "client",
         attributes: {
           ...attributes,
-          "eventcore.stream_count": participants.length,
-          "eventcore.event_count": eventCount
+          "eventcore.stream_count": StreamWrites.participants(writes).length,
+          "eventcore.event_count": StreamWrites.events(writes).length
         }
-      })
+      }))
     )
-  }
 
   // Wakes this store's subscriptions when it appends, before any poll would.
   const appended = makeSignal()
@@ -347,9 +342,13 @@ export const make = (primitives: Primitives): EventStore => {
           : primitives.readLog(after, options?.maxCount ?? defaultLogCount, options?.filter ?? {})
       ),
       Effect.map((page): LogRead => ({ events: page.events, position: page.position, caughtUp: page.caughtUp })),
-      withSpan("eventcore.read_all", { kind: "client", attributes }, (read) => ({
-        "eventcore.event_count": read.events.length
-      }))
+      withSpan(
+        "eventcore.read_all",
+        () => ({ kind: "client", attributes }),
+        (read) => ({
+          "eventcore.event_count": read.events.length
+        })
+      )
     )
 
   const streamAll = (options?: StreamAllOptions) =>

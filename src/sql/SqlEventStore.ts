@@ -85,14 +85,16 @@ export const statementsIn = (schema: string) => {
   const heldBack = `coalesce(h.head >= h.xmin, false) as held_back`
   /** Events after ($1 transaction, $2 position) in log order, walking the (transaction_id, global_position) index. */
   const after = `(e.transaction_id, e.global_position) > ($1::text::xid8, $2::bigint) and e.transaction_id < h.xmin`
+  /** The version of the stream `id` names: its last event's, 0 when it has none (one probe of the stream's index). */
+  const versionOf = (id: string) =>
+    `(select coalesce(max(s.stream_version), 0) from ${events} s where s.stream_id = ${id})`
   return {
     /** The append: one statement, one round trip (see drizzle/0005_log_positions.sql). */
     append: `select ${quoted(schema)}.append($1::text::jsonb) as reply`,
     /** The participants' current versions, for `diagnoseConflict`: the ids as one JSON array of strings. */
-    conflict: `select p.id, (select coalesce(max(e.stream_version), 0) from ${events} e where e.stream_id = p.id)
-from jsonb_array_elements_text($1::text::jsonb) as p(id)`,
+    conflict: `select p.id, ${versionOf("p.id")} from jsonb_array_elements_text($1::text::jsonb) as p(id)`,
     /** A stream's version alone: a read of no events (`maxCount: 0`), as a command registering a stream does. */
-    version: `select coalesce(max(stream_version), 0) from ${events} where stream_id = $1`,
+    version: `select ${versionOf("$1")}`,
     /**
      * A stream's version ($1), its last event's, and up to $3 of its events
      * from version $2 on, walked along the (stream_id, stream_version) index
@@ -101,7 +103,7 @@ from jsonb_array_elements_text($1::text::jsonb) as p(id)`,
      * version. The columns of `logColumns` follow the version.
      */
     readStream: `select v.version, ${logColumns}
-from (select coalesce(max(s.stream_version), 0) as version from ${events} s where s.stream_id = $1) v
+from (select ${versionOf("$1")} as version) v
 left join lateral (
   select * from ${events} e where e.stream_id = $1 and e.stream_version >= $2 order by e.stream_version limit $3
 ) e on true
