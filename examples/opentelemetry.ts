@@ -8,7 +8,7 @@ import { NodeSdk } from "@effect/opentelemetry"
 import { ConsoleSpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Layer } from "effect"
 import { execute, PgliteEventStore } from "eventcore"
-import { Open, Transfer } from "./bank/domain.js"
+import { Open, Transfer } from "../src/demo/domain.js"
 
 const setup = Effect.gen(function* () {
   yield* execute(Open, { account: "alice", owner: "Alice", initialDeposit: 100_00 })

@@ -13,7 +13,7 @@ import {
   MoneyDeposited,
   Open,
   Transfer
-} from "../examples/bank/domain.js"
+} from "../src/demo/domain.js"
 import { retryCounter } from "../src/execute.js"
 import { interceptStore, makeRecordingLogger, makeRecordingTracer } from "./support/recording.js"
 

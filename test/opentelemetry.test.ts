@@ -16,7 +16,7 @@ import { Effect, type Layer, Schema } from "effect"
 import { type EventStore, execute, InMemoryEventStore, PgliteEventStore, StreamWrites } from "eventcore"
 import { writesOf } from "eventcore/testing"
 import { expect } from "vitest"
-import { accountStream, MoneyDeposited, Open, Transfer } from "../examples/bank/domain.js"
+import { accountStream, MoneyDeposited, Open, Transfer } from "../src/demo/domain.js"
 import { interceptStore } from "./support/recording.js"
 
 const serviceName = "eventcore-otel-test"

@@ -7,8 +7,8 @@ import { drizzle } from "drizzle-orm/pglite"
 import { Effect, Fiber, Schema } from "effect"
 import { execute, InMemoryEventStore, LogPosition, PgliteEventStore, Projection } from "eventcore"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Deposit, MoneyDeposited } from "../examples/bank/domain.js"
-import { createBalances } from "../examples/bank/readModel.js"
+import { Deposit, MoneyDeposited } from "../src/demo/domain.js"
+import { createBalances } from "../src/demo/readModel.js"
 import { defineProjectionTests, lastPosition, openAll, type WithDatabase } from "./sql/projections.js"
 
 /** A migrated PGlite with the bank's read-model table, cloned for each test. */

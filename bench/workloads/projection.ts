@@ -4,7 +4,7 @@
  * Throughput: a log of `options.w11Events` account events (100,000 by
  * default) over `options.w11Accounts` account streams, seeded by raw SQL as
  * W8 seeds its log, projected from the start until caught up by the bank's
- * `Balances` projection (examples/bank/readModel.ts: one upsert per event into
+ * `Balances` projection (src/demo/readModel.ts: one upsert per event into
  * `bank_balances`) with `Projection.run`, in batches of each of
  * `options.w11BatchSizes`, timed until `Projection.waitFor` sees its
  * checkpoint at the head of the log. Against it, raw postgres.js loops doing
@@ -36,7 +36,7 @@ import { drizzle } from "drizzle-orm/postgres-js"
 import { Cause, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
 import { EventStore, LogPosition, PostgresEventStore, Projection, StreamId, StreamWrites } from "eventcore"
 import postgres from "postgres"
-import { Balances, createBalances } from "../../examples/bank/readModel.js"
+import { Balances, createBalances } from "../../src/demo/readModel.js"
 import { run, type Sample, succeeded } from "../lib/measure.js"
 import type { Options } from "../lib/options.js"
 import type { Progress } from "../lib/progress.js"

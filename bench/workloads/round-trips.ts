@@ -9,7 +9,7 @@
 import { Effect } from "effect"
 import { EventStore, execute, PostgresEventStore, StreamId, StreamWrites } from "eventcore"
 import postgres from "postgres"
-import { Deposit, Transfer } from "../../examples/bank/domain.js"
+import { Deposit, Transfer } from "../../src/demo/domain.js"
 import { wireCounter } from "../lib/wire.js"
 import { rawSystem } from "../systems/raw.js"
 import type { System } from "../systems/system.js"

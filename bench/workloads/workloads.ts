@@ -4,7 +4,7 @@
  */
 import { Effect } from "effect"
 import { type EventStore, execute } from "eventcore"
-import { Deposit, Transfer } from "../../examples/bank/domain.js"
+import { Deposit, Transfer } from "../../src/demo/domain.js"
 import { type Operation, type Outcome, succeeded } from "../lib/measure.js"
 import type { Options, SystemName } from "../lib/options.js"
 import type { BenchEvent, System } from "../systems/system.js"

@@ -9,7 +9,7 @@
 import { Effect, Fiber, Logger, LogLevel, Random, Schedule } from "effect"
 import { PostgresEventStore } from "eventcore"
 import postgres from "postgres"
-import { formatReport, runDemo } from "./demo.js"
+import { formatReport, runDemo } from "../../src/demo/demo.js"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const seconds = Number(process.env.SOAK_SECONDS ?? 600)

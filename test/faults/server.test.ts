@@ -10,8 +10,8 @@ import { EventStore, execute, PostgresEventStore, Projection, StreamId } from "e
 import { writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { beforeAll, describe, expect, it } from "vitest"
-import { AccountEvent, Open, Transfer } from "../../examples/bank/domain.js"
-import { Balances, createBalances } from "../../examples/bank/readModel.js"
+import { AccountEvent, Open, Transfer } from "../../src/demo/domain.js"
+import { Balances, createBalances } from "../../src/demo/readModel.js"
 import { folded, lastWritten } from "../sql/projections.js"
 import { useOwnServer } from "../support/ownServer.js"
 

@@ -6,7 +6,7 @@ import { drizzle } from "drizzle-orm/postgres-js"
 import { Effect } from "effect"
 import { PostgresEventStore } from "eventcore"
 import postgres from "postgres"
-import { createBalances } from "../../examples/bank/readModel.js"
+import { createBalances } from "../../src/demo/readModel.js"
 import { defineProjectionTests, type WithDatabase } from "../sql/projections.js"
 import { describeServer, usePostgresTemplate } from "../support/postgres.js"
 

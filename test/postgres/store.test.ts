@@ -20,7 +20,7 @@ import {
 import { EventStore, execute, PostgresEventStore, StreamId, StreamWrites } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import postgres from "postgres"
-import { balanceOf, Deposit, Open, Transfer } from "../../examples/bank/domain.js"
+import { balanceOf, Deposit, Open, Transfer } from "../../src/demo/domain.js"
 import { defineEnforcementTests } from "../sql/enforcement.js"
 import { shippedMigrations } from "../support/migrations.js"
 import { databaseUrl, describeServer, usePostgresTemplate } from "../support/postgres.js"

@@ -18,8 +18,8 @@ import {
   Projection,
   type RecordedEvent
 } from "eventcore"
-import { Deposit } from "../../examples/bank/domain.js"
-import { Balances, createBalances } from "../../examples/bank/readModel.js"
+import { Deposit } from "../../src/demo/domain.js"
+import { Balances, createBalances } from "../../src/demo/readModel.js"
 import { folded, lastWritten, openAll, readModel } from "../sql/projections.js"
 import { describeServer } from "../support/postgres.js"
 import { connection, inDatabase, useReplication } from "../support/replication.js"

@@ -18,7 +18,7 @@ import {
   StreamId
 } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
-import { Balances, createBalances } from "../../examples/bank/readModel.js"
+import { Balances, createBalances } from "../../src/demo/readModel.js"
 import { folded, lastWritten, openAll, readModel } from "../sql/projections.js"
 import { describeServer } from "../support/postgres.js"
 import { connection, inDatabase, useReplication } from "../support/replication.js"

@@ -9,8 +9,8 @@ import { Data, Effect, Either, Fiber, Schedule, Schema, type Scope } from "effec
 import { EventStore, execute, LogPosition, Projection, Reactor, type RecordedEvent, StreamId } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import { describe, expect, it } from "vitest"
-import { AccountEvent, accountStream, Deposit, MoneyDeposited, Open, Transfer } from "../../examples/bank/domain.js"
-import { Balances, balances, type ReadModelError } from "../../examples/bank/readModel.js"
+import { AccountEvent, accountStream, Deposit, MoneyDeposited, Open, Transfer } from "../../src/demo/domain.js"
+import { Balances, balances, type ReadModelError } from "../../src/demo/readModel.js"
 import type { Database } from "../../src/sql/SqlEventStore.js"
 
 /** Runs `body` against a fresh store whose database has the bank's read-model table; `db` reaches that table. */

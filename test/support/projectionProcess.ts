@@ -4,7 +4,7 @@
  * It prints `pid <pid>` once started and runs until killed.
  */
 import { Effect } from "effect"
-import { Balances } from "../../examples/bank/readModel.js"
+import { Balances } from "../../src/demo/readModel.js"
 import { PostgresEventStore, Projection } from "../../src/index.js"
 
 const [url] = process.argv.slice(2) as [string]

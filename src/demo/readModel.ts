@@ -7,7 +7,7 @@
 import { sql } from "drizzle-orm"
 import { integer, pgTable, text } from "drizzle-orm/pg-core"
 import { Data, Effect } from "effect"
-import { Projection } from "eventcore"
+import { Projection } from "../index.js"
 import { AccountEvent } from "./domain.js"
 
 export const balances = pgTable("bank_balances", {

@@ -4,7 +4,7 @@
  */
 
 import { Data, Effect, Schema } from "effect"
-import { Command, EventStore, StreamId } from "eventcore"
+import { Command, EventStore, StreamId } from "../index.js"
 
 /** Amounts are integer cents. */
 const Cents = Schema.Int.pipe(Schema.positive())

@@ -7,7 +7,7 @@
  */
 import { inArray } from "drizzle-orm"
 import { Clock, type Context, Effect, Either, Fiber, Random, Ref, Schedule, Schema } from "effect"
-import { EventStore, execute, LogPosition, Projection, StoreError } from "eventcore"
+import { EventStore, execute, LogPosition, Projection, StoreError } from "../index.js"
 import { AccountEvent, accountOf, accountStream, applyAccountEvent, initialState, Open, Transfer } from "./domain.js"
 import { Balances, balances, createBalances } from "./readModel.js"
 
