@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs the packed package exactly as the README tells users (no overrides,
-# no flags) into empty projects of three shapes, and runs something in each:
+# Packs the package as `npm pack` does from a fresh clone (sources only, no dist/: the prepack
+# script builds it), checks what the tarball holds, and installs it exactly as the README tells
+# users (no overrides, no flags) into empty projects of these shapes, and runs something in each:
 #   a) the library alone: a program on PGlite (append, read, a command) under tsc --strict;
+#      eventcore's own declarations under strict settings without skipLibCheck;
 #      the same install on npm 10 (npx npm@10) and npm 11, neither with a peer warning;
+#   a') a CommonJS project: require("eventcore"), typed by tsc under node16 and nodenext;
 #   b) the library and its testing kit: the contract suite against the in-memory store,
 #      on Node 20 with vitest 4 and on Node 22 with vitest 5 (the peer range claims both);
 #   c) an application with its own Drizzle schema and drizzle-kit config: `drizzle-kit push --force`
@@ -20,9 +23,50 @@ cleanup() {
 trap cleanup EXIT
 step() { printf '\n--- %s (%ss)\n' "$1" "$SECONDS"; }
 
-cd "$root"
-npm run -s build
+# The sources as a fresh clone has them (tracked and new files, nothing ignored: no dist/), with
+# this checkout's node_modules for the build that `npm pack` runs (prepack).
+mkdir "$work/source"
+(cd "$root" && git ls-files -z --cached --others --exclude-standard | tar -c --null -T - --ignore-failed-read -f -) |
+  tar -x -C "$work/source"
+ln -s "$root/node_modules" "$work/source/node_modules"
+cd "$work/source"
 tarball="$work/$(npm pack --silent --pack-destination "$work" | tail -n 1)"
+
+step "what the tarball holds"
+mkdir "$work/unpacked"
+tar -xzf "$tarball" -C "$work/unpacked"
+node - "$work/unpacked/package" <<'JS'
+const { existsSync, readFileSync, readdirSync } = require("node:fs")
+const { dirname, join, relative } = require("node:path")
+const root = process.argv[2]
+const files = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+  entry.isDirectory() ? files(join(dir, entry.name)) : [join(dir, entry.name)])
+const all = files(root).map((file) => relative(root, file))
+const problems = []
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"))
+const targets = [Object.values(pkg.bin), JSON.stringify(pkg.exports).match(/\.\/[^"]+/g)].flat()
+for (const target of targets) if (!existsSync(join(root, target))) problems.push(`${target} (bin or exports) is missing`)
+for (const needed of ["LICENSE", "README.md", "drizzle/meta/_journal.json", "docs/projections.md"]) {
+  if (!all.includes(needed)) problems.push(`${needed} is missing`)
+}
+for (const file of all) if (/(^|\/)examples\//.test(file) || /(^|\/)test\//.test(file)) problems.push(`${file} is shipped`)
+// Every source map names sources that ship beside it.
+for (const map of all.filter((file) => file.endsWith(".map"))) {
+  for (const source of JSON.parse(readFileSync(join(root, map), "utf8")).sources) {
+    if (!existsSync(join(root, dirname(map), source))) problems.push(`${map} names ${source}, which is not shipped`)
+  }
+}
+// Every relative link of the README leads to a file of the package or of the repository it names.
+if (!/^git\+https:\/\/github\.com\/[^/]+\/[^/]+\.git$/.test(pkg.repository?.url ?? "")) problems.push("no GitHub repository field")
+const links = [...readFileSync(join(root, "README.md"), "utf8").matchAll(/\]\(((?!https?:|#)[^)#]+)/g)].map((m) => m[1])
+const shipped = links.filter((link) => /^(docs|src|drizzle)\//.test(link) || link === "drizzle" || link === "LICENSE")
+for (const link of shipped) if (!existsSync(join(root, link))) problems.push(`README links ${link}, which is not shipped`)
+if (problems.length > 0) {
+  console.error(problems.join("\n"))
+  process.exit(1)
+}
+console.log(`${all.length} files; bin, exports, LICENSE, docs, migrations and the sources of ${all.filter((f) => f.endsWith(".map")).length} source maps present; ${shipped.length} README links to shipped files resolve; nothing from examples/ or test/`)
+JS
 versions() { # the versions this repository is tested with, for what users install beside eventcore
   node -e 'const p = require(process.argv[1]); const all = { ...p.devDependencies };
     console.log(process.argv.slice(2).map((n) => `${n}@${all[n]}`).join(" "))' "$root/package.json" "$@"
@@ -86,6 +130,12 @@ install_app_alone() {
   # shellcheck disable=SC2046
   install -D $(versions typescript @types/node)
 }
+install_cjs_app() {
+  printf '{ "name": "cjs-app", "private": true, "type": "commonjs" }\n' > package.json
+  install "$tarball" effect
+  # shellcheck disable=SC2046
+  install -D $(versions typescript @types/node)
+}
 install_app_npm10() { NPM="npx --yes npm@10" install "$tarball" effect; }
 install_testing_kit() {
   install "$tarball" effect
@@ -106,17 +156,18 @@ install_drizzle_app() {
 }
 
 step "installing the projects at once"
-for name in app-alone app-npm10 testing-kit testing-kit-node22 ${DATABASE_URL:+drizzle-app}; do
+for name in app-alone cjs-app app-npm10 testing-kit testing-kit-node22 ${DATABASE_URL:+drizzle-app}; do
   project "$name"
 done
 mkdir -p "$node22"
 job app-alone install_app_alone
+job cjs-app install_cjs_app
 job app-npm10 install_app_npm10
 job testing-kit install_testing_kit
 job testing-kit-node22 install_testing_kit_node22
 if [[ -n ${DATABASE_URL:-} ]]; then job drizzle-app install_drizzle_app; fi
 finish
-echo "installed: app-alone app-npm10 testing-kit testing-kit-node22${DATABASE_URL:+ drizzle-app}"
+echo "installed: app-alone cjs-app app-npm10 testing-kit testing-kit-node22${DATABASE_URL:+ drizzle-app}"
 
 step "a) the library alone, npm $(npm --version)"
 cd "$work/app-alone"
@@ -160,6 +211,51 @@ TS
 npx tsc -p .
 node out/main.js | tee run.log
 grep -qx '{"attempts":1,"refused":"TooMuch","version":2,"types":\["Added","Added"\]}' run.log
+
+step "a) eventcore's declarations under strict settings, without skipLibCheck"
+# drizzle-orm's declarations (its other dialects) and PGlite's (Emscripten's namespace) do not
+# compile without skipLibCheck, whoever imports them: the README says so. eventcore's own must.
+cat > tsconfig.strict.json <<'JSON'
+{
+  "extends": "./tsconfig.json",
+  "compilerOptions": {
+    "skipLibCheck": false, "noEmit": true, "exactOptionalPropertyTypes": true,
+    "noUncheckedIndexedAccess": true, "noImplicitOverride": true
+  }
+}
+JSON
+npx tsc -p tsconfig.strict.json > strict.log 2>&1 || true
+grep -E 'error TS' strict.log | sed -E 's/\(.*//' | sort | uniq -c | sort -rn | head -n 5
+if grep -E 'error TS' strict.log | grep -vE '^node_modules/(drizzle-orm|@electric-sql/pglite)/'; then
+  echo "errors outside drizzle-orm's and PGlite's own declarations (above)" >&2
+  exit 1
+fi
+echo "no error in eventcore's declarations, effect's or the program's"
+
+step "a') a CommonJS project: require(\"eventcore\"), typed under node16 and nodenext"
+cd "$work/cjs-app"
+cat > main.ts <<'TS'
+import { Effect } from "effect"
+import { EventStore, InMemoryEventStore, StreamId } from "eventcore"
+import { events } from "eventcore/drizzle"
+
+const program = Effect.gen(function* () {
+  const store = yield* EventStore.EventStore
+  return (yield* store.readAll()).events.length
+})
+Effect.runPromise(program.pipe(Effect.provide(InMemoryEventStore.layer))).then((count) =>
+  console.log(JSON.stringify({ stream: StreamId.unsafeMake("cart-1"), count, table: typeof events }))
+)
+TS
+for module in node16 nodenext; do
+  printf '{ "compilerOptions": { "target": "ES2022", "module": "%s", "moduleResolution": "%s", "strict": true, "skipLibCheck": true, "outDir": "out-%s", "types": ["node"] }, "include": ["main.ts"] }\n' \
+    "$module" "$module" "$module" > "tsconfig.$module.json"
+  npx tsc -p "tsconfig.$module.json"
+  grep -q 'require("eventcore")' "out-$module/main.js" || { echo "tsc ($module) did not compile to require()" >&2; exit 1; }
+  node "out-$module/main.js" 2>&1 | tee "run-$module.log"
+  grep -qx '{"stream":"cart-1","count":0,"table":"object"}' "run-$module.log"
+done
+node -e 'const { StreamId } = require("eventcore"); console.log(`plain require: ${StreamId.unsafeMake("a")}`)'
 
 step "a) the same install on npm 10"
 cd "$work/app-npm10"
