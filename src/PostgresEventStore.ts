@@ -3,12 +3,12 @@
  */
 import net from "node:net"
 import { drizzle } from "drizzle-orm/postgres-js"
-import { Config, type ConfigError, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Config, type ConfigError, Duration, Effect, Exit, Layer, Option, Redacted, Ref, Schedule } from "effect"
 import postgres from "postgres"
 import type * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
 import type { ReadModelStore } from "./Projection.js"
-import { storeError } from "./sql/errors.js"
+import { driverError, storeError } from "./sql/errors.js"
 import * as Migrations from "./sql/migrations.js"
 import * as Projections from "./sql/projections.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
@@ -35,6 +35,14 @@ export interface PostgresConfig extends SchemaOptions {
    */
   readonly replicaUrl?: string | Redacted.Redacted<string>
   /**
+   * How long building the layer waits for the replica to replay the
+   * primary's WAL up to where it ended once the primary was migrated (or
+   * found migrated), so that a standby a moment behind a migration is waited
+   * for rather than refused (default 30 s). Past it, the layer fails with a
+   * `StoreError` saying how far behind the standby is.
+   */
+  readonly replicaReplayTimeout?: Duration.DurationInput
+  /**
    * Read streams on the replica too (`readStream`, `streamEvents`: what
    * commands read). Default false: a command that read a stale version fails
    * its append on a version conflict and runs again, so it stays correct, but
@@ -46,7 +54,8 @@ export interface PostgresConfig extends SchemaOptions {
 export const defaults = {
   maxConnections: 10,
   acquireTimeout: Duration.seconds(30),
-  idleTimeout: Duration.minutes(10)
+  idleTimeout: Duration.minutes(10),
+  replicaReplayTimeout: Duration.seconds(30)
 } as const
 
 /**
@@ -394,6 +403,129 @@ const probe = (client: postgres.Sql, schema: string) =>
   })
 
 /**
+ * Where the primary's WAL ends now (everything it has committed, the
+ * migrations included, lies before it), and the cluster it belongs to: its
+ * physical standbys, cascading ones included, share its system identifier and
+ * number their WAL as it does.
+ */
+const primaryWalEnd = "select pg_current_wal_lsn()::text, system_identifier::text from pg_control_system()"
+
+/**
+ * The replica's cluster; whether it is a standby (in recovery); how many bytes
+ * of WAL it has yet to replay to reach position $1 of the primary's (0 once
+ * there, null while it has replayed nothing); whether its replay is paused.
+ * `pg_last_wal_replay_lsn()` of a server out of recovery is null or stale:
+ * only a standby's is compared.
+ */
+const replicaReplay = `select system_identifier::text, pg_is_in_recovery(),
+  greatest(pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn()), 0)::text,
+  case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() <> 'not paused' else false end
+from pg_control_system()`
+
+/** SQLSTATE invalid_catalog_name: no database of that name (yet) on the server. */
+const missingDatabase = "3D000"
+
+/** What a replica last said about its replay of the primary's WAL. */
+type Replay =
+  | { readonly _tag: "NoDatabase"; readonly cause: unknown }
+  | { readonly _tag: "Behind"; readonly bytes: bigint | undefined; readonly paused: boolean }
+  | { readonly _tag: "CaughtUp" }
+
+/** Asked again at 10 ms, doubling up to every 200 ms. */
+const replayPoll = Schedule.exponential("10 millis").pipe(Schedule.union(Schedule.spaced("200 millis")))
+
+const replayOf = (replica: postgres.Sql, position: string, cluster: string): Effect.Effect<Replay, StoreError> =>
+  Effect.tryPromise({ try: () => runOn(replica)(replicaReplay, [position]), catch: (error) => error }).pipe(
+    Effect.matchEffect({
+      // A database created on the primary is missing on the standby until it replays its creation.
+      onFailure: (error) =>
+        driverError(error).code === missingDatabase
+          ? Effect.succeed<Replay>({ _tag: "NoDatabase", cause: error })
+          : Effect.fail(storeError("connect", error)),
+      onSuccess: ([row]) => {
+        const [system, inRecovery, bytes, paused] = row ?? []
+        if (system !== cluster) {
+          return Effect.fail(
+            new StoreError({
+              operation: "connect",
+              message: `The replica at replicaUrl is not a standby of the primary: it belongs to another cluster (system identifier ${String(system)}, the primary's ${cluster}). The global log is read only on a hot standby streaming from the primary, directly or through another standby, whose transaction ids are the primary's: a logical replica or a restored copy numbers its own.`
+            })
+          )
+        }
+        // Out of recovery, in the primary's cluster: the primary itself, which has nothing to replay.
+        if (inRecovery !== true || bytes === "0") return Effect.succeed<Replay>({ _tag: "CaughtUp" })
+        return Effect.succeed<Replay>({
+          _tag: "Behind",
+          bytes: typeof bytes === "string" ? BigInt(bytes) : undefined,
+          paused: paused === true
+        })
+      }
+    })
+  )
+
+const replicaBehind = (
+  replay: Exclude<Replay, { readonly _tag: "CaughtUp" }>,
+  position: string,
+  timeout: Duration.Duration
+) => {
+  const waited = `after waiting ${Duration.format(timeout)}`
+  const advice =
+    "Check its replication (pg_stat_replication on the primary, pg_stat_wal_receiver on the standby), or raise replicaReplayTimeout."
+  switch (replay._tag) {
+    case "Behind": {
+      const short =
+        replay.bytes === undefined
+          ? "it had replayed no WAL yet"
+          : `it was still ${replay.bytes.toLocaleString("en-US")} bytes of WAL short of ${position}, where the primary's WAL ended once it was migrated`
+      const paused = replay.paused
+        ? ", and its replay is paused (pg_wal_replay_resume() on the standby resumes it)"
+        : ""
+      return new StoreError({
+        operation: "connect",
+        message: `The replica at replicaUrl is behind the primary: ${waited} ${short}${paused}. ${advice}`
+      })
+    }
+    case "NoDatabase":
+      return new StoreError({
+        operation: "connect",
+        message: `The replica at replicaUrl is behind the primary: ${waited} it still had no such database (${driverError(replay.cause).message ?? missingDatabase}), which the primary has: it has not replayed the database's creation, or replicaUrl names another database than url. ${advice}`,
+        cause: replay.cause
+      })
+  }
+}
+
+/**
+ * Waits until the replica has replayed the primary's WAL up to where it ends
+ * now: a standby that has not replayed the migrations (or the creation of the
+ * database) yet is behind by milliseconds, not unmigrated. Fails when it is
+ * still behind `timeout` after its first answer, with a `StoreError` saying by
+ * how much, and at once if the replica is not a standby of the primary's
+ * cluster.
+ */
+const awaitReplay = (primary: postgres.Sql, replica: postgres.Sql, timeout: Duration.Duration) =>
+  Effect.gen(function* () {
+    const [walEnd] = yield* Effect.tryPromise({
+      try: () => runOn(primary)(primaryWalEnd, []),
+      catch: (error) => storeError("connect", error)
+    })
+    const [position = "", cluster = ""] = (walEnd ?? []).map(String)
+    // The wait starts once the replica has answered: reaching it is bounded by the connect timeout.
+    const first = yield* replayOf(replica, position, cluster)
+    if (first._tag === "CaughtUp") return
+    const last = yield* Ref.make<Replay>(first)
+    yield* replayOf(replica, position, cluster).pipe(
+      Effect.tap((replay) => Ref.set(last, replay)),
+      Effect.repeat({ schedule: replayPoll, until: (replay) => replay._tag === "CaughtUp" }),
+      Effect.timeout(timeout),
+      Effect.catchTag("TimeoutException", () =>
+        Effect.flatMap(Ref.get(last), (replay) =>
+          replay._tag === "CaughtUp" ? Effect.void : Effect.fail(replicaBehind(replay, position, timeout))
+        )
+      )
+    )
+  })
+
+/**
  * Opens a pool, checks the server (migrating first with `autoMigrate`), and
  * closes the pool on release. Provides the `EventStore` and, for projections
  * that write read models, the `ReadModelStore`.
@@ -409,8 +541,8 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
       const gate = yield* makeGate(config)
       if (config.replicaUrl === undefined) return Projections.storeContext(make(client, { schema, gate }))
       const replica = yield* openClient(config, config.replicaUrl, "eventcore-replica")
-      // A replica that has not replayed the migrations yet fails here, as an unmigrated primary does;
-      // one that cancels the probe for a recovery conflict is asked again, as for every read there.
+      yield* awaitReplay(client, replica, Duration.decode(config.replicaReplayTimeout ?? defaults.replicaReplayTimeout))
+      // A replica that cancels the probe for a recovery conflict is asked again, as for every read there.
       yield* SqlEventStore.retryOnReplica(probe(replica, schema))
       return Projections.storeContext(
         make(client, {
@@ -428,7 +560,7 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
  * The configuration `layerConfig` reads: `DATABASE_URL`, `EVENTCORE_MAX_CONNECTIONS`,
  * `EVENTCORE_ACQUIRE_TIMEOUT`, `EVENTCORE_SCHEMA`, and optionally
  * `EVENTCORE_REPLICA_URL` (a hot standby to read the global log on) with
- * `EVENTCORE_READ_STREAMS_FROM_REPLICA`.
+ * `EVENTCORE_READ_STREAMS_FROM_REPLICA` and `EVENTCORE_REPLICA_REPLAY_TIMEOUT`.
  */
 export const config: Config.Config<PostgresConfig> = Config.map(
   Config.all({
@@ -437,7 +569,10 @@ export const config: Config.Config<PostgresConfig> = Config.map(
     maxConnections: Config.integer("EVENTCORE_MAX_CONNECTIONS").pipe(Config.withDefault(defaults.maxConnections)),
     acquireTimeout: Config.duration("EVENTCORE_ACQUIRE_TIMEOUT").pipe(Config.withDefault(defaults.acquireTimeout)),
     replicaUrl: Config.option(Config.redacted("EVENTCORE_REPLICA_URL")),
-    readStreamsFromReplica: Config.boolean("EVENTCORE_READ_STREAMS_FROM_REPLICA").pipe(Config.withDefault(false))
+    readStreamsFromReplica: Config.boolean("EVENTCORE_READ_STREAMS_FROM_REPLICA").pipe(Config.withDefault(false)),
+    replicaReplayTimeout: Config.duration("EVENTCORE_REPLICA_REPLAY_TIMEOUT").pipe(
+      Config.withDefault(defaults.replicaReplayTimeout)
+    )
   }),
   ({ replicaUrl, ...rest }): PostgresConfig =>
     Option.match(replicaUrl, { onNone: () => rest, onSome: (url) => ({ ...rest, replicaUrl: url }) })
