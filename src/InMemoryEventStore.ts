@@ -127,7 +127,7 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
   return EventStore.make({
     attributes: { "db.system": "memory" },
     readLog,
-    projections: memoryBackend((position) => log.length - firstAfter(position)),
+    projections: memoryBackend((position) => log.slice(firstAfter(position))),
     read: (streamId, fromVersion, limit) =>
       Effect.sync(() => {
         const stream = streams.get(streamId) ?? []

@@ -105,7 +105,7 @@ export const rebuild = <E, I, Err, R>(
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
     const backend = yield* Runner.backendOf(store)
-    yield* backend.reset(projection.name, "projection", (db) => {
+    yield* backend.reset(projection.name, "projection", Runner.logFilterOf(projection), (db) => {
       const reset = projection.reset ?? Effect.void
       return (db === undefined ? reset : Effect.provideService(reset, ReadModel, { db })) as Effect.Effect<
         void,
@@ -165,29 +165,42 @@ export const waitFor = (
     )
   })
 
+/**
+ * A row of `Projection.status`: a projection or reactor, or an instance
+ * standing by to take one over.
+ */
 export interface ProjectionStatus {
   readonly name: string
   readonly kind: "projection" | "reactor"
-  /** `running` while an instance owns it; `failed` after it stopped on an error; `stopped` otherwise. */
+  /**
+   * The name's own row: `running` while an instance owns it, `failed` after it
+   * stopped on an error, `stopped` otherwise. `standby`: a row of its own for
+   * each instance waiting for the owner's lock, after the name's row.
+   */
   readonly status: "running" | "standby" | "stopped" | "failed"
+  /** Its checkpoint. */
   readonly position: LogPosition
-  /** Events of the log after its position. */
+  /**
+   * Its events after its checkpoint: those of its event types and stream
+   * prefix, as its last run declared them (until a checkpoint made before
+   * migration 0009 runs again: every event).
+   */
   readonly lag?: number
-  /** The instance running it: host/pid/tag. */
+  /** The instance (host/pid/tag) running it, or, on a `standby` row, the one standing by. */
   readonly owner?: string
+  /** When its row last changed; on a `standby` row, since when the instance stands by. */
   readonly updatedAt: Date
   readonly error?: string
 }
 
-/** Every projection and reactor the store has a checkpoint for, by name. */
-export const status: Effect.Effect<ReadonlyArray<ProjectionStatus>, StoreError, EventStore.EventStore> = Effect.gen(
-  function* () {
-    const backend = yield* Effect.flatMap(EventStore.EventStore, Runner.backendOf)
-    const rows = yield* backend.statuses
-    return yield* Effect.forEach(rows, (row) =>
-      Effect.map(backend.lag(row.position), (lag): ProjectionStatus => ({ ...row, lag }))
-    )
-  }
+/**
+ * Every projection and reactor the store has a checkpoint for, by name, each
+ * followed by a `standby` row for every instance standing by to take it over
+ * (in any process). Needs no definitions: what it reports is in the store.
+ */
+export const status: Effect.Effect<ReadonlyArray<ProjectionStatus>, StoreError, EventStore.EventStore> = Effect.flatMap(
+  Effect.flatMap(EventStore.EventStore, Runner.backendOf),
+  (backend) => backend.statuses
 )
 
 /** The events a projection or reactor skipped (`onError: "skip"`), with their errors, oldest first. */

@@ -2,13 +2,15 @@
  * Projections and reactors on PGlite (the read model in a Drizzle table of
  * the application's own, in the same database) and on the in-memory store.
  */
+import { readFileSync } from "node:fs"
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { Effect, Fiber, Schema } from "effect"
-import { execute, InMemoryEventStore, LogPosition, PgliteEventStore, Projection } from "eventcore"
+import { EventStore, execute, InMemoryEventStore, LogPosition, PgliteEventStore, Projection, StreamId } from "eventcore"
+import { testEvents, writesOf } from "eventcore/testing"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Deposit, MoneyDeposited } from "../src/demo/domain.js"
-import { createBalances } from "../src/demo/readModel.js"
+import { Balances, createBalances } from "../src/demo/readModel.js"
 import { defineProjectionTests, lastPosition, openAll, type WithDatabase } from "./sql/projections.js"
 
 /** A migrated PGlite with the bank's read-model table, cloned for each test. */
@@ -35,6 +37,58 @@ const withDatabase: WithDatabase = (body) =>
 
 describe("PGlite", () => defineProjectionTests(withDatabase))
 
+describe("a checkpoint from before migration 0009", () => {
+  const migration = "0009_projection_filters_and_standbys"
+  const journal = JSON.parse(readFileSync(new URL("../drizzle/meta/_journal.json", import.meta.url), "utf8")) as {
+    entries: ReadonlyArray<{ tag: string; when: number }>
+  }
+  const applied = journal.entries.find((entry) => entry.tag === migration)?.when
+
+  it("is read as it is (every event counts), and once migrated, counts only its own after it runs again", async () => {
+    const db = (await (template as PGlite).clone()) as PGlite
+    try {
+      // The database as that migration found it: without its columns, nor its place in the history.
+      await db.exec(`alter table eventcore.projections drop column event_types, drop column stream_prefix,
+        drop column standbys; delete from eventcore.migrations where created_at = ${applied}`)
+      const status = Effect.map(Projection.status, (rows) => rows.map(({ status, lag }) => ({ status, lag })))
+      const audit = StreamId.unsafeMake("audit-1")
+      // A store on it as it is, not migrated: as the command line reads it.
+      await Effect.runPromise(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          yield* openAll([["old", 5]])
+          yield* store.append(writesOf({ streamId: audit, expected: "no_stream", events: testEvents(3) }))
+          yield* Effect.promise(() =>
+            db.query("insert into eventcore.projections (name, kind, position, status) values ($1, $2, $3, $4)", [
+              Balances.name,
+              "projection",
+              LogPosition.start,
+              "stopped"
+            ])
+          )
+          expect(yield* status).toEqual([{ status: "stopped", lag: 5 }])
+        }).pipe(Effect.provideService(EventStore.EventStore, PgliteEventStore.make(db)))
+      )
+      const report = await Effect.runPromise(PgliteEventStore.migrate(db))
+      expect(report.applied).toEqual([migration])
+      await Effect.runPromise(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          expect(yield* status).toEqual([{ status: "stopped", lag: 5 }])
+          const runner = yield* Effect.fork(Projection.run(Balances))
+          yield* Projection.waitFor(Balances, yield* lastPosition)
+          yield* Fiber.interrupt(runner)
+          yield* store.append(writesOf({ streamId: audit, expected: 3, events: testEvents(2) }))
+          yield* execute(Deposit, { account: "old", amount: 1 })
+          expect(yield* status).toEqual([{ status: "stopped", lag: 1 }])
+        }).pipe(Effect.provide(PgliteEventStore.layerFromClient(db)))
+      )
+    } finally {
+      await db.close()
+    }
+  })
+})
+
 describe("on the in-memory store", () => {
   it("reactors and projections without a ReadModel run, with checkpoints in memory", () =>
     Effect.runPromise(
@@ -57,6 +111,48 @@ describe("on the in-memory store", () => {
         const [status] = yield* Projection.status
         expect(status).toMatchObject({ name: "counter", status: "running", lag: 0 })
       }).pipe(Effect.scoped, Effect.provide(InMemoryEventStore.layer))
+    ))
+
+  it("status counts only the events a projection handles, and reports an instance standing by", () =>
+    Effect.runPromise(
+      Effect.gen(function* () {
+        const Deposits = Projection.make({
+          name: "deposits",
+          event: Schema.Union(MoneyDeposited),
+          filter: { streamPrefix: "account-" },
+          handle: () => Effect.void
+        })
+        yield* openAll([["n", 0]])
+        yield* execute(Deposit, { account: "n", amount: 1 })
+        const runner = yield* Effect.fork(Projection.run(Deposits))
+        yield* Projection.waitFor(Deposits, yield* lastPosition)
+        // Of its types outside its prefix, and of other types in it: not its events.
+        const store = yield* EventStore.EventStore
+        yield* store.append(
+          writesOf({
+            streamId: StreamId.unsafeMake("savings-n"),
+            expected: "no_stream",
+            events: [{ eventType: "MoneyDeposited", data: { amount: 1 } }]
+          })
+        )
+        yield* openAll([["m", 0]])
+        yield* Projection.waitFor(Deposits, yield* lastPosition)
+        const second = yield* Effect.fork(Projection.run(Deposits))
+        const rows = yield* Projection.status.pipe(
+          Effect.delay("10 millis"),
+          Effect.repeat({ until: (rows) => rows.length === 2 })
+        )
+        expect(rows).toEqual([
+          expect.objectContaining({ name: "deposits", status: "running", lag: 0 }),
+          expect.objectContaining({ name: "deposits", status: "standby", lag: 0 })
+        ])
+        expect(rows[1]?.owner).not.toBe(rows[0]?.owner)
+        yield* Fiber.interrupt(second)
+        yield* Fiber.interrupt(runner)
+        yield* execute(Deposit, { account: "n", amount: 2 })
+        yield* execute(Deposit, { account: "m", amount: 3 })
+        expect(yield* Projection.status).toEqual([expect.objectContaining({ status: "stopped", lag: 2 })])
+      }).pipe(Effect.provide(InMemoryEventStore.layer))
     ))
 
   it("waitFor fails with ProjectionTimeout when the projection does not get there", () =>

@@ -7,8 +7,11 @@
  */
 import { hostname } from "node:os"
 import { Clock, Data, Deferred, Effect, type Scope } from "effect"
+import type { RecordedEvent } from "../Event.js"
+import type { LogFilter } from "../EventStore.js"
 import type { StoreError } from "../errors.js"
 import * as LogPosition from "../LogPosition.js"
+import type { ProjectionStatus } from "../Projection.js"
 import type { Database } from "../sql/SqlEventStore.js"
 import { makeSignal } from "./follow.js"
 
@@ -25,15 +28,35 @@ export interface DeadLetter {
   readonly error: string
 }
 
-export interface StatusRow {
-  readonly name: string
-  readonly kind: Kind
-  readonly status: "running" | "stopped" | "failed"
-  readonly position: LogPosition.LogPosition
-  readonly owner?: string
-  readonly updatedAt: Date
-  readonly error?: string
+/** An instance standing by to take a name over, and since when. */
+export interface Standby {
+  readonly instance: string
+  readonly since: Date
 }
+
+/**
+ * A name's rows in `Projection.status`: its own, then one for each instance
+ * standing by to take it over, the longest waiting first.
+ */
+export const statusRows = (
+  row: ProjectionStatus,
+  standbys: ReadonlyArray<Standby>
+): ReadonlyArray<ProjectionStatus> => [
+  row,
+  ...[...standbys]
+    .sort((a, b) => a.since.getTime() - b.since.getTime() || (a.instance < b.instance ? -1 : 1))
+    .map(
+      ({ instance, since }): ProjectionStatus => ({
+        name: row.name,
+        kind: row.kind,
+        status: "standby",
+        position: row.position,
+        ...(row.lag === undefined ? {} : { lag: row.lag }),
+        owner: instance,
+        updatedAt: since
+      })
+    )
+]
 
 /** What an instance can do once it owns a name. */
 export interface Owned {
@@ -59,24 +82,31 @@ export interface ProjectionBackend {
   /** Whether `commit` gives bodies a database transaction (a `ReadModel`). */
   readonly transactional: boolean
   /**
-   * Owns `name` for the scope: waits (stands by) while another instance owns
-   * it, creating its checkpoint at the start of the log if it has none.
+   * Owns `name` for the scope: waits (stands by, and says so in the status)
+   * while another instance owns it, creating its checkpoint at the start of
+   * the log if it has none. Once it owns the name, `filter` is what its status
+   * counts as its own events.
    */
-  readonly own: (name: string, kind: Kind) => Effect.Effect<Owned, StoreError, Scope.Scope>
+  readonly own: (name: string, kind: Kind, filter: LogFilter) => Effect.Effect<Owned, StoreError, Scope.Scope>
   readonly checkpointOf: (name: string) => Effect.Effect<LogPosition.LogPosition | undefined, StoreError>
   /**
    * Moves the checkpoint of `name` back to the start and runs `body` in one
    * transaction (the read model's reset); an instance running it sees its
-   * checkpoint moved and replays.
+   * checkpoint moved and replays. A name without a checkpoint gets one, with
+   * `filter` as its events.
    */
   readonly reset: <E, R>(
     name: string,
     kind: Kind,
+    filter: LogFilter,
     body: (db: Database | undefined) => Effect.Effect<void, E, R>
   ) => Effect.Effect<void, E | StoreError, R>
-  readonly statuses: Effect.Effect<ReadonlyArray<StatusRow>, StoreError>
-  /** Events of the log after `position`: how far a projection lags. */
-  readonly lag: (position: LogPosition.LogPosition) => Effect.Effect<number, StoreError>
+  /**
+   * Every name with a checkpoint, by name, each with its lag (the events
+   * after its checkpoint that its filter matches), then its instances
+   * standing by (see `statusRows`).
+   */
+  readonly statuses: Effect.Effect<ReadonlyArray<ProjectionStatus>, StoreError>
   readonly deadLetters: (name: string) => Effect.Effect<ReadonlyArray<DeadLetter>, StoreError>
 }
 
@@ -86,61 +116,80 @@ export const instanceName = () => `${hostname()}/${process.pid}/${Math.random().
 /** How often an instance standing by looks whether it may take over. */
 export const standbyPoll = "1 second"
 
-/** Checkpoints, ownership and dead letters in memory, for the in-memory store. */
-export const memoryBackend = (countAfter: (position: LogPosition.LogPosition) => number): ProjectionBackend => {
+/** Whether `event` is one of those `filter` reads. */
+const matches = (filter: LogFilter, event: RecordedEvent) =>
+  (filter.eventTypes === undefined || filter.eventTypes.includes(event.eventType)) &&
+  (filter.streamPrefix === undefined || event.streamId.startsWith(filter.streamPrefix))
+
+/**
+ * Checkpoints, ownership and dead letters in memory, for the in-memory store,
+ * whose log after a position `eventsAfter` gives.
+ */
+export const memoryBackend = (
+  eventsAfter: (position: LogPosition.LogPosition) => ReadonlyArray<RecordedEvent>
+): ProjectionBackend => {
   interface Entry {
     kind: Kind
+    filter: LogFilter
     position: LogPosition.LogPosition
-    status: StatusRow["status"]
+    status: "running" | "stopped" | "failed"
     owner: string | undefined
     error: string | undefined
     updatedAt: Date
+    /** Instances standing by, with since when. */
+    readonly standbys: Map<string, Date>
   }
   const entries = new Map<string, Entry>()
   const owners = new Set<string>()
   const letters = new Map<string, Array<DeadLetter>>()
   const released = makeSignal()
 
-  const entryOf = (name: string, kind: Kind, now: number) => {
+  const entryOf = (name: string, kind: Kind, filter: LogFilter, now: number) => {
     let entry = entries.get(name)
     if (entry === undefined) {
       entry = {
         kind,
+        filter,
         position: LogPosition.start,
         status: "stopped",
         owner: undefined,
         error: undefined,
-        updatedAt: new Date(now)
+        updatedAt: new Date(now),
+        standbys: new Map()
       }
       entries.set(name, entry)
     }
     return entry
   }
 
-  const own = (name: string, kind: Kind) =>
+  const own = (name: string, kind: Kind, filter: LogFilter) =>
     Effect.gen(function* () {
       const owner = instanceName()
-      for (;;) {
-        const wakeup = yield* released.current
-        if (!owners.has(name)) break
-        yield* Effect.race(Deferred.await(wakeup), Effect.sleep(standbyPoll))
+      const entry = entryOf(name, kind, filter, yield* Clock.currentTimeMillis)
+      if (owners.has(name)) {
+        entry.standbys.set(owner, new Date(yield* Clock.currentTimeMillis))
+        yield* Effect.gen(function* () {
+          for (;;) {
+            const wakeup = yield* released.current
+            if (!owners.has(name)) return
+            yield* Effect.race(Deferred.await(wakeup), Effect.sleep(standbyPoll))
+          }
+        }).pipe(Effect.ensuring(Effect.sync(() => entry.standbys.delete(owner))))
       }
       owners.add(name)
       yield* Effect.addFinalizer(() =>
         Effect.zipRight(
           Effect.sync(() => {
             owners.delete(name)
-            const entry = entries.get(name)
-            if (entry !== undefined && entry.status === "running") entry.status = "stopped"
+            if (entry.status === "running") entry.status = "stopped"
           }),
           released.notify
         )
       )
-      const now = yield* Clock.currentTimeMillis
-      const entry = entryOf(name, kind, now)
       entry.owner = owner
+      entry.filter = filter
       entry.status = "running"
-      entry.updatedAt = new Date(now)
+      entry.updatedAt = new Date(yield* Clock.currentTimeMillis)
       const owned: Owned = {
         checkpoint: Effect.sync(() => entry.position),
         commit: (from, to, body, deadLetter) =>
@@ -169,28 +218,33 @@ export const memoryBackend = (countAfter: (position: LogPosition.LogPosition) =>
     transactional: false,
     own,
     checkpointOf: (name) => Effect.sync(() => entries.get(name)?.position),
-    reset: (name, kind, body) =>
+    reset: (name, kind, filter, body) =>
       Effect.flatMap(body(undefined), () =>
         Effect.map(Clock.currentTimeMillis, (now) => {
-          const entry = entryOf(name, kind, now)
+          const entry = entryOf(name, kind, filter, now)
           entry.position = LogPosition.start
           entry.updatedAt = new Date(now)
         })
       ),
     statuses: Effect.sync(() =>
-      [...entries].map(
-        ([name, entry]): StatusRow => ({
-          name,
-          kind: entry.kind,
-          status: entry.status,
-          position: entry.position,
-          updatedAt: entry.updatedAt,
-          ...(entry.owner === undefined || !owners.has(name) ? {} : { owner: entry.owner }),
-          ...(entry.error === undefined ? {} : { error: entry.error })
-        })
-      )
+      [...entries]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .flatMap(([name, entry]) =>
+          statusRows(
+            {
+              name,
+              kind: entry.kind,
+              status: entry.status,
+              position: entry.position,
+              lag: eventsAfter(entry.position).filter((event) => matches(entry.filter, event)).length,
+              updatedAt: entry.updatedAt,
+              ...(entry.owner === undefined || !owners.has(name) ? {} : { owner: entry.owner }),
+              ...(entry.error === undefined ? {} : { error: entry.error })
+            },
+            [...entry.standbys].map(([instance, since]) => ({ instance, since }))
+          )
+        )
     ),
-    lag: (position) => Effect.sync(() => countAfter(position)),
     deadLetters: (name) => Effect.sync(() => letters.get(name) ?? [])
   }
 }

@@ -274,7 +274,7 @@ export const run = <E, Err, R>(
       return yield* Effect.raceFirst(following, watch)
     })
 
-  const owning = Effect.scoped(Effect.flatMap(backend.own(handler.name, handler.kind), follow))
+  const owning = Effect.scoped(Effect.flatMap(backend.own(handler.name, handler.kind, handler.filter), follow))
 
   // Ownership lost (connection, or another instance's commit): stand by and own again.
   return owning.pipe(

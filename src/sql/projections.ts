@@ -11,6 +11,11 @@
  * both believed they owned the name could never commit one batch twice. PGlite
  * has one session, shared by everyone in the process (and one process per data
  * directory): there, ownership is kept in process.
+ *
+ * An instance standing by says so in the checkpoint's row (`standbys`), and
+ * holds a lock of its own for as long as it lives: status reports an entry
+ * only while its lock is held, so an instance that died standing by is not
+ * reported, wherever status is asked.
  */
 import { Context, Deferred, Effect, Exit, type Scope } from "effect"
 import * as EventStore from "../EventStore.js"
@@ -22,11 +27,12 @@ import {
   type Kind,
   type Owned,
   type ProjectionBackend,
-  type StatusRow,
-  standbyPoll
+  type Standby,
+  standbyPoll,
+  statusRows
 } from "../internal/projections.js"
 import * as LogPosition from "../LogPosition.js"
-import { ReadModelStore } from "../Projection.js"
+import { type ProjectionStatus, ReadModelStore } from "../Projection.js"
 import { storeError } from "./errors.js"
 import type { Database } from "./SqlEventStore.js"
 
@@ -65,8 +71,18 @@ const quoted = (schema: string) => `"${schema.replaceAll('"', '""')}"`
 const statementsIn = (schema: string) => {
   const projections = `${quoted(schema)}.projections`
   return {
-    ensure: `insert into ${projections} (name, kind, position, status) values ($1, $2, $3, 'stopped') on conflict (name) do nothing`,
-    start: `update ${projections} set status = 'running', owner = $2, updated_at = now() where name = $1 returning position`,
+    /** A name's row, if it has none; the filter ($4 event types as a JSON array, $5 prefix) is replaced by its owner's. */
+    ensure: `insert into ${projections} (name, kind, position, status, event_types, stream_prefix)
+      values ($1, $2, $3, 'stopped', $4::text::jsonb, $5) on conflict (name) do nothing`,
+    /** The instance $2 owns the name, with its filter, and stands by no longer. */
+    start: `update ${projections} set status = 'running', owner = $2::text, event_types = $3::text::jsonb, stream_prefix = $4,
+      standbys = standbys - $2::text, updated_at = now() where name = $1 returning position`,
+    standbys: `select jsonb_object_keys(standbys) from ${projections} where name = $1`,
+    /** Instance $2 stands by from now on; the entries of the JSON array $3 (instances that ended) go. */
+    standBy: `update ${projections}
+      set standbys = (standbys - array(select jsonb_array_elements_text($3::text::jsonb))) || jsonb_build_object($2::text, now())
+      where name = $1`,
+    leave: `update ${projections} set standbys = standbys - $2::text where name = $1`,
     checkpoint: `select position from ${projections} where name = $1`,
     /** The compare-and-set: moves only from the position the batch started at. */
     advance: `update ${projections} set position = $3, status = 'running', owner = $4, error = null, updated_at = now()
@@ -75,16 +91,44 @@ const statementsIn = (schema: string) => {
     fail: `update ${projections} set status = 'failed', error = $2, updated_at = now() where name = $1`,
     stop: `update ${projections} set status = 'stopped', updated_at = now() where name = $1 and owner = $2 and status = 'running'`,
     /** A rebuild: back to the start; an instance running it fails its next compare-and-set and replays. */
-    reset: `insert into ${projections} (name, kind, position, status) values ($1, $2, $3, 'stopped')
+    reset: `insert into ${projections} (name, kind, position, status, event_types, stream_prefix)
+      values ($1, $2, $3, 'stopped', $4::text::jsonb, $5)
       on conflict (name) do update set position = excluded.position, error = null, updated_at = now()`,
-    statuses: `select name, kind, status, position, owner, updated_at, error from ${projections} order by name`,
-    lag: `select count(*)::int from ${quoted(schema)}.events where (transaction_id, global_position) > ($1::text::xid8, $2::bigint)`,
+    /**
+     * Every name with its lag: the events after its checkpoint that its filter
+     * matches. The filter and the standbys are read through the row as JSON, so
+     * that a schema still without them (read by the command line before
+     * migrating) reads as before: every event counts, no one stands by. The
+     * checkpoint's transaction goes through numeric: xid8 reads its leading
+     * zeros as octal.
+     */
+    statuses: `select p.name, p.kind, p.status, p.position, p.owner, p.updated_at, p.error,
+      (select count(*) from ${quoted(schema)}.events e
+        where (e.transaction_id, e.global_position) > (f.transaction, f.global_position)
+        and (f.types is null or f.types ? e.event_type)
+        and (f.prefix is null or starts_with(e.stream_id, f.prefix)))::int,
+      f.standbys::text
+      from ${projections} p,
+        lateral (select split_part(p.position, '-', 1)::numeric::text::xid8 as transaction,
+          split_part(p.position, '-', 2)::bigint as global_position,
+          nullif(to_jsonb(p) -> 'event_types', 'null') as types, to_jsonb(p) ->> 'stream_prefix' as prefix,
+          coalesce(to_jsonb(p) -> 'standbys', '{}') as standbys) f
+      order by p.name`,
     deadLetters: `select event_id, position, event_type, error from ${quoted(schema)}.dead_letters where projection = $1 order by id`
   }
 }
 
 /** The lock of a name, per schema: projections and reactors share one namespace (their checkpoint table's). */
 export const lockKey = (schema: string, name: string) => `eventcore:${schema}:${name}`
+
+/** The lock an instance standing by holds while it lives: instance names are unique. */
+const standbyKey = (schema: string, instance: string) => `eventcore-standby:${schema}:${instance}`
+
+/** A log filter's columns: its event types as a JSON array, its stream prefix; null for every type, every stream. */
+const filterColumns = (filter: EventStore.LogFilter) => [
+  filter.eventTypes === undefined ? null : JSON.stringify(filter.eventTypes),
+  filter.streamPrefix ?? null
+]
 
 const toDate = (value: unknown): Date => (value instanceof Date ? value : new Date(value as string))
 
@@ -93,16 +137,25 @@ export const make = (schema: string, sessions: Sessions, countRun: Run): Project
   const attempt = <A>(operation: string, run: () => Promise<A>) =>
     Effect.tryPromise({ try: run, catch: (error) => storeError(operation, error) })
 
-  const own = (name: string, kind: Kind) =>
+  const own = (name: string, kind: Kind, filter: EventStore.LogFilter) =>
     Effect.gen(function* () {
       const owner = instanceName()
       const session = yield* sessions.open
       const run = (statement: string, params: ReadonlyArray<unknown>) =>
         attempt("projection", () => session.run(statement, params))
-      yield* run(statements.ensure, [name, kind, LogPosition.start])
-      // Stand by until no other instance owns the name.
-      while (!(yield* sessions.tryLock(session, lockKey(schema, name)))) yield* Effect.sleep(standbyPoll)
-      yield* run(statements.start, [name, owner])
+      yield* run(statements.ensure, [name, kind, LogPosition.start, ...filterColumns(filter)])
+      if (!(yield* sessions.tryLock(session, lockKey(schema, name)))) {
+        // Stand by until no other instance owns the name, saying so.
+        yield* sessions.tryLock(session, standbyKey(schema, owner))
+        const entries = (yield* run(statements.standbys, [name])).map((row) => row[0] as string)
+        const live = yield* sessions.isLocked(entries.map((instance) => standbyKey(schema, instance)))
+        const ended = entries.filter((_, i) => live[i] !== true)
+        yield* run(statements.standBy, [name, owner, JSON.stringify(ended)])
+        yield* Effect.gen(function* () {
+          while (!(yield* sessions.tryLock(session, lockKey(schema, name)))) yield* Effect.sleep(standbyPoll)
+        }).pipe(Effect.onError(() => Effect.ignore(run(statements.leave, [name, owner]))))
+      }
+      yield* run(statements.start, [name, owner, ...filterColumns(filter)])
       yield* Effect.addFinalizer(() => Effect.ignore(run(statements.stop, [name, owner])))
 
       const owned: Owned = {
@@ -137,13 +190,20 @@ export const make = (schema: string, sessions: Sessions, countRun: Run): Project
       return owned
     })
 
-  const reset = <E, R>(name: string, kind: Kind, body: (db: Database | undefined) => Effect.Effect<void, E, R>) =>
+  const reset = <E, R>(
+    name: string,
+    kind: Kind,
+    filter: EventStore.LogFilter,
+    body: (db: Database | undefined) => Effect.Effect<void, E, R>
+  ) =>
     Effect.scoped(
       Effect.flatMap(sessions.open, (session) =>
         session.transaction((db, run) =>
           // The checkpoint's row lock first: a batch in flight commits before, or fails after.
           Effect.zipRight(
-            attempt("projection", () => run(statements.reset, [name, kind, LogPosition.start])),
+            attempt("projection", () =>
+              run(statements.reset, [name, kind, LogPosition.start, ...filterColumns(filter)])
+            ),
             body(db)
           )
         )
@@ -152,19 +212,35 @@ export const make = (schema: string, sessions: Sessions, countRun: Run): Project
 
   const statuses = Effect.gen(function* () {
     const rows = yield* attempt("projection", () => countRun(statements.statuses, []))
-    const live = yield* sessions.isLocked(rows.map((row) => lockKey(schema, row[0] as string)))
-    return rows.map(([name, kind, status, position, owner, updatedAt, error], i): StatusRow => {
+    const standbys = rows.map((row) =>
+      Object.entries(JSON.parse(row[8] as string) as Record<string, string>).map(
+        ([instance, since]): Standby => ({ instance, since: new Date(since) })
+      )
+    )
+    const live = yield* sessions.isLocked([
+      ...rows.map((row) => lockKey(schema, row[0] as string)),
+      ...standbys.flat().map(({ instance }) => standbyKey(schema, instance))
+    ])
+    // The standbys' locks follow the names' in `live`, in the same order.
+    let standbyLock = rows.length
+    return rows.flatMap(([name, kind, status, position, owner, updatedAt, error, lag], i) => {
       const running = live[i] === true
-      return {
+      const row: ProjectionStatus = {
         name: name as string,
         kind: kind as Kind,
         // A row left "running" by an instance that died says so no longer.
         status: running ? "running" : status === "failed" ? "failed" : "stopped",
         position: position as LogPosition.LogPosition,
+        lag: Number(lag),
         ...(running && owner !== null ? { owner: owner as string } : {}),
         updatedAt: toDate(updatedAt),
         ...(error === null ? {} : { error: error as string })
       }
+      // Entries left by instances that ended are not reported.
+      return statusRows(
+        row,
+        (standbys[i] ?? []).filter(() => live[standbyLock++] === true)
+      )
     })
   })
 
@@ -178,13 +254,6 @@ export const make = (schema: string, sessions: Sessions, countRun: Run): Project
       ),
     reset,
     statuses,
-    lag: (position) => {
-      const { transaction, position: global } = LogPosition.parts(position)
-      return Effect.map(
-        attempt("projection", () => countRun(statements.lag, [transaction.toString(), global.toString()])),
-        (rows) => Number(rows[0]?.[0] ?? 0)
-      )
-    },
     deadLetters: (name) =>
       Effect.map(
         attempt("projection", () => countRun(statements.deadLetters, [name])),

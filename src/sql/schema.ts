@@ -93,12 +93,24 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
       status: text("status").notNull(),
       owner: text("owner"),
       error: text("error"),
-      updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow()
+      updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+      /** The event types it handles as its last run declared them, a JSON array (null: every type): what its lag counts. */
+      eventTypes: jsonb("event_types"),
+      /** The stream prefix it handles as its last run declared it (null: every stream). */
+      streamPrefix: text("stream_prefix"),
+      /**
+       * Instances standing by to take it over, each with when it began: an
+       * object of instance name -> time. An entry whose instance no longer
+       * holds its lock (src/sql/projections.ts) is one that ended.
+       */
+      standbys: jsonb("standbys").notNull().default({})
     },
     (table) => [
       check("eventcore_projections_kind", sql`${table.kind} in ('projection', 'reactor')`),
       check("eventcore_projections_status", sql`${table.status} in ('running', 'stopped', 'failed')`),
-      check("eventcore_projections_position", sql`${table.position} ~ '^[0-9]{20}-[0-9]{19}$'`)
+      check("eventcore_projections_position", sql`${table.position} ~ '^[0-9]{20}-[0-9]{19}$'`),
+      check("eventcore_projections_event_types", sql`jsonb_typeof(${table.eventTypes}) = 'array'`),
+      check("eventcore_projections_standbys", sql`jsonb_typeof(${table.standbys}) = 'object'`)
     ]
   ),
 

@@ -82,15 +82,36 @@ export const lastPosition = Effect.flatMap(EventStore.EventStore, (store) =>
   })
 )
 
-/** Until `Projection.status` says `status` (an ended session's lock is freed by the server a moment later). */
-const statusBecomes = (status: string) =>
+/** Until `Projection.status` satisfies `done` (an ended session's lock is freed by the server a moment later). */
+const statusUntil = (done: (rows: ReadonlyArray<Projection.ProjectionStatus>) => boolean) =>
   Effect.gen(function* () {
     for (;;) {
-      const [row] = yield* Projection.status
-      if (row?.status === status) return row
+      const rows = yield* Projection.status
+      if (done(rows)) return rows
       yield* Effect.sleep("50 millis")
     }
   }).pipe(Effect.timeout("10 seconds"))
+
+/** Until the first row of `Projection.status` says `status`. */
+const statusBecomes = (status: string) =>
+  Effect.map(
+    statusUntil((rows) => rows[0]?.status === status),
+    (rows) => rows[0]
+  )
+
+/** The instances the checkpoint's row lists as standing by, read with SQL. */
+const standbyEntries = (db: Database) =>
+  Effect.promise(() =>
+    db.execute<{ instance: string }>(
+      sql`select jsonb_object_keys(standbys) as instance from eventcore.projections order by 1`
+    )
+  ).pipe(
+    Effect.map((result) =>
+      (Array.isArray(result) ? result : (result as unknown as { rows: Array<{ instance: string }> }).rows).map(
+        (row) => row.instance
+      )
+    )
+  )
 
 export const openAll = (accounts: ReadonlyArray<readonly [string, number]>) =>
   Effect.forEach(accounts, ([account, cents]) =>
@@ -166,27 +187,96 @@ export const defineProjectionTests = (withDatabase: WithDatabase) => {
         })
       ))
 
-    it("one instance runs; another stands by and takes over when the first ends", () =>
+    it("one instance runs; another stands by, says so, and takes over when the first ends", () =>
       withDatabase((db) =>
         Effect.gen(function* () {
           yield* openAll([["solo", 5]])
           const first = yield* Effect.fork(Projection.run(Balances))
           yield* Projection.waitFor(Balances, yield* lastWritten(db))
           const second = yield* Effect.fork(Projection.run(Balances))
-          yield* Effect.sleep("300 millis")
-          const [running] = yield* Projection.status
+          const [running, standby, ...more] = yield* statusUntil((rows) => rows.length === 2)
+          expect(more).toEqual([])
+          expect(running).toMatchObject({ name: "bank-balances", status: "running", lag: 0 })
+          expect(standby).toEqual({
+            name: "bank-balances",
+            kind: "projection",
+            status: "standby",
+            position: running?.position,
+            lag: 0,
+            owner: expect.stringMatching(/\/\d+\//),
+            updatedAt: expect.any(Date)
+          })
+          expect(standby?.owner).not.toBe(running?.owner)
           yield* execute(Deposit, { account: "solo", amount: 5 })
           yield* Projection.waitFor(Balances, yield* lastWritten(db))
           yield* Fiber.interrupt(first)
           yield* execute(Deposit, { account: "solo", amount: 5 })
           yield* Projection.waitFor(Balances, yield* lastWritten(db), { timeout: "10 seconds" })
-          const [afterTakeover] = yield* Projection.status
+          // The one that stood by runs, and stands by no longer.
+          const afterTakeover = yield* Projection.status
+          expect(afterTakeover).toEqual([expect.objectContaining({ status: "running", owner: standby?.owner, lag: 0 })])
           yield* Fiber.interrupt(second)
-          expect(running?.status).toBe("running")
-          expect(afterTakeover?.status).toBe("running")
-          expect(afterTakeover?.owner).not.toBe(running?.owner)
           expect(yield* readModel(db)).toEqual({ solo: 15 })
           yield* statusBecomes("stopped")
+          expect(yield* standbyEntries(db)).toEqual([])
+        })
+      ))
+
+    it("an instance that stops standing by is no longer reported; nor one that ended without saying so", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          yield* openAll([["wait", 5]])
+          yield* Effect.forkScoped(Projection.run(Balances))
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          // As an instance that died standing by leaves it: listed, its lock gone with it.
+          yield* Effect.promise(() =>
+            db.execute(
+              sql`update eventcore.projections set standbys = standbys || '{"gone/1/dead00": "2026-01-01T00:00:00Z"}'`
+            )
+          )
+          expect((yield* Projection.status).map((row) => row.status)).toEqual(["running"])
+          const waiting = yield* Effect.fork(Projection.run(Balances))
+          const [, standby] = yield* statusUntil((rows) => rows.length === 2)
+          expect(standby?.status).toBe("standby")
+          // Standing by cleared what the one that died left.
+          expect(yield* standbyEntries(db)).toEqual([standby?.owner])
+          yield* Fiber.interrupt(waiting)
+          expect((yield* Projection.status).map((row) => row.status)).toEqual(["running"])
+          expect(yield* standbyEntries(db)).toEqual([])
+        })
+      ))
+
+    it("its lag counts only the events it handles: caught up, a filtered projection lags 0", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          yield* openAll([["lag", 10]])
+          const runner = yield* Effect.fork(Projection.run(Balances))
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          // Events it does not handle: other types, inside its prefix and out, and one of its types outside it.
+          const audit = StreamId.unsafeMake("audit-1")
+          yield* store.append(writesOf({ streamId: audit, expected: "no_stream", events: testEvents(3) }))
+          const notes = StreamId.unsafeMake("account-notes")
+          yield* store.append(writesOf({ streamId: notes, expected: "no_stream", events: testEvents(2) }))
+          yield* store.append(
+            writesOf({
+              streamId: StreamId.unsafeMake("savings-1"),
+              expected: "no_stream",
+              events: [{ eventType: "MoneyDeposited", data: { amount: 5 } }]
+            })
+          )
+          yield* Projection.waitFor(Balances, yield* lastWritten(db))
+          expect(yield* Projection.status).toEqual([
+            expect.objectContaining({ name: "bank-balances", status: "running", lag: 0 })
+          ])
+          yield* Fiber.interrupt(runner)
+          yield* statusBecomes("stopped")
+          // Stopped, it lags by its own events, and by no others.
+          yield* execute(Deposit, { account: "lag", amount: 1 })
+          yield* store.append(writesOf({ streamId: audit, expected: 3, events: testEvents(2) }))
+          yield* store.append(writesOf({ streamId: notes, expected: 2, events: testEvents(1) }))
+          yield* execute(Deposit, { account: "lag", amount: 2 })
+          expect(yield* Projection.status).toEqual([expect.objectContaining({ status: "stopped", lag: 2 })])
         })
       ))
 
