@@ -26,7 +26,7 @@ step() { printf '\n--- %s (%ss)\n' "$1" "$SECONDS"; }
 # The sources as a fresh clone has them (tracked and new files, nothing ignored: no dist/), with
 # this checkout's node_modules for the build that `npm pack` runs (prepack).
 mkdir "$work/source"
-(cd "$root" && git ls-files -z --cached --others --exclude-standard | tar -c --null -T - --ignore-failed-read -f -) |
+(cd "$root" && git ls-files -z --cached --others --exclude-standard -- . ':(exclude)node_modules' | tar -c --null -T - --ignore-failed-read -f -) |
   tar -x -C "$work/source"
 ln -s "$root/node_modules" "$work/source/node_modules"
 cd "$work/source"
@@ -44,7 +44,8 @@ const files = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((entry)
 const all = files(root).map((file) => relative(root, file))
 const problems = []
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"))
-const targets = [Object.values(pkg.bin), JSON.stringify(pkg.exports).match(/\.\/[^"]+/g)].flat()
+const leaves = (value) => (typeof value === "string" ? [value] : Object.values(value).flatMap(leaves))
+const targets = [...Object.values(pkg.bin), ...leaves(pkg.exports)]
 for (const target of targets) if (!existsSync(join(root, target))) problems.push(`${target} (bin or exports) is missing`)
 for (const needed of ["LICENSE", "README.md", "drizzle/meta/_journal.json", "docs/projections.md"]) {
   if (!all.includes(needed)) problems.push(`${needed} is missing`)
