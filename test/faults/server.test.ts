@@ -5,7 +5,7 @@
  */
 
 import { drizzle } from "drizzle-orm/postgres-js"
-import { Chunk, Context, Effect, Either, Fiber, Layer, Logger, Schedule, Stream } from "effect"
+import { Chunk, Context, Deferred, Effect, Either, Fiber, Layer, Logger, Schedule, Stream } from "effect"
 import { EventStore, execute, PostgresEventStore, Projection, StreamId } from "eventcore"
 import { writesOf } from "eventcore/testing"
 import postgres from "postgres"
@@ -16,6 +16,22 @@ import { folded, lastWritten } from "../sql/projections.js"
 import { useOwnServer } from "../support/ownServer.js"
 
 const id = StreamId.unsafeMake
+
+/**
+ * Looks every 20 ms until `done`: what a test waits for before its next step is
+ * a count, never a duration. The deadline only ends a test that would hang.
+ */
+const until = (what: string, done: () => boolean) =>
+  Effect.gen(function* () {
+    while (!done()) yield* Effect.sleep("20 millis")
+  }).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error(`never: ${what}`) }))
+
+/** A logger that keeps each message, for the tests that wait for a warning. */
+const recordingMessages = (into: Array<string>) =>
+  Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ message }) => into.push(String(message)))
+  )
 
 describe("faults on a server the test owns", () => {
   const server = useOwnServer()
@@ -40,7 +56,6 @@ describe("faults on a server the test owns", () => {
             ),
             EventStore.EventStore
           )
-          let crashed = false
           let revived = false
           const acknowledged: Array<string> = []
           const failures: Array<string> = []
@@ -49,7 +64,7 @@ describe("faults on a server the test owns", () => {
           // under the same marker: both must exist, or neither.
           const writer = (w: number) =>
             Effect.gen(function* () {
-              for (let i = 0; i < 400 && !(revived && afterRevival >= 40); i++) {
+              for (let i = 0; !(revived && afterRevival >= 40); i++) {
                 const marker = `${w}-${i}`
                 const outcome = yield* Effect.either(
                   store.append(
@@ -77,18 +92,17 @@ describe("faults on a server the test owns", () => {
               }
             })
           const writers = yield* Effect.forEach([0, 1, 2, 3], (w) => Effect.fork(writer(w)))
-          yield* Effect.sleep("500 millis")
+          // Mid-run: the crash comes after 40 acknowledged appends, the revival after the writers have seen it.
+          yield* until("40 appends acknowledged", () => acknowledged.length >= 40)
           yield* Effect.sync(() => server.crash())
-          crashed = true
-          yield* Effect.sleep("1 second")
+          yield* until("an append failed on the crashed server", () => failures.length > 0)
           yield* Effect.sync(() => server.revive())
           revived = true
           yield* Fiber.joinAll(writers)
-          return { acknowledged, failures, crashed, afterRevival }
+          return { acknowledged, failures, afterRevival }
         })
       )
     )
-    expect(outcome.crashed).toBe(true)
     expect(outcome.failures.length).toBeGreaterThan(0)
     for (const failure of outcome.failures) expect(failure).toMatch(/^StoreError: /)
     expect(outcome.afterRevival).toBeGreaterThanOrEqual(40)
@@ -134,14 +148,7 @@ describe("faults on a server the test owns", () => {
               Effect.sync(() => {
                 if (message._tag === "Event") delivered.push((message.event.data as { marker: string }).marker)
               })
-            ).pipe(
-              Effect.provide(
-                Logger.replace(
-                  Logger.defaultLogger,
-                  Logger.make(({ message }) => failedReads.push(String(message)))
-                )
-              )
-            )
+            ).pipe(Effect.provide(recordingMessages(failedReads)))
           )
           const acknowledged: Array<string> = []
           let revived = false
@@ -162,9 +169,12 @@ describe("faults on a server the test owns", () => {
             }
           })
           const writing = yield* Effect.fork(writer)
-          yield* Effect.sleep("500 millis")
+          // The crash once the subscription follows the writer, the revival once it has failed to read.
+          yield* until("10 events delivered", () => delivered.length >= 10)
           yield* Effect.sync(() => server.crash())
-          yield* Effect.sleep("1 second")
+          yield* until("a read of the crashed server failed", () =>
+            failedReads.some((line) => line.includes("reading the global log failed"))
+          )
           yield* Effect.sync(() => server.revive())
           revived = true
           yield* Fiber.join(writing)
@@ -172,9 +182,7 @@ describe("faults on a server the test owns", () => {
           const stored = yield* Stream.runCollect(store.streamAll({ after: from })).pipe(
             Effect.map((events) => Chunk.toArray(events).map((e) => (e.data as { marker: string }).marker))
           )
-          yield* Effect.gen(function* () {
-            while (delivered.length < stored.length) yield* Effect.sleep("50 millis")
-          }).pipe(Effect.timeout("30 seconds"))
+          yield* until("every stored event delivered", () => delivered.length >= stored.length)
           return { acknowledged, delivered: [...delivered], stored, failedReads }
         })
       )
@@ -204,17 +212,29 @@ describe("faults on a server the test owns", () => {
               Effect.either(execute(Open, { account: `crash-${account}`, owner: account, initialDeposit: 1000 }))
             )
           }
-          // Slow batches, so that the crash finds one open.
-          const Slow = Projection.make({
+          // Started once the log holds more than a batch of the accounts' events, the projection stops at
+          // its fifth event, inside its first batch (four events written, not committed), until the crash.
+          let handled = 0
+          const inBatch = yield* Deferred.make<void>()
+          const crashed = yield* Deferred.make<void>()
+          const Held = Projection.make({
             name: "bank-balances",
             event: AccountEvent,
-            handle: (event, recorded) => Effect.zipRight(Effect.sleep("3 millis"), Balances.handle(event, recorded))
+            handle: (event, recorded) =>
+              Effect.gen(function* () {
+                if (++handled === 5) {
+                  yield* Deferred.succeed(inBatch, undefined)
+                  yield* Deferred.await(crashed)
+                }
+                yield* Balances.handle(event, recorded)
+              })
           })
-          yield* Effect.forkScoped(run(Projection.run(Slow, { batchSize: 20 })))
           let revived = false
+          let transfers = 0
+          let afterRevival = 0
           const writer = Effect.gen(function* () {
-            for (let i = 0; i < 400 && !(revived && i > 150); i++) {
-              yield* run(
+            for (let i = 0; !(revived && afterRevival >= 50); i++) {
+              const transfer = yield* run(
                 Effect.either(
                   execute(Transfer, {
                     from: `crash-${accounts[i % 3]}`,
@@ -223,12 +243,37 @@ describe("faults on a server the test owns", () => {
                   })
                 )
               )
+              if (Either.isRight(transfer)) {
+                transfers++
+                if (revived) afterRevival++
+              } else {
+                yield* Effect.sleep("20 millis")
+              }
             }
           })
           const writing = yield* Effect.fork(writer)
-          yield* Effect.sleep("700 millis")
+          yield* until("15 transfers acknowledged", () => transfers >= 15)
+          const projectionLogs: Array<string> = []
+          const projecting = yield* Effect.forkScoped(
+            run(Projection.run(Held, { batchSize: 20 })).pipe(Effect.provide(recordingMessages(projectionLogs)))
+          )
+          yield* Effect.raceFirst(Deferred.await(inBatch), Fiber.join(projecting))
+          const batchWritten = yield* Effect.acquireUseRelease(
+            Effect.sync(() => postgres(server.url(), { max: 1, onnotice: () => {} })),
+            (client) =>
+              Effect.promise(
+                () => client`select backend_xid is not null as written from pg_stat_activity
+                  where application_name = 'eventcore-projection'`
+              ),
+            (client) => Effect.promise(() => client.end())
+          )
+          expect(batchWritten).toEqual([{ written: true }])
           yield* Effect.sync(() => server.crash())
-          yield* Effect.sleep("1 second")
+          yield* Deferred.succeed(crashed, undefined)
+          // The revival once the projection has found its session gone (the batch's next statement failed).
+          yield* until("the projection lost its session", () =>
+            projectionLogs.some((line) => line.includes("lost its database session"))
+          )
           yield* Effect.sync(() => server.revive())
           revived = true
           yield* Fiber.join(writing)
@@ -239,7 +284,7 @@ describe("faults on a server the test owns", () => {
             (client) => Effect.all({ expected: folded(drizzle({ client })), last: lastWritten(drizzle({ client })) }),
             (client) => Effect.promise(() => client.end())
           )
-          yield* run(Projection.waitFor(Slow, last, { timeout: "60 seconds" }))
+          yield* run(Projection.waitFor(Held, last, { timeout: "60 seconds" }))
           return { expected }
         })
       )
