@@ -18,27 +18,35 @@ const url = databaseUrl ?? ""
 
 type Outcome = "resolved" | "rejected" | "pending"
 
-const settleWithin = (query: Promise<unknown>, ms: number): Promise<Outcome> =>
+/**
+ * Where `query` stands once `closed` has resolved and the event loop has turned:
+ * postgres.js rejects what it will reject while it handles the socket's close,
+ * so a query still pending then is pending for good. No duration is assumed.
+ */
+const settledBy = (query: Promise<unknown>, closed: Promise<void>): Promise<Outcome> =>
   Promise.race([
     query.then(
       () => "resolved" as const,
       () => "rejected" as const
     ),
-    new Promise<Outcome>((resolve) => setTimeout(() => resolve("pending"), ms))
+    closed.then(() => new Promise<Outcome>((resolve) => setImmediate(() => resolve("pending"))))
   ])
 
 /**
  * Wraps a socket factory so that the test sees each socket error as it happens,
- * before any socket (the store's included) can hold it back.
+ * before any socket (the store's included) can hold it back, and each close once
+ * its listeners (postgres.js's) have handled it.
  */
-const onRawError =
-  (open: (options: never) => net.Socket, then: () => void) =>
+const onRawEvents =
+  (open: (options: never) => net.Socket, onError: () => void, onClosed: () => void) =>
   (options: never): net.Socket => {
     const socket = open(options)
     const emit = socket.emit as (this: net.Socket, ...args: Array<unknown>) => boolean
     socket.emit = function (this: net.Socket, event: string | symbol, ...args: Array<unknown>) {
-      if (event === "error") then()
-      return emit.call(this, event, ...args)
+      if (event === "error") onError()
+      const handled = emit.call(this, event, ...args)
+      if (event === "close") onClosed()
+      return handled
     } as typeof socket.emit
     return socket
   }
@@ -55,25 +63,42 @@ const plainSocket = (options: never) => {
  */
 const terminateWithUnreadInput = async (open: (options: never) => net.Socket) => {
   let late: Promise<Outcome> | undefined
+  let closed = () => {}
+  const closing = new Promise<void>((resolve) => {
+    closed = resolve
+  })
   const sql: postgres.Sql = postgres(url, {
     max: 1,
     onnotice: () => {},
-    socket: onRawError(open, () => {
-      late ??= settleWithin(sql`select 1 as late`, 3_000)
-    })
+    socket: onRawEvents(
+      open,
+      () => {
+        late ??= settledBy(sql`select 1 as late`, closing)
+      },
+      () => closed()
+    )
   } as postgres.Options<Record<string, never>>)
   const admin = postgres(url, { max: 1, onnotice: () => {} })
   try {
     const [row] = await sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`
-    const first = sql`select pg_sleep(5)`.then(
+    const pid = row?.pid ?? 0
+    // Long enough never to end by itself: the backend is terminated in it.
+    const first = sql`select pg_sleep(30)`.then(
       () => "resolved",
       (error: { code?: string }) => error.code
     )
     // 12 kB: more than the 8 kB a busy backend reads ahead, so it exits with
     // unread input and the server's kernel resets the connection.
     const pipelined = sql.unsafe(`select length('${"x".repeat(12_000)}') as n`).catch(() => {})
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    await admin`select pg_terminate_backend(${row?.pid ?? 0})`
+    // Terminated once it is inside pg_sleep, with the pipelined query sent behind it.
+    while (
+      (
+        await admin`select from pg_stat_activity where pid = ${pid} and state = 'active' and query like 'select pg_sleep%'`
+      ).length === 0
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    await admin`select pg_terminate_backend(${pid})`
     const firstError = await first
     await pipelined
     return { firstError, late: await late }
@@ -160,6 +185,8 @@ const terminatingProxy = async (target: URL, admin: postgres.Sql) => {
       armed = true
     },
     trapped,
+    /** Whether every connection through the proxy has closed, on both sides. */
+    idle: () => sockets.size === 0,
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy()
@@ -213,7 +240,8 @@ describeServer("a backend terminated while its connection starts up", () => {
                   admin`select pg_terminate_backend(pid) from pg_stat_activity
                   where datname = current_database() and application_name = 'eventcore'`
               )
-              yield* Effect.sleep("300 millis")
+              // The pool has seen it closed once the proxy has: postgres.js's socket closes before the proxy's.
+              while (!proxy.idle()) yield* Effect.sleep("10 millis")
 
               const outcomes: Array<string> = []
               for (let attempt = 0; attempt < 5; attempt++) {
