@@ -60,6 +60,13 @@ describeServer("failover to a promoted standby", () => {
           // so what the primary acknowledged is on the standby when it crashes.
           yield* Effect.promise(() => admin`alter system set synchronous_standby_names = '*'`)
           yield* Effect.promise(() => admin`select pg_reload_conf()`)
+          // The reload is only signalled: commits wait for the standby once the primary says it is synchronous.
+          const synchronous = Effect.promise(
+            async () =>
+              (await admin`select exists (select from pg_stat_replication where sync_state = 'sync') as sync`)[0]
+                ?.sync === true
+          )
+          while (!(yield* synchronous)) yield* Effect.sleep("20 millis")
           const primary = inDatabase(replication.primaryUrl(), database)
           const standby = inDatabase(replication.standbyUrl(), database)
           yield* PostgresEventStore.migrate({ url: primary })
@@ -91,8 +98,17 @@ describeServer("failover to a promoted standby", () => {
                   )
                 )
               )
-              // Mid-run: writers, the projection and the follower all busy.
-              while ((yield* Ref.get(acknowledged)).length < 150) yield* Effect.sleep("20 millis")
+              // Mid-run: writers, the projection and the follower all busy, and each a count of events on.
+              const midRun = Effect.gen(function* () {
+                const [status] = yield* inContext(Projection.status)
+                return (
+                  (yield* Ref.get(acknowledged)).length >= 150 &&
+                  (yield* Ref.get(seenBefore)).length >= 50 &&
+                  status !== undefined &&
+                  status.position !== LogPosition.start
+                )
+              })
+              while (!(yield* midRun)) yield* Effect.sleep("20 millis")
               replication.crashPrimary()
               yield* Fiber.join(writing)
               yield* Fiber.interrupt(following)

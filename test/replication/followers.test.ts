@@ -76,8 +76,11 @@ describeServer("followers on a hot standby", () => {
             Effect.timeout("60 seconds"),
             Effect.fork
           )
-          // Transactions that take their id first and append last: their events
+          // Transactions that take their id before the busy writers start and append only once
+          // these have committed a share of their appends (counts, not durations): their events
           // commit after others written later, and the follower must wait for them.
+          let idsTaken = 0
+          let busyCommitted = 0
           const lateWriter = (n: number) =>
             Effect.scoped(
               Effect.gen(function* () {
@@ -85,7 +88,10 @@ describeServer("followers on a hot standby", () => {
                 yield* Effect.promise(() =>
                   client.begin(async (sql) => {
                     await sql`select pg_current_xact_id()`
-                    await new Promise((resolve) => setTimeout(resolve, 150 + 100 * n))
+                    idsTaken++
+                    while (busyCommitted < ((n + 1) * writers * appendsEach) / (late + 1)) {
+                      await new Promise((resolve) => setTimeout(resolve, 10))
+                    }
                     const request = {
                       streams: [{ id: `late-${n}`, expected: "no_stream" }],
                       events: [{ stream: `late-${n}`, id: randomUUID(), type: "Late", data: { n } }]
@@ -96,13 +102,15 @@ describeServer("followers on a hot standby", () => {
               })
             )
           const busyWriter = (w: number) =>
-            Effect.forEach(
-              Array.from({ length: appendsEach }, (_, i) => i),
-              (i) =>
-                writer.append(
+            Effect.gen(function* () {
+              while (idsTaken < late) yield* Effect.sleep("10 millis")
+              for (let i = 0; i < appendsEach; i++) {
+                yield* writer.append(
                   writesOf({ streamId: id(`writer-${w}`), expected: i === 0 ? "no_stream" : i, events: testEvents(1) })
                 )
-            )
+                busyCommitted++
+              }
+            })
           yield* Effect.all(
             [
               ...Array.from({ length: late }, (_, n) => lateWriter(n)),
@@ -155,8 +163,7 @@ describeServer("followers on a hot standby", () => {
           })
         )
         const standbyStats = yield* connection(urls.standby)
-        // The standby's own count of queries it cancelled for conflicts with recovery, in this database
-        // (its backends report them to the statistics within a second or so).
+        // The standby's own count of queries it cancelled for conflicts with recovery, in this database.
         const standbyConflicts = Effect.promise(async () => {
           const [row] = await standbyStats`select (confl_snapshot + confl_lock + confl_bufferpin)::int as n
             from pg_stat_database_conflicts where datname = current_database()`
@@ -200,12 +207,17 @@ describeServer("followers on a hot standby", () => {
         yield* Fiber.interrupt(churning)
 
         expect((yield* retries).count - before).toBeGreaterThanOrEqual(3)
-        let conflicts = yield* standbyConflicts
-        for (let i = 0; i < 100 && conflicts === conflictsBefore; i++) {
-          yield* Effect.sleep("100 millis")
-          conflicts = yield* standbyConflicts
-        }
-        expect(conflicts).toBeGreaterThan(conflictsBefore)
+        // A backend writes its statistics out as it exits, before it leaves pg_stat_activity: once the
+        // follower's sessions are gone from the standby, their cancelled queries are counted.
+        const followerSessions = Effect.promise(
+          async () =>
+            (
+              await standbyStats`select count(*)::int as n from pg_stat_activity
+                where datname = current_database() and application_name = 'eventcore-replica'`
+            )[0]?.n as number
+        )
+        while ((yield* followerSessions) > 0) yield* Effect.sleep("50 millis")
+        expect(yield* standbyConflicts).toBeGreaterThan(conflictsBefore)
         for (const result of reads.flat()) expect(result).toEqual(expected)
       })
     )
@@ -234,6 +246,11 @@ describeServer("followers on a hot standby", () => {
           const standbyAdmin = yield* connection(replication.standbyUrl())
           yield* Effect.promise(() => standbyAdmin`select pg_wal_replay_pause()`)
           yield* Effect.addFinalizer(() => Effect.promise(() => standbyAdmin`select pg_wal_replay_resume()`))
+          // A pause is only requested at first: the standby could still replay what comes next.
+          const pauseState = Effect.promise(
+            async () => (await standbyAdmin`select pg_get_wal_replay_pause_state() as state`)[0]?.state as string
+          )
+          while ((yield* pauseState) !== "paused") yield* Effect.sleep("10 millis")
           const appended = yield* onPrimary.append(writesOf({ streamId: stream, expected: 1, events: testEvents(1) }))
           const position = appended.events[0]?.position as LogPosition.LogPosition
 
@@ -251,7 +268,11 @@ describeServer("followers on a hot standby", () => {
           expect(Either.isLeft(timedOut) && timedOut.left._tag).toBe("LogTimeout")
 
           const waiting = yield* Effect.fork(
-            Effect.provideService(EventStore.waitForLog(position), EventStore.EventStore, onPrimary)
+            Effect.provideService(
+              EventStore.waitForLog(position, { timeout: "60 seconds" }),
+              EventStore.EventStore,
+              onPrimary
+            )
           )
           yield* Effect.sleep("100 millis")
           expect(waiting.unsafePoll()).toBeNull()
@@ -283,7 +304,7 @@ describeServer("followers on a hot standby", () => {
             ["cy", 0]
           ])
           // The last event as the primary has it: waitFor completes only once the standby has replayed it too.
-          yield* Projection.waitFor(Balances, yield* lastWritten(db), { timeout: "20 seconds" })
+          yield* Projection.waitFor(Balances, yield* lastWritten(db), { timeout: "60 seconds" })
           expect(yield* readModel(db)).toEqual(yield* folded(db))
           yield* Fiber.interrupt(running)
         }).pipe(Effect.provide(context))
