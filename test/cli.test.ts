@@ -1,12 +1,15 @@
 /**
  * The real `eventcore` command line, spawned as a user would run it.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
+import { EventStore } from "eventcore"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { programHelp } from "../src/cli/args.js"
 import { program } from "../src/cli/program.js"
+import { lockDataDir } from "../src/internal/dataDirLock.js"
 import {
   cli,
   expectArgumentError,
@@ -23,9 +26,16 @@ import { snapshot, startWriter } from "./support/writerProcess.js"
 const clusterState = (dataDir: string) => readFileSync(join(dataDir, "global", "pg_control")).readUInt32LE(16)
 const shutDown = 1
 
-/** The line `tail` prints for an event. */
-const humanLine = (event: TailedEvent) =>
-  `${event.position}  ${event.recordedAt}  ${event.streamId}@${event.streamVersion}  ${event.eventType}  ${JSON.stringify(event.data)}`
+/** The lines `tail` prints for events it read in one page: columns padded to the widest value. */
+const humanLines = (events: ReadonlyArray<TailedEvent>) => {
+  const where = events.map((event) => `${event.streamId}@${event.streamVersion}`)
+  const whereWidth = Math.max(...where.map((text) => text.length))
+  const typeWidth = Math.max(...events.map((event) => event.eventType.length))
+  return events.map(
+    (event, i) =>
+      `${event.position}  ${event.recordedAt}  ${where[i]?.padEnd(whereWidth)}  ${event.eventType.padEnd(typeWidth)}  ${JSON.stringify(event.data)}`
+  )
+}
 
 describe("eventcore CLI on PGlite", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "eventcore-cli-"))
@@ -83,7 +93,7 @@ describe("eventcore CLI on PGlite", () => {
     // Options as --name=value and before the argument, as well as after it.
     const readable = await cli(["read", "--from=2", "--limit", "1", streamId, "--data-dir", dataDir])
     expect(readable.code).toBe(0)
-    expect(readable.stdout).toMatch(/^\s+2 {2}\S+ {2}#\d+ {2}MoneyDeposited {2}\{"amount":100000\}\n/)
+    expect(readable.stdout).toMatch(/^2 {2}\S+ {2}#\d+ {2}MoneyDeposited {2}\{"amount":100000\}\n/)
     expect(readable.stdout).toContain(`${streamId}: version ${version}`)
     expect(readable.stdout.trim().split("\n")).toHaveLength(2)
 
@@ -136,7 +146,7 @@ describe("eventcore CLI on PGlite", () => {
     ])
     expect(tail.stderr).toBe("")
     expect(tail.code).toBe(0)
-    expect(linesOf(tail.stdout)).toEqual(matching.slice(0, 2).map(humanLine))
+    expect(linesOf(tail.stdout)).toEqual(humanLines(matching.slice(0, 2)))
 
     const status = await cli(["status", "--data-dir", dataDir])
     expect(status.stderr).toBe("")
@@ -195,14 +205,16 @@ describe("eventcore CLI on PGlite", () => {
     const run = await following.done
     expect(run.stderr).toBe("")
     expect(run).toMatchObject({ code: 143, signal: null })
-    expect(linesOf(run.stdout)).toEqual(logged.map(humanLine))
+    // Fewer events than a page: read, and aligned, as one.
+    expect(logged.length).toBeLessThan(EventStore.defaultPageSize)
+    expect(linesOf(run.stdout)).toEqual(humanLines(logged))
     // PGlite was closed, not abandoned: it wrote a shutdown checkpoint.
     expect(clusterState(dataDir)).toBe(shutDown)
   }, 120_000)
 
   it("a missing stream is a one-line error; after -- everything is an argument, --help too", async () => {
     // (A bad stream id, refused before the database is opened, is in test/cliParse.test.ts.)
-    expectOneLineError(await cli(["read", "--data-dir", dataDir, "--", "--help"]), 'Stream "--help" not found')
+    expectOneLineError(await cli(["read", "--data-dir", dataDir, "--", "--help"]), "read", 'stream "--help" not found')
   }, 120_000)
 })
 
@@ -218,7 +230,8 @@ describe("eventcore CLI on a data directory another process owns", () => {
         const run = await cli([...args, "--data-dir", dataDir])
         expectOneLineError(
           run,
-          `The PGlite data directory ${dataDir} is in use by process ${pid}, since ${/^.* since (\S+)\. /.exec(run.stderr)?.[1]}. One process owns an embedded data directory: stop that process first, or inspect a copy of the directory.`
+          args[0] as string,
+          `the PGlite data directory ${dataDir} is in use by process ${pid}, since ${/^.* since (\S+)\. /.exec(run.stderr)?.[1]}. One process owns an embedded data directory: stop that process first, or inspect a copy of the directory`
         )
         expect(run.stdout).toBe(args[0] === "demo" ? `eventcore bank demo on PGlite in ${dataDir}\n` : "")
       }
@@ -228,6 +241,34 @@ describe("eventcore CLI on a data directory another process owns", () => {
       await holder.exited
     }
   }, 120_000)
+})
+
+describe("eventcore CLI on a data directory whose holder has not written it yet", () => {
+  it("says it is in use, naming the holder, not that it is no PGlite directory; creates nothing", async () => {
+    // This process holds the lock, as a store does from before PGlite writes its first file.
+    const dataDir = join(mkdtempSync(join(tmpdir(), "eventcore-cli-held-")), "events")
+    const runs = await Effect.runPromise(
+      Effect.scoped(
+        Effect.flatMap(lockDataDir(dataDir), () =>
+          Effect.promise(async () => {
+            mkdirSync(dataDir)
+            return [await cli(["stats", "--data-dir", dataDir]), await cli(["migrate", "--data-dir", dataDir])]
+          })
+        )
+      )
+    )
+    for (const [run, command] of [
+      [runs[0], "stats"],
+      [runs[1], "migrate"]
+    ] as const) {
+      expectOneLineError(
+        run as Run,
+        command,
+        `the PGlite data directory ${dataDir} is in use by process ${process.pid}, since ${/^.* since (\S+)\. /.exec(run?.stderr ?? "")?.[1]}. One process owns an embedded data directory: stop that process first, or inspect a copy of the directory`
+      )
+    }
+    expect(readdirSync(dataDir)).toEqual([])
+  }, 60_000)
 })
 
 describe("eventcore CLI: Ctrl-C and SIGTERM", () => {
@@ -294,7 +335,9 @@ describe("eventcore CLI: the process's output and exit codes", () => {
   it("an unreachable database is a one-line error that hides the password", async () => {
     const run = await cli(["streams", "--url", "postgres://app:hunter2@127.0.0.1:1/db"])
     expect(run.code).toBe(1)
-    expect(run.stderr).toMatch(/^eventcore: Cannot reach PostgreSQL during streams \(ECONNREFUSED/)
+    expect(run.stderr).toMatch(
+      /^eventcore streams: cannot reach PostgreSQL \(ECONNREFUSED: [^\n]*\): check the URL and that the server is running\n$/
+    )
     expect(run.stderr.trim().split("\n")).toHaveLength(1)
     expect(run.stderr).not.toContain("hunter2")
   }, 60_000)

@@ -1,21 +1,29 @@
 /**
  * The `eventcore` command line in-process: what `main.ts` prints for each
- * argument list (help, --version, argument errors) comes from
- * parseCommandLine over the program, a pure function, and the usage errors a
- * command raises before it opens a database come from running its Effect.
- * test/cli.test.ts spawns the real process for the wiring (stdout or stderr,
- * exit codes 0, 1 and 2) and for everything that needs a database.
+ * argument list (help, --version, argument errors, the usage errors a command
+ * finds before it opens anything) comes from parseCommandLine over the
+ * program, a pure function; what a failed command prints comes from running
+ * its Effect. test/cliExitCodes.test.ts holds the exit codes, test/cli.test.ts
+ * spawns the real process for the wiring and for everything that needs a
+ * database.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect, Exit, Logger, LogLevel } from "effect"
+import { Cause, Effect, Exit, Logger, LogLevel } from "effect"
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest"
 import { type CommandLine, type CommandSpec, parseCommand, parseCommandLine } from "../src/cli/args.js"
-import { failureLine, program, type Run, warningLogger } from "../src/cli/program.js"
+import { CommandFailed, failureLine } from "../src/cli/failures.js"
+import { program, type Run, tailLines, warningLogger } from "../src/cli/program.js"
 import { formatProjections, projectionsJson } from "../src/cli/projections.js"
 import { defaultDemoOptions } from "../src/demo/demo.js"
+import type { RecordedEvent } from "../src/Event.js"
+import { StoreError, StreamNotFound } from "../src/errors.js"
+import { lockDataDir } from "../src/internal/dataDirLock.js"
+import * as LogPosition from "../src/LogPosition.js"
 import type { ProjectionStatus } from "../src/Projection.js"
+import * as StreamId from "../src/StreamId.js"
+import { storeError } from "../src/sql/errors.js"
 import { literal } from "./support/cli.js"
 
 const summaries = {
@@ -40,12 +48,13 @@ const printed = (argv: ReadonlyArray<string>): Printed => {
   return line
 }
 
-/** Something wrong with the arguments: one line on stderr naming the help to read, exit code 2. */
+/** Something wrong with the arguments: one line on stderr naming the command and the help to read, exit code 2. */
 const expectArgumentError = (argv: ReadonlyArray<string>, message: string, command?: string) => {
+  const who = command === undefined ? "eventcore" : `eventcore ${command}`
   expect(printed(argv)).toEqual({
     _tag: "Print",
     to: "stderr",
-    text: `eventcore: ${message} (see eventcore ${command ? `${command} ` : ""}--help)\n`,
+    text: `${who}: ${message} (see ${who} --help)\n`,
     exitCode: 2
   })
 }
@@ -135,7 +144,7 @@ describe("eventcore CLI arguments: tail --after", () => {
       "00000000000000000000-0000000000000000000",
       "18446744073709551615-9223372036854775807"
     ]) {
-      expect(commandLine(["tail", "--after", value])._tag).toBe("Run")
+      expect(commandLine(["tail", "--after", value, "--data-dir", "/d"])._tag).toBe("Run")
     }
   })
 })
@@ -262,22 +271,121 @@ describe("eventcore CLI arguments: forms", () => {
   })
 })
 
-describe("eventcore CLI: usage errors a command raises before it opens a database", () => {
+describe("eventcore CLI: usage errors a command finds before it opens anything", () => {
   const scratch = mkdtempSync(join(tmpdir(), "eventcore-cli-parse-"))
   afterAll(() => rmSync(scratch, { recursive: true, force: true }))
-  afterEach(() => {
-    vi.unstubAllEnvs()
-    vi.restoreAllMocks()
+  afterEach(() => vi.unstubAllEnvs())
+  /** DATABASE_URL names a server that refuses connections: a command that got as far as connecting would run. */
+  const refused = "postgres://nobody@127.0.0.1:1/refused"
+  const everyCommand = [
+    ["migrate"],
+    ["streams"],
+    ["read", "order-1"],
+    ["tail"],
+    ["stats"],
+    ["status"],
+    ["projections"],
+    ["demo"]
+  ] as const
+  const nameOf = (command: ReadonlyArray<string>) => command[0] as string
+
+  it("no database anywhere, on every command but the demo (which makes a fresh directory)", () => {
+    vi.stubEnv("DATABASE_URL", undefined)
+    for (const command of everyCommand.filter((command) => command[0] !== "demo")) {
+      expectArgumentError(
+        command,
+        "no database: pass --data-dir DIR or --url URL, or set DATABASE_URL",
+        nameOf(command)
+      )
+    }
+    vi.stubEnv("DATABASE_URL", "")
+    expectArgumentError(["stats"], "no database: pass --data-dir DIR or --url URL, or set DATABASE_URL", "stats")
+    expect(commandLine(["demo"])._tag).toBe("Run")
   })
 
+  it("both --url and --data-dir, or an empty --data-dir, on every command; nothing is created", () => {
+    vi.stubEnv("DATABASE_URL", refused)
+    const dir = join(scratch, "never")
+    for (const command of everyCommand) {
+      expectArgumentError(
+        [...command, "--url", "postgres://nobody@127.0.0.1:1/x", "--data-dir", dir],
+        "pass either --url or --data-dir, not both",
+        nameOf(command)
+      )
+      expectArgumentError([...command, "--data-dir="], '--data-dir needs a directory, got ""', nameOf(command))
+    }
+    expect(existsSync(dir)).toBe(false)
+  })
+
+  it("a URL that is not PostgreSQL's, from --url or DATABASE_URL, is refused as such, never shown (it may hold a password)", () => {
+    const accepted = "only postgres:// or postgresql:// URLs are accepted"
+    const cases: ReadonlyArray<readonly [string, string]> = [
+      ["mysql://app:hunter2@localhost/x", `is not a PostgreSQL URL (it starts with mysql:); ${accepted}`],
+      ["http://app:hunter2@localhost:5432/x", `is not a PostgreSQL URL (it starts with http:); ${accepted}`],
+      ["HTTPS://localhost/x", `is not a PostgreSQL URL (it starts with https:); ${accepted}`],
+      ["localhost:5432/x", `is not a PostgreSQL URL (it starts with localhost:); ${accepted}`],
+      ["/var/run/postgresql", `is not a PostgreSQL URL (it has no scheme); ${accepted}`],
+      ["", `is not a PostgreSQL URL (it has no scheme); ${accepted}`],
+      ["postgres://app:hunter2@localhost:port/x", "is not a valid PostgreSQL URL (Invalid URL)"]
+    ]
+    for (const [url, problem] of cases) {
+      vi.stubEnv("DATABASE_URL", refused)
+      for (const command of everyCommand)
+        expectArgumentError([...command, `--url=${url}`], `--url ${problem}`, nameOf(command))
+      if (url === "") continue
+      vi.stubEnv("DATABASE_URL", url)
+      for (const command of everyCommand) expectArgumentError(command, `DATABASE_URL ${problem}`, nameOf(command))
+    }
+    // What the user typed wins over the environment, and both schemes are accepted, in any case.
+    vi.stubEnv("DATABASE_URL", "mysql://localhost/x")
+    for (const url of ["postgres://localhost/x", "postgresql://u:p@h:5433/x", "POSTGRES://h/x", "postgres://h1,h2/x"]) {
+      expect(commandLine(["stats", "--url", url])._tag).toBe("Run")
+    }
+    expect(commandLine(["stats", "--data-dir", join(scratch, "never")])._tag).toBe("Run")
+  })
+
+  it("counts below their minimum, on the command line or with =", () => {
+    vi.stubEnv("DATABASE_URL", refused)
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+      [["demo", "--accounts", "1"], "--accounts must be at least 2, got 1"],
+      [["demo", "--accounts", "0"], "--accounts must be at least 2, got 0"],
+      [["demo", "--transfers", "0"], "--transfers must be at least 1, got 0"],
+      [["demo", "--concurrency", "-1"], "--concurrency must be at least 1, got -1"],
+      [["streams", "--limit", "0"], "--limit must be at least 1, got 0"],
+      [["streams", "--limit", "-1"], "--limit must be at least 1, got -1"],
+      [["read", "order-1", "--from", "0"], "--from must be at least 1, got 0"],
+      [["read", "order-1", "--from=-2"], "--from must be at least 1, got -2"],
+      [["read", "order-1", "--limit", "0"], "--limit must be at least 1, got 0"],
+      [["tail", "--limit", "0"], "--limit must be at least 1, got 0"],
+      [["tail", "--follow", "--limit", "-3"], "--limit must be at least 1, got -3"]
+    ]
+    for (const [argv, message] of cases) expectArgumentError(argv, message, nameOf(argv))
+  })
+
+  it("a bad stream id and a bad schema name", () => {
+    vi.stubEnv("DATABASE_URL", refused)
+    expectArgumentError(["read", "   "], 'invalid stream id "   ": must not be empty or only whitespace', "read")
+    expectArgumentError(["read", ""], 'invalid stream id "": must not be empty or only whitespace', "read")
+    for (const command of everyCommand) {
+      expectArgumentError(
+        [...command, "--schema", "public"],
+        'invalid schema name "public": use a lower-case identifier of at most 63 characters (letters, digits, _), not "public" nor one starting with "pg_"',
+        nameOf(command)
+      )
+    }
+  })
+})
+
+describe("eventcore CLI: failures at run time", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "eventcore-cli-parse-"))
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+  afterEach(() => vi.restoreAllMocks())
+
   /**
-   * Runs the command as main.ts does, but in this process, and gives the line
-   * it would print on stderr before exiting 1. The command must print nothing
-   * else. DATABASE_URL names a server that refuses connections, so a command
-   * that got as far as connecting would fail differently.
+   * Runs the command as run.ts does, but without its printing, and gives the
+   * line it would print on stderr. The command must print nothing else.
    */
-  const failure = async (argv: ReadonlyArray<string>, env: { readonly DATABASE_URL?: string | undefined } = {}) => {
-    vi.stubEnv("DATABASE_URL", "DATABASE_URL" in env ? env.DATABASE_URL : "postgres://nobody@127.0.0.1:1/refused")
+  const failure = async (argv: ReadonlyArray<string>) => {
     const line = commandLine(argv)
     if (line._tag !== "Run") throw new Error(`${JSON.stringify(argv)} prints instead of running: ${line.text}`)
     const output = [
@@ -292,86 +400,99 @@ describe("eventcore CLI: usage errors a command raises before it opens a databas
     for (const spy of output) expect(spy).not.toHaveBeenCalled()
     vi.restoreAllMocks()
     if (Exit.isSuccess(exit)) throw new Error(`${JSON.stringify(argv)} succeeded`)
-    return failureLine(exit.cause)
+    return failureLine(line.command, exit.cause)
   }
-
-  it("no database anywhere", async () => {
-    for (const command of [
-      ["migrate"],
-      ["streams"],
-      ["read", "order-1"],
-      ["tail"],
-      ["stats"],
-      ["status"],
-      ["projections"]
-    ]) {
-      expect(await failure(command, { DATABASE_URL: undefined })).toBe(
-        "eventcore: no database: pass --data-dir DIR or --url URL, or set DATABASE_URL\n"
-      )
-    }
-  })
-
-  it("both --url and --data-dir, on every command; the directory is not created", async () => {
-    const dir = join(scratch, "never")
-    for (const command of [
-      ["migrate"],
-      ["streams"],
-      ["read", "order-1"],
-      ["tail"],
-      ["stats"],
-      ["status"],
-      ["projections"],
-      ["demo"]
-    ]) {
-      expect(await failure([...command, "--url", "postgres://nobody@127.0.0.1:1/x", "--data-dir", dir])).toBe(
-        "eventcore: pass either --url or --data-dir, not both\n"
-      )
-    }
-    expect(existsSync(dir)).toBe(false)
-  })
-
-  it("counts below their minimum", async () => {
-    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
-      [["demo", "--accounts", "1"], "--accounts must be at least 2: a transfer needs two accounts"],
-      [["demo", "--accounts", "0"], "--accounts must be at least 1"],
-      [["demo", "--transfers", "0"], "--transfers must be at least 1"],
-      [["demo", "--concurrency", "-1"], "--concurrency must be at least 1"],
-      [["streams", "--limit", "0"], "--limit must be at least 1"],
-      [["tail", "--limit", "0"], "--limit must be at least 1"],
-      [["tail", "--follow", "--limit", "-3"], "--limit must be at least 1"]
-    ]
-    for (const [argv, message] of cases) expect(await failure(argv)).toBe(`eventcore: ${message}\n`)
-  })
-
-  it("a bad stream id and a bad schema name", async () => {
-    expect(await failure(["read", "   "])).toBe(
-      'eventcore: Invalid stream id "   ": must not be empty or only whitespace\n'
-    )
-    for (const command of [
-      ["migrate"],
-      ["streams"],
-      ["read", "order-1"],
-      ["tail"],
-      ["stats"],
-      ["status"],
-      ["projections"],
-      ["demo"]
-    ]) {
-      expect(await failure([...command, "--schema", "public"])).toBe(
-        'eventcore: Invalid schema name "public": use a lower-case identifier of at most 63 characters (letters, digits, _), not "public" nor one starting with "pg_".\n'
-      )
-    }
-  })
 
   it("tail, status and projections on a --data-dir that does not exist say so, and do not create it", async () => {
     // (streams, read and stats are spawned for this in test/cliReadOnly.test.ts.)
     const missing = join(scratch, "missing", "events")
     for (const command of [["tail"], ["tail", "--follow"], ["status"], ["projections"], ["projections", "--json"]]) {
       expect(await failure([...command, "--data-dir", missing])).toBe(
-        `eventcore: there is no database at ${missing}: the directory does not exist (create one with \`eventcore migrate --data-dir ${missing}\`)\n`
+        `eventcore ${command[0]}: there is no database at ${missing}: the directory does not exist (create one with \`eventcore migrate --data-dir ${missing}\`)\n`
       )
     }
     expect(existsSync(join(scratch, "missing"))).toBe(false)
+  })
+
+  it("a directory another process (here this one) is using is reported as in use, whatever its files are yet", async () => {
+    // The holder has taken the lock but not written PG_VERSION yet: the lock is asked first.
+    const dir = join(scratch, "held")
+    mkdirSync(dir)
+    const lines = await Effect.runPromise(
+      Effect.scoped(
+        Effect.flatMap(lockDataDir(dir), () =>
+          Effect.promise(async () => [
+            await failure(["stats", "--data-dir", dir]),
+            await failure(["migrate", "--data-dir", dir])
+          ])
+        )
+      )
+    )
+    for (const [line, command] of [
+      [lines[0], "stats"],
+      [lines[1], "migrate"]
+    ] as const) {
+      expect(line).toMatch(
+        new RegExp(
+          `^eventcore ${command}: the PGlite data directory ${literal(dir)} is in use by process ${process.pid} \\(this process: another store still has it open\\), since \\S+\\. One process owns an embedded data directory: stop that process first, or inspect a copy of the directory\\n$`
+        )
+      )
+    }
+    expect(readdirSync(dir)).toEqual([])
+  })
+})
+
+describe("eventcore CLI: failures in the command line's words", () => {
+  const connectionLost = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" })
+  const cases: ReadonlyArray<readonly [unknown, string]> = [
+    [new StreamNotFound({ streamId: StreamId.unsafeMake("cart-nope") }), 'stream "cart-nope" not found'],
+    [
+      storeError("stats", connectionLost),
+      "cannot reach PostgreSQL (ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:1): check the URL and that the server is running"
+    ],
+    [
+      storeError("read_stream", Object.assign(new Error('database "x" does not exist'), { code: "3D000" })),
+      'PostgreSQL refused the connection (3D000: database "x" does not exist): check the database, user and password in the URL'
+    ],
+    [
+      storeError(
+        "read_stream",
+        Object.assign(new Error('password authentication failed for user "app"'), { code: "28P01" })
+      ),
+      'PostgreSQL refused the connection (28P01: password authentication failed for user "app"): check the database, user and password in the URL'
+    ],
+    [
+      storeError("stats", Object.assign(new Error('relation "eventcore.events" does not exist'), { code: "42P01" })),
+      'eventcore\'s tables are missing (relation "eventcore.events" does not exist): create them with `eventcore migrate`'
+    ],
+    [
+      storeError("stats", Object.assign(new Error("canceling statement due to statement timeout"), { code: "57014" })),
+      "PostgreSQL cancelled the query (canceling statement due to statement timeout): a statement timeout or an administrator cancelled it"
+    ],
+    [
+      storeError("stats", Object.assign(new Error("permission denied for table events"), { code: "42501" })),
+      "permission denied for table events (SQLSTATE 42501)"
+    ],
+    // Written for the occasion: kept, as a clause.
+    [
+      new StoreError({
+        operation: "open",
+        message: "Cannot lock the PGlite data directory /d: EACCES",
+        cause: new Error("EACCES")
+      }),
+      "cannot lock the PGlite data directory /d: EACCES"
+    ],
+    [new StoreError({ operation: "open", message: "PGlite said no." }), "PGlite said no"],
+    [new CommandFailed({ message: "the invariant check failed" }), "the invariant check failed"]
+  ]
+
+  it("each on one line after the command's name, with no advice meant for the library's users", () => {
+    for (const [error, message] of cases) {
+      const line = failureLine("stats", Cause.fail(error))
+      expect(line).toBe(`eventcore stats: ${message}\n`)
+      expect(line).not.toMatch(/next operation|autoMigrate|PostgresEventStore|layer/)
+    }
+    expect(failureLine("read", Cause.die(new Error("first line\n  at somewhere")))).toBe("eventcore read: first line\n")
   })
 })
 
@@ -384,7 +505,7 @@ describe("eventcore CLI: what tail --follow says while it follows", () => {
     Effect.runSync(
       log.pipe(
         Logger.withMinimumLogLevel(LogLevel.All),
-        Effect.provide(Logger.replace(Logger.defaultLogger, warningLogger))
+        Effect.provide(Logger.replace(Logger.defaultLogger, warningLogger("tail")))
       )
     )
     const lines = stderr.mock.calls.map(([text]) => String(text))
@@ -399,11 +520,11 @@ describe("eventcore CLI: what tail --follow says while it follows", () => {
       ).pipe(Effect.annotateLogs({ pid: 4242, database: "app", heldForSeconds: 12 }))
     )
     expect(lines).toEqual([
-      "eventcore: a transaction still running holds the global log back; readers wait for it to end (they never skip past it) (database=app, heldForSeconds=12, pid=4242)\n"
+      "eventcore tail: a transaction still running holds the global log back; readers wait for it to end (they never skip past it) (database=app, heldForSeconds=12, pid=4242)\n"
     ])
     expect(
       written(Effect.logWarning("eventcore: failed").pipe(Effect.annotateLogs({ error: "line one\nline two" })))
-    ).toEqual(["eventcore: failed (error=line one line two)\n"])
+    ).toEqual(["eventcore tail: failed (error=line one line two)\n"])
     expect(written(Effect.logInfo("eventcore: the global log is no longer held back"))).toEqual([])
   })
 })
@@ -468,5 +589,35 @@ describe("eventcore CLI: what projections prints", () => {
       }
     ])
     expect(projectionsJson(statuses).split("\n")).toHaveLength(1)
+  })
+})
+
+describe("eventcore CLI: what tail prints", () => {
+  const event = (position: bigint, streamId: string, streamVersion: number, eventType: string): RecordedEvent => ({
+    eventId: "00000000-0000-4000-8000-000000000000",
+    streamId: StreamId.unsafeMake(streamId),
+    streamVersion,
+    globalPosition: position,
+    position: LogPosition.make(754n, position),
+    eventType,
+    data: { n: Number(position) },
+    metadata: {},
+    recordedAt: new Date("2026-12-01T10:00:00.000Z")
+  })
+
+  it("columns aligned within a page and with the pages before it; a wider value widens them from its page on", () => {
+    const lines = tailLines()
+    expect(lines([event(1n, "cart-1", 1, "ItemAdded"), event(2n, "order-12", 10, "Placed")])).toEqual([
+      '00000000000000000754-0000000000000000001  2026-12-01T10:00:00.000Z  cart-1@1     ItemAdded  {"n":1}',
+      '00000000000000000754-0000000000000000002  2026-12-01T10:00:00.000Z  order-12@10  Placed     {"n":2}'
+    ])
+    expect(lines([event(3n, "c@1", 2, "X")])).toEqual([
+      '00000000000000000754-0000000000000000003  2026-12-01T10:00:00.000Z  c@1@2        X          {"n":3}'
+    ])
+    expect(lines([event(4n, "cart-1", 2, "ItemQuantityChanged"), event(5n, "cart-1", 3, "ItemAdded")])).toEqual([
+      '00000000000000000754-0000000000000000004  2026-12-01T10:00:00.000Z  cart-1@2     ItemQuantityChanged  {"n":4}',
+      '00000000000000000754-0000000000000000005  2026-12-01T10:00:00.000Z  cart-1@3     ItemAdded            {"n":5}'
+    ])
+    expect(lines([])).toEqual([])
   })
 })

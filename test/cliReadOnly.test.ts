@@ -47,7 +47,7 @@ const expectReadOnlySession = (target: Target) =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
-        const { db } = yield* connectForReading(target, "eventcore")
+        const { db } = yield* connectForReading(target, "eventcore", "stats")
         const write = yield* Effect.flip(
           Effect.tryPromise(() =>
             db.execute(
@@ -69,6 +69,7 @@ describe("read-only commands on PGlite", () => {
       const run = await cli([...args, "--data-dir", missing], { DATABASE_URL: "postgres://nobody@127.0.0.1:1/x" })
       expectOneLineError(
         run,
+        args[0],
         `there is no database at ${missing}: the directory does not exist (create one with \`eventcore migrate --data-dir ${missing}\`)`
       )
       expect(run.stdout).toBe("")
@@ -82,6 +83,7 @@ describe("read-only commands on PGlite", () => {
     for (const args of readOnlyCommands) {
       expectOneLineError(
         await cli([...args, "--data-dir", empty]),
+        args[0],
         `${empty} is not a PGlite data directory (it has no PG_VERSION)`
       )
     }
@@ -95,6 +97,7 @@ describe("read-only commands on PGlite", () => {
     for (const args of readOnlyCommands) {
       expectOneLineError(
         await cli([...args, "--data-dir", dataDir]),
+        args[0],
         `PGlite in ${dataDir} is not an eventcore database (no eventcore tables in schema "eventcore"): create them with \`eventcore migrate\` and the same connection options`
       )
     }
@@ -180,6 +183,7 @@ describeServer("read-only commands on PostgreSQL", () => {
           const run = await cli([...args, "--url", url])
           expectOneLineError(
             run,
+            args[0],
             `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} is not an eventcore database (no eventcore tables in schema "eventcore"): create them with \`eventcore migrate\` and the same connection options`
           )
           expect(run.stdout).toBe("")
@@ -205,6 +209,7 @@ describeServer("read-only commands on PostgreSQL", () => {
         for (const args of readOnlyCommands) {
           expectOneLineError(
             await cli([...args, "--url", url]),
+            args[0],
             `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${sinceRelease010.join(", ")}, which this release needs to read it: apply them with \`eventcore migrate\``
           )
         }
@@ -231,7 +236,7 @@ describeServer("read-only commands on PostgreSQL", () => {
             const run = yield* Effect.promise(() => cli(["stats", "--url", url]))
             expect(run.code).toBe(0)
             expect(run.stderr.trim().split("\n")).toEqual([
-              `eventcore: PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${last} (apply them with \`eventcore migrate\`); reading it as it is`
+              `eventcore stats: PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${last} (apply them with \`eventcore migrate\`); reading it as it is`
             ])
             expect(run.stdout).toMatch(/^events +3$/m)
             const after = yield* onConnection(url, historyOf)
@@ -257,7 +262,7 @@ describeServer("read-only commands on PostgreSQL", () => {
             const run = yield* Effect.promise(() => cli(["stats", "--url", url]))
             expect(run.code).toBe(0)
             expect(run.stderr.trim().split("\n")).toEqual([
-              `eventcore: PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of a newer release (1 migration this command line does not know): this command line is older than the schema; upgrade it`
+              `eventcore stats: PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of a newer release (1 migration this command line does not know): this command line is older than the schema; upgrade it`
             ])
             expect(run.stdout).toMatch(/^events +3$/m)
           })

@@ -25,6 +25,8 @@ export interface IntegerOption<Default extends number | undefined = number | und
   readonly description: string
   /** Used when the option is absent, and shown in the help. */
   readonly default: Default
+  /** The smallest value accepted; a smaller one is an argument error. */
+  readonly min: number | undefined
 }
 
 export interface FlagOption {
@@ -49,8 +51,14 @@ export const texts = (placeholder: string, description: string): TextListOption 
 
 export const integer = <const Default extends number | undefined = undefined>(
   description: string,
-  defaultValue?: Default
-): IntegerOption<Default> => ({ type: "integer", placeholder: "N", description, default: defaultValue as Default })
+  options: { readonly default?: Default; readonly min?: number } = {}
+): IntegerOption<Default> => ({
+  type: "integer",
+  placeholder: "N",
+  description,
+  default: options.default as Default,
+  min: options.min
+})
 
 export const flag = (description: string): FlagOption => ({ type: "flag", description })
 
@@ -91,10 +99,18 @@ export interface Input<Options extends Record<string, OptionSpec>, Args extends 
   readonly args: { readonly [K in Args]: string }
 }
 
-/** A command whose arguments are parsed before it runs; `R` is what running it means (here an Effect). */
+/**
+ * A command whose arguments are parsed before it runs; `R` is what running it
+ * means (here an Effect). `run` may throw an {@link ArgumentError} for what the
+ * parser cannot know is wrong (two options that exclude each other, a value of
+ * the wrong form), so that it is reported as any argument error is.
+ */
 export interface Command<R> {
   readonly spec: CommandSpec
-  /** Parses the arguments after the command's name; throws an {@link ArgumentError}. */
+  /**
+   * Parses the arguments after the command's name and checks what can be
+   * checked before running it; throws an {@link ArgumentError}.
+   */
   readonly prepare: (argv: ReadonlyArray<string>) => R
 }
 
@@ -116,17 +132,22 @@ export interface Program<R> {
 /** What the command line asks for: text to print and an exit code, or a command to run. */
 export type CommandLine<R> =
   | { readonly _tag: "Print"; readonly to: "stdout" | "stderr"; readonly text: string; readonly exitCode: 0 | 2 }
-  | { readonly _tag: "Run"; readonly run: R }
+  | { readonly _tag: "Run"; readonly command: string; readonly run: R }
 
 /** What is wrong with the arguments. */
 export class ArgumentError extends Error {}
+
+/** Fails the parse with an {@link ArgumentError}: for a command's own checks (see {@link command}). */
+export const usageError = (message: string): never => {
+  throw new ArgumentError(message)
+}
 
 const isHelp = (arg: string) => arg === "--help" || arg === "-h"
 
 /**
  * Help goes to stdout with exit code 0; no command at all prints the help on
  * stderr with exit code 2, as does anything wrong with the arguments, in one
- * line that says whose help to read.
+ * line that names the command and says whose help to read.
  */
 export const parseCommandLine = <R>(program: Program<R>, argv: ReadonlyArray<string>): CommandLine<R> => {
   const print = (to: "stdout" | "stderr", text: string, exitCode: 0 | 2): CommandLine<R> => ({
@@ -135,7 +156,7 @@ export const parseCommandLine = <R>(program: Program<R>, argv: ReadonlyArray<str
     text,
     exitCode
   })
-  let help = `${program.name} --help`
+  let who = program.name
   try {
     const [first, ...rest] = argv
     if (first === undefined) return print("stderr", programHelp(program), 2)
@@ -153,14 +174,14 @@ export const parseCommandLine = <R>(program: Program<R>, argv: ReadonlyArray<str
       throw new ArgumentError(known ? `--${name} goes after the command` : `unknown option ${first}`)
     }
     const chosen = findCommand(program, first)
-    help = `${program.name} ${first} --help`
+    who = `${program.name} ${first}`
     // --help wins over anything else on the line, up to a "--" (after which it is an argument).
     const options = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest
     if (options.some(isHelp)) return print("stdout", commandHelp(program.name, chosen.spec), 0)
-    return { _tag: "Run", run: chosen.prepare(rest) }
+    return { _tag: "Run", command: first, run: chosen.prepare(rest) }
   } catch (error) {
     if (!(error instanceof ArgumentError)) throw error
-    return print("stderr", `${program.name}: ${error.message} (see ${help})\n`, 2)
+    return print("stderr", `${who}: ${error.message} (see ${who} --help)\n`, 2)
   }
 }
 
@@ -225,6 +246,8 @@ export const parseCommand = <Options extends Record<string, OptionSpec>, Args ex
       const number = Number(value)
       if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(number))
         return fail(`${token.rawName} expects an integer, got ${JSON.stringify(value)}`)
+      if (option.min !== undefined && number < option.min)
+        return fail(`${token.rawName} must be at least ${option.min}, got ${number}`)
       values[token.name] = number
     } else {
       values[token.name] = value

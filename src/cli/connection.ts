@@ -3,18 +3,19 @@
  * PGlite in a data directory, or a PostgreSQL server.
  *
  * Looking and changing stay apart. `migrate` and `demo` open for writing and
- * apply pending migrations. Every other command opens for reading: the session
- * is read-only (`default_transaction_read_only`), so even a bug cannot change
- * data, and a database that holds no eventcore schema, or one this release
- * cannot read yet, is reported and left exactly as it was, never migrated. A
- * PGlite directory that does not exist is not created.
+ * apply pending migrations, creating a PGlite directory and its parents if
+ * missing. Every other command opens for reading: the session is read-only
+ * (`default_transaction_read_only`), so even a bug cannot change data, and a
+ * database that holds no eventcore schema, or one this release cannot read
+ * yet, is reported and left exactly as it was, never migrated. A PGlite
+ * directory that does not exist is not created.
  */
-import { existsSync } from "node:fs"
+import { existsSync, mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite"
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js"
-import { Console, Context, Data, Effect, type Scope } from "effect"
+import { Console, Context, Effect, type Scope } from "effect"
 import postgres from "postgres"
 import * as EventStore from "../EventStore.js"
 import { StoreError } from "../errors.js"
@@ -24,6 +25,7 @@ import * as PostgresEventStore from "../PostgresEventStore.js"
 import { ReadModelStore } from "../Projection.js"
 import * as Migrations from "../sql/migrations.js"
 import type { Database } from "../sql/SqlEventStore.js"
+import { CommandFailed } from "./failures.js"
 
 export type Target =
   | { readonly kind: "pglite"; readonly dataDir: string }
@@ -55,9 +57,6 @@ const connected = (db: Database, store: EventStore.EventStore, schema: string): 
   schema
 })
 
-/** The database cannot be read as an eventcore store (yet): one line says why and what to do. */
-export class NotReadable extends Data.TaggedError("NotReadable")<{ readonly message: string }> {}
-
 /** Where the command runs, for people: never the password. */
 export const describeTarget = (target: Target) => {
   if (target.kind === "pglite") return `PGlite in ${target.dataDir}`
@@ -79,17 +78,27 @@ interface Opened {
 
 const openPglite = (dataDir: string, access: Access) =>
   Effect.gen(function* () {
+    // First of all: a directory another process owns is reported as such, whatever its files look like
+    // yet (the lock touches nothing in the directory, so it is not created here).
+    yield* lockDataDir(dataDir)
     if (access === "read") {
       if (!existsSync(dataDir)) {
-        return yield* new NotReadable({
+        return yield* new CommandFailed({
           message: `there is no database at ${dataDir}: the directory does not exist (create one with \`eventcore migrate --data-dir ${dataDir}\`)`
         })
       }
       if (!existsSync(join(dataDir, "PG_VERSION"))) {
-        return yield* new NotReadable({ message: `${dataDir} is not a PGlite data directory (it has no PG_VERSION)` })
+        return yield* new CommandFailed({ message: `${dataDir} is not a PGlite data directory (it has no PG_VERSION)` })
       }
+    } else {
+      yield* Effect.try({
+        try: () => mkdirSync(dataDir, { recursive: true }),
+        catch: (cause) =>
+          new CommandFailed({
+            message: `cannot create the data directory ${dataDir} (${cause instanceof Error ? cause.message : String(cause)})`
+          })
+      })
     }
-    yield* lockDataDir(dataDir)
     const client = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () => PGlite.create({ dataDir }),
@@ -115,23 +124,42 @@ const openPglite = (dataDir: string, access: Access) =>
     } satisfies Opened
   })
 
+/**
+ * What is wrong with a PostgreSQL URL, found before anything is opened, as
+ * the rest of a sentence about it (`--url ...`): a scheme other than
+ * postgres:// or postgresql://, or what postgres.js cannot parse (it connects
+ * on the first query, so parsing opens nothing). Never the URL itself: it may
+ * hold a password.
+ */
+export const postgresUrlProblem = (url: string): string | undefined => {
+  if (!/^postgres(ql)?:\/\//i.test(url)) {
+    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0]
+    return `is not a PostgreSQL URL (${scheme === undefined ? "it has no scheme" : `it starts with ${scheme.toLowerCase()}`}); only postgres:// or postgresql:// URLs are accepted`
+  }
+  try {
+    postgres(url, { onnotice: () => {} })
+    return undefined
+  } catch (cause) {
+    return `is not a valid PostgreSQL URL (${cause instanceof Error ? cause.message : String(cause)})`
+  }
+}
+
+/** `url` passed {@link postgresUrlProblem}. */
 const openPostgres = (url: string, access: Access) =>
   Effect.map(
     Effect.acquireRelease(
-      Effect.try({
-        try: () =>
-          postgres(url, {
-            ...PostgresEventStore.poolOptions(),
-            max: 4,
-            connect_timeout: 10,
-            onnotice: () => {},
-            connection: {
-              application_name: "eventcore-cli",
-              ...(access === "read" ? { default_transaction_read_only: true } : {})
-            }
-          }),
-        catch: () => new StoreError({ operation: "connect", message: "invalid PostgreSQL URL" })
-      }),
+      Effect.sync(() =>
+        postgres(url, {
+          ...PostgresEventStore.poolOptions(),
+          max: 4,
+          connect_timeout: 10,
+          onnotice: () => {},
+          connection: {
+            application_name: "eventcore-cli",
+            ...(access === "read" ? { default_transaction_read_only: true } : {})
+          }
+        })
+      ),
       (client) => Effect.promise(() => client.end({ timeout: 5 }))
     ),
     (client): Opened => ({
@@ -150,7 +178,7 @@ export const connectForWriting = (
   schema: string
 ): Effect.Effect<
   Connection & { readonly migration: Migrations.MigrationReport },
-  StoreError | NotReadable,
+  StoreError | CommandFailed,
   Scope.Scope
 > =>
   Effect.gen(function* () {
@@ -161,15 +189,16 @@ export const connectForWriting = (
 
 /**
  * Opens the database read-only, after checking that it holds an eventcore
- * schema this release can read; says on stderr when that schema is behind or
- * ahead of this release. Closes it when the scope ends.
+ * schema this release can read; says on stderr, naming `command`, when that
+ * schema is behind or ahead of this release. Closes it when the scope ends.
  */
 export const connectForReading = (
   target: Target,
-  schema: string
+  schema: string,
+  command: string
 ): Effect.Effect<
   Connection & { readonly migrations: Extract<Migrations.SchemaState, { readonly _tag: "Present" }> },
-  StoreError | NotReadable,
+  StoreError | CommandFailed,
   Scope.Scope
 > =>
   Effect.gen(function* () {
@@ -177,22 +206,24 @@ export const connectForReading = (
     const state = yield* Migrations.inspect(opened.db, schema)
     const where = describeTarget(target)
     if (state._tag === "Absent") {
-      return yield* new NotReadable({
+      return yield* new CommandFailed({
         message: `${where} is not an eventcore database (no eventcore tables in schema "${schema}"): create them with \`eventcore migrate\` and the same connection options`
       })
     }
     if (state.pending.length > 0) {
       const behind = `${where} has eventcore's schema of an older release: pending migrations ${state.pending.join(", ")}`
       if (!state.readable) {
-        return yield* new NotReadable({
+        return yield* new CommandFailed({
           message: `${behind}, which this release needs to read it: apply them with \`eventcore migrate\``
         })
       }
-      yield* Console.error(`eventcore: ${behind} (apply them with \`eventcore migrate\`); reading it as it is`)
+      yield* Console.error(
+        `eventcore ${command}: ${behind} (apply them with \`eventcore migrate\`); reading it as it is`
+      )
     }
     if (state.unknown > 0) {
       yield* Console.error(
-        `eventcore: ${where} has eventcore's schema of a newer release (${state.unknown} migration${state.unknown === 1 ? "" : "s"} this command line does not know): this command line is older than the schema; upgrade it`
+        `eventcore ${command}: ${where} has eventcore's schema of a newer release (${state.unknown} migration${state.unknown === 1 ? "" : "s"} this command line does not know): this command line is older than the schema; upgrade it`
       )
     }
     return { ...connected(opened.db, opened.store(schema), schema), migrations: state }

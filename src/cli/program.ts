@@ -1,28 +1,30 @@
 /**
  * The `eventcore` command line's commands and the program they make up:
  * migrate, inspect and demo a store, on PGlite (`--data-dir`) or PostgreSQL
- * (`--url`, or `DATABASE_URL`). Importing it does nothing; `main.ts` parses
- * `process.argv` against {@link program} and runs the command.
+ * (`--url`, or `DATABASE_URL`). Importing it does nothing; `run.ts` parses
+ * the arguments against {@link program} and runs the command. What a command
+ * can check before it runs (the database named, the URL's scheme, the schema's
+ * name, the stream id) it checks as the arguments are parsed: a usage error,
+ * found before anything is opened.
  */
 import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Cause, Console, Data, Effect, Either, HashMap, Logger, LogLevel, Option, Stream } from "effect"
+import { Console, Effect, Either, HashMap, Logger, LogLevel, Option, Stream } from "effect"
 import { defaultDemoOptions, formatReport, runDemo } from "../demo/demo.js"
 import type { RecordedEvent } from "../Event.js"
-import { StoreError } from "../errors.js"
 import { EventStore } from "../index.js"
 import * as LogMessage from "../LogMessage.js"
 import * as LogPosition from "../LogPosition.js"
 import * as Projection from "../Projection.js"
 import * as StreamId from "../StreamId.js"
 import { listStreams, stats } from "../sql/admin.js"
-import { storeError } from "../sql/errors.js"
 import { defaultSchema } from "../sql/schema.js"
 import { schemaOf } from "../sql/schemaName.js"
-import { ArgumentError, type Command, command, flag, integer, type Program, text, texts } from "./args.js"
-import { connectForReading, connectForWriting, describeTarget, type Target } from "./connection.js"
+import { type Command, command, flag, integer, type Program, text, texts, usageError } from "./args.js"
+import { connectForReading, connectForWriting, describeTarget, postgresUrlProblem, type Target } from "./connection.js"
+import { asClause, CommandFailed } from "./failures.js"
 import { formatProjections, projectionsJson, projectionsMigration } from "./projections.js"
 import { formatStatus, logStatus, statusJson } from "./status.js"
 
@@ -37,53 +39,71 @@ const writing = {
   "data-dir": text("DIR", "a PGlite data directory (created if missing)")
 }
 
-class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
-
-/**
- * `--url` or `--data-dir` (not both), else DATABASE_URL; `fallback` decides
- * when none is given. What the user typed wins over the environment.
- */
-const targetOf = (
-  options: { readonly "data-dir": string | undefined; readonly url: string | undefined },
-  fallback: () => Target | undefined
-): Effect.Effect<Target, UsageError> => {
-  const dir = options["data-dir"]
-  if (options.url !== undefined && dir !== undefined) {
-    return Effect.fail(new UsageError({ message: "pass either --url or --data-dir, not both" }))
-  }
-  if (dir !== undefined) return Effect.succeed({ kind: "pglite", dataDir: dir })
-  const url = options.url ?? process.env.DATABASE_URL
-  if (url !== undefined && url !== "") return Effect.succeed({ kind: "postgres", url })
-  const chosen = fallback()
-  return chosen === undefined
-    ? Effect.fail(new UsageError({ message: "no database: pass --data-dir DIR or --url URL, or set DATABASE_URL" }))
-    : Effect.succeed(chosen)
+/** `url`, from `source` (`--url`, `DATABASE_URL`), if it is a PostgreSQL URL; else an argument error. */
+const postgresTarget = (source: string, url: string): Target => {
+  const problem = postgresUrlProblem(url)
+  return problem === undefined ? { kind: "postgres", url } : usageError(`${source} ${problem}`)
 }
 
-const schemaOption = (options: { readonly schema: string | undefined }) =>
-  schemaOf("open", options.schema === undefined ? {} : { schema: options.schema })
+/**
+ * Where the command runs: `--url` or `--data-dir` (not both), else
+ * DATABASE_URL, else undefined. What the user typed wins over the
+ * environment. Checked as the arguments are, before anything is opened.
+ */
+const targetOf = (options: {
+  readonly "data-dir": string | undefined
+  readonly url: string | undefined
+}): Target | undefined => {
+  const dir = options["data-dir"]
+  if (options.url !== undefined && dir !== undefined) return usageError("pass either --url or --data-dir, not both")
+  if (dir !== undefined) {
+    return dir === "" ? usageError('--data-dir needs a directory, got ""') : { kind: "pglite", dataDir: dir }
+  }
+  if (options.url !== undefined) return postgresTarget("--url", options.url)
+  const fromEnvironment = process.env.DATABASE_URL
+  return fromEnvironment === undefined || fromEnvironment === ""
+    ? undefined
+    : postgresTarget("DATABASE_URL", fromEnvironment)
+}
 
-const required = () => undefined
+/** {@link targetOf}, for the commands that need a database named. */
+const requiredTarget = (options: Parameters<typeof targetOf>[0]): Target =>
+  targetOf(options) ?? usageError("no database: pass --data-dir DIR or --url URL, or set DATABASE_URL")
+
+/** The schema `--schema` names, or the default one. */
+const schemaOption = (options: { readonly schema: string | undefined }): string =>
+  Either.getOrElse(
+    Effect.runSync(Effect.either(schemaOf("open", options.schema === undefined ? {} : { schema: options.schema }))),
+    (error) => usageError(asClause(error.message))
+  )
+
+/** What a command line runs: an Effect whose failure is reported in one line (see ./failures.ts). */
+export type Run = Effect.Effect<void, unknown>
 
 /**
- * A database failure told as a failure of the command the user ran (`stats`),
- * never of an internal step (`read_stream`, `migrate`): messages the store
- * derived from a driver error are derived again for the command.
+ * Lines of a table, columns two spaces apart and padded to `widths`: those
+ * numbered in `right` right-aligned, the others left-aligned, the last one
+ * (data, free text) not padded unless right-aligned.
  */
-const asCommand =
-  (name: string) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R> =>
-    Effect.mapError(effect, (error) =>
-      error instanceof StoreError &&
-      error.operation !== name &&
-      error.cause !== undefined &&
-      error.message === storeError(error.operation, error.cause).message
-        ? storeError(name, error.cause)
-        : error
-    )
+const aligned = (
+  rows: ReadonlyArray<ReadonlyArray<string>>,
+  widths: ReadonlyArray<number>,
+  right: ReadonlyArray<number> = []
+) =>
+  rows.map((cells) =>
+    cells
+      .map((cell, i) =>
+        right.includes(i) ? cell.padStart(widths[i] ?? 0) : i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)
+      )
+      .join("  ")
+  )
 
-/** What a command line runs: an Effect whose failure is reported in one line ({@link failureLine}). */
-export type Run = Effect.Effect<void, unknown>
+/** The width of each column: its widest cell, or `at least` that column's. */
+const widthsOf = (rows: ReadonlyArray<ReadonlyArray<string>>, atLeast: ReadonlyArray<number> = []) =>
+  rows.reduce<ReadonlyArray<number>>(
+    (widths, cells) => cells.map((cell, i) => Math.max(widths[i] ?? 0, cell.length)),
+    atLeast
+  )
 
 const migrate = command(
   {
@@ -91,17 +111,18 @@ const migrate = command(
     summary: "create or upgrade eventcore's schema (the migrations in drizzle/) and say what was applied",
     options: writing
   },
-  ({ options }) =>
-    Effect.gen(function* () {
-      const target = yield* targetOf(options, required)
-      const schema = yield* schemaOption(options)
+  ({ options }) => {
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    return Effect.gen(function* () {
       const { applied } = yield* Effect.scoped(Effect.map(connectForWriting(target, schema), (c) => c.migration))
       yield* Console.log(
         applied.length === 0
           ? `${describeTarget(target)}: up to date, no migration applied`
           : `${describeTarget(target)}: applied ${applied.join(", ")}`
       )
-    }).pipe(asCommand("migrate"))
+    })
+  }
 )
 
 const streams = command(
@@ -110,16 +131,16 @@ const streams = command(
     summary: "list streams with their versions",
     options: {
       prefix: text("TEXT", "only streams whose id starts with this"),
-      limit: integer("list at most this many streams", 100),
+      limit: integer("list at most this many streams", { default: 100, min: 1 }),
       ...connection
     }
   },
-  ({ options }) =>
-    Effect.gen(function* () {
-      if (options.limit < 1) return yield* new UsageError({ message: "--limit must be at least 1" })
-      const target = yield* targetOf(options, required)
+  ({ options }) => {
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    return Effect.gen(function* () {
       const rows = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ db, schema }) =>
+        Effect.flatMap(connectForReading(target, schema, "streams"), ({ db, schema }) =>
           listStreams(db, schema, {
             limit: options.limit,
             ...(options.prefix === undefined ? {} : { prefix: options.prefix })
@@ -127,9 +148,10 @@ const streams = command(
         )
       )
       if (rows.length === 0) return yield* Console.log("no streams")
-      const width = Math.max(...rows.map((row) => row.streamId.length))
-      for (const row of rows) yield* Console.log(`${row.streamId.padEnd(width)}  ${row.version}`)
-    }).pipe(asCommand("streams"))
+      const table = rows.map((row) => [row.streamId, String(row.version)])
+      for (const line of aligned(table, widthsOf(table))) yield* Console.log(line)
+    })
+  }
 )
 
 /** An event as `read --json` and `tail --json` print it: the bigint global position as a string. */
@@ -142,68 +164,105 @@ const read = command(
     summary: "print a stream's events (readable, or JSON lines with --json)",
     args: [{ name: "streamId", description: "the stream to read" }],
     options: {
-      from: integer("first version to show", 1),
-      limit: integer("show at most this many events (default: all)"),
+      from: integer("first version to show", { default: 1, min: 1 }),
+      limit: integer("show at most this many events (default: all)", { min: 1 }),
       json: flag("one JSON object per line"),
       ...connection
     }
   },
-  ({ options, args }) =>
-    Effect.gen(function* () {
-      const streamId = yield* StreamId.make(args.streamId)
-      const target = yield* targetOf(options, required)
+  ({ options, args }) => {
+    const streamId = Either.getOrElse(StreamId.validate(args.streamId), (error) => usageError(asClause(error.message)))
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    return Effect.gen(function* () {
       const result = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ store }) =>
+        Effect.flatMap(connectForReading(target, schema, "read"), ({ store }) =>
           store.readStream(streamId, {
             fromVersion: options.from,
             ...(options.limit === undefined ? {} : { maxCount: options.limit })
           })
         )
       )
-      for (const event of result.events) {
-        yield* Console.log(
-          options.json
-            ? eventJson(event)
-            : `${String(event.streamVersion).padStart(6)}  ${event.recordedAt.toISOString()}  #${event.globalPosition}  ${event.eventType}  ${JSON.stringify(event.data)}`
-        )
+      if (options.json) {
+        for (const event of result.events) yield* Console.log(eventJson(event))
+        return
       }
-      if (!options.json) yield* Console.log(`${result.streamId}: version ${result.version}`)
-    }).pipe(asCommand("read"))
+      const table = result.events.map((event) => [
+        String(event.streamVersion),
+        event.recordedAt.toISOString(),
+        `#${event.globalPosition}`,
+        event.eventType,
+        JSON.stringify(event.data)
+      ])
+      for (const line of aligned(table, widthsOf(table), [0, 2])) yield* Console.log(line)
+      yield* Console.log(`${result.streamId}: version ${result.version}`)
+    })
+  }
 )
 
 const statsCommand = command(
   { name: "stats", summary: "event count, stream count, events per type, database size", options: connection },
-  ({ options }) =>
-    Effect.gen(function* () {
-      const target = yield* targetOf(options, required)
+  ({ options }) => {
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    return Effect.gen(function* () {
       const result = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ db, schema }) => stats(db, schema))
+        Effect.flatMap(connectForReading(target, schema, "stats"), ({ db, schema }) => stats(db, schema))
       )
       yield* Console.log(`events       ${result.events}`)
       yield* Console.log(`streams      ${result.streams}`)
       yield* Console.log(`database     ${(result.databaseBytes / 2 ** 20).toFixed(1)} MB`)
-      if (result.eventsPerType.length > 0) yield* Console.log("events per type")
-      for (const row of result.eventsPerType) yield* Console.log(`  ${row.eventType.padEnd(24)} ${row.count}`)
-    }).pipe(asCommand("stats"))
+      if (result.eventsPerType.length === 0) return
+      yield* Console.log("events per type")
+      const table = result.eventsPerType.map((row) => [row.eventType, String(row.count)])
+      for (const line of aligned(table, widthsOf(table), [1])) yield* Console.log(`  ${line}`)
+    })
+  }
 )
 
 /**
  * What the store logs while following the log (a read failed and is retried;
  * a transaction holds the log back, naming it), one line each on stderr:
- * `eventcore: <message> (key=value, ...)`. Anything below a warning is dropped.
+ * `eventcore <command>: <message> (key=value, ...)`. Anything below a warning
+ * is dropped.
  */
-export const warningLogger = Logger.make(({ logLevel, message, annotations }) => {
-  if (LogLevel.lessThan(logLevel, LogLevel.Warning)) return
-  const text = (Array.isArray(message) ? message : [message])
-    .map(String)
-    .join(" ")
-    .replace(/^eventcore: /, "")
-  const details = [...HashMap.entries(annotations)]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([key, value]) => `${key}=${String(value)}`)
-    .join(", ")
-  process.stderr.write(`eventcore: ${text}${details === "" ? "" : ` (${details})`}\n`.replace(/\n(?!$)/g, " "))
-})
+export const warningLogger = (command: string) =>
+  Logger.make(({ logLevel, message, annotations }) => {
+    if (LogLevel.lessThan(logLevel, LogLevel.Warning)) return
+    const text = (Array.isArray(message) ? message : [message])
+      .map(String)
+      .join(" ")
+      .replace(/^eventcore: /, "")
+    const details = [...HashMap.entries(annotations)]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, value]) => `${key}=${String(value)}`)
+      .join(", ")
+    process.stderr.write(
+      `eventcore ${command}: ${text}${details === "" ? "" : ` (${details})`}\n`.replace(/\n(?!$)/g, " ")
+    )
+  })
+
+/**
+ * The lines `tail` prints for a batch of events (a page of the log), its
+ * columns as wide as the widest value printed so far: a batch's lines align
+ * with each other and with the batches before them, and a wider value
+ * further on widens the columns from its batch on. (`tail` prints as it
+ * reads: it cannot know the widest value of a log it has not read yet.)
+ */
+export const tailLines = () => {
+  let widths: ReadonlyArray<number> = []
+  return (events: ReadonlyArray<RecordedEvent>): ReadonlyArray<string> => {
+    const table = events.map((event) => [
+      event.position,
+      event.recordedAt.toISOString(),
+      `${event.streamId}@${event.streamVersion}`,
+      event.eventType,
+      JSON.stringify(event.data)
+    ])
+    widths = widthsOf(table, widths)
+    return aligned(table, widths)
+  }
+}
 
 const tail = command(
   {
@@ -214,42 +273,39 @@ const tail = command(
       type: texts("TYPE", "only events of this type"),
       prefix: text("TEXT", "only events of streams whose id starts with this"),
       follow: flag("keep printing events as they are committed, until Ctrl-C"),
-      limit: integer("stop after this many events (default: all)"),
+      limit: integer("stop after this many events (default: all)", { min: 1 }),
       json: flag("one JSON object per line"),
       ...connection
     }
   },
   ({ options }) => {
-    // Checked as the arguments are: a position can be wrong before there is any database.
     const after =
       options.after === undefined
         ? LogPosition.start
-        : Either.getOrElse(LogPosition.validate(options.after), () => {
-            throw new ArgumentError(
+        : Either.getOrElse(LogPosition.validate(options.after), () =>
+            usageError(
               `--after expects a log position (20 digits, "-", 19 digits, as tail prints them), got ${JSON.stringify(options.after)}`
             )
-          })
+          )
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    const limit = options.limit
+    const logOptions = {
+      after,
+      filter: {
+        ...(options.type.length === 0 ? {} : { eventTypes: options.type }),
+        ...(options.prefix === undefined ? {} : { streamPrefix: options.prefix })
+      },
+      pageSize: Math.min(limit ?? EventStore.defaultPageSize, EventStore.defaultPageSize)
+    }
     return Effect.gen(function* () {
-      const limit = options.limit
-      if (limit !== undefined && limit < 1) return yield* new UsageError({ message: "--limit must be at least 1" })
-      const target = yield* targetOf(options, required)
-      const schema = yield* schemaOption(options)
-      const logOptions = {
-        after,
-        filter: {
-          ...(options.type.length === 0 ? {} : { eventTypes: options.type }),
-          ...(options.prefix === undefined ? {} : { streamPrefix: options.prefix })
-        },
-        pageSize: Math.min(limit ?? EventStore.defaultPageSize, EventStore.defaultPageSize)
-      }
-      const print = (event: RecordedEvent) =>
-        Console.log(
-          options.json
-            ? eventJson(event)
-            : `${event.position}  ${event.recordedAt.toISOString()}  ${event.streamId}@${event.streamVersion}  ${event.eventType}  ${JSON.stringify(event.data)}`
-        )
+      const lines = tailLines()
+      const print = (events: ReadonlyArray<RecordedEvent>) =>
+        Effect.forEach(options.json ? events.map(eventJson) : lines(events), (line) => Console.log(line), {
+          discard: true
+        })
       const printed = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, schema), ({ store }) => {
+        Effect.flatMap(connectForReading(target, schema, "tail"), ({ store }) => {
           const events = options.follow
             ? store
                 .subscribe(logOptions)
@@ -259,18 +315,24 @@ const tail = command(
                   )
                 )
             : store.streamAll(logOptions)
-          const run = Stream.runCount(Stream.tap(limit === undefined ? events : Stream.take(events, limit), print))
+          const limited = limit === undefined ? events : Stream.take(events, limit)
+          // A chunk is a page of the log: printed, and aligned, as one.
+          const run = Stream.runFold(
+            Stream.mapChunksEffect(limited, (chunk) => Effect.as(print([...chunk]), chunk)),
+            0,
+            (count) => count + 1
+          )
           // While following, say what holds the log back, and when a failed read is retried.
           return options.follow
             ? run.pipe(
                 Logger.withMinimumLogLevel(LogLevel.Warning),
-                Effect.provide(Logger.replace(Logger.defaultLogger, warningLogger))
+                Effect.provide(Logger.replace(Logger.defaultLogger, warningLogger("tail")))
               )
             : run
         })
       )
       if (printed === 0 && !options.json) yield* Console.log("no events")
-    }).pipe(asCommand("tail"))
+    })
   }
 )
 
@@ -280,17 +342,20 @@ const status = command(
     summary: "the global log's head, what readers can read, and what holds them back",
     options: { json: flag("one JSON object"), ...connection }
   },
-  ({ options }) =>
-    Effect.gen(function* () {
-      const target = yield* targetOf(options, required)
-      const schema = yield* schemaOption(options)
+  ({ options }) => {
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    return Effect.gen(function* () {
       const result = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, schema), ({ db, migrations }) => logStatus(db, schema, migrations))
+        Effect.flatMap(connectForReading(target, schema, "status"), ({ db, migrations }) =>
+          logStatus(db, schema, migrations)
+        )
       )
       const where = describeTarget(target)
       if (options.json) return yield* Console.log(statusJson(where, schema, result))
       for (const line of formatStatus(where, schema, result)) yield* Console.log(line)
-    }).pipe(asCommand("status"))
+    })
+  }
 )
 
 const projections = command(
@@ -299,11 +364,12 @@ const projections = command(
     summary: "every projection and reactor: status, position, lag, owner, last update and error",
     options: { json: flag("one JSON array"), ...connection }
   },
-  ({ options }) =>
-    Effect.gen(function* () {
-      const target = yield* targetOf(options, required)
+  ({ options }) => {
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    return Effect.gen(function* () {
       const statuses = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, yield* schemaOption(options)), ({ context, migrations }) =>
+        Effect.flatMap(connectForReading(target, schema, "projections"), ({ context, migrations }) =>
           // A schema from before projections has no checkpoint table, so none.
           migrations.pending.includes(projectionsMigration)
             ? Effect.succeed([])
@@ -312,43 +378,34 @@ const projections = command(
       )
       if (options.json) return yield* Console.log(projectionsJson(statuses))
       for (const line of formatProjections(statuses)) yield* Console.log(line)
-    }).pipe(asCommand("projections"))
+    })
+  }
 )
-
-const positive = (name: string, value: number) =>
-  value >= 1 ? Effect.succeed(value) : Effect.fail(new UsageError({ message: `--${name} must be at least 1` }))
 
 const demo = command(
   {
     name: "demo",
     summary: "run the bank demo: concurrent multi-stream transfers, then an invariant check",
     options: {
-      accounts: integer("accounts to open, at least 2", defaultDemoOptions.accounts),
-      transfers: integer("random transfers between them", defaultDemoOptions.transfers),
-      concurrency: integer("fibers running transfers at once", defaultDemoOptions.concurrency),
+      accounts: integer("accounts to open, at least 2", { default: defaultDemoOptions.accounts, min: 2 }),
+      transfers: integer("random transfers between them", { default: defaultDemoOptions.transfers, min: 1 }),
+      concurrency: integer("fibers running transfers at once", { default: defaultDemoOptions.concurrency, min: 1 }),
       ...writing,
       "data-dir": text("DIR", "a PGlite data directory (default: a fresh temporary directory)")
     }
   },
-  ({ options }) =>
-    Effect.gen(function* () {
-      const accounts = yield* positive("accounts", options.accounts)
-      if (accounts < 2)
-        return yield* new UsageError({ message: "--accounts must be at least 2: a transfer needs two accounts" })
-      const transfers = yield* positive("transfers", options.transfers)
-      const concurrency = yield* positive("concurrency", options.concurrency)
-      const target = yield* targetOf(options, () => ({
-        kind: "pglite",
-        dataDir: mkdtempSync(join(tmpdir(), "eventcore-demo-"))
-      }))
-      const schema = yield* schemaOption(options)
+  ({ options }) => {
+    const chosen = targetOf(options)
+    const schema = schemaOption(options)
+    return Effect.gen(function* () {
+      const target = chosen ?? { kind: "pglite", dataDir: mkdtempSync(join(tmpdir(), "eventcore-demo-")) }
       yield* Console.log(`eventcore bank demo on ${describeTarget(target)}`)
       const report = yield* Effect.scoped(
         Effect.flatMap(connectForWriting(target, schema), ({ db, context }) =>
           runDemo({
-            accounts,
-            transfers,
-            concurrency,
+            accounts: options.accounts,
+            transfers: options.transfers,
+            concurrency: options.concurrency,
             initialBalance: defaultDemoOptions.initialBalance,
             interactive: process.stdout.isTTY === true,
             print: (line) => process.stdout.write(`${line}\n`),
@@ -360,8 +417,9 @@ const demo = command(
       )
       for (const line of formatReport(report, describeTarget(target))) yield* Console.log(line)
       if (!report.invariants.every((check) => check.ok))
-        return yield* new UsageError({ message: "the invariant check failed" })
-    }).pipe(asCommand("demo"))
+        return yield* new CommandFailed({ message: "the invariant check failed" })
+    })
+  }
 )
 
 const commands: ReadonlyArray<Command<Run>> = [migrate, streams, read, tail, statsCommand, status, projections, demo]
@@ -376,13 +434,6 @@ const version = () => {
     .find((path) => existsSync(path))
   if (file === undefined) throw new Error("cannot find eventcore's package.json")
   return (JSON.parse(readFileSync(file, "utf8")) as { readonly version: string }).version
-}
-
-/** What a failed command prints on stderr: one line, never a stack trace. */
-export const failureLine = (cause: Cause.Cause<unknown>): string => {
-  const error = Cause.squash(cause)
-  const message = error instanceof Error ? error.message : String(error)
-  return `eventcore: ${message.split("\n")[0]}\n`
 }
 
 export const program: Program<Run> = {

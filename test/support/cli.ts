@@ -69,19 +69,17 @@ export const start = (args: ReadonlyArray<string>, env: Record<string, string | 
 export const cli = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Promise<Run> =>
   start(args, env).done
 
-/** A failure the user can read: one line on stderr, no stack trace, a non-zero exit. */
-export const expectOneLineError = (run: Run, message: string, code = 1) => {
-  expect(run.code).toBe(code)
-  expect(run.stderr.trim().split("\n")).toEqual([`eventcore: ${message}`])
+/** A failure at run time the user can read: one line on stderr naming the command, no stack trace, exit code 1. */
+export const expectOneLineError = (run: Run, command: string, message: string) => {
+  expect(run.code).toBe(1)
+  expect(run.stderr.trim().split("\n")).toEqual([`eventcore ${command}: ${message}`])
   expect(run.stderr).not.toMatch(/\n\s+at /)
 }
 
-/** Something wrong with the arguments: one line naming the help to read, exit code 2, nothing on stdout. */
+/** Something wrong with the arguments: one line naming the command and the help to read, exit code 2, nothing on stdout. */
 export const expectArgumentError = (run: Run, message: string, command?: string) => {
-  expect(run.stderr.split("\n")).toEqual([
-    `eventcore: ${message} (see eventcore ${command ? `${command} ` : ""}--help)`,
-    ""
-  ])
+  const who = command === undefined ? "eventcore" : `eventcore ${command}`
+  expect(run.stderr.split("\n")).toEqual([`${who}: ${message} (see ${who} --help)`, ""])
   expect(run.code).toBe(2)
   expect(run.stdout).toBe("")
 }
