@@ -1,12 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { PGlite } from "@electric-sql/pglite"
-import { Effect, Either, Layer } from "effect"
-import { EventStore, PgliteEventStore, StreamId } from "eventcore"
+import { asc, sql } from "drizzle-orm"
+import { drizzle } from "drizzle-orm/pglite"
+import { Context, Effect, Either, Layer, Schema } from "effect"
+import { EventStore, PgliteEventStore, Projection, type RecordedEvent, StreamId, StreamWrites } from "eventcore"
 import { runEventStoreContract, testEvents, writesOf } from "eventcore/testing"
 import { afterAll, describe, expect, it } from "vitest"
 import * as SqlEventStore from "../src/sql/SqlEventStore.js"
+import { cartLines } from "./fixtures/shop/schema.js"
 import { defineEnforcementTests } from "./sql/enforcement.js"
 import { defineUpgradeTests, migrateAsRelease010 } from "./sql/upgrade.js"
 import { shippedMigrations } from "./support/migrations.js"
@@ -104,6 +108,138 @@ describe("PgliteEventStore.layer", () => {
     } finally {
       await db.close()
     }
+  })
+})
+
+describe("PgliteEventStore.layer: the application's own tables", () => {
+  /** drizzle-kit's output for ./fixtures/shop/schema.ts: cart_lines, then its unit_cents column. */
+  const shopMigrations = fileURLToPath(new URL("./fixtures/shop/drizzle", import.meta.url))
+  const scratch = mkdtempSync(join(tmpdir(), "eventcore-app-tables-"))
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+  /** The folder as an earlier release of the application shipped it: its first migration only. */
+  const firstReleaseOf = (folder: string) => {
+    const journal = JSON.parse(readFileSync(join(folder, "meta", "_journal.json"), "utf8"))
+    const first = journal.entries[0]
+    const earlier = join(scratch, "first-release")
+    mkdirSync(join(earlier, "meta"), { recursive: true })
+    copyFileSync(join(folder, `${first.tag}.sql`), join(earlier, `${first.tag}.sql`))
+    writeFileSync(join(earlier, "meta", "_journal.json"), JSON.stringify({ ...journal, entries: [first] }))
+    return earlier
+  }
+
+  /** Runs `body` with the database of a layer built from `options`. */
+  const withDatabase = <A>(options: PgliteEventStore.PgliteOptions, body: (client: PGlite) => Promise<A>) =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.flatMap(Layer.build(PgliteEventStore.layer(options)), (context) =>
+          Effect.promise(() => body(Context.get(context, PgliteEventStore.Client)))
+        )
+      )
+    )
+
+  const appliedOf = async (client: PGlite) => {
+    const count = async (table: string) =>
+      (await client.query<{ n: number }>(`select count(*)::int as n from ${table}`)).rows[0]?.n
+    const columns = await client.query<{ name: string }>(
+      "select column_name as name from information_schema.columns where table_schema = 'public' and table_name = 'cart_lines' order by ordinal_position"
+    )
+    return {
+      application: await count("drizzle.__drizzle_migrations"),
+      eventcore: await count("eventcore.migrations"),
+      columns: columns.rows.map((row) => row.name)
+    }
+  }
+
+  it("applies the application's drizzle-kit migrations after eventcore's, each history apart; a later release's on the next open, once", async () => {
+    const dataDir = join(scratch, "events")
+    await withDatabase({ dataDir, migrationsFolder: firstReleaseOf(shopMigrations) }, async (client) => {
+      expect(await appliedOf(client)).toEqual({
+        application: 1,
+        eventcore: shippedMigrations.length,
+        columns: ["cart", "sku", "quantity"]
+      })
+      await client.query("insert into cart_lines (cart, sku, quantity) values ('c1', 'apple', 2)")
+    })
+    for (let open = 0; open < 2; open++) {
+      await withDatabase({ dataDir, migrationsFolder: shopMigrations }, async (client) => {
+        expect(await appliedOf(client)).toEqual({
+          application: 2,
+          eventcore: shippedMigrations.length,
+          columns: ["cart", "sku", "quantity", "unit_cents"]
+        })
+        expect(await drizzle({ client }).select().from(cartLines)).toEqual([
+          { cart: "c1", sku: "apple", quantity: 2, unitCents: 0 }
+        ])
+      })
+    }
+  })
+
+  it("a projection writes the application's table through ReadModel, and the application reads it through Client", async () => {
+    const ItemAdded = Schema.TaggedStruct("ItemAdded", {
+      sku: Schema.String,
+      quantity: Schema.Number,
+      unitCents: Schema.Number
+    })
+    const CartLines = Projection.make({
+      name: "cart-lines",
+      event: Schema.Union(ItemAdded),
+      filter: { streamPrefix: "cart-" },
+      handle: (event, recorded) =>
+        Effect.flatMap(Projection.ReadModel, ({ db }) =>
+          Effect.promise(() =>
+            db
+              .insert(cartLines)
+              .values({ cart: recorded.streamId, sku: event.sku, quantity: event.quantity, unitCents: event.unitCents })
+              .onConflictDoUpdate({
+                target: [cartLines.cart, cartLines.sku],
+                set: { quantity: sql`${cartLines.quantity} + ${event.quantity}`, unitCents: event.unitCents }
+              })
+          )
+        )
+    })
+    const added = (cart: string, sku: string, quantity: number, unitCents: number) => {
+      const streamId = StreamId.unsafeMake(cart)
+      return Either.getOrThrow(
+        Either.flatMap(
+          StreamWrites.expect(StreamWrites.empty, streamId, "any"),
+          StreamWrites.append({ streamId, eventType: "ItemAdded", data: { sku, quantity, unitCents } })
+        )
+      )
+    }
+
+    const lines = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          yield* store.append(added("cart-1", "apple", 2, 40))
+          yield* store.append(added("cart-2", "pear", 1, 55))
+          const last = yield* store.append(added("cart-1", "apple", 3, 45))
+          yield* Effect.forkScoped(Projection.run(CartLines))
+          yield* Projection.waitFor(CartLines, (last.events.at(-1) as RecordedEvent).position)
+          const client = yield* PgliteEventStore.Client
+          return yield* Effect.promise(() =>
+            drizzle({ client }).select().from(cartLines).orderBy(asc(cartLines.cart), asc(cartLines.sku))
+          )
+        }).pipe(Effect.provide(PgliteEventStore.layer({ migrationsFolder: shopMigrations })))
+      )
+    )
+    expect(lines).toEqual([
+      { cart: "cart-1", sku: "apple", quantity: 5, unitCents: 45 },
+      { cart: "cart-2", sku: "pear", quantity: 1, unitCents: 55 }
+    ])
+  })
+
+  it("a folder that holds no drizzle-kit migrations fails the layer with a StoreError naming it", async () => {
+    const empty = mkdtempSync(join(scratch, "empty-"))
+    const error = await Effect.runPromise(
+      Effect.flip(Effect.scoped(Layer.build(PgliteEventStore.layer({ migrationsFolder: empty }))))
+    )
+    expect(error).toMatchObject({
+      _tag: "StoreError",
+      operation: "migrate",
+      message: `Cannot apply the application's migrations in ${empty}: Can't find meta/_journal.json file`
+    })
   })
 })
 

@@ -4,14 +4,19 @@
  * written twice.
  */
 import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect, Exit } from "effect"
+import { PGlite } from "@electric-sql/pglite"
+import { NodeFS } from "@electric-sql/pglite/nodefs"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { EventStore, PgliteEventStore, StreamId } from "eventcore"
+import { testEvents, writesOf } from "eventcore/testing"
 import { afterAll, describe, expect, it } from "vitest"
+import type { StoreError } from "../src/errors.js"
 import { lockDataDir, lockFileOf } from "../src/internal/dataDirLock.js"
-import { snapshot, startWriter, type Writer } from "./support/writerProcess.js"
+import { cli, literal } from "./support/cli.js"
+import { snapshot, startLockHolder, startWriter, type Writer } from "./support/writerProcess.js"
 
 const scratch = mkdtempSync(join(tmpdir(), "eventcore-lock-"))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
@@ -32,7 +37,16 @@ const expectGapFree = (events: ReadonlyArray<{ readonly version: number }>) =>
   expect(events.map((e) => e.version)).toEqual(events.map((_, i) => i + 1))
 
 const inUseMessage = (dataDir: string, pid: number) =>
-  new RegExp(`^The PGlite data directory ${dataDir.replaceAll("/", "\\/")} is in use by process ${pid}, since \\d{4}-`)
+  new RegExp(`^The PGlite data directory ${literal(dataDir)} is in use by process ${pid}, since \\d{4}-`)
+
+/** How taking `dataDir`'s lock in this process ends: undefined if it was free, else the error's message. */
+const lockRefusal = (dataDir: string) =>
+  Effect.scoped(lockDataDir(dataDir)).pipe(
+    Effect.match({ onFailure: (error: StoreError) => error.message, onSuccess: () => undefined })
+  )
+
+const heldByThisProcess = (dataDir: string) =>
+  `The PGlite data directory ${dataDir} is in use by process ${process.pid} (this process: another store still has it open)`
 
 describe("one process per PGlite data directory", () => {
   it("a second process on a held directory fails at once, naming the holder, and leaves the directory byte-for-byte unchanged; after the holder exits the next opener finds every event", async () => {
@@ -146,6 +160,161 @@ describe("one process per PGlite data directory", () => {
       )
     }
     for (let i = 0; i < 3; i++) expect(await Effect.runPromise(versionThrough(dataDir))).toBe(0)
+  }, 120_000)
+})
+
+describe("a client the application opened itself, given to layerFromClient", () => {
+  it("an application appending through layerFromClient holds its directory: the command line and the store's layer are refused naming it, every event is there afterwards, and the directory opens again", async () => {
+    const dataDir = freshDir()
+    const app = startWriter(dataDir, 1_000_000, "keep", "client")
+    await app.printed("acked 5")
+    const pid = app.child.pid as number
+    for (const args of [["stats"], ["read", "writer"]]) {
+      const run = await cli([...args, "--data-dir", dataDir])
+      expect(run.code).toBe(1)
+      expect(run.stdout).toBe("")
+      expect(run.stderr.trim().split("\n")).toHaveLength(1)
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^eventcore\\b[^\\n]*: [Tt]he PGlite data directory ${literal(dataDir)} is in use by process ${pid}, since \\d{4}-`
+        )
+      )
+    }
+    const refused = await Effect.runPromise(
+      Effect.flip(Effect.scoped(Layer.build(PgliteEventStore.layer({ dataDir }))))
+    )
+    expect(refused.message).toMatch(inUseMessage(dataDir, pid))
+    // The application appends on after the refusals.
+    await app.printed(`acked ${app.acked() + 5}`)
+    app.child.stdin.end()
+    expect(await app.exited).toEqual({ code: 0, signal: null })
+    expect(app.stderr()).toBe("")
+
+    const acked = app.acked()
+    const events = await readWriterStream(dataDir)
+    expect(events.map((e) => e.n)).toEqual(Array.from({ length: acked }, (_, i) => i + 1))
+    expect(new Set(events.map((e) => e.pid))).toEqual(new Set([pid]))
+    expectGapFree(events)
+    const client = await PGlite.create({ dataDir })
+    try {
+      const { rows } = await client.query<{ n: number }>("select count(*)::int as n from eventcore.events")
+      expect(rows[0]?.n).toBe(acked)
+    } finally {
+      await client.close()
+    }
+  }, 180_000)
+
+  it("on a directory another process holds, the layer fails at once naming that process, and migrates nothing", async () => {
+    const dataDir = freshDir()
+    const holder = await startLockHolder(dataDir)
+    await holder.printed("held")
+    const client = await PGlite.create({ dataDir })
+    try {
+      const error = await Effect.runPromise(
+        Effect.flip(Effect.scoped(Layer.build(PgliteEventStore.layerFromClient(client))))
+      )
+      expect(error).toMatchObject({ _tag: "StoreError", operation: "open" })
+      expect(error.message).toMatch(inUseMessage(dataDir, holder.child.pid as number))
+      const { rows } = await client.query<{ absent: boolean }>("select to_regnamespace('eventcore') is null as absent")
+      expect(rows[0]?.absent).toBe(true)
+    } finally {
+      await client.close()
+      holder.child.stdin.end()
+      await holder.exited
+    }
+  }, 120_000)
+
+  it("locks the directory of a client opened with a path, a file:// path or a NodeFS of its own while the layer lives; memory:// is no directory", async () => {
+    const dataDir = freshDir()
+    const openers = [
+      () => PGlite.create({ dataDir }),
+      () => PGlite.create({ dataDir: `file://${dataDir}` }),
+      () => PGlite.create({ fs: new NodeFS(dataDir) })
+    ]
+    for (const open of openers) {
+      const client = await open()
+      try {
+        await Effect.runPromise(
+          Effect.scoped(
+            Effect.gen(function* () {
+              yield* Layer.build(PgliteEventStore.layerFromClient(client))
+              expect(yield* lockRefusal(dataDir)).toContain(heldByThisProcess(dataDir))
+            })
+          )
+        )
+        expect(await Effect.runPromise(lockRefusal(dataDir))).toBeUndefined()
+      } finally {
+        await client.close()
+      }
+    }
+
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const own = yield* Layer.build(PgliteEventStore.layer({ dataDir: "memory://events" }))
+          yield* Layer.build(PgliteEventStore.layerFromClient(Context.get(own, PgliteEventStore.Client)))
+          // Had "memory://events" been taken for a path, it would be locked now, and created.
+          expect(yield* lockRefusal("memory://events")).toBeUndefined()
+        })
+      )
+    )
+    expect(existsSync("memory:")).toBe(false)
+  }, 180_000)
+
+  it("layers over one client (stores in several schemas) share its lock, which the last one releases; the layer's own Client shares the layer's", async () => {
+    const dataDir = freshDir()
+    const client = await PGlite.create({ dataDir })
+    try {
+      await Effect.runPromise(
+        Effect.gen(function* () {
+          const first = yield* Scope.make()
+          const second = yield* Scope.make()
+          yield* Scope.extend(Layer.build(PgliteEventStore.layerFromClient(client)), first)
+          yield* Scope.extend(Layer.build(PgliteEventStore.layerFromClient(client, { schema: "billing" })), second)
+          yield* Scope.close(first, Exit.void)
+          expect(yield* lockRefusal(dataDir)).toContain(heldByThisProcess(dataDir))
+          yield* Scope.close(second, Exit.void)
+          expect(yield* lockRefusal(dataDir)).toBeUndefined()
+        })
+      )
+    } finally {
+      await client.close()
+    }
+
+    const stream = StreamId.unsafeMake("billed")
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const own = yield* Layer.build(PgliteEventStore.layer({ dataDir }))
+          const billing = yield* Layer.build(
+            PgliteEventStore.layerFromClient(Context.get(own, PgliteEventStore.Client), { schema: "billing" })
+          )
+          yield* Context.get(billing, EventStore.EventStore).append(
+            writesOf({ streamId: stream, expected: "no_stream", events: testEvents(1) })
+          )
+        })
+      )
+    )
+    expect(await Effect.runPromise(lockRefusal(dataDir))).toBeUndefined()
+  }, 120_000)
+})
+
+describe("a data directory whose parents are missing", () => {
+  it("is created with them, under the lock named after its real path", async () => {
+    const real = join(scratch, "real")
+    mkdirSync(real)
+    const link = join(scratch, "link")
+    symlinkSync(real, link)
+    const dataDir = join(link, "data", "events")
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          yield* Layer.build(PgliteEventStore.layer({ dataDir }))
+          expect(yield* lockRefusal(join(real, "data", "events"))).toContain(`is in use by process ${process.pid}`)
+        })
+      )
+    )
+    expect(existsSync(join(real, "data", "events", "PG_VERSION"))).toBe(true)
   }, 120_000)
 })
 

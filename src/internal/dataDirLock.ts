@@ -10,7 +10,9 @@
  * that could be reused, and no heartbeat that could lapse during a long call:
  * a live holder cannot lose the lock, and a dead one cannot keep it. The holder
  * answers a connection with its pid and since when it has held the lock, which
- * is how a second opener can name it. The directory itself is never touched.
+ * is how a second opener can name it. The lock never touches the directory, and
+ * is named alike before and after the directory exists, so an opener takes it
+ * first and then creates the directory (`createDataDir`).
  *
  * Elsewhere (macOS, the BSDs) there is no such name, so the lock is a file in
  * the temporary directory, named after the directory's real path like the
@@ -22,7 +24,7 @@
  * the kernel's names close that window.
  */
 import { createHash } from "node:crypto"
-import { readFileSync, realpathSync, unlinkSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, realpathSync, unlinkSync, writeFileSync } from "node:fs"
 import net from "node:net"
 import { hostname, tmpdir } from "node:os"
 import { basename, dirname, join, resolve } from "node:path"
@@ -245,3 +247,22 @@ export const lockDataDir = (
   const path = realPathOf(dataDir)
   return mechanism === "socket" ? Effect.asVoid(acquireSocket(dataDir, path)) : Effect.asVoid(acquireFile(dataDir))
 }
+
+/**
+ * Creates `dataDir` and its missing parents, once its lock is held. The lock's
+ * name stays the same: a directory that does not exist yet is named by its
+ * nearest existing ancestor's real path and the names below it, and the
+ * directories created here are those very names, not links.
+ */
+export const createDataDir = (dataDir: string): Effect.Effect<void, StoreError> =>
+  Effect.try({
+    try: () => {
+      mkdirSync(dataDir, { recursive: true })
+    },
+    catch: (cause) =>
+      new StoreError({
+        operation: "open",
+        message: `Cannot open PGlite in ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause
+      })
+  })

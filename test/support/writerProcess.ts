@@ -1,6 +1,7 @@
 /**
- * Processes that own a PGlite data directory (test/support/pgliteWriter.ts),
- * started as real processes, and what a directory holds byte for byte.
+ * Processes that own a PGlite data directory (test/support/pgliteWriter.ts)
+ * or hold its lock alone (test/support/lockHolder.ts), started as real
+ * processes, and what a directory holds byte for byte.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -24,8 +25,24 @@ export interface Writer {
 /** Run by Node itself, so that a SIGKILL reaches the process that owns the directory (see ./bundle.ts). */
 const writer = await bundle(join("test", "support", "pgliteWriter.ts"), "pglite-writer")
 
-export const startWriter = (dataDir: string, events: number, mode: "hold" | "exit"): Writer => {
-  const child = spawn(process.execPath, [writer, dataDir, String(events), mode], {
+/** Starts ./pgliteWriter.ts on `dataDir` (see there for the modes and openers). */
+export const startWriter = (
+  dataDir: string,
+  events: number,
+  mode: "hold" | "exit" | "keep",
+  opener: "layer" | "client" = "layer"
+): Writer => run(writer, [dataDir, String(events), mode, opener])
+
+let lockHolder: Promise<string> | undefined
+
+/** Starts ./lockHolder.ts: a process that holds `dataDir`'s lock (it prints `held`) and opens nothing. */
+export const startLockHolder = async (dataDir: string): Promise<Writer> => {
+  lockHolder ??= bundle(join("test", "support", "lockHolder.ts"), "lock-holder")
+  return run(await lockHolder, [dataDir])
+}
+
+const run = (script: string, args: ReadonlyArray<string>): Writer => {
+  const child = spawn(process.execPath, [script, ...args], {
     cwd: root,
     stdio: ["pipe", "pipe", "pipe"]
   })
