@@ -1,6 +1,12 @@
 /**
  * The public contract every `EventStore` must satisfy. Register it for a store
  * with `runEventStoreContract(name, makeLayer)` inside a vitest test file.
+ *
+ * Every test keeps to streams of a prefix of its own (and, where it filters by
+ * type, event types of its own), and reads the global log from a mark it
+ * writes first, filtering by its prefix or keeping its own events of what it
+ * read: the suite passes against a store that already holds events and that
+ * others write to while it runs, one database for every test.
  */
 import { Cause, Chunk, Effect, Either, Exit, Fiber, type Layer, Queue, Stream } from "effect"
 import { describe, expect, it } from "vitest"
@@ -21,8 +27,6 @@ export interface ContractOptions {
   readonly timeout?: number
 }
 
-const id = StreamId.unsafeMake
-
 const store = EventStore.EventStore
 
 const versionOf = (streamId: StreamId.StreamId) =>
@@ -42,6 +46,42 @@ const dataOf = (streamId: StreamId.StreamId) =>
 const appendOf = (...participants: ReadonlyArray<Participant>) =>
   Effect.flatMap(store, (s) => s.append(writesOf(...participants)))
 
+/** What a test may write to and read back of a store it may share. */
+interface Own {
+  /** Its prefix: every stream it writes starts with it. */
+  readonly prefix: string
+  /** A stream of its own, named `name` under its prefix. */
+  readonly id: (name: string) => StreamId.StreamId
+  /** Whether `event` is one of its own. */
+  readonly own: (event: RecordedEvent) => boolean
+  /** The filter of its own streams. */
+  readonly filter: EventStore.LogFilter
+  /**
+   * The position of an event written now to a stream outside its prefix:
+   * every event it writes after this follows it in the log.
+   */
+  readonly mark: Effect.Effect<LogPosition.LogPosition, EventStore.AppendError, EventStore.EventStore>
+}
+
+const ownOf = (): Own => {
+  // No pattern characters (`_`, `%`): the literal-prefix test adds its own.
+  const prefix = `t${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}-`
+  return {
+    prefix,
+    id: (name) => StreamId.unsafeMake(`${prefix}${name}`),
+    own: (event) => event.streamId.startsWith(prefix),
+    filter: { streamPrefix: prefix },
+    mark: Effect.map(
+      appendOf({
+        streamId: StreamId.unsafeMake(`mark-${prefix}`),
+        expected: "no_stream",
+        events: [{ eventType: "Mark", data: {} }]
+      }),
+      (result) => (result.events[0] as RecordedEvent).position
+    )
+  }
+}
+
 /**
  * Waits until the global log is readable up to `target`: on a PostgreSQL
  * server, a transaction still running anywhere on it holds readers back (they
@@ -58,9 +98,31 @@ const readableUpTo = (target: LogPosition.LogPosition) =>
     }
   })
 
-/** The whole log, read in pages until caught up. */
-const wholeLog = (after: LogPosition.LogPosition = LogPosition.start) =>
-  Effect.flatMap(store, (s) => Stream.runCollect(s.streamAll({ after }))).pipe(Effect.map(Chunk.toArray))
+/** The log after `after` as `streamAll` reads it in pages, until the readable head. */
+const logAfter = (after: LogPosition.LogPosition, filter?: EventStore.LogFilter) =>
+  Effect.flatMap(store, (s) =>
+    Stream.runCollect(s.streamAll({ after, ...(filter === undefined ? {} : { filter }) }))
+  ).pipe(Effect.map(Chunk.toArray))
+
+/**
+ * Every event `readAll` returns after `after`, read on from each position it
+ * returns until caught up, and where it ended: a filtered read may stop short
+ * of the head (it examines a bounded stretch of the log), so one read may not
+ * be all.
+ */
+const readToHead = (after: LogPosition.LogPosition, filter?: EventStore.LogFilter) =>
+  Effect.gen(function* () {
+    const s = yield* store
+    const events: Array<RecordedEvent> = []
+    let position = after
+    for (;;) {
+      const read = yield* s.readAll({ after: position, ...(filter === undefined ? {} : { filter }) })
+      expect(read.position >= position).toBe(true)
+      events.push(...read.events)
+      position = read.position
+      if (read.caughtUp) return { events, position }
+    }
+  })
 
 const positionsIncrease = (events: ReadonlyArray<RecordedEvent>) =>
   events.every((event, i) => i === 0 || (events[i - 1] as RecordedEvent).position < event.position)
@@ -94,18 +156,33 @@ const runTest = async <A, E>(effect: Effect.Effect<A, E>): Promise<void> => {
   if (Exit.isFailure(exit)) throw new Error(Cause.pretty(exit.cause))
 }
 
+/**
+ * Registers the contract suite for a store. `makeLayer` is called for each
+ * test; its stores may share one database, holding events of others and
+ * written to by others while the suite runs (see the module's comment).
+ */
 export const runEventStoreContract = (
   name: string,
   makeLayer: () => Layer.Layer<EventStore.EventStore, unknown>,
   options: ContractOptions = {}
 ): void => {
   const timeout = options.timeout ?? 60_000
-  const test = <A, E>(title: string, body: () => Effect.Effect<A, E, EventStore.EventStore>) =>
-    it(title, () => runTest(Effect.provide(Effect.suspend(body), makeLayer())), timeout)
+  const test = <A, E>(title: string, body: (own: Own) => Effect.Effect<A, E, EventStore.EventStore>) =>
+    it(
+      title,
+      () =>
+        runTest(
+          Effect.provide(
+            Effect.suspend(() => body(ownOf())),
+            makeLayer()
+          )
+        ),
+      timeout
+    )
 
   describe(`EventStore contract: ${name}`, () => {
     describe("reading and writing", () => {
-      test("an append is read back with versions, positions and payloads", () =>
+      test("an append is read back with versions, positions and payloads", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const stream = id("order-1")
@@ -136,7 +213,7 @@ export const runEventStoreContract = (
           expect((second?.globalPosition ?? 0n) > (first?.globalPosition ?? 0n)).toBe(true)
         }))
 
-      test("streams are isolated from each other", () =>
+      test("streams are isolated from each other", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           yield* appendOf({ streamId: id("a"), expected: "no_stream", events: testEvents(2) })
@@ -147,13 +224,13 @@ export const runEventStoreContract = (
           expect(a.events.map((e) => e.data)).toEqual([{ n: 1 }, { n: 2 }])
           expect(b.version).toBe(3)
           expect(b.events.map((e) => [e.streamId, e.streamVersion])).toEqual([
-            ["b", 1],
-            ["b", 2],
-            ["b", 3]
+            [id("b"), 1],
+            [id("b"), 2],
+            [id("b"), 3]
           ])
         }))
 
-      test("a stream with no events is StreamNotFound for readStream and streamEvents", () =>
+      test("a stream with no events is StreamNotFound for readStream and streamEvents", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const missing = id("never-written")
@@ -166,7 +243,7 @@ export const runEventStoreContract = (
           expect(empty._tag).toBe("StreamNotFound")
         }))
 
-      test("global positions increase in commit order across streams", () =>
+      test("global positions increase in commit order across streams", ({ id }) =>
         Effect.gen(function* () {
           const first = yield* appendOf({ streamId: id("p-1"), expected: "any", events: testEvents(2) })
           const second = yield* appendOf({ streamId: id("p-2"), expected: "any", events: testEvents(1) })
@@ -175,11 +252,11 @@ export const runEventStoreContract = (
           expect(positions.every((p, i) => i === 0 || p > (positions[i - 1] as bigint))).toBe(true)
         }))
 
-      test("metadata and a given eventId round-trip; missing ids are generated as unique UUIDv7", () =>
+      test("metadata and a given eventId round-trip; missing ids are generated as unique UUIDv7", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const stream = id("with-metadata")
-          const eventId = "0190a7d2-3c4e-7a1b-8c2d-123456789abc"
+          const eventId = crypto.randomUUID()
           yield* appendOf({
             streamId: stream,
             expected: "no_stream",
@@ -206,23 +283,23 @@ export const runEventStoreContract = (
           expect(nullData?.eventId).not.toBe(arrayData?.eventId)
         }))
 
-      test("an eventId given in upper case is recorded, returned and read back in lower case", () =>
+      test("an eventId given in upper case is recorded, returned and read back in lower case", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const stream = id("upper-case-id")
+          const lower = crypto.randomUUID()
           const appended = yield* appendOf({
             streamId: stream,
             expected: "no_stream",
-            events: [{ eventType: "E", data: {}, eventId: "0190A7D2-3C4E-7A1B-8C2D-ABCDEFABCDEF" }]
+            events: [{ eventType: "E", data: {}, eventId: lower.toUpperCase() }]
           })
-          const lower = "0190a7d2-3c4e-7a1b-8c2d-abcdefabcdef"
           expect(appended.events.map((e) => e.eventId)).toEqual([lower])
           expect((yield* s.readStream(stream)).events.map((e) => e.eventId)).toEqual([lower])
         }))
 
-      test("a duplicate eventId fails with DuplicateEventId and writes nothing", () =>
+      test("a duplicate eventId fails with DuplicateEventId and writes nothing", ({ id }) =>
         Effect.gen(function* () {
-          const eventId = "0190a7d2-3c4e-7a1b-8c2d-aaaaaaaaaaaa"
+          const eventId = crypto.randomUUID()
           yield* appendOf({
             streamId: id("dup-1"),
             expected: "no_stream",
@@ -240,9 +317,11 @@ export const runEventStoreContract = (
           expect(yield* versionOf(id("dup-1"))).toBe(1)
         }))
 
-      test("unusual stream ids round-trip exactly", () =>
+      test("unusual stream ids round-trip exactly", ({ id, prefix }) =>
         Effect.gen(function* () {
           const s = yield* store
+          // The longest ones are 255 characters (code points) with the prefix.
+          const longest = StreamId.maxLength - prefix.length
           const ids = [
             `it's "quoted"`,
             "100%_done",
@@ -250,8 +329,8 @@ export const runEventStoreContract = (
             "LIKE%pattern_",
             "ünïcödé-流-🚀",
             "'; DROP TABLE eventcore.events; --",
-            "x".repeat(255),
-            "🚀".repeat(255)
+            "x".repeat(longest),
+            "🚀".repeat(longest)
           ].map(id)
           for (const [i, streamId] of ids.entries()) {
             yield* appendOf({ streamId, expected: "no_stream", events: testEvents(1, i) })
@@ -266,7 +345,7 @@ export const runEventStoreContract = (
     })
 
     describe("expected versions", () => {
-      test("a stale expected version conflicts and says stream, expected and actual", () =>
+      test("a stale expected version conflicts and says stream, expected and actual", ({ id }) =>
         Effect.gen(function* () {
           const stream = id("stale")
           yield* appendOf({ streamId: stream, expected: "no_stream", events: testEvents(3) })
@@ -275,7 +354,7 @@ export const runEventStoreContract = (
           expect(yield* versionOf(stream)).toBe(3)
         }))
 
-      test("every expected-version kind", () =>
+      test("every expected-version kind", ({ id }) =>
         Effect.gen(function* () {
           const stream = id("kinds")
           const attempt = (expected: ExpectedVersion) =>
@@ -307,7 +386,7 @@ export const runEventStoreContract = (
           expect(yield* versionOf(anyNew)).toBe(1)
         }))
 
-      test("an append with no events only checks versions", () =>
+      test("an append with no events only checks versions", ({ id }) =>
         Effect.gen(function* () {
           const a = id("check-a")
           const missing = id("check-missing")
@@ -328,7 +407,7 @@ export const runEventStoreContract = (
     })
 
     describe("atomicity across streams", () => {
-      test("a conflict on one stream writes nothing to the others", () =>
+      test("a conflict on one stream writes nothing to the others", ({ id }) =>
         Effect.gen(function* () {
           const from = id("acct-from")
           const to = id("acct-to")
@@ -347,7 +426,7 @@ export const runEventStoreContract = (
           expect(yield* dataOf(to)).toEqual([{ n: 1 }])
         }))
 
-      test("a stale read-only participant fails the whole append and writes nothing", () =>
+      test("a stale read-only participant fails the whole append and writes nothing", ({ id }) =>
         Effect.gen(function* () {
           const written = id("ro-written")
           const readOnly = id("ro-guard")
@@ -363,7 +442,7 @@ export const runEventStoreContract = (
           expect(yield* versionOf(readOnly)).toBe(2)
         }))
 
-      test("a current read-only participant lets the append through, unchanged", () =>
+      test("a current read-only participant lets the append through, unchanged", ({ id }) =>
         Effect.gen(function* () {
           const written = id("ro-ok-written")
           const readOnly = id("ro-ok-guard")
@@ -382,7 +461,7 @@ export const runEventStoreContract = (
           expect(yield* versionOf(readOnly)).toBe(2)
         }))
 
-      test("many streams and many events in one append", () =>
+      test("many streams and many events in one append", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const streams = Array.from({ length: 40 }, (_, i) => id(`bulk-${i}`))
@@ -407,7 +486,7 @@ export const runEventStoreContract = (
     })
 
     describe("reading ranges", () => {
-      test("readStream honours fromVersion and maxCount and always reports the current version", () =>
+      test("readStream honours fromVersion and maxCount and always reports the current version", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const stream = id("ranged")
@@ -425,7 +504,7 @@ export const runEventStoreContract = (
           expect([versionOnly.events, versionOnly.version]).toEqual([[], 10])
         }))
 
-      test("invalid read options are refused with InvalidReadOptions", () =>
+      test("invalid read options are refused with InvalidReadOptions", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const stream = id("bad-options")
@@ -438,7 +517,7 @@ export const runEventStoreContract = (
           expect(pageError._tag).toBe("InvalidReadOptions")
         }))
 
-      test("streamEvents returns the same events as readStream, page by page", () =>
+      test("streamEvents returns the same events as readStream, page by page", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const stream = id("paged")
@@ -456,7 +535,9 @@ export const runEventStoreContract = (
     })
 
     describe("concurrency", () => {
-      test("racing appends at the same expected version: exactly one wins each round, versions stay gap-free", () =>
+      test("racing appends at the same expected version: exactly one wins each round, versions stay gap-free", ({
+        id
+      }) =>
         Effect.gen(function* () {
           const s = yield* store
           const stream = id("race")
@@ -499,7 +580,7 @@ export const runEventStoreContract = (
           expect(read.events.map((e) => e.streamVersion)).toEqual(Array.from({ length: rounds }, (_, i) => i + 1))
         }))
 
-      test("concurrent appends to different streams all succeed with unique positions", () =>
+      test("concurrent appends to different streams all succeed with unique positions", ({ id }) =>
         Effect.gen(function* () {
           const latch = yield* Effect.makeLatch(false)
           const fibers = yield* Effect.forEach(
@@ -515,7 +596,7 @@ export const runEventStoreContract = (
           expect(new Set(positions).size).toBe(48)
         }))
 
-      test("write skew through read-only participants is refused: of two crossing writers one fails", () =>
+      test("write skew through read-only participants is refused: of two crossing writers one fails", ({ id }) =>
         Effect.gen(function* () {
           // Each writer read both streams and writes only its own: committing both
           // would break an invariant spanning the two (the classic write skew).
@@ -554,7 +635,7 @@ export const runEventStoreContract = (
     })
 
     describe("hostile input", () => {
-      test("awkward JSON payloads and metadata round-trip exactly", () =>
+      test("awkward JSON payloads and metadata round-trip exactly", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const stream = id("awkward")
@@ -574,7 +655,7 @@ export const runEventStoreContract = (
           expect(Object.getPrototypeOf(read.events[3]?.data)).toBe(Object.prototype)
         }))
 
-      test("a 10 MB event round-trips", () =>
+      test("a 10 MB event round-trips", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store
           const stream = id("large")
@@ -594,9 +675,14 @@ export const runEventStoreContract = (
     })
 
     describe("the global log", () => {
-      test("readAll returns every event once, in commit order across streams, with the positions appends returned", () =>
+      test("readAll returns every event once, in commit order across streams, with the positions appends returned", ({
+        id,
+        own,
+        mark
+      }) =>
         Effect.gen(function* () {
           const s = yield* store
+          const from = yield* mark
           const appended: Array<RecordedEvent> = []
           for (const [stream, count, expected] of [
             ["log-a", 2, "no_stream"],
@@ -607,55 +693,74 @@ export const runEventStoreContract = (
             const result = yield* appendOf({ streamId: id(stream), expected, events: testEvents(count) })
             appended.push(...result.events)
           }
-          yield* readableUpTo((appended.at(-1) as RecordedEvent).position)
-          const read = yield* s.readAll()
-          expect(read.events).toEqual(appended)
-          expect(read.caughtUp).toBe(true)
-          expect(read.position >= (appended.at(-1) as RecordedEvent).position).toBe(true)
+          const last = appended.at(-1) as RecordedEvent
+          yield* readableUpTo(last.position)
+          // Unfiltered: what others wrote meanwhile is read too, in its place.
+          const read = yield* readToHead(from)
+          expect(read.events.filter(own)).toEqual(appended)
+          expect(read.position >= last.position).toBe(true)
           expect(positionsIncrease(read.events)).toBe(true)
-          expect(read.events.every((e) => e.position > LogPosition.start)).toBe(true)
+          expect(new Set(read.events.map((e) => e.eventId)).size).toBe(read.events.length)
+          expect(read.events.every((e) => e.position > from)).toBe(true)
           for (const event of read.events)
             expect(LogPosition.validate(event.position)).toEqual(Either.right(event.position))
           const streamA = yield* s.readStream(id("log-a"))
           expect(streamA.events.map((e) => e.position)).toEqual(
-            appended.filter((e) => e.streamId === "log-a").map((e) => e.position)
+            appended.filter((e) => e.streamId === id("log-a")).map((e) => e.position)
           )
         }))
 
-      test("maxCount bounds a read, and reading on from its position returns the rest", () =>
+      test("maxCount bounds a read, and reading on from its position returns the rest", ({ id, own, filter, mark }) =>
         Effect.gen(function* () {
           const s = yield* store
+          const from = yield* mark
           const { events } = yield* appendOf({
             streamId: id("paged-log"),
             expected: "no_stream",
             events: testEvents(5)
           })
-          yield* readableUpTo((events.at(-1) as RecordedEvent).position)
-          const first = yield* s.readAll({ maxCount: 2 })
-          expect(first.events).toEqual(events.slice(0, 2))
-          expect(first.position).toBe(events[1]?.position)
-          expect(first.caughtUp).toBe(false)
-          const second = yield* s.readAll({ after: first.position, maxCount: 2 })
-          expect(second.events).toEqual(events.slice(2, 4))
-          const third = yield* s.readAll({ after: second.position, maxCount: 2 })
-          expect(third.events).toEqual(events.slice(4))
-          expect(third.caughtUp).toBe(true)
-          const none = yield* s.readAll({ after: third.position })
+          const last = events.at(-1) as RecordedEvent
+          yield* readableUpTo(last.position)
+          // Unfiltered pages are full until the head; a full one ends at its last event.
+          const read: Array<RecordedEvent> = []
+          let position = from
+          for (;;) {
+            const page = yield* s.readAll({ after: position, maxCount: 2 })
+            read.push(...page.events)
+            if (page.events.length < 2) {
+              expect(page.caughtUp).toBe(true)
+              expect(page.position >= position).toBe(true)
+              break
+            }
+            expect(page.position).toBe(page.events[1]?.position)
+            expect(page.caughtUp).toBe(false)
+            position = page.position
+          }
+          expect(read.filter(own)).toEqual(events)
+          expect(positionsIncrease(read)).toBe(true)
+          const none = yield* s.readAll({ after: last.position, filter })
           expect(none.events).toEqual([])
           expect(none.caughtUp).toBe(true)
-          expect(none.position >= third.position).toBe(true)
-          const zero = yield* s.readAll({ after: first.position, maxCount: 0 })
-          expect(zero).toEqual({ events: [], position: first.position, caughtUp: false })
+          expect(none.position >= last.position).toBe(true)
+          const zero = yield* s.readAll({ after: events[1]?.position as LogPosition.LogPosition, maxCount: 0 })
+          expect(zero).toEqual({ events: [], position: events[1]?.position, caughtUp: false })
         }))
 
-      test("filters by event type and by a literal stream prefix, and moves past the events it skipped", () =>
+      test("filters by event type and by a literal stream prefix, and moves past the events it skipped", ({
+        id,
+        prefix,
+        mark
+      }) =>
         Effect.gen(function* () {
           const s = yield* store
+          const from = yield* mark
+          // Event types of its own, so that a filter by type alone reads none of anyone else's.
+          const type = (name: string) => `${prefix}${name}`
           const write = (stream: string, types: ReadonlyArray<string>) =>
             appendOf({
               streamId: id(stream),
               expected: "any",
-              events: types.map((eventType, i) => ({ eventType, data: { stream, i } }))
+              events: types.map((name, i) => ({ eventType: type(name), data: { stream, i } }))
             }).pipe(Effect.map((result) => result.events))
           const all = [
             ...(yield* write("order-1", ["Placed", "Paid"])),
@@ -668,41 +773,52 @@ export const runEventStoreContract = (
           const last = all.at(-1) as RecordedEvent
           yield* readableUpTo(last.position)
           const matching = (keep: (e: RecordedEvent) => boolean) => all.filter(keep)
-          const paid = yield* s.readAll({ filter: { eventTypes: ["Paid"] } })
-          expect(paid.events).toEqual(matching((e) => e.eventType === "Paid"))
-          const orders = yield* s.readAll({ filter: { streamPrefix: "order-" } })
-          expect(orders.events).toEqual(matching((e) => e.streamId.startsWith("order-")))
-          const literal = yield* s.readAll({ filter: { streamPrefix: "a_b" } })
-          expect(literal.events.map((e) => e.streamId)).toEqual(["a_b-1"])
-          const both = yield* s.readAll({ filter: { eventTypes: ["Placed", "Shipped"], streamPrefix: "order-1" } })
-          expect(both.events).toEqual(matching((e) => e.streamId === "order-1" && e.eventType !== "Paid"))
+          const read = (filter: EventStore.LogFilter) => Effect.map(readToHead(from, filter), (read) => read.events)
+          const paid = yield* read({ eventTypes: [type("Paid")] })
+          expect(paid).toEqual(matching((e) => e.eventType === type("Paid")))
+          expect(yield* read({ streamPrefix: id("order-") })).toEqual(
+            matching((e) => e.streamId.startsWith(id("order-")))
+          )
+          const literal = yield* read({ streamPrefix: id("a_b") })
+          expect(literal.map((e) => e.streamId)).toEqual([id("a_b-1")])
+          expect(yield* read({ eventTypes: [type("Placed"), type("Shipped")], streamPrefix: id("order-1") })).toEqual(
+            matching((e) => e.streamId === id("order-1") && e.eventType !== type("Paid"))
+          )
           // A reader of a type that never occurs does not rescan the log: it resumes past it.
-          const rare = yield* s.readAll({ filter: { eventTypes: ["NeverWritten"] } })
+          const rare = yield* s.readAll({ after: from, filter: { eventTypes: [type("NeverWritten")] } })
           expect(rare.events).toEqual([])
           expect(rare.caughtUp).toBe(true)
           expect(rare.position >= last.position).toBe(true)
-          const none = yield* s.readAll({ filter: { eventTypes: [] } })
+          const none = yield* s.readAll({ after: from, filter: { eventTypes: [] } })
           expect(none.events).toEqual([])
-          const streamed = yield* Stream.runCollect(s.streamAll({ pageSize: 1, filter: { eventTypes: ["Paid"] } }))
-          expect(Chunk.toArray(streamed)).toEqual(paid.events)
+          const streamed = yield* Stream.runCollect(
+            s.streamAll({ after: from, pageSize: 1, filter: { eventTypes: [type("Paid")] } })
+          )
+          expect(Chunk.toArray(streamed)).toEqual(paid)
         }))
 
-      test("a filtered reader reaches a rare event behind 12,000 others, moving forward every page", () =>
+      test("a filtered reader reaches a rare event behind 12,000 others, moving forward every page", ({
+        id,
+        prefix,
+        mark
+      }) =>
         Effect.gen(function* () {
           const s = yield* store
+          const from = yield* mark
           for (let i = 0; i < 12; i++) {
             yield* appendOf({ streamId: id(`common-${i}`), expected: "no_stream", events: testEvents(1000) })
           }
+          const rareType = `${prefix}Rare`
           const rare = yield* appendOf({
             streamId: id("rare"),
             expected: "no_stream",
-            events: [{ eventType: "Rare", data: {} }]
+            events: [{ eventType: rareType, data: {} }]
           })
           yield* readableUpTo((rare.events[0] as RecordedEvent).position)
-          let position = LogPosition.start
+          let position = from
           const found: Array<RecordedEvent> = []
           for (let page = 1; ; page++) {
-            const read = yield* s.readAll({ after: position, maxCount: 10, filter: { eventTypes: ["Rare"] } })
+            const read = yield* s.readAll({ after: position, maxCount: 10, filter: { eventTypes: [rareType] } })
             found.push(...read.events)
             if (read.caughtUp) break
             expect(read.position > position).toBe(true)
@@ -710,7 +826,7 @@ export const runEventStoreContract = (
             expect(page).toBeLessThan(20)
           }
           expect(found).toEqual(rare.events)
-          const common = yield* s.readAll({ maxCount: 100, filter: { streamPrefix: id("common-") } })
+          const common = yield* s.readAll({ after: from, maxCount: 100, filter: { streamPrefix: id("common-") } })
           expect(common.events).toHaveLength(100)
           expect(common.caughtUp).toBe(false)
           expect(common.position).toBe(common.events[99]?.position)
@@ -738,9 +854,10 @@ export const runEventStoreContract = (
           expect(after).toMatchObject({ _tag: "InvalidReadOptions", option: "after", value: "nonsense" })
         }))
 
-      test("streamAll reads the log in pages, in order, and ends at the readable head", () =>
+      test("streamAll reads the log in pages, in order, and ends at the readable head", ({ id, own, filter, mark }) =>
         Effect.gen(function* () {
           const s = yield* store
+          const from = yield* mark
           const appended: Array<RecordedEvent> = []
           for (let i = 0; i < 4; i++) {
             const result = yield* appendOf({
@@ -751,16 +868,28 @@ export const runEventStoreContract = (
             appended.push(...result.events)
           }
           yield* readableUpTo((appended.at(-1) as RecordedEvent).position)
-          expect(Chunk.toArray(yield* Stream.runCollect(s.streamAll({ pageSize: 3 })))).toEqual(appended)
-          expect(yield* wholeLog(appended[4]?.position)).toEqual(appended.slice(5))
+          const pages = (filter?: EventStore.LogFilter) =>
+            Effect.map(
+              Stream.runCollect(s.streamAll({ after: from, pageSize: 3, ...(filter === undefined ? {} : { filter }) })),
+              Chunk.toArray
+            )
+          expect(yield* pages(filter)).toEqual(appended)
+          const unfiltered = yield* pages()
+          expect(unfiltered.filter(own)).toEqual(appended)
+          expect(positionsIncrease(unfiltered)).toBe(true)
+          expect(yield* logAfter(appended[4]?.position as LogPosition.LogPosition, filter)).toEqual(appended.slice(5))
         }))
 
-      test("subscribe catches up, says so, then delivers later appends and says so again", () =>
+      test("subscribe catches up, says so, then delivers later appends and says so again", ({ id, filter, mark }) =>
         Effect.gen(function* () {
           const s = yield* store
+          const from = yield* mark
           const early = (yield* appendOf({ streamId: id("live"), expected: "no_stream", events: testEvents(3) })).events
+          yield* readableUpTo((early.at(-1) as RecordedEvent).position)
           const queue = yield* Queue.unbounded<LogMessage.LogMessage>()
-          yield* Effect.forkScoped(Stream.runForEach(s.subscribe(), (message) => Queue.offer(queue, message)))
+          yield* Effect.forkScoped(
+            Stream.runForEach(s.subscribe({ after: from, filter }), (message) => Queue.offer(queue, message))
+          )
           const caughtUp = yield* takeUntil(queue, (taken) => taken.at(-1)?._tag === "CaughtUp", 30_000)
           expect(eventsOf(caughtUp)).toEqual(early)
           const first = caughtUp.at(-1) as { readonly position: LogPosition.LogPosition }
@@ -775,14 +904,14 @@ export const runEventStoreContract = (
           expect(burst.filter((m) => m._tag === "CaughtUp")).toHaveLength(1)
         }).pipe(Effect.scoped))
 
-      test("subscribe after a position delivers only what follows it", () =>
+      test("subscribe after a position delivers only what follows it", ({ id, filter }) =>
         Effect.gen(function* () {
           const s = yield* store
           const events = (yield* appendOf({ streamId: id("from-here"), expected: "no_stream", events: testEvents(4) }))
             .events
           const messages = yield* Stream.runCollect(
             s
-              .subscribe({ after: events[1]?.position as LogPosition.LogPosition })
+              .subscribe({ after: events[1]?.position as LogPosition.LogPosition, filter })
               .pipe(
                 Stream.takeUntil(
                   (message) => message._tag === "CaughtUp" && message.position >= (events[3]?.position ?? "")
@@ -792,7 +921,7 @@ export const runEventStoreContract = (
           expect(eventsOf(Chunk.toArray(messages))).toEqual(events.slice(2))
         }))
 
-      test("an interrupted subscription ends, and the store keeps working", () =>
+      test("an interrupted subscription ends, and the store keeps working", ({ id, filter, mark }) =>
         Effect.gen(function* () {
           const s = yield* store
           const fiber = yield* Effect.fork(Stream.runDrain(s.subscribe()))
@@ -800,25 +929,35 @@ export const runEventStoreContract = (
           yield* Fiber.interrupt(fiber)
           const exit = yield* Fiber.await(fiber)
           expect(Exit.isInterrupted(exit)).toBe(true)
+          const from = yield* mark
           const { events } = yield* appendOf({
             streamId: id("after-interrupt"),
             expected: "no_stream",
             events: testEvents(1)
           })
           yield* readableUpTo((events[0] as RecordedEvent).position)
-          expect((yield* s.readAll()).events).toEqual(events)
+          expect((yield* readToHead(from, filter)).events).toEqual(events)
         }))
 
-      test("two subscribers following eight concurrent writers each see every event once, in one order", () =>
+      test("two subscribers following eight concurrent writers each see every event once, in one order", ({
+        id,
+        own,
+        filter,
+        mark
+      }) =>
         Effect.gen(function* () {
           const s = yield* store
           const writers = 8
           const appendsEach = 6
           const total = writers * appendsEach * 2
+          const from = yield* mark
+          // Unfiltered: each sees what others write meanwhile too, and keeps its own.
           const subscribers = yield* Effect.forEach([0, 1], () =>
             Effect.gen(function* () {
               const queue = yield* Queue.unbounded<LogMessage.LogMessage>()
-              yield* Effect.forkScoped(Stream.runForEach(s.subscribe(), (message) => Queue.offer(queue, message)))
+              yield* Effect.forkScoped(
+                Stream.runForEach(s.subscribe({ after: from }), (message) => Queue.offer(queue, message))
+              )
               return queue
             })
           )
@@ -848,13 +987,16 @@ export const runEventStoreContract = (
           yield* latch.open
           yield* Fiber.joinAll(fibers)
           const seen = yield* Effect.forEach(subscribers, (queue) =>
-            takeUntil(queue, (taken) => eventsOf(taken).length >= total, 60_000).pipe(Effect.map(eventsOf))
+            takeUntil(queue, (taken) => eventsOf(taken).filter(own).length >= total, 60_000).pipe(Effect.map(eventsOf))
           )
-          const log = yield* wholeLog()
+          const log = yield* logAfter(from, filter)
           expect(log).toHaveLength(total)
           expect(new Set(log.map((e) => e.eventId)).size).toBe(total)
           expect(positionsIncrease(log)).toBe(true)
-          for (const events of seen) expect(events).toEqual(log)
+          for (const events of seen) {
+            expect(positionsIncrease(events)).toBe(true)
+            expect(events.filter(own)).toEqual(log)
+          }
         }).pipe(Effect.scoped))
     })
 

@@ -7,6 +7,7 @@
 import { Effect, Either } from "effect"
 import * as fc from "fast-check"
 import { expect } from "vitest"
+import type { RecordedEvent } from "../Event.js"
 import type * as EventStore from "../EventStore.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
 import * as LogPosition from "../LogPosition.js"
@@ -68,7 +69,15 @@ const runScenario = (store: EventStore.EventStore, scenario: ReadonlyArray<Reado
     const log: Array<{ readonly streamId: StreamId.StreamId; readonly data: unknown; readonly position: string }> = []
     const followed: Array<{ readonly streamId: StreamId.StreamId; readonly data: unknown; readonly position: string }> =
       []
-    let checkpoint = LogPosition.start
+    // The follower starts at an event written now, outside the run's streams: all the run writes follows it.
+    const mark = yield* store.append(
+      writesOf({
+        streamId: StreamId.unsafeMake(`mark-${prefix}`),
+        expected: "no_stream",
+        events: [{ eventType: "Mark", data: {} }]
+      })
+    )
+    let checkpoint = (mark.events[0] as RecordedEvent).position
 
     for (const operation of scenario) {
       const participants = operation.map((p) => {
