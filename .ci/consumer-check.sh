@@ -6,6 +6,8 @@
 #      eventcore's own declarations under strict settings without skipLibCheck;
 #      the same install on npm 10 (npx npm@10) and npm 11, neither with a peer warning;
 #   a') a CommonJS project: require("eventcore"), typed by tsc under node16 and nodenext;
+#   a'') an application with its own Drizzle table in a PGlite directory: drizzle-kit generates its
+#      migrations, the store's layer applies them, a projection writes the table, the bin's demo runs;
 #   b) the library and its testing kit: the contract suite against the in-memory store,
 #      on Node 20 with vitest 4 and on Node 22 with vitest 5 (the peer range claims both);
 #   c) an application with its own Drizzle schema and drizzle-kit config: `drizzle-kit push --force`
@@ -137,6 +139,11 @@ install_cjs_app() {
   # shellcheck disable=SC2046
   install -D $(versions typescript @types/node)
 }
+install_pglite_app() {
+  install "$tarball" effect
+  # shellcheck disable=SC2046
+  install -D $(versions drizzle-kit typescript @types/node)
+}
 install_app_npm10() { NPM="npx --yes npm@10" install "$tarball" effect; }
 install_testing_kit() {
   install "$tarball" effect
@@ -157,18 +164,19 @@ install_drizzle_app() {
 }
 
 step "installing the projects at once"
-for name in app-alone cjs-app app-npm10 testing-kit testing-kit-node22 ${DATABASE_URL:+drizzle-app}; do
+for name in app-alone cjs-app pglite-app app-npm10 testing-kit testing-kit-node22 ${DATABASE_URL:+drizzle-app}; do
   project "$name"
 done
 mkdir -p "$node22"
 job app-alone install_app_alone
 job cjs-app install_cjs_app
+job pglite-app install_pglite_app
 job app-npm10 install_app_npm10
 job testing-kit install_testing_kit
 job testing-kit-node22 install_testing_kit_node22
 if [[ -n ${DATABASE_URL:-} ]]; then job drizzle-app install_drizzle_app; fi
 finish
-echo "installed: app-alone cjs-app app-npm10 testing-kit testing-kit-node22${DATABASE_URL:+ drizzle-app}"
+echo "installed: app-alone cjs-app pglite-app app-npm10 testing-kit testing-kit-node22${DATABASE_URL:+ drizzle-app}"
 
 step "a) the library alone, npm $(npm --version)"
 cd "$work/app-alone"
@@ -257,6 +265,74 @@ for module in node16 nodenext; do
   grep -qx '{"stream":"cart-1","count":0,"table":"object"}' "run-$module.log"
 done
 node -e 'const { StreamId } = require("eventcore"); console.log(`plain require: ${StreamId.unsafeMake("a")}`)'
+
+step "a'') an application's own Drizzle table in a PGlite directory, projected into"
+cd "$work/pglite-app"
+mkdir -p src
+cat > src/readModel.ts <<'TS'
+import { integer, pgTable, text } from "drizzle-orm/pg-core"
+
+export const cartLines = pgTable("cart_lines", { cart: text().notNull(), sku: text().primaryKey(), quantity: integer().notNull() })
+TS
+cat > drizzle.config.ts <<'TS'
+import { defineConfig } from "drizzle-kit"
+
+export default defineConfig({ dialect: "postgresql", schema: "./src/readModel.ts", out: "./drizzle" })
+TS
+npx drizzle-kit generate < /dev/null > generate.log 2>&1 || { cat generate.log; exit 1; }
+ls drizzle/*.sql
+cat > src/main.ts <<'TS'
+import { sql } from "drizzle-orm"
+import { drizzle } from "drizzle-orm/pglite"
+import { Effect, Either, pipe, Schema } from "effect"
+import { EventStore, PgliteEventStore, Projection, StreamId, StreamWrites } from "eventcore"
+import { cartLines } from "./readModel.js"
+
+const ItemAdded = Schema.TaggedStruct("ItemAdded", { sku: Schema.String, quantity: Schema.Int })
+const CartLines = Projection.make({
+  name: "cart-lines",
+  event: ItemAdded,
+  handle: (event, recorded) =>
+    Effect.flatMap(Projection.ReadModel, ({ db }) =>
+      Effect.promise(() =>
+        db
+          .insert(cartLines)
+          .values({ cart: recorded.streamId, sku: event.sku, quantity: event.quantity })
+          .onConflictDoUpdate({ target: cartLines.sku, set: { quantity: sql`${cartLines.quantity} + ${event.quantity}` } })
+      )
+    )
+})
+
+const program = Effect.gen(function* () {
+  const store = yield* EventStore.EventStore
+  const cart = StreamId.unsafeMake("cart-1")
+  const writes = yield* pipe(
+    StreamWrites.empty,
+    StreamWrites.expect(cart, "any"),
+    Either.flatMap(StreamWrites.append({ streamId: cart, eventType: "ItemAdded", data: { sku: "apple", quantity: 2 } })),
+    Either.flatMap(StreamWrites.append({ streamId: cart, eventType: "ItemAdded", data: { sku: "pear", quantity: 1 } }))
+  )
+  const appended = yield* store.append(writes)
+  yield* Effect.forkScoped(Projection.run(CartLines))
+  yield* Projection.waitFor(CartLines, appended.events[appended.events.length - 1]!.position)
+  const client = yield* PgliteEventStore.Client
+  return yield* Effect.promise(() => drizzle({ client }).select().from(cartLines).orderBy(cartLines.sku))
+})
+
+const layer = PgliteEventStore.layer({ dataDir: "data/shop/events", migrationsFolder: "./drizzle" })
+const rows = await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(layer)))
+console.log(JSON.stringify(rows))
+TS
+cp "$work/app-alone/tsconfig.json" .
+sed -i 's/"include": \["\*.ts"\]/"include": ["src\/*.ts"]/' tsconfig.json
+npx tsc -p .
+# Twice: the second start finds both histories applied and the directory (created with its parents) kept.
+node out/main.js | tee run.log
+node out/main.js | tee -a run.log
+grep -qx '\[{"cart":"cart-1","sku":"apple","quantity":2},{"cart":"cart-1","sku":"pear","quantity":1}\]' <(head -n 1 run.log)
+grep -qx '\[{"cart":"cart-1","sku":"apple","quantity":4},{"cart":"cart-1","sku":"pear","quantity":2}\]' <(tail -n 1 run.log)
+npx --no-install eventcore stats --data-dir data/shop/events | tee stats.log
+grep -q 'ItemAdded' stats.log
 
 step "a) the same install on npm 10"
 cd "$work/app-npm10"
