@@ -303,6 +303,32 @@ const preparing = (client: postgres.Sql): postgres.Sql => {
   return new Proxy(client, { get: (target, key) => (key === "unsafe" ? unsafe : Reflect.get(target, key)) })
 }
 
+/**
+ * A session's sockets: the first opens as the pool's do, every later one fails
+ * at once. postgres.js opens a closed connection again for the next query,
+ * silently: a session whose backend ended in the middle of a batch would run
+ * the rest of it, the checkpoint's compare-and-set included, in autocommit on a
+ * new connection without its lock, and the events handled before would be lost
+ * from the read model. Refused, every later statement fails instead, so the
+ * batch rolls back whole and the instance owns its name again on a new session.
+ */
+const firstConnectionOnly = () => {
+  const open = socketFactory()
+  let opened = false
+  return (options: Parameters<typeof open>[0]) => {
+    if (!opened) {
+      opened = true
+      return open(options)
+    }
+    const refused = new ErrorWithCloseSocket()
+    // After postgres.js has attached its listeners (it does so once the factory's promise resolves).
+    setImmediate(() =>
+      refused.destroy(new Error("the projection's database session was lost, and a session is never reopened"))
+    )
+    return refused
+  }
+}
+
 const inSession = <A>(run: () => Promise<A>) =>
   Effect.tryPromise({ try: run, catch: (error) => storeError("projection", error) })
 
@@ -332,7 +358,11 @@ const sessions = (client: postgres.Sql): Projections.Sessions => ({
           connect_timeout: options.connect_timeout,
           connection: { ...options.connection, application_name: "eventcore-projection" },
           onnotice: () => {},
-          max: 1
+          max: 1,
+          socket: firstConnectionOnly(),
+          // Never closed for its age (postgres.js closes a connection after 30-60 min by default): the
+          // session holds the name's lock for as long as the instance runs.
+          max_lifetime: null
           // The parsed options carry hosts and ports as arrays, which postgres.js accepts but does not type.
         } as unknown as postgres.Options<Record<string, never>>)
         await own`select 1`
