@@ -287,7 +287,8 @@ export const run = <E, Err, R>(
         )
     ),
     Effect.retry({
-      schedule: defaultReconnect as Schedule.Schedule<unknown, unknown>,
+      // From 100 ms again once the instance has run for a minute without losing its session.
+      schedule: defaultReconnect.pipe(Schedule.resetAfter("1 minute")) as Schedule.Schedule<unknown, unknown>,
       while: (error) => !(error instanceof ProjectionFailed)
     }),
     Effect.catchIf(
