@@ -10,7 +10,7 @@
  * yet, is reported and left exactly as it was, never migrated. A PGlite
  * directory that does not exist is not created.
  */
-import { existsSync, mkdirSync } from "node:fs"
+import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite"
@@ -19,7 +19,7 @@ import { Console, Context, Effect, type Scope } from "effect"
 import postgres from "postgres"
 import * as EventStore from "../EventStore.js"
 import { StoreError } from "../errors.js"
-import { lockDataDir } from "../internal/dataDirLock.js"
+import { createDataDir, lockDataDir } from "../internal/dataDirLock.js"
 import * as PgliteEventStore from "../PgliteEventStore.js"
 import * as PostgresEventStore from "../PostgresEventStore.js"
 import { ReadModelStore } from "../Projection.js"
@@ -91,13 +91,7 @@ const openPglite = (dataDir: string, access: Access) =>
         return yield* new CommandFailed({ message: `${dataDir} is not a PGlite data directory (it has no PG_VERSION)` })
       }
     } else {
-      yield* Effect.try({
-        try: () => mkdirSync(dataDir, { recursive: true }),
-        catch: (cause) =>
-          new CommandFailed({
-            message: `cannot create the data directory ${dataDir} (${cause instanceof Error ? cause.message : String(cause)})`
-          })
-      })
+      yield* createDataDir(dataDir)
     }
     const client = yield* Effect.acquireRelease(
       Effect.tryPromise({
