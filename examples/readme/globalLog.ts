@@ -9,7 +9,7 @@ declare const save: (position: LogPosition.LogPosition) => Effect.Effect<void>
 export const follow = Effect.gen(function* () {
   const store = yield* EventStore.EventStore
   const page = yield* store.readAll({ after: LogPosition.start, maxCount: 500, filter: { eventTypes: ["Shipped"] } })
-  // page.events (log order), page.position (resume here)
+  // page.events (log order), page.position (resume here), page.caughtUp (reached the readable head)
 
   store.streamAll({ after: checkpoint, pageSize: 1000 }) // a Stream of events, ending at the head, memory bounded by the page
   yield* store
