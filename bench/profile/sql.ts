@@ -96,20 +96,20 @@ try {
 
   // --- 2. the read statement ---------------------------------------------
   const readSize = 1000
+  const readStreamId = StreamId.unsafeMake("read-1000")
   await Effect.runPromise(
     Effect.gen(function* () {
       const store = yield* EventStore.EventStore
-      const id = StreamId.unsafeMake("read-1000")
-      let writes = yield* StreamWrites.expect(StreamWrites.empty, id, "no_stream")
+      let writes = yield* StreamWrites.expect(StreamWrites.empty, readStreamId, "no_stream")
       for (const event of benchEvents(readSize)) {
-        writes = yield* StreamWrites.append(writes, { streamId: id, eventType: event.type, data: event.data })
+        writes = yield* StreamWrites.append(writes, { streamId: readStreamId, eventType: event.type, data: event.data })
       }
       yield* store.append(writes)
     }).pipe(Effect.provide(PostgresEventStore.layer({ url, maxConnections: 1 })))
   )
   await sql`insert into bench_raw_events (event_id, stream_id, stream_version, event_type, data)
             select gen_random_uuid(), stream_id, stream_version, event_type, data
-            from eventcore.events where stream_id = 'read-1000'`
+            from eventcore.events where stream_id = ${readStreamId}`
   await sql`vacuum analyze`
   let readSql = ""
   let readParams: ReadonlyArray<string | number> = []
@@ -117,13 +117,14 @@ try {
     max: 1,
     onnotice: () => {},
     debug: (_connection, query, parameters) => {
-      if (readSql !== "" || !query.includes("eventcore.events")) return
+      // The read is the statement that carries the stream's id (the layer sends others as it starts).
+      if (readSql !== "" || !(parameters as ReadonlyArray<unknown>).includes(readStreamId)) return
       readSql = query
       readParams = parameters as ReadonlyArray<string | number>
     }
   })
   await Effect.runPromise(
-    Effect.flatMap(EventStore.EventStore, (store) => store.readStream(StreamId.unsafeMake("read-1000"))).pipe(
+    Effect.flatMap(EventStore.EventStore, (store) => store.readStream(readStreamId)).pipe(
       Effect.provide(PostgresEventStore.layerFromClient(spy))
     )
   )
@@ -139,11 +140,11 @@ try {
       `### ${label}\n\n\`\`\`\n${text.replace(/\s+/g, " ")}\n\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}\n\`\`\`\n`
     )
   }
-  await explain("the store's read statement (drizzle, prepared as eventcore_read_stream)", readSql, readParams)
+  await explain("the store's read statement (readStream's, as it sends it)", readSql, readParams)
   await explain(
     "raw SELECT",
     "select event_id, stream_version, global_position, event_type, data, metadata, recorded_at from bench_raw_events where stream_id = $1 order by stream_version",
-    ["read-1000"]
+    [readStreamId]
   )
 
   // --- 3. append cost as streams accumulate -------------------------------
