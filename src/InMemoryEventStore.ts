@@ -10,7 +10,9 @@ import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import { DuplicateEventId, VersionConflict } from "./errors.js"
-import { memoryBackend } from "./internal/projections.js"
+import { memoryCheckpoints } from "./internal/checkpoints.js"
+import { fromOperations } from "./internal/eventStore.js"
+import type { LogFilter, LogPage } from "./internal/storeContract.js"
 import { uuidv7 } from "./internal/uuid.js"
 import * as LogPosition from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
@@ -101,8 +103,8 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
     return low
   }
 
-  const readLog = (after: LogPosition.LogPosition, limit: number, filter: EventStore.LogFilter) =>
-    Effect.sync((): EventStore.LogPage => {
+  const readLog = (after: LogPosition.LogPosition, limit: number, filter: LogFilter) =>
+    Effect.sync((): LogPage => {
       const types = filter.eventTypes === undefined ? undefined : new Set(filter.eventTypes)
       const events: Array<RecordedEvent> = []
       for (let i = firstAfter(after); i < log.length && events.length < limit; i++) {
@@ -124,10 +126,10 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
       }
     })
 
-  return EventStore.make({
+  return fromOperations({
     attributes: { "db.system": "memory" },
     readLog,
-    projections: memoryBackend((position) => log.slice(firstAfter(position))),
+    checkpoints: memoryCheckpoints((position) => log.slice(firstAfter(position))),
     read: (streamId, fromVersion, limit) =>
       Effect.sync(() => {
         const stream = streams.get(streamId) ?? []

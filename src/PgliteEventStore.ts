@@ -3,17 +3,19 @@
  * this process. Zero setup, in memory or persisted in a directory, and the same
  * SQL as the PostgreSQL store.
  */
-import { PGlite, type Transaction } from "@electric-sql/pglite"
+import { PGlite } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { migrate as migrateDrizzle } from "drizzle-orm/pglite/migrator"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
-import { createDataDir, lockDataDir } from "./internal/dataDirLock.js"
-import type { ReadModelStore } from "./Projection.js"
+import { createDataDir } from "./pglite/dataDirLock.js"
+import { acquireHold, directoryIn, holdDirectoryOf, holds } from "./pglite/directoryLock.js"
+import { runOn, sessions } from "./pglite/sessions.js"
+import type { ReadModelStore } from "./ReadModel.js"
+import type { Gate } from "./sql/driver.js"
 import { driverError } from "./sql/errors.js"
 import * as Migrations from "./sql/migrations.js"
-import * as Projections from "./sql/projections.js"
 import * as SqlEventStore from "./sql/SqlEventStore.js"
 import { defaultSchema } from "./sql/schema.js"
 import { type SchemaOptions, schemaOf } from "./sql/schemaName.js"
@@ -66,47 +68,7 @@ const yieldToEventLoop = Effect.async<void>((resume) => {
   return Effect.sync(() => clearImmediate(handle))
 })
 
-const gate: SqlEventStore.Gate = (_, run) => Effect.zipLeft(run, yieldToEventLoop)
-
-/** Statements of a PGlite session or transaction, rows as arrays. */
-const runOn =
-  (target: Pick<PGlite, "query">): Projections.Run =>
-  (statement, params) =>
-    target
-      .query<Array<unknown>>(statement, params as Array<unknown>, { rowMode: "array" })
-      .then((result) => result.rows)
-
-/** Names owned by projections and reactors, per database: PGlite has one session, so ownership is kept here. */
-const owned = new WeakMap<PGlite, Set<string>>()
-
-/**
- * Sessions for projections and reactors: PGlite's one, shared; its
- * transactions hold PGlite's lock, so other operations on the database wait
- * for a batch to commit.
- */
-const sessions = (client: PGlite): Projections.Sessions => {
-  const names = owned.get(client) ?? new Set<string>()
-  owned.set(client, names)
-  const session: Projections.Session = {
-    run: runOn(client),
-    transaction: (body) =>
-      Projections.bridgeTransaction(
-        (callback: (tx: Transaction) => Promise<void>) => client.transaction(callback),
-        (tx) => body(drizzle({ client: tx as unknown as PGlite }), runOn(tx))
-      )
-  }
-  return {
-    open: Effect.succeed(session),
-    tryLock: (_, key) =>
-      Effect.gen(function* () {
-        if (names.has(key)) return false
-        names.add(key)
-        yield* Effect.addFinalizer(() => Effect.sync(() => names.delete(key)))
-        return true
-      }),
-    isLocked: (keys) => Effect.sync(() => keys.map((key) => names.has(key)))
-  }
-}
+const gate: Gate = (_, run) => Effect.zipLeft(run, yieldToEventLoop)
 
 /**
  * A store over a PGlite database the caller owns and has migrated; the store
@@ -120,89 +82,9 @@ export const make = (client: PGlite, options: SchemaOptions = {}): EventStore.Ev
   SqlEventStore.make({
     schema: options.schema ?? defaultSchema,
     gate,
-    runPrepared: runOn(client),
+    run: runOn(client),
     sessions: sessions(client)
   })
-
-/**
- * The lock on a data directory, shared by the layers over one client (stores
- * in several schemas of one database), and released by the last of them.
- */
-interface Hold {
-  users: number
-  readonly lock: Scope.CloseableScope
-}
-
-/** Clients whose data directory this process holds. */
-const holds = new WeakMap<PGlite, Hold>()
-
-/** Holds are taken and given back one at a time: a hold being released is never shared. */
-const holding = Effect.unsafeMakeSemaphore(1)
-
-const release = (hold: Hold) =>
-  holding.withPermits(1)(Effect.suspend(() => (--hold.users === 0 ? Scope.close(hold.lock, Exit.void) : Effect.void)))
-
-/** Takes the lock on `dataDir` until the scope ends, as a hold the layers over its client can share. */
-const acquireHold = (dataDir: string): Effect.Effect<Hold, StoreError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.gen(function* () {
-      const lock = yield* Scope.make()
-      yield* Effect.onExit(Scope.extend(lockDataDir(dataDir), lock), (exit) =>
-        Exit.isFailure(exit) ? Scope.close(lock, exit) : Effect.void
-      )
-      return { users: 1, lock }
-    }),
-    release
-  )
-
-/** The prefixes of `dataDir` that PGlite keeps in memory or in a browser's storage, never in a directory here. */
-const notADirectory = ["memory://", "idb://", "opfs-ahp://", "memfs2opfs://"]
-
-/**
- * The directory PGlite keeps a database given this `dataDir` in, read as
- * PGlite reads it: a path, or a `file://` path; none for `memory://` (or a
- * browser's storage) or no `dataDir` at all.
- */
-const directoryIn = (dataDir: string | undefined): string | undefined => {
-  if (dataDir === undefined || dataDir === "") return undefined
-  if (dataDir.startsWith("file://")) return dataDir.slice("file://".length)
-  return notADirectory.some((prefix) => dataDir.startsWith(prefix)) ? undefined : dataDir
-}
-
-/**
- * The directory a client keeps its database in: its `dataDir`'s, or, for a
- * client given PGlite's `NodeFS` instead of a `dataDir`, the file system's
- * (it keeps it as `rootDir`).
- */
-const directoryOf = (client: PGlite): string | undefined => {
-  if (client.dataDir !== undefined && client.dataDir !== "") return directoryIn(client.dataDir)
-  const rootDir = (client.fs as { readonly rootDir?: unknown } | undefined)?.rootDir
-  return typeof rootDir === "string" ? rootDir : undefined
-}
-
-/**
- * Holds the lock on the client's data directory until the scope ends; shares
- * the hold of another layer over the same client.
- */
-const holdDirectoryOf = (client: PGlite): Effect.Effect<void, StoreError, Scope.Scope> =>
-  holding.withPermits(1)(
-    Effect.suspend(() => {
-      const held = holds.get(client)
-      if (held !== undefined && held.users > 0) {
-        return Effect.acquireRelease(
-          Effect.sync(() => {
-            held.users++
-          }),
-          () => release(held)
-        )
-      }
-      const dataDir = directoryOf(client)
-      if (dataDir === undefined) return Effect.void
-      return Effect.map(acquireHold(dataDir), (hold) => {
-        holds.set(client, hold)
-      })
-    })
-  )
 
 /** Applies the application's drizzle-kit migrations in `folder`; drizzle's migrator skips those already applied. */
 const migrateApplication = (client: PGlite, folder: string): Effect.Effect<void, StoreError> =>
@@ -220,7 +102,7 @@ const migrateApplication = (client: PGlite, folder: string): Effect.Effect<void,
 
 /** What a layer provides over `client`. */
 const contextOf = (client: PGlite, schema: string) =>
-  Context.add(Projections.storeContext(make(client, { schema })), Client, client)
+  Context.add(SqlEventStore.layerContext(make(client, { schema })), Client, client)
 
 /**
  * Opens (or creates) the database, migrates it (eventcore's migrations, then

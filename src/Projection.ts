@@ -9,33 +9,17 @@
  * stand by and take over when it ends. See docs/projections.md.
  */
 
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
-import { Context, type Duration, Effect, Schedule, type Schema } from "effect"
+import { type Duration, Effect, Schedule, type Schema } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import { type ProjectionFailed, ProjectionTimeout, type StoreError } from "./errors.js"
-import type { DeadLetter, ProjectionBackend } from "./internal/projections.js"
 import * as Runner from "./internal/runner.js"
+import type { DeadLetter, ProjectionStatus } from "./internal/storeContract.js"
 import type { LogPosition } from "./LogPosition.js"
+import { ReadModel, ReadModelStore } from "./ReadModel.js"
 
-/**
- * The read model's database inside a projection's handler: a Drizzle
- * PostgreSQL database bound to the transaction of the batch being projected.
- * Write the application's tables through it; do not open transactions of its own.
- */
-export class ReadModel extends Context.Tag("eventcore/ReadModel")<
-  ReadModel,
-  // biome-ignore lint/suspicious/noExplicitAny: the application's tables, whatever its Drizzle schema
-  { readonly db: PgDatabase<PgQueryResultHKT, any> }
->() {}
-
-/**
- * A store that can give projections a `ReadModel`: the PGlite and PostgreSQL
- * stores provide it with their `EventStore`. Running a projection whose
- * handler needs a `ReadModel` requires it, so the type says when a SQL store
- * is needed (the in-memory store runs reactors and projections without one).
- */
-export class ReadModelStore extends Context.Tag("eventcore/ReadModelStore")<ReadModelStore, ProjectionBackend>() {}
+export type { DeadLetter, ProjectionStatus }
+export { ReadModel, ReadModelStore }
 
 export interface Projection<E, I, Err, R> {
   readonly _tag: "Projection"
@@ -90,8 +74,8 @@ export const run = <E, I, Err, R>(
 ): Effect.Effect<never, ProjectionFailed | StoreError, EventStore.EventStore | Exclude<R, ReadModel> | StoreOf<R>> =>
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
-    const backend = yield* Runner.backendOf(store)
-    return yield* Runner.run(handlerOf(projection), backend, store, options)
+    const checkpoints = yield* Runner.checkpointsOf(store)
+    return yield* Runner.run(handlerOf(projection), checkpoints, store, options)
   })
 
 /**
@@ -104,8 +88,8 @@ export const rebuild = <E, I, Err, R>(
 ): Effect.Effect<void, Err | StoreError, EventStore.EventStore | Exclude<R, ReadModel> | StoreOf<R>> =>
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
-    const backend = yield* Runner.backendOf(store)
-    yield* backend.reset(projection.name, "projection", Runner.logFilterOf(projection), (db) => {
+    const checkpoints = yield* Runner.checkpointsOf(store)
+    yield* checkpoints.reset(projection.name, "projection", Runner.logFilterOf(projection), (db) => {
       const reset = projection.reset ?? Effect.void
       return (db === undefined ? reset : Effect.provideService(reset, ReadModel, { db })) as Effect.Effect<
         void,
@@ -138,10 +122,10 @@ export const waitFor = (
 ): Effect.Effect<void, ProjectionTimeout | StoreError, EventStore.EventStore> =>
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
-    const backend = yield* Runner.backendOf(store)
+    const checkpoints = yield* Runner.checkpointsOf(store)
     const filter = Runner.logFilterOf(projection)
     const handledUpTo = Effect.gen(function* () {
-      const checkpoint = yield* backend.checkpointOf(projection.name)
+      const checkpoint = yield* checkpoints.checkpointOf(projection.name)
       if (checkpoint === undefined) return false
       if (checkpoint >= position) return true
       let after = checkpoint
@@ -166,47 +150,19 @@ export const waitFor = (
   })
 
 /**
- * A row of `Projection.status`: a projection or reactor, or an instance
- * standing by to take one over.
- */
-export interface ProjectionStatus {
-  readonly name: string
-  readonly kind: "projection" | "reactor"
-  /**
-   * The name's own row: `running` while an instance owns it, `failed` after it
-   * stopped on an error, `stopped` otherwise. `standby`: a row of its own for
-   * each instance waiting for the owner's lock, after the name's row.
-   */
-  readonly status: "running" | "standby" | "stopped" | "failed"
-  /** Its checkpoint. */
-  readonly position: LogPosition
-  /**
-   * Its events after its checkpoint: those of its event types and stream
-   * prefix, as its last run declared them (until a checkpoint made before
-   * migration 0009 runs again: every event).
-   */
-  readonly lag?: number
-  /** The instance (host/pid/tag) running it, or, on a `standby` row, the one standing by. */
-  readonly owner?: string
-  /** When its row last changed; on a `standby` row, since when the instance stands by. */
-  readonly updatedAt: Date
-  readonly error?: string
-}
-
-/**
  * Every projection and reactor the store has a checkpoint for, by name, each
  * followed by a `standby` row for every instance standing by to take it over
  * (in any process). Needs no definitions: what it reports is in the store.
  */
 export const status: Effect.Effect<ReadonlyArray<ProjectionStatus>, StoreError, EventStore.EventStore> = Effect.flatMap(
-  Effect.flatMap(EventStore.EventStore, Runner.backendOf),
-  (backend) => backend.statuses
+  Effect.flatMap(EventStore.EventStore, Runner.checkpointsOf),
+  (checkpoints) => checkpoints.statuses
 )
 
 /** The events a projection or reactor skipped (`onError: "skip"`), with their errors, oldest first. */
 export const deadLetters = (projection: {
   readonly name: string
 }): Effect.Effect<ReadonlyArray<DeadLetter>, StoreError, EventStore.EventStore> =>
-  Effect.flatMap(Effect.flatMap(EventStore.EventStore, Runner.backendOf), (backend) =>
-    backend.deadLetters(projection.name)
+  Effect.flatMap(Effect.flatMap(EventStore.EventStore, Runner.checkpointsOf), (checkpoints) =>
+    checkpoints.deadLetters(projection.name)
   )

@@ -47,10 +47,10 @@ export const run = <E, I, Err, R>(
 ): Effect.Effect<never, ProjectionFailed | StoreError, EventStore.EventStore | R> =>
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
-    const backend = yield* Runner.backendOf(store)
+    const checkpoints = yield* Runner.checkpointsOf(store)
     return yield* Runner.run(
       { ...Runner.declaredHandler("reactor", reactor), handle: (event, recorded) => reactor.handle(event, recorded) },
-      backend,
+      checkpoints,
       store,
       options
     )

@@ -1,7 +1,8 @@
 /**
- * What `EventStore.make` adds around a store's primitives: option validation,
- * paging, spans and the conflict metric. The primitives here are the in-memory
- * store's, wrapped to record every read they are asked for.
+ * What `fromOperations` (src/internal/eventStore.ts) adds around a store's
+ * operations: option validation, paging, spans and the conflict metric. The
+ * operations here are the in-memory store's, wrapped to record every read
+ * they are asked for.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Either, Exit, Fiber, Metric, Option, Stream } from "effect"
@@ -14,18 +15,19 @@ import {
   StreamNotFound
 } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
+import { fromOperations } from "../src/internal/eventStore.js"
 import { makeRecordingTracer } from "./support/recording.js"
 
 const stream = "paged" as StreamId.StreamId
 const missing = "missing" as StreamId.StreamId
 
-/** A store over in-memory primitives that records each read's (fromVersion, limit). */
+/** A store over in-memory operations that records each read's (fromVersion, limit). */
 const recordingStore = (attributes?: Record<string, unknown>) =>
   Effect.gen(function* () {
     const inner = yield* InMemoryEventStore.make
     yield* inner.append(writesOf({ streamId: stream, expected: "no_stream", events: testEvents(5) }))
     const reads: Array<readonly [number, number]> = []
-    const store = EventStore.make({
+    const store = fromOperations({
       read: (streamId, fromVersion, limit) =>
         inner.readStream(streamId).pipe(
           Effect.map((read) => ({
@@ -49,7 +51,7 @@ const recordingStore = (attributes?: Record<string, unknown>) =>
 
 const versions = (events: ReadonlyArray<{ readonly streamVersion: number }>) => events.map((e) => e.streamVersion)
 
-describe("EventStore.make", () => {
+describe("fromOperations", () => {
   it("a program run without a store says which service is missing", () => {
     const exit = Effect.runSyncExit(EventStore.EventStore as unknown as Effect.Effect<unknown>)
     expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("Service not found: eventcore/EventStore")
@@ -185,7 +187,7 @@ describe("EventStore.make", () => {
       const appended = yield* inner.append(writesOf({ streamId: stream, expected: "no_stream", events: testEvents(3) }))
       const gate = yield* Deferred.make<void>()
       let reads = 0
-      const store = EventStore.make({
+      const store = fromOperations({
         read: () => Effect.succeed({ version: 0, events: [] }),
         append: inner.append,
         readLog: (after, limit, filter) =>

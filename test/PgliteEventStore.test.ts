@@ -10,6 +10,7 @@ import { EventStore, PgliteEventStore, Projection, type RecordedEvent, StreamId,
 import { runEventStoreContract, testEvents, writesOf } from "eventcore/testing"
 import { afterAll, describe, expect, it } from "vitest"
 import * as SqlEventStore from "../src/sql/SqlEventStore.js"
+import { storeStatements } from "../src/sql/statements.js"
 import { cartLines } from "./fixtures/shop/schema.js"
 import { defineEnforcementTests } from "./sql/enforcement.js"
 import { defineUpgradeTests, migrateAsRelease010 } from "./sql/upgrade.js"
@@ -304,8 +305,8 @@ describe("SqlEventStore after a raced write", () => {
   const storeRacedAt = (db: PGlite, diagnosis: "answers" | "fails") =>
     SqlEventStore.make({
       schema: "eventcore",
-      runPrepared: async (statement, params) => {
-        if (statement === SqlEventStore.statementsIn("eventcore").append) throw serializationFailure
+      run: async (statement, params) => {
+        if (statement === storeStatements("eventcore").append) throw serializationFailure
         if (diagnosis === "fails") throw Object.assign(new Error("terminating connection"), { code: "57P01" })
         return (await db.query<Array<unknown>>(statement, params as Array<unknown>, { rowMode: "array" })).rows
       }

@@ -9,7 +9,7 @@ import { EventStore } from "eventcore"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { programHelp } from "../src/cli/args.js"
 import { program } from "../src/cli/program.js"
-import { lockDataDir } from "../src/internal/dataDirLock.js"
+import { lockDataDir } from "../src/pglite/dataDirLock.js"
 import {
   cli,
   expectArgumentError,

@@ -14,7 +14,7 @@ import { EventStore, PgliteEventStore, StreamId } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest"
 import { runCommandLine } from "../src/cli/run.js"
-import { lockDataDir } from "../src/internal/dataDirLock.js"
+import { lockDataDir } from "../src/pglite/dataDirLock.js"
 import { literal } from "./support/cli.js"
 import { databaseUrl, urlOf } from "./support/postgres.js"
 

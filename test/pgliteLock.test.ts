@@ -14,7 +14,7 @@ import { EventStore, PgliteEventStore, StreamId } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import { afterAll, describe, expect, it } from "vitest"
 import type { StoreError } from "../src/errors.js"
-import { lockDataDir, lockFileOf } from "../src/internal/dataDirLock.js"
+import { lockDataDir, lockFileOf } from "../src/pglite/dataDirLock.js"
 import { cli, literal } from "./support/cli.js"
 import { snapshot, startLockHolder, startWriter, type Writer } from "./support/writerProcess.js"
 

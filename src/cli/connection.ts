@@ -15,16 +15,17 @@ import { join } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite"
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js"
-import { Console, Context, Effect, type Scope } from "effect"
+import { Console, type Context, Effect, type Scope } from "effect"
 import postgres from "postgres"
-import * as EventStore from "../EventStore.js"
+import type * as EventStore from "../EventStore.js"
 import { StoreError } from "../errors.js"
-import { createDataDir, lockDataDir } from "../internal/dataDirLock.js"
 import * as PgliteEventStore from "../PgliteEventStore.js"
 import * as PostgresEventStore from "../PostgresEventStore.js"
-import { ReadModelStore } from "../Projection.js"
+import { createDataDir, lockDataDir } from "../pglite/dataDirLock.js"
+import type { ReadModelStore } from "../ReadModel.js"
+import type { Database } from "../sql/driver.js"
 import * as Migrations from "../sql/migrations.js"
-import type { Database } from "../sql/SqlEventStore.js"
+import { layerContext } from "../sql/SqlEventStore.js"
 import { CommandFailed } from "./failures.js"
 
 export type Target =
@@ -43,17 +44,10 @@ export interface Connection {
   readonly schema: string
 }
 
-/** What the stores' layers provide for `store` (both SQL stores support projections). */
-const contextOf = (store: EventStore.EventStore): Connection["context"] => {
-  const backend = store[EventStore.projectionBackend]
-  if (backend === undefined) throw new Error("eventcore: a SQL store without projection support")
-  return Context.make(EventStore.EventStore, store).pipe(Context.add(ReadModelStore, backend))
-}
-
 const connected = (db: Database, store: EventStore.EventStore, schema: string): Connection => ({
   db,
   store,
-  context: contextOf(store),
+  context: layerContext(store),
   schema
 })
 

@@ -8,21 +8,14 @@
 import { sql } from "drizzle-orm"
 import { Effect } from "effect"
 import type { StoreError } from "../errors.js"
+import { blockingFacts } from "../internal/follow.js"
+import type { BlockingTransaction } from "../internal/storeContract.js"
 import * as LogPosition from "../LogPosition.js"
+import type { Database } from "../sql/driver.js"
 import { storeError } from "../sql/errors.js"
 import type { SchemaState } from "../sql/migrations.js"
-import { type Database, rowsOf, statementsIn } from "../sql/SqlEventStore.js"
-
-/** The transaction holding the log back, as the `holdup` statement of the stores finds it. */
-export interface Holder {
-  /** The backend running it; absent for a prepared transaction. */
-  readonly pid?: number
-  readonly database?: string
-  /** `idle in transaction`, `active`, ...: visible only to roles allowed to see other sessions. */
-  readonly state?: string
-  readonly openForSeconds?: number
-  readonly application?: string
-}
+import { blockingTransactionOf, rowsOf } from "../sql/rows.js"
+import { logStatusStatement, storeStatements } from "../sql/statements.js"
 
 export interface LogStatus {
   /** The position of the last committed event, readable or not; undefined when the log is empty. */
@@ -38,7 +31,7 @@ export interface LogStatus {
   /** Committed events at or above the horizon: readable once the transactions before them end. */
   readonly heldBack: number
   /** What holds them back, when some are (and it is still running when looked for). */
-  readonly heldBy: Holder | undefined
+  readonly heldBy: BlockingTransaction | undefined
   readonly migrations: {
     /** Rows of the schema's migration history. */
     readonly applied: number
@@ -53,9 +46,6 @@ const positionOf = (transaction: unknown, position: unknown) =>
     ? undefined
     : LogPosition.make(BigInt(String(transaction)), BigInt(String(position)))
 
-const optional = <K extends string, A>(key: K, value: A | null | undefined) =>
-  (value === null || value === undefined || value === "" ? {} : { [key]: value }) as { readonly [P in K]?: A }
-
 export const logStatus = (
   db: Database,
   schema: string,
@@ -63,46 +53,22 @@ export const logStatus = (
 ): Effect.Effect<LogStatus, StoreError> =>
   Effect.tryPromise({
     try: async (): Promise<LogStatus> => {
-      const events = sql`${sql.identifier(schema)}.events`
-      // Every number as text: postgres.js and PGlite give int8 and xid8 differently.
-      const [row] = rowsOf(
-        await db.execute(sql`with horizon as materialized (select pg_snapshot_xmin(pg_current_snapshot()) as xmin)
-select h.xmin::text as horizon,
-       head.transaction_id::text as head_transaction, head.global_position::text as head_position,
-       readable.transaction_id::text as readable_transaction, readable.global_position::text as readable_position,
-       (select count(*) from ${events} w where w.transaction_id >= h.xmin)::text as held_back,
-       (select count(*) from ${sql.identifier(schema)}.migrations)::text as applied
-from horizon h
-left join lateral (
-  select e.transaction_id, e.global_position from ${events} e
-  order by e.transaction_id desc, e.global_position desc limit 1
-) head on true
-left join lateral (
-  select e.transaction_id, e.global_position from ${events} e where e.transaction_id < h.xmin
-  order by e.transaction_id desc, e.global_position desc limit 1
-) readable on true`)
-      )
+      const [row] = rowsOf(await db.execute(sql.raw(logStatusStatement(schema))))
       if (row === undefined) throw new Error("the status query returned no row")
       const heldBack = Number(row.held_back)
-      const [holder] = heldBack === 0 ? [] : rowsOf(await db.execute(sql.raw(statementsIn(schema).holdup)))
+      // Rows as arrays of values in the statement's order, as the stores read them.
+      const [holder] =
+        heldBack === 0
+          ? []
+          : rowsOf(await db.execute(sql.raw(storeStatements(schema).blockingTransaction))).map((found) =>
+              blockingTransactionOf(Object.values(found))
+            )
       return {
         head: positionOf(row.head_transaction, row.head_position),
         readable: positionOf(row.readable_transaction, row.readable_position),
         horizon: BigInt(String(row.horizon)),
         heldBack,
-        heldBy:
-          holder === undefined
-            ? undefined
-            : {
-                ...optional("pid", holder.pid === null ? null : Number(holder.pid)),
-                ...optional("database", holder.database as string | null),
-                ...optional("state", holder.state as string | null),
-                ...optional(
-                  "openForSeconds",
-                  holder.age_seconds === null ? null : Math.round(Number(holder.age_seconds))
-                ),
-                ...optional("application", holder.application_name as string | null)
-              },
+        heldBy: holder,
         migrations: { applied: Number(row.applied), pending: migrations.pending, unknown: migrations.unknown }
       }
     },
@@ -112,15 +78,15 @@ left join lateral (
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? "" : "s"}`
 
 /** Who holds the log back, in words: `pid 4242 in database app, idle in transaction, open for 42 s (psql)`. */
-const describeHolder = (holder: Holder) =>
+const describeHolder = (holder: BlockingTransaction) =>
   [
     [
       holder.pid === undefined ? "a prepared transaction" : `pid ${holder.pid}`,
       holder.database === undefined ? "" : ` in database ${holder.database}`
     ].join(""),
     holder.state ?? "state not visible to this role",
-    ...(holder.openForSeconds === undefined ? [] : [`open for ${holder.openForSeconds} s`])
-  ].join(", ") + (holder.application === undefined ? "" : ` (${holder.application})`)
+    ...(holder.ageSeconds === undefined ? [] : [`open for ${Math.round(holder.ageSeconds)} s`])
+  ].join(", ") + (holder.applicationName === undefined ? "" : ` (${holder.applicationName})`)
 
 /** The status for people, one fact a line. */
 export const formatStatus = (where: string, schema: string, status: LogStatus): ReadonlyArray<string> => {
@@ -175,5 +141,5 @@ export const statusJson = (where: string, schema: string, status: LogStatus) =>
     readable: status.readable ?? null,
     horizon: status.horizon.toString(),
     heldBack: status.heldBack,
-    heldBy: status.heldBy ?? null
+    heldBy: status.heldBy === undefined ? null : blockingFacts(status.heldBy)
   })

@@ -6,22 +6,10 @@
  * neither a gap nor a duplicate.
  */
 import { Chunk, Clock, Deferred, Duration, Effect, FiberId, Metric, Schedule, Stream } from "effect"
-import type { LogFilter, LogPage } from "../EventStore.js"
 import type { StoreError } from "../errors.js"
 import * as LogMessage from "../LogMessage.js"
 import type { LogPosition } from "../LogPosition.js"
-
-/** What holds the global log back: the oldest transaction still running on the server. */
-export interface Holdup {
-  /** The backend running it; absent for a prepared transaction. */
-  readonly pid?: number
-  readonly database?: string
-  /** Its state (`idle in transaction`, `active`, ...), or that it is prepared, when visible to this role. */
-  readonly state?: string
-  /** Seconds since it began. */
-  readonly ageSeconds?: number
-  readonly applicationName?: string
-}
+import type { BlockingTransaction, LogFilter, LogPage } from "./storeContract.js"
 
 /**
  * A wake-up for waiters: `current` is what a waiter holds while it works;
@@ -98,20 +86,21 @@ export interface FollowOptions {
   readonly retry?: Schedule.Schedule<unknown, StoreError>
   readonly readLog: ReadLog
   readonly polling?: { readonly min: Duration.DurationInput; readonly max: Duration.DurationInput }
-  readonly holdup?: Effect.Effect<Holdup | undefined, StoreError>
+  readonly blockingTransaction?: Effect.Effect<BlockingTransaction | undefined, StoreError>
   readonly appended: Signal
   readonly heldBackGauge: Metric.Metric.Gauge<number>
 }
 
-const describeHoldup = (holdup: Holdup | undefined) =>
-  holdup === undefined
+/** What logs and the command line say of a blocking transaction. */
+export const blockingFacts = (blocking: BlockingTransaction | undefined) =>
+  blocking === undefined
     ? {}
     : {
-        ...(holdup.pid === undefined ? {} : { pid: holdup.pid }),
-        ...(holdup.database === undefined ? {} : { database: holdup.database }),
-        ...(holdup.state === undefined ? {} : { state: holdup.state }),
-        ...(holdup.ageSeconds === undefined ? {} : { openForSeconds: Math.round(holdup.ageSeconds) }),
-        ...(holdup.applicationName === undefined ? {} : { application: holdup.applicationName })
+        ...(blocking.pid === undefined ? {} : { pid: blocking.pid }),
+        ...(blocking.database === undefined ? {} : { database: blocking.database }),
+        ...(blocking.state === undefined ? {} : { state: blocking.state }),
+        ...(blocking.ageSeconds === undefined ? {} : { openForSeconds: Math.round(blocking.ageSeconds) }),
+        ...(blocking.applicationName === undefined ? {} : { application: blocking.applicationName })
       }
 
 export const follow = (options: FollowOptions): Stream.Stream<LogMessage.LogMessage, StoreError> =>
@@ -159,12 +148,14 @@ export const follow = (options: FollowOptions): Stream.Stream<LogMessage.LogMess
         yield* Metric.set(options.heldBackGauge, (now - heldSince) / 1000)
         if (now - heldSince >= stallWarning && (warnedAt === undefined || now - warnedAt >= stallWarning)) {
           warnedAt = now
-          const holdup =
-            options.holdup === undefined ? undefined : yield* Effect.orElseSucceed(options.holdup, () => undefined)
+          const blocking =
+            options.blockingTransaction === undefined
+              ? undefined
+              : yield* Effect.orElseSucceed(options.blockingTransaction, () => undefined)
           yield* Effect.logWarning(
             "eventcore: a transaction still running holds the global log back; readers wait for it to end (they never skip past it)"
           ).pipe(
-            Effect.annotateLogs({ heldForSeconds: Math.round((now - heldSince) / 1000), ...describeHoldup(holdup) })
+            Effect.annotateLogs({ heldForSeconds: Math.round((now - heldSince) / 1000), ...blockingFacts(blocking) })
           )
         }
       })

@@ -13,13 +13,21 @@
  */
 import { Cause, Chunk, Deferred, Duration, Effect, type ParseResult, Schedule, Schema, SchemaAST, Stream } from "effect"
 import type { RecordedEvent } from "../Event.js"
-import * as EventStore from "../EventStore.js"
+import type { EventStore } from "../EventStore.js"
 import { ProjectionFailed, type StoreError, StoreError as StoreErrorClass } from "../errors.js"
 import * as LogMessage from "../LogMessage.js"
 import type { LogPosition } from "../LogPosition.js"
-import type { Database } from "../sql/SqlEventStore.js"
 import { defaultRetry as defaultReconnect, makeSignal } from "./follow.js"
-import { type Deposed, Deposed as DeposedError, type Kind, type Owned, type ProjectionBackend } from "./projections.js"
+import {
+  CheckpointMoved,
+  type CheckpointStore,
+  checkpointsKey,
+  type LogFilter,
+  type Ownership,
+  type ProjectionKind,
+  type ReadModelDatabase,
+  type StoreExtras
+} from "./storeContract.js"
 
 /** How often a caught-up runner checks that its checkpoint is still where it left it. */
 const checkpointWatch = "1 second"
@@ -27,11 +35,11 @@ const checkpointWatch = "1 second"
 /** What the runner needs of a projection or reactor. */
 export interface Handler<E, Err, R> {
   readonly name: string
-  readonly kind: Kind
+  readonly kind: ProjectionKind
   /** What it reads of the log: its event types and stream prefix (filtered in SQL on the SQL stores). */
-  readonly filter: EventStore.LogFilter
+  readonly filter: LogFilter
   readonly decode: (recorded: RecordedEvent) => Effect.Effect<E, ParseResult.ParseError>
-  readonly handle: (event: E, recorded: RecordedEvent, db: Database | undefined) => Effect.Effect<void, Err, R>
+  readonly handle: (event: E, recorded: RecordedEvent, db: ReadModelDatabase | undefined) => Effect.Effect<void, Err, R>
 }
 
 export interface RunOptions {
@@ -81,7 +89,7 @@ export interface Declared<E, I> {
 export const logFilterOf = (declared: {
   readonly event?: Schema.Schema.AnyNoContext
   readonly filter?: { readonly streamPrefix?: string }
-}): EventStore.LogFilter => ({
+}): LogFilter => ({
   ...(declared.event === undefined ? {} : { eventTypes: eventTypesOf(declared.event.ast) }),
   ...(declared.filter?.streamPrefix === undefined ? {} : { streamPrefix: declared.filter.streamPrefix })
 })
@@ -96,7 +104,7 @@ export const checkDeclared = <E, I>(label: "Projection" | "Reactor", declared: D
 }
 
 /** The handler's name, kind, filter and decoding, from what it declares. */
-export const declaredHandler = <E, I>(kind: Kind, declared: Declared<E, I>) => {
+export const declaredHandler = <E, I>(kind: ProjectionKind, declared: Declared<E, I>) => {
   const decode = Schema.decodeUnknown(declared.event)
   return {
     name: declared.name,
@@ -115,10 +123,10 @@ export const encodedOf = (recorded: RecordedEvent): unknown =>
 /** Wakes `waitFor` in this process when a runner commits. */
 export const committed = makeSignal()
 
-/** A store's projection support, or a StoreError saying it has none. */
-export const backendOf = (store: EventStore.EventStore): Effect.Effect<ProjectionBackend, StoreError> => {
-  const backend = store[EventStore.projectionBackend]
-  return backend === undefined
+/** A store's checkpoints, or a StoreError saying it has none. */
+export const checkpointsOf = (store: EventStore): Effect.Effect<CheckpointStore, StoreError> => {
+  const checkpoints = (store as EventStore & StoreExtras)[checkpointsKey]
+  return checkpoints === undefined
     ? Effect.fail(
         new StoreErrorClass({
           operation: "projection",
@@ -126,7 +134,7 @@ export const backendOf = (store: EventStore.EventStore): Effect.Effect<Projectio
             "This EventStore has no support for projections and reactors: use the in-memory, PGlite or PostgreSQL store."
         })
       )
-    : Effect.succeed(backend)
+    : Effect.succeed(checkpoints)
 }
 
 /** A handler or decoding failure of one event, carried past the commit to the retry. */
@@ -149,15 +157,15 @@ const describe = (cause: unknown): string => {
 
 export const run = <E, Err, R>(
   handler: Handler<E, Err, R>,
-  backend: ProjectionBackend,
-  store: EventStore.EventStore,
+  checkpoints: CheckpointStore,
+  store: EventStore,
   options: RunOptions = {}
 ): Effect.Effect<never, ProjectionFailed, R> => {
   const batchSize = options.batchSize ?? 100
   const retry = options.retry ?? defaultHandlerRetry
   const filter = handler.filter
 
-  const handleAll = (events: ReadonlyArray<RecordedEvent>, db: Database | undefined) =>
+  const handleAll = (events: ReadonlyArray<RecordedEvent>, db: ReadModelDatabase | undefined) =>
     Effect.forEach(
       events,
       (recorded) =>
@@ -173,9 +181,9 @@ export const run = <E, Err, R>(
     )
 
   /** One owned stretch: from the checkpoint, batch after batch, until an error ends it. */
-  const follow = (owned: Owned) =>
+  const follow = (ownership: Ownership) =>
     Effect.gen(function* () {
-      let position = yield* owned.checkpoint
+      let position = yield* ownership.checkpoint
 
       /**
        * Handles `events` and moves the checkpoint from `from` to `to`: a
@@ -187,9 +195,9 @@ export const run = <E, Err, R>(
         handler.kind === "reactor"
           ? Effect.zipRight(
               handleAll(events, undefined),
-              owned.commit(from, to, () => Effect.void)
+              ownership.commit(from, to, () => Effect.void)
             )
-          : owned.commit(from, to, (db) => handleAll(events, db))
+          : ownership.commit(from, to, (db) => handleAll(events, db))
 
       /** One event in its own transaction, retried; then stop, or skip it as a dead letter. */
       const one = (recorded: RecordedEvent) =>
@@ -203,7 +211,7 @@ export const run = <E, Err, R>(
             if (!(failure instanceof EventFailure)) return yield* Effect.fail(failure)
             const error = describe(failure.cause)
             if (options.onError !== "skip") {
-              yield* Effect.ignore(owned.fail(error))
+              yield* Effect.ignore(ownership.fail(error))
               return yield* new ProjectionFailed({
                 projection: handler.name,
                 position: recorded.position,
@@ -211,7 +219,7 @@ export const run = <E, Err, R>(
                 cause: failure.cause
               })
             }
-            yield* owned.commit(position, recorded.position, () => Effect.void, {
+            yield* ownership.commit(position, recorded.position, () => Effect.void, {
               eventId: recorded.eventId,
               position: recorded.position,
               eventType: recorded.eventType,
@@ -227,13 +235,13 @@ export const run = <E, Err, R>(
       const batch = (events: ReadonlyArray<RecordedEvent>, to: LogPosition) =>
         Effect.gen(function* () {
           if (events.length === 0) {
-            if (to > position) yield* owned.commit(position, to, () => Effect.void)
+            if (to > position) yield* ownership.commit(position, to, () => Effect.void)
           } else {
             const outcome = yield* Effect.either(handleAndCommit(events, position, to))
             if (outcome._tag === "Left") {
               if (!(outcome.left instanceof EventFailure)) return yield* Effect.fail(outcome.left)
               for (const recorded of events) yield* one(recorded)
-              if (to > position) yield* owned.commit(position, to, () => Effect.void)
+              if (to > position) yield* ownership.commit(position, to, () => Effect.void)
             }
           }
           position = to
@@ -248,8 +256,8 @@ export const run = <E, Err, R>(
           const wakeup = yield* committed.current
           yield* Effect.race(Deferred.await(wakeup), Effect.sleep(checkpointWatch))
           if (busy) continue
-          const stored = yield* owned.checkpoint
-          if (!busy && stored !== position) return yield* new DeposedError({ name: handler.name })
+          const stored = yield* ownership.checkpoint
+          if (!busy && stored !== position) return yield* new CheckpointMoved({ name: handler.name })
         }
       })
 
@@ -274,12 +282,12 @@ export const run = <E, Err, R>(
       return yield* Effect.raceFirst(following, watch)
     })
 
-  const owning = Effect.scoped(Effect.flatMap(backend.own(handler.name, handler.kind, handler.filter), follow))
+  const owning = Effect.scoped(Effect.flatMap(checkpoints.own(handler.name, handler.kind, handler.filter), follow))
 
   // Ownership lost (connection, or another instance's commit): stand by and own again.
   return owning.pipe(
     Effect.catchIf(
-      (error): error is StoreError | Deposed => !(error instanceof ProjectionFailed),
+      (error): error is StoreError | CheckpointMoved => !(error instanceof ProjectionFailed),
       (error) =>
         Effect.logWarning(`eventcore: ${handler.kind} lost its database session or checkpoint; owning it again`).pipe(
           Effect.annotateLogs({ [handler.kind]: handler.name, error: error.message }),
@@ -292,7 +300,7 @@ export const run = <E, Err, R>(
       while: (error) => !(error instanceof ProjectionFailed)
     }),
     Effect.catchIf(
-      (error): error is StoreError | Deposed => !(error instanceof ProjectionFailed),
+      (error): error is StoreError | CheckpointMoved => !(error instanceof ProjectionFailed),
       (error) => Effect.die(error)
     ),
     Effect.flatMap(() => Effect.never)

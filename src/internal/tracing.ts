@@ -11,7 +11,7 @@ const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
  * native tracer. No code of the application runs inside these spans, so
  * nothing could read them there, and two of them (a read and an append) cost
  * about a quarter of the CPU eventcore spends on a command's read and append
- * (bench/profile/node-overhead.ts). `options` is called only for a span that
+ * (docs/decisions/node-side-hot-path.md). `options` is called only for a span that
  * is made, so its attributes cost nothing otherwise; `annotate` adds
  * attributes known only once the operation succeeded.
  */

@@ -5,8 +5,8 @@
 import { count, desc, gt, sql } from "drizzle-orm"
 import { Effect } from "effect"
 import type { StoreError } from "../errors.js"
+import type { Database } from "./driver.js"
 import { storeError } from "./errors.js"
-import type { Database } from "./SqlEventStore.js"
 import { tablesIn } from "./schema.js"
 
 export interface StreamSummary {

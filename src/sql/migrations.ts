@@ -15,8 +15,10 @@ import { type SQL, sql } from "drizzle-orm"
 import { readMigrationFiles } from "drizzle-orm/migrator"
 import { Effect } from "effect"
 import { StoreError } from "../errors.js"
+import type { Database } from "./driver.js"
 import { storeError } from "./errors.js"
-import { type Database, rowsOf } from "./SqlEventStore.js"
+import { rowsOf } from "./rows.js"
+import { storeStatements } from "./statements.js"
 
 /**
  * `drizzle/` at the package root: two levels above this module in the
@@ -35,7 +37,7 @@ const readJournal = () =>
   ).entries
 
 /** Serializes migrations of one database across processes. */
-const lockKey = sql.raw("7310584986254749554")
+const migrationLock = sql.raw("7310584986254749554")
 
 /** Where releases before the own-schema migration (0004) kept their history; their objects were in `public`. */
 const legacyHistory = "drizzle.__eventcore_migrations"
@@ -57,7 +59,7 @@ export const migrate = (db: Database, schema: string): Effect.Effect<MigrationRe
       const history = historyOf(schema)
       return db.transaction(async (tx) => {
         const run = async (query: SQL) => rowsOf(await tx.execute(query))
-        await run(sql`select pg_advisory_xact_lock(${lockKey})`)
+        await run(sql`select pg_advisory_xact_lock(${migrationLock})`)
         const [found] = await run(
           sql`select to_regclass(quote_ident(${schema}) || '.migrations') is not null as current,
                      to_regclass(${legacyHistory}) is not null as legacy`
@@ -179,12 +181,7 @@ export const inspect = (db: Database, schema: string): Effect.Effect<SchemaState
 export const checkTransactionIds = (db: Database, schema: string): Effect.Effect<void, StoreError> =>
   Effect.tryPromise({
     try: async () => {
-      const [row] = rowsOf(
-        await db.execute(
-          sql`select (select max(transaction_id) from ${sql.identifier(schema)}.events)::text as stored,
-                     pg_snapshot_xmax(pg_current_snapshot())::text as next`
-        )
-      )
+      const [row] = rowsOf(await db.execute(sql.raw(storeStatements(schema).transactionIds)))
       return { stored: row?.stored === null ? undefined : BigInt(String(row?.stored)), next: BigInt(String(row?.next)) }
     },
     catch: (error) => storeError("open", error)

@@ -101,7 +101,7 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
       /**
        * Instances standing by to take it over, each with when it began: an
        * object of instance name -> time. An entry whose instance no longer
-       * holds its lock (src/sql/projections.ts) is one that ended.
+       * holds its lock (src/sql/checkpoints.ts) is one that ended.
        */
       standbys: jsonb("standbys").notNull().default({})
     },

@@ -160,10 +160,12 @@ describeServer("the global log on PostgreSQL", () => {
                             values (${randomUUID()}, ${`raw-${w}`}, ${r + 1}, 'Raw', '{}')`
                           })
                         )
-                      : store.append(
-                          writesOf(
-                            { streamId: id(`writer-${w}`), expected: r, events: testEvents(1, r) },
-                            { streamId: id(`shared-${r % 5}`), expected: "any", events: testEvents(1, r) }
+                      : Effect.asVoid(
+                          store.append(
+                            writesOf(
+                              { streamId: id(`writer-${w}`), expected: r, events: testEvents(1, r) },
+                              { streamId: id(`shared-${r % 5}`), expected: "any", events: testEvents(1, r) }
+                            )
                           )
                         )
                 )

@@ -11,7 +11,7 @@ import { testEvents, writesOf } from "eventcore/testing"
 import { describe, expect, it } from "vitest"
 import { AccountEvent, accountStream, Deposit, MoneyDeposited, Open, Transfer } from "../../src/demo/domain.js"
 import { Balances, balances, type ReadModelError } from "../../src/demo/readModel.js"
-import type { Database } from "../../src/sql/SqlEventStore.js"
+import type { Database } from "../../src/sql/driver.js"
 
 /** Runs `body` against a fresh store whose database has the bank's read-model table; `db` reaches that table. */
 export type WithDatabase = <A, E>(

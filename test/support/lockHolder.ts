@@ -4,7 +4,7 @@
  * takes the lock, prints `held`, and keeps it until its stdin closes.
  */
 import { Effect } from "effect"
-import { lockDataDir } from "../../src/internal/dataDirLock.js"
+import { lockDataDir } from "../../src/pglite/dataDirLock.js"
 
 const [dataDir] = process.argv.slice(2) as [string]
 

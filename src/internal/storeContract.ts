@@ -1,0 +1,237 @@
+/**
+ * The contract between the generic layer and the stores: what a store
+ * implements (`StoreOperations`, which `internal/eventStore.ts` turns into an
+ * `EventStore`), and what it offers the read side (`CheckpointStore`, for
+ * projections and reactors). Types only, but for the two keys a store's
+ * service carries its extras under and the one error a checkpoint store
+ * raises: this module imports nothing of eventcore's but its values, so every
+ * other module can depend on it and it on none of them.
+ */
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
+import { Data, type Duration, type Effect, type Scope } from "effect"
+import type { RecordedEvent } from "../Event.js"
+import type { DuplicateEventId, StoreError, VersionConflict } from "../errors.js"
+import type { LogPosition } from "../LogPosition.js"
+import type { StreamId } from "../StreamId.js"
+import type { StreamWrites } from "../StreamWrites.js"
+
+/** Which events of the global log to read; both parts are applied by the store (in SQL for the SQL stores). */
+export interface LogFilter {
+  /** Only events of these types. */
+  readonly eventTypes?: ReadonlyArray<string>
+  /** Only events of streams whose id starts with this, literally (no pattern characters). */
+  readonly streamPrefix?: string
+}
+
+export interface AppendResult {
+  /** Every participant's version after the append, read-only participants included. */
+  readonly streamVersions: ReadonlyMap<StreamId, number>
+  readonly events: ReadonlyArray<RecordedEvent>
+}
+
+export type AppendError = VersionConflict | DuplicateEventId | StoreError
+
+export interface LogRead {
+  /** Events after `after`, in log order. */
+  readonly events: ReadonlyArray<RecordedEvent>
+  /**
+   * Where the next read resumes: at least the last event returned, possibly
+   * further, past events the filter skipped, but never past a point where an
+   * event could still appear (a transaction still running).
+   */
+  readonly position: LogPosition
+  /**
+   * Whether the read reached the readable head: nothing readable follows
+   * `position` (yet). A filtered read may return fewer events than `maxCount`,
+   * even none, without having reached it: it bounds the events it examines.
+   */
+  readonly caughtUp: boolean
+}
+
+/** One page of the global log, as a store reads it (see `LogRead`). */
+export interface LogPage extends LogRead {
+  /**
+   * Whether events have committed that cannot be read yet, because a
+   * transaction that started before them is still running.
+   */
+  readonly heldBack: boolean
+}
+
+/** What holds the global log back: the oldest transaction still running on the server. */
+export interface BlockingTransaction {
+  /** The backend running it; absent for a prepared transaction. */
+  readonly pid?: number
+  readonly database?: string
+  /** Its state (`idle in transaction`, `active`, ...), or that it is prepared, when visible to this role. */
+  readonly state?: string
+  /** Seconds since it began. */
+  readonly ageSeconds?: number
+  readonly applicationName?: string
+}
+
+/**
+ * What a store implements; `internal/eventStore.ts` adds option validation,
+ * paging, live subscriptions, spans and metrics, so every store behaves the
+ * same at its surface.
+ */
+export interface StoreOperations {
+  /**
+   * Up to `limit` events of the stream from `fromVersion` on, with the stream's
+   * current version (0 when it has no events).
+   */
+  readonly read: (
+    streamId: StreamId,
+    fromVersion: number,
+    limit: number
+  ) => Effect.Effect<{ readonly version: number; readonly events: ReadonlyArray<RecordedEvent> }, StoreError>
+  readonly append: (writes: StreamWrites) => Effect.Effect<AppendResult, AppendError>
+  /**
+   * Up to `limit` events (at least 1) of the global log after `after` that
+   * pass `filter`, in log order, with where to resume (see `LogPage`).
+   */
+  readonly readLog: (after: LogPosition, limit: number, filter: LogFilter) => Effect.Effect<LogPage, StoreError>
+  /**
+   * How often a caught-up subscription looks for events written by others
+   * (another process, raw SQL): from `min` after events arrived, doubling up to
+   * `max` while none do. Absent when the store's own appends are its only
+   * writes (in memory): they wake its subscriptions at once either way.
+   */
+  readonly polling?: { readonly min: Duration.DurationInput; readonly max: Duration.DurationInput }
+  /** Checkpoints and ownership for projections and reactors. */
+  readonly checkpoints?: CheckpointStore
+  /** What holds the log back, when `readLog` says it is (`heldBack`). */
+  readonly blockingTransaction?: Effect.Effect<BlockingTransaction | undefined, StoreError>
+  /**
+   * The oldest transaction whose events `readLog` cannot read yet, where it
+   * reads (on a replica, as far as it has replayed). Absent when every
+   * committed event is readable at once (in memory).
+   */
+  readonly horizon?: Effect.Effect<bigint, StoreError>
+  /** Span attributes naming the backend, e.g. `{ "db.system": "postgresql" }`. */
+  readonly attributes?: Record<string, unknown>
+}
+
+/** Where a store's service keeps its `CheckpointStore` (see `StoreOperations.checkpoints`). */
+export const checkpointsKey: unique symbol = Symbol.for("eventcore/EventStore/checkpoints")
+
+/** Where a store's service keeps its log's horizon (see `StoreOperations.horizon`, `EventStore.waitForLog`). */
+export const horizonKey: unique symbol = Symbol.for("eventcore/EventStore/horizon")
+
+/** What a store's service carries beside the `EventStore` interface, for the read side. */
+export interface StoreExtras {
+  readonly [checkpointsKey]?: CheckpointStore
+  readonly [horizonKey]?: Effect.Effect<bigint, StoreError>
+}
+
+export type ProjectionKind = "projection" | "reactor"
+
+/**
+ * A row of `Projection.status`: a projection or reactor, or an instance
+ * standing by to take one over.
+ */
+export interface ProjectionStatus {
+  readonly name: string
+  readonly kind: ProjectionKind
+  /**
+   * The name's own row: `running` while an instance owns it, `failed` after it
+   * stopped on an error, `stopped` otherwise. `standby`: a row of its own for
+   * each instance waiting for the owner's lock, after the name's row.
+   */
+  readonly status: "running" | "standby" | "stopped" | "failed"
+  /** Its checkpoint. */
+  readonly position: LogPosition
+  /**
+   * Its events after its checkpoint: those of its event types and stream
+   * prefix, as its last run declared them (until a checkpoint made before
+   * migration 0009 runs again: every event).
+   */
+  readonly lag?: number
+  /** The instance (host/pid/tag) running it, or, on a `standby` row, the one standing by. */
+  readonly owner?: string
+  /** When its row last changed; on a `standby` row, since when the instance stands by. */
+  readonly updatedAt: Date
+  readonly error?: string
+}
+
+/** An event skipped after its handler failed (`onError: "skip"`), recorded with the move past it. */
+export interface DeadLetter {
+  readonly eventId: string
+  readonly position: LogPosition
+  readonly eventType: string
+  readonly error: string
+}
+
+/** An instance standing by to take a name over, and since when. */
+export interface Standby {
+  readonly instance: string
+  readonly since: Date
+}
+
+/** A read model's database: any Drizzle PostgreSQL database, whatever its driver and the application's tables. */
+// biome-ignore lint/suspicious/noExplicitAny: the application's tables, whatever its Drizzle schema
+export type ReadModelDatabase = PgDatabase<PgQueryResultHKT, any>
+
+/** The checkpoint moved since this instance read it: another instance, or a rebuild, committed first. */
+export class CheckpointMoved extends Data.TaggedError("CheckpointMoved")<{ readonly name: string }> {}
+
+/** What an instance can do while it owns a name. */
+export interface Ownership {
+  /** The stored checkpoint. */
+  readonly checkpoint: Effect.Effect<LogPosition, StoreError>
+  /**
+   * Runs `body` and moves the checkpoint from `from` to `to`, in one
+   * transaction where the store has them: all or nothing. Fails with
+   * `CheckpointMoved`, rolling back, if the checkpoint is no longer at `from`.
+   * `body` gets the transaction's database on the SQL stores.
+   */
+  readonly commit: <A, E, R>(
+    from: LogPosition,
+    to: LogPosition,
+    body: (db: ReadModelDatabase | undefined) => Effect.Effect<A, E, R>,
+    deadLetter?: DeadLetter
+  ) => Effect.Effect<A, E | StoreError | CheckpointMoved, R>
+  /** Records that the instance stopped on an error (status `failed`). */
+  readonly fail: (error: string) => Effect.Effect<void, StoreError>
+}
+
+/**
+ * What a store offers projections and reactors: ownership of a name (one
+ * active instance at a time), a checkpoint moved by compare-and-set in the
+ * same transaction as the work of a batch, failure and dead-letter records,
+ * and status.
+ */
+export interface CheckpointStore {
+  /** Whether `commit` gives bodies a database transaction (a `ReadModel`). */
+  readonly transactional: boolean
+  /**
+   * Owns `name` for the scope: waits (stands by, and says so in the status)
+   * while another instance owns it, creating its checkpoint at the start of
+   * the log if it has none. Once it owns the name, `filter` is what its status
+   * counts as its own events.
+   */
+  readonly own: (
+    name: string,
+    kind: ProjectionKind,
+    filter: LogFilter
+  ) => Effect.Effect<Ownership, StoreError, Scope.Scope>
+  readonly checkpointOf: (name: string) => Effect.Effect<LogPosition | undefined, StoreError>
+  /**
+   * Moves the checkpoint of `name` back to the start and runs `body` in one
+   * transaction (the read model's reset); an instance running it sees its
+   * checkpoint moved and replays. A name without a checkpoint gets one, with
+   * `filter` as its events.
+   */
+  readonly reset: <E, R>(
+    name: string,
+    kind: ProjectionKind,
+    filter: LogFilter,
+    body: (db: ReadModelDatabase | undefined) => Effect.Effect<void, E, R>
+  ) => Effect.Effect<void, E | StoreError, R>
+  /**
+   * Every name with a checkpoint, by name, each with its lag (the events
+   * after its checkpoint that its filter matches), then its instances
+   * standing by (see `internal/checkpoints.ts`, `statusRows`).
+   */
+  readonly statuses: Effect.Effect<ReadonlyArray<ProjectionStatus>, StoreError>
+  readonly deadLetters: (name: string) => Effect.Effect<ReadonlyArray<DeadLetter>, StoreError>
+}

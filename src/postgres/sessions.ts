@@ -1,0 +1,121 @@
+/**
+ * Sessions for projections and reactors on PostgreSQL (see src/sql/driver.ts).
+ */
+import { drizzle } from "drizzle-orm/postgres-js"
+import { Effect, Exit } from "effect"
+import postgres from "postgres"
+import type { Session, Sessions } from "../sql/driver.js"
+import { storeError } from "../sql/errors.js"
+import { runOn } from "./run.js"
+import { firstConnectionOnly, poolOptions } from "./sockets.js"
+
+/**
+ * Distinct statement texts a projection's session prepares for its read
+ * model (see `preparing`).
+ */
+const readModelStatements = 200
+
+/**
+ * `client` with the read model's statements prepared. Drizzle runs its
+ * queries unnamed, and postgres.js describes an unnamed query with parameters
+ * in a round trip of its own before running it: two round trips for every
+ * statement a handler runs, event by event. A session lives long and its
+ * handlers run few distinct statements, so they are prepared: described once,
+ * then one round trip each. Past `readModelStatements` distinct texts (SQL
+ * built dynamically, an `in` list of varying length) the rest run unnamed
+ * rather than grow the session's statement cache, here and in the server,
+ * without bound.
+ */
+const preparing = (client: postgres.Sql): postgres.Sql => {
+  const prepared = new Set<string>()
+  const unsafe = (query: string, parameters: Array<postgres.ParameterOrJSON<never>> = [], options = {}) => {
+    const prepare =
+      prepared.has(query) || (parameters.length > 0 && prepared.size < readModelStatements && !!prepared.add(query))
+    return client.unsafe(query, parameters, prepare ? { ...options, prepare } : options)
+  }
+  return new Proxy(client, { get: (target, key) => (key === "unsafe" ? unsafe : Reflect.get(target, key)) })
+}
+
+const inSession = <A>(run: () => Promise<A>) =>
+  Effect.tryPromise({ try: run, catch: (error) => storeError("projection", error) })
+
+/**
+ * Sessions for projections and reactors: a connection of the instance's own,
+ * opened with the pool's settings, holding its advisory lock and running its
+ * batches for as long as it runs (so it takes no connection of the pool).
+ *
+ * Not `reserve()` from the pool: postgres.js 3.4.9 never hands over a reserved
+ * connection that it had to open for the purpose when `fetch_types` is off (as
+ * the store's pool has it): its first ReadyForQuery drops the reservation.
+ */
+export const sessions = (client: postgres.Sql): Sessions => ({
+  open: Effect.map(
+    Effect.acquireRelease(
+      inSession(async () => {
+        const options = client.options
+        const own = postgres({
+          ...poolOptions(),
+          host: options.host,
+          port: options.port,
+          ...(typeof options.path === "string" ? { path: options.path } : {}),
+          database: options.database,
+          user: options.user,
+          pass: options.pass,
+          ssl: options.ssl,
+          connect_timeout: options.connect_timeout,
+          connection: { ...options.connection, application_name: "eventcore-projection" },
+          onnotice: () => {},
+          max: 1,
+          socket: firstConnectionOnly(),
+          // Never closed for its age (postgres.js closes a connection after 30-60 min by default): the
+          // session holds the name's lock for as long as the instance runs.
+          max_lifetime: null
+          // The parsed options carry hosts and ports as arrays, which postgres.js accepts but does not type.
+        } as unknown as postgres.Options<Record<string, never>>)
+        await own`select 1`
+        return own
+      }),
+      (own) => Effect.promise(() => own.end({ timeout: 1 }))
+    ),
+    (own): Session => {
+      const run = runOn(own)
+      const readModel = drizzle({ client: preparing(own) })
+      return {
+        run,
+        transaction: (body) =>
+          Effect.uninterruptibleMask((restore) =>
+            Effect.gen(function* () {
+              yield* inSession(() => own.unsafe("begin"))
+              const exit = yield* Effect.exit(restore(body(readModel, run)))
+              if (Exit.isSuccess(exit)) {
+                yield* inSession(() => own.unsafe("commit"))
+                return exit.value
+              }
+              yield* Effect.ignore(inSession(() => own.unsafe("rollback")))
+              return yield* exit
+            })
+          )
+      }
+    }
+  ),
+  tryLock: (session, key) =>
+    Effect.map(
+      inSession(() => session.run("select pg_try_advisory_lock(hashtextextended($1, 0))", [key])),
+      (rows) => rows[0]?.[0] === true
+    ),
+  isLocked: (keys) =>
+    Effect.map(
+      inSession(() =>
+        runOn(client)(
+          // Advisory locks are per database: a projection of the same name in another database of the
+          // server (another tenant's) holds a lock with the same key.
+          `select exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+             and l.database = (select oid from pg_database where datname = current_database())
+             and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(k.key, 0))
+           from jsonb_array_elements_text($1::text::jsonb) with ordinality as k(key, i) order by k.i`,
+          [JSON.stringify(keys)]
+        )
+      ),
+      (rows) => rows.map((row) => row[0] === true)
+    )
+})

@@ -1,0 +1,54 @@
+/**
+ * What the SQL store needs of a database driver (postgres.js in
+ * src/postgres/, PGlite in src/pglite/): a way to run a statement, a gate
+ * around each call, and sessions of their own for projections and reactors.
+ */
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
+import type { Effect, Scope } from "effect"
+import type { StoreError } from "../errors.js"
+
+/** Any Drizzle PostgreSQL database, whatever its driver and schema: what migrations and admin queries run on. */
+// biome-ignore lint/suspicious/noExplicitAny: any Drizzle PostgreSQL database, whatever its driver and schema
+export type Database = PgDatabase<PgQueryResultHKT, any>
+
+/**
+ * Runs a statement as the driver's own prepared statement, returning rows as
+ * arrays of the driver's values. Through drizzle's `execute` the append
+ * would be described anew on every call (a second round trip on
+ * postgres.js), and drizzle's row mapping costs as much CPU as the rest of a
+ * read.
+ */
+export type RunStatement = (
+  statement: string,
+  params: ReadonlyArray<unknown>
+) => Promise<ReadonlyArray<ReadonlyArray<unknown>>>
+
+/**
+ * Wraps every database call: the PostgreSQL store bounds how many run at once
+ * (its pool), the PGlite store gives the event loop a turn after each.
+ */
+export type Gate = <A>(operation: string, run: Effect.Effect<A, StoreError>) => Effect.Effect<A, StoreError>
+
+export const ungated: Gate = (_, run) => run
+
+/** A database session of a projection's or reactor's instance. */
+export interface Session {
+  readonly run: RunStatement
+  /** Runs `body` in a transaction of the session: committed if it succeeds, rolled back otherwise. */
+  readonly transaction: <A, E, R>(
+    body: (db: Database, run: RunStatement) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | StoreError, R>
+}
+
+export interface Sessions {
+  /** A session for the scope: PostgreSQL opens a connection of its own, PGlite shares its only one. */
+  readonly open: Effect.Effect<Session, StoreError, Scope.Scope>
+  /**
+   * Takes the lock named `key` on `session` for the scope, if free: an
+   * advisory lock on PostgreSQL (freed with the session), a registry of the
+   * process on PGlite.
+   */
+  readonly tryLock: (session: Session, key: string) => Effect.Effect<boolean, StoreError, Scope.Scope>
+  /** Whether each of `keys` is locked, by any instance. */
+  readonly isLocked: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<boolean>, StoreError>
+}
