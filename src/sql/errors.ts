@@ -19,7 +19,7 @@ interface DriverError {
   readonly constraint?: string
 }
 
-/** SQLSTATEs raised by the custom migration (see drizzle/0001_append_and_guards.sql). */
+/** SQLSTATEs the store raises or meets: its own (EC...) are raised by `append` and `refuse_change` (docs/schema.sql). */
 export const SqlState = {
   versionConflict: "EC001",
   appendOnly: "EC002",

@@ -134,7 +134,7 @@ export type Tables = ReturnType<typeof tablesIn>
 
 /**
  * Every stream with its current version: a view over the events (streams
- * have no row of their own; see drizzle/0008_events_only_append.sql).
+ * have no row of their own; see the view `streams` in docs/schema.sql).
  */
 const streamsView = (schema: string) =>
   pgSchema(schema)
