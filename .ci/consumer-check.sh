@@ -52,7 +52,7 @@ for (const target of targets) if (!existsSync(join(root, target))) problems.push
 for (const needed of ["LICENSE", "README.md", "drizzle/meta/_journal.json", "docs/projections.md"]) {
   if (!all.includes(needed)) problems.push(`${needed} is missing`)
 }
-for (const file of all) if (/(^|\/)examples\//.test(file) || /(^|\/)test\//.test(file)) problems.push(`${file} is shipped`)
+for (const file of all) if (/(^|\/)(examples|bench|test)\//.test(file)) problems.push(`${file} is shipped`)
 // Every source map names sources that ship beside it.
 for (const map of all.filter((file) => file.endsWith(".map"))) {
   for (const source of JSON.parse(readFileSync(join(root, map), "utf8")).sources) {
@@ -68,7 +68,7 @@ if (problems.length > 0) {
   console.error(problems.join("\n"))
   process.exit(1)
 }
-console.log(`${all.length} files; bin, exports, LICENSE, docs, migrations and the sources of ${all.filter((f) => f.endsWith(".map")).length} source maps present; ${shipped.length} README links to shipped files resolve; nothing from examples/ or test/`)
+console.log(`${all.length} files; bin, exports, LICENSE, docs, migrations and the sources of ${all.filter((f) => f.endsWith(".map")).length} source maps present; ${shipped.length} README links to shipped files resolve; nothing from examples/, bench/ or test/`)
 JS
 versions() { # the versions this repository is tested with, for what users install beside eventcore
   node -e 'const p = require(process.argv[1]); const all = { ...p.devDependencies };
