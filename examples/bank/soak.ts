@@ -2,9 +2,10 @@
  * `npm run soak`: the bank demo, round after round for 10 minutes (or
  * SOAK_SECONDS), on PostgreSQL (DATABASE_URL, default the local server), while
  * a second connection terminates a random store backend every 0.2-1 s (or
- * SOAK_TERMINATE_MS, a range in milliseconds such as `50-300`). Every round
- * must pass the invariant check, and the process must not exit on an unhandled
- * rejection. Creates and drops a database of its own.
+ * SOAK_TERMINATE_MS, a range in milliseconds such as `50-300`). A round is
+ * 2,000 transfers (or SOAK_TRANSFERS: a few dozen make the short rounds of a CI
+ * run). Every round must pass the invariant check, and the process must not
+ * exit on an unhandled rejection. Creates and drops a database of its own.
  */
 import { Effect, Fiber, Logger, LogLevel, Random, Schedule } from "effect"
 import { PostgresEventStore } from "eventcore"
@@ -21,6 +22,14 @@ const pause = (() => {
     throw new Error(`SOAK_TERMINATE_MS must be a range of milliseconds such as 50-300, not "${text}"`)
   }
   return { min, max }
+})()
+const transfers = (() => {
+  const text = process.env.SOAK_TRANSFERS ?? "2000"
+  const count = Number(text)
+  if (!Number.isInteger(count) || count < 1) {
+    throw new Error(`SOAK_TRANSFERS must be a whole number of transfers per round such as 50, not "${text}"`)
+  }
+  return count
 })()
 const database = `eventcore_soak_${process.pid}`
 const databaseUrl = Object.assign(new URL(url), { pathname: `/${database}` }).toString()
@@ -56,7 +65,7 @@ const program = Effect.gen(function* () {
   while (Date.now() - started < seconds * 1000) {
     const report = yield* runDemo({
       accounts: 20,
-      transfers: 2_000,
+      transfers,
       concurrency: 8,
       initialBalance: 100_000,
       interactive: false,
