@@ -1,0 +1,61 @@
+/**
+ * The examples that are programs, run as the README says to run them, on the
+ * stores they bring (in memory, PGlite): each exits 0 and prints what its
+ * header says it prints. The other files of examples/readme are modules the
+ * README quotes (MyStore.ts is only imported by contract.ts, a vitest file
+ * whose suite test/InMemoryEventStore.test.ts runs on the same store);
+ * `npm run typecheck` compiles them all. The examples that need a PostgreSQL
+ * server run in test/postgres/examples.test.ts.
+ */
+import { describe, it } from "vitest"
+import { runWithTsx } from "./support/example.js"
+
+/** PGlite boots in 4-10 s on a loaded machine, tsx compiles for a few more. */
+const timeoutMillis = 45_000
+
+interface PrintedSpan {
+  readonly name: string | undefined
+  readonly traceId: string | undefined
+  readonly id: string | undefined
+  /** The parent's span id; undefined for a root. */
+  readonly parentId: string | undefined
+}
+
+/** The spans the console exporter printed, one `util.inspect` object each, its own fields indented by two spaces. */
+const printedSpans = (stdout: string): ReadonlyArray<PrintedSpan> =>
+  stdout
+    .split(/^\}$/m)
+    .filter((printed) => /^ {2}traceId: /m.test(printed))
+    .map((printed) => ({
+      name: /^ {2}name: '([^']+)'/m.exec(printed)?.[1],
+      traceId: /^ {2}traceId: '(\w+)'/m.exec(printed)?.[1],
+      id: /^ {2}id: '(\w+)'/m.exec(printed)?.[1],
+      parentId: /^ {2}parentSpanContext: \{[^}]*^ {4}spanId: '(\w+)'/ms.exec(printed)?.[1]
+    }))
+
+describe.concurrent("examples/", () => {
+  it("readme/transfer.ts prints the versions of both accounts after a deposit and a transfer", async ({ expect }) => {
+    const run = await runWithTsx(["examples/readme/transfer.ts"], { timeoutMillis })
+    expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" })
+    expect(run.stdout.trim()).toBe("Map(2) { 'account-alice' => 2, 'account-bob' => 1 }")
+  })
+
+  it("opentelemetry.ts prints the transfer's four spans, one trace under eventcore.execute", async ({ expect }) => {
+    const run = await runWithTsx(["examples/opentelemetry.ts"], { timeoutMillis })
+    expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" })
+    const spans = printedSpans(run.stdout)
+    expect(spans.map((span) => span.name).sort()).toEqual([
+      "eventcore.append",
+      "eventcore.execute",
+      "eventcore.read_stream",
+      "eventcore.read_stream"
+    ])
+    const root = spans.find((span) => span.name === "eventcore.execute")
+    expect(root).toMatchObject({ id: expect.stringMatching(/^\w+$/), parentId: undefined })
+    for (const span of spans.filter((span) => span !== root)) {
+      expect(span).toMatchObject({ traceId: root?.traceId, parentId: root?.id })
+    }
+    expect(run.stdout).toMatch(/^ {4}'eventcore\.command': 'Transfer',$/m)
+    expect(run.stdout).toContain('message="transfer appended 2 events in 1 attempt(s)"')
+  })
+})
