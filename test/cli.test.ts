@@ -3,13 +3,15 @@
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, relative } from "node:path"
 import { Effect } from "effect"
-import { EventStore } from "eventcore"
+import { EventStore, PgliteEventStore, StreamId } from "eventcore"
+import { writesOf } from "eventcore/testing"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { programHelp } from "../src/cli/args.js"
 import { program } from "../src/cli/program.js"
 import { lockDataDir } from "../src/pglite/dataDirLock.js"
+import { bundle } from "./support/bundle.js"
 import {
   cli,
   expectArgumentError,
@@ -20,6 +22,7 @@ import {
   type TailedEvent,
   waitForOutput
 } from "./support/cli.js"
+import { initialisedDataDir } from "./support/initialisedPglite.js"
 import { snapshot, startWriter } from "./support/writerProcess.js"
 
 /** The cluster state in global/pg_control (after the 64-bit system id and two 32-bit versions): 1 is "shut down". */
@@ -340,5 +343,67 @@ describe("eventcore CLI: the process's output and exit codes", () => {
     )
     expect(run.stderr.trim().split("\n")).toHaveLength(1)
     expect(run.stderr).not.toContain("hunter2")
+  }, 60_000)
+})
+
+describe("eventcore CLI: check", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "eventcore-cli-check-"))
+  const dataDir = join(scratch, "events")
+  /** test/fixtures/check/cartEvents.ts as JavaScript, from the directory the command line runs in. */
+  let module = ""
+  beforeAll(async () => {
+    const [bundled] = await Promise.all([
+      bundle(join("test", "fixtures", "check", "cartEvents.ts"), "cartEvents"),
+      // The cart's events as three releases stored them: ItemAdded first named ProductAdded, then at versions 1 and 2.
+      Effect.runPromise(
+        Effect.flatMap(EventStore.EventStore, (events) =>
+          events.append(
+            writesOf({
+              streamId: StreamId.unsafeMake("cart-1"),
+              expected: "no_stream",
+              events: [
+                { eventType: "ProductAdded", data: { sku: "A-1" } },
+                { eventType: "ItemAdded", schemaVersion: 1, data: { sku: "B-2" } },
+                { eventType: "ItemAdded", schemaVersion: 2, data: { sku: "C-3", quantity: 2 } }
+              ]
+            })
+          )
+        ).pipe(Effect.provide(PgliteEventStore.layer({ dataDir: await initialisedDataDir(dataDir) })))
+      )
+    ])
+    module = relative(join(import.meta.dirname, ".."), bundled)
+  }, 120_000)
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+  it("every stored event type and version decodes with the module's event schemas: one line each, exit 0", async () => {
+    const run = await cli(["check", module, "--data-dir", dataDir])
+    expect(run.stderr).toBe("")
+    expect(run.code).toBe(0)
+    expect(linesOf(run.stdout)).toEqual([
+      "TYPE          VERSION  EVENTS  OUTCOME  ERROR",
+      "ItemAdded           1       1  decoded  -",
+      "ItemAdded           2       1  decoded  -",
+      "ProductAdded        1       1  decoded  -",
+      "3 stored (event type, schema version) pairs checked with CartEvent: none would stop a reader"
+    ])
+  }, 60_000)
+
+  it("a stored type the schemas named by --export do not read: exit 1, naming it", async () => {
+    const run = await cli(["check", module, "--export", "beforeTheRename", "--json", "--data-dir", dataDir])
+    expectOneLineError(
+      run,
+      "check",
+      "1 of 3 stored (event type, schema version) pairs would stop a reader: ProductAdded version 1 (unknown)"
+    )
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      database: `PGlite in ${dataDir}`,
+      schemas: ["beforeTheRename[0]"],
+      types: [
+        { eventType: "ItemAdded", schemaVersion: 1, count: 1, outcome: "decoded", readBy: ["beforeTheRename[0]"] },
+        { eventType: "ItemAdded", schemaVersion: 2, count: 1, outcome: "decoded", error: null },
+        { eventType: "ProductAdded", schemaVersion: 1, count: 1, outcome: "unknown", readBy: [] }
+      ],
+      failures: 1
+    })
   }, 60_000)
 })

@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url"
 import { Console, Effect, Either, HashMap, Logger, LogLevel, Option, Stream } from "effect"
 import { defaultDemoOptions, formatReport, runDemo } from "../demo/demo.js"
 import type { RecordedEvent } from "../Event.js"
+import * as EventSchema from "../EventSchema.js"
 import { EventStore } from "../index.js"
 import * as LogMessage from "../LogMessage.js"
 import * as LogPosition from "../LogPosition.js"
@@ -23,6 +24,7 @@ import { listStreams, stats } from "../sql/admin.js"
 import { defaultSchema } from "../sql/schema.js"
 import { schemaOf } from "../sql/schemaName.js"
 import { type Command, command, flag, integer, type Program, text, texts, usageError } from "./args.js"
+import { checkJson, failureSummary, formatCheck, loadEventSchemas, schemaVersionsMigration } from "./check.js"
 import { connectForReading, connectForWriting, describeTarget, postgresUrlProblem, type Target } from "./connection.js"
 import { asClause, CommandFailed } from "./failures.js"
 import { formatProjections, projectionsJson, projectionsMigration } from "./projections.js"
@@ -382,6 +384,53 @@ const projections = command(
   }
 )
 
+const check = command(
+  {
+    name: "check",
+    summary: "check that every stored event type and schema version decodes with the application's event schemas",
+    args: [
+      {
+        name: "module",
+        description:
+          'the JavaScript module exporting them, a path from the current directory (a .ts module only when the command line runs under tsx: NODE_OPTIONS="--import tsx")'
+      }
+    ],
+    options: {
+      export: text(
+        "NAME",
+        "check with this export only: a schema, or an array of schemas (default: every event schema exported)"
+      ),
+      json: flag("one JSON object"),
+      ...connection
+    }
+  },
+  ({ options, args }) => {
+    if (args.module === "") usageError('<module> needs a path, got ""')
+    if (options.export === "") usageError('--export needs a name, got ""')
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    return Effect.gen(function* () {
+      // The application's module first: its mistakes are found before the database is opened.
+      const schemas = yield* loadEventSchemas(args.module, options.export)
+      const where = describeTarget(target)
+      const report = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const { context, migrations } = yield* connectForReading(target, schema, "check")
+          if (migrations.pending.includes(schemaVersionsMigration)) {
+            return yield* new CommandFailed({
+              message: `${where} predates schema versions (pending migration ${schemaVersionsMigration}): every event it holds is version 1 of its type; apply the migration with \`eventcore migrate\`, then check`
+            })
+          }
+          return yield* Effect.provide(EventSchema.check(schemas.map((named) => named.schema)), context)
+        })
+      )
+      if (options.json) yield* Console.log(checkJson(where, args.module, report, schemas))
+      else for (const line of formatCheck(report, schemas)) yield* Console.log(line)
+      if (report.failures.length > 0) return yield* new CommandFailed({ message: failureSummary(report) })
+    })
+  }
+)
+
 const demo = command(
   {
     name: "demo",
@@ -422,7 +471,17 @@ const demo = command(
   }
 )
 
-const commands: ReadonlyArray<Command<Run>> = [migrate, streams, read, tail, statsCommand, status, projections, demo]
+const commands: ReadonlyArray<Command<Run>> = [
+  migrate,
+  streams,
+  read,
+  tail,
+  statsCommand,
+  status,
+  projections,
+  check,
+  demo
+]
 
 /**
  * The version in package.json at the package root: two levels above this
