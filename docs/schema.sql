@@ -1,4 +1,4 @@
--- eventcore's schema as the last migration, 0009_projection_filters_and_standbys, leaves it: every
+-- eventcore's schema as the last migration, 0010_event_schema_versions, leaves it: every
 -- table, index, view, function, trigger and privilege that eventcore's migrator makes, in the
 -- default schema `eventcore` (a store given another `schema` has the same objects there).
 --
@@ -44,10 +44,12 @@ CREATE TABLE eventcore.events (
     recorded_at       timestamp with time zone DEFAULT now() NOT NULL,
     transaction_id    xid8 DEFAULT pg_current_xact_id() NOT NULL,
     previous_version  integer GENERATED ALWAYS AS (NULLIF((stream_version - 1), 0)) STORED,
+    schema_version    integer DEFAULT 1 NOT NULL,
     CONSTRAINT eventcore_events_pkey PRIMARY KEY (global_position),
     CONSTRAINT eventcore_events_event_id_unique UNIQUE (event_id),
     CONSTRAINT eventcore_events_event_type_not_empty CHECK (event_type <> ''::text),
     CONSTRAINT eventcore_events_metadata_object CHECK (jsonb_typeof(metadata) = 'object'::text),
+    CONSTRAINT eventcore_events_schema_version_positive CHECK (schema_version >= 1),
     CONSTRAINT eventcore_events_stream_id_length CHECK (char_length(stream_id) >= 1 AND char_length(stream_id) <= 255 AND stream_id = btrim(stream_id)),
     CONSTRAINT eventcore_events_stream_version_positive CHECK (stream_version >= 1)
 );
@@ -164,14 +166,15 @@ BEGIN
   -- All events in one statement, each stream's numbered on from its version
   -- before this append; positions follow the request's order.
   WITH inserted AS (
-    INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)
+    INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata, schema_version)
     SELECT (e.value->>'id')::uuid,
            e.value->>'stream',
            (versions_before->>(e.value->>'stream'))::integer
              + row_number() OVER (PARTITION BY e.value->>'stream' ORDER BY e.ord),
            e.value->>'type',
            e.value->'data',
-           coalesce(e.value->'metadata', '{}'::jsonb)
+           coalesce(e.value->'metadata', '{}'::jsonb),
+           coalesce((e.value->>'version')::integer, 1)
     FROM jsonb_array_elements(request->'events') WITH ORDINALITY AS e(value, ord)
     WHERE versions_before ? (e.value->>'stream')
     ORDER BY e.ord

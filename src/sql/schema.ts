@@ -59,7 +59,13 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
        * must exist: the foreign key below keeps every stream gap-free, raw
        * inserts included, checked by PostgreSQL itself.
        */
-      previousVersion: integer("previous_version").generatedAlwaysAs(sql`nullif(stream_version - 1, 0)`)
+      previousVersion: integer("previous_version").generatedAlwaysAs(sql`nullif(stream_version - 1, 0)`),
+      /**
+       * The version of its type's schema the event was encoded with (see
+       * `NewEvent.schemaVersion`): events stored before the column existed
+       * were written with the first.
+       */
+      schemaVersion: integer("schema_version").notNull().default(1)
     },
     (table) => [
       uniqueIndex("eventcore_events_stream_version_unique").on(table.streamId, table.streamVersion),
@@ -75,6 +81,7 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
         sql`char_length(${table.streamId}) between 1 and 255 and ${table.streamId} = btrim(${table.streamId})`
       ),
       check("eventcore_events_event_type_not_empty", sql`${table.eventType} <> ''`),
+      check("eventcore_events_schema_version_positive", sql`${table.schemaVersion} >= 1`),
       check("eventcore_events_metadata_object", sql`jsonb_typeof(${table.metadata}) = 'object'`)
     ]
   ),
