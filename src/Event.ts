@@ -12,6 +12,11 @@ export interface NewEvent {
   readonly metadata?: Record<string, unknown>
   /** A UUID; a version 7 UUID is generated when absent. */
   readonly eventId?: string
+  /**
+   * The version of the event type's schema that encoded `data`, an integer
+   * from 1: readers bring older versions up to the current one. 1 when absent.
+   */
+  readonly schemaVersion?: number
 }
 
 export interface RecordedEvent {
@@ -24,6 +29,8 @@ export interface RecordedEvent {
   /** Where the event stands in the global log: readers of the log see events in this order. */
   readonly position: LogPosition
   readonly eventType: string
+  /** The version of the event type's schema that encoded `data` (1 for events written without one). */
+  readonly schemaVersion: number
   readonly data: unknown
   readonly metadata: Record<string, unknown>
   readonly recordedAt: Date

@@ -70,6 +70,7 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
         globalPosition: lastPosition,
         position: LogPosition.make(commitNumber, lastPosition),
         eventType: event.eventType,
+        schemaVersion: event.schemaVersion ?? 1,
         // The same trip through JSON text that jsonb makes: what reads back is
         // what a SQL store would return, and later mutation of the writer's
         // objects cannot change what was stored.

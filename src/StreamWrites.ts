@@ -83,7 +83,8 @@ export const expect: {
 
 /**
  * Adds an event for a registered stream. The event's data and metadata must be
- * plain JSON and its id, when given, a UUID; otherwise nothing is added.
+ * plain JSON, its id, when given, a UUID, and its schema version, when given,
+ * an integer from 1 to 2147483647; otherwise nothing is added.
  */
 export const append: {
   (event: NewEvent): (self: StreamWrites) => Either.Either<StreamWrites, UndeclaredStream | EventEncodeError>
@@ -101,11 +102,20 @@ export const append: {
   return Either.right(new StreamWritesImpl(self.expectations, self.order, Chunk.append(self.pending, event)))
 })
 
+/** The largest schema version a store keeps: its column is PostgreSQL's `integer`. */
+const maxSchemaVersion = 2_147_483_647
+
+const isSchemaVersion = (version: unknown) =>
+  Number.isInteger(version) && (version as number) >= 1 && (version as number) <= maxSchemaVersion
+
 const whyNotStorable = (event: NewEvent): string | undefined => {
   if (typeof event.eventType !== "string" || event.eventType.length === 0) return "eventType must be a non-empty string"
   const typeReason = whyNotText(event.eventType, "eventType")
   if (typeReason !== undefined) return typeReason
   if (event.eventId !== undefined && !isUuid(event.eventId)) return `eventId ${String(event.eventId)} is not a UUID`
+  if (event.schemaVersion !== undefined && !isSchemaVersion(event.schemaVersion)) {
+    return `schemaVersion ${String(event.schemaVersion)} is not an integer from 1 to ${maxSchemaVersion}`
+  }
   const dataReason = whyNotJson(event.data, "data")
   if (dataReason !== undefined) return dataReason
   if (event.metadata === undefined) return undefined

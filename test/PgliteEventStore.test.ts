@@ -13,7 +13,7 @@ import * as SqlEventStore from "../src/sql/SqlEventStore.js"
 import { storeStatements } from "../src/sql/statements.js"
 import { cartLines } from "./fixtures/shop/schema.js"
 import { defineEnforcementTests } from "./sql/enforcement.js"
-import { defineUpgradeTests, migrateAsRelease010 } from "./sql/upgrade.js"
+import { defineUpgradeTests } from "./sql/upgrade.js"
 import { shippedMigrations } from "./support/migrations.js"
 import { usePgliteTemplate } from "./support/pglite.js"
 import { makeRecordingTracer } from "./support/recording.js"
@@ -24,15 +24,15 @@ runEventStoreContract("PgliteEventStore", () => pglite.layer, {
   propertyRuns: Number(process.env.EVENTCORE_PROPERTY_RUNS ?? 25)
 })
 
-describe("PgliteEventStore: upgrading a database of the release before the own schema", () => {
-  defineUpgradeTests(async (body) => {
+describe("PgliteEventStore: upgrading a database of an earlier release", () => {
+  defineUpgradeTests(async (migrateAsBefore, body) => {
     const db = await PGlite.create()
     try {
       const sql = {
         query: async (text: string, params?: ReadonlyArray<unknown>) =>
           (await db.query(text, params as Array<unknown>)).rows as never
       }
-      await migrateAsRelease010(sql)
+      await migrateAsBefore(sql)
       await body(sql, PgliteEventStore.layerFromClient(db))
     } finally {
       await db.close()

@@ -600,6 +600,7 @@ describe("eventcore CLI: what tail prints", () => {
     globalPosition: position,
     position: LogPosition.make(754n, position),
     eventType,
+    schemaVersion: 1,
     data: { n: Number(position) },
     metadata: {},
     recordedAt: new Date("2026-12-01T10:00:00.000Z")

@@ -203,7 +203,17 @@ describe("StreamWrites", () => {
       ["an empty event type", { data: {}, eventType: "" }, "eventType must be a non-empty string"],
       ["a NUL in the event type", { data: {}, eventType: "A\u0000B" }, "eventType contains a NUL character"],
       ["a lone surrogate in the event type", { data: {}, eventType: "\uD800" }, "eventType contains a lone surrogate"],
-      ["a malformed eventId", { data: {}, eventId: "not-a-uuid" }, "eventId not-a-uuid is not a UUID"]
+      ["a malformed eventId", { data: {}, eventId: "not-a-uuid" }, "eventId not-a-uuid is not a UUID"],
+      ["schema version 0", { data: {}, schemaVersion: 0 }, "schemaVersion 0 is not an integer from 1 to 2147483647"],
+      ["a negative schema version", { data: {}, schemaVersion: -1 }, "schemaVersion -1 is not an integer"],
+      ["a fractional schema version", { data: {}, schemaVersion: 1.5 }, "schemaVersion 1.5 is not an integer"],
+      [
+        "a schema version past int4",
+        { data: {}, schemaVersion: 2 ** 31 },
+        "schemaVersion 2147483648 is not an integer"
+      ],
+      ["a NaN schema version", { data: {}, schemaVersion: Number.NaN }, "schemaVersion NaN is not an integer"],
+      ["a schema version as a string", { data: {}, schemaVersion: "2" }, "schemaVersion 2 is not an integer"]
     ])("%s", (_, event, reason) => {
       const result = StreamWrites.append(registered(), { streamId: a, eventType: "E", ...event } as never)
       expect(Either.isLeft(result)).toBe(true)
@@ -220,6 +230,15 @@ describe("StreamWrites", () => {
       expect(
         Either.isRight(StreamWrites.append(registered(), { streamId: a, eventType: "E", data: Object.create(null) }))
       ).toBe(true)
+    })
+
+    it("accepts schema versions from 1 to 2147483647", () => {
+      for (const schemaVersion of [1, 2, 2_147_483_647]) {
+        const appended = StreamWrites.append(registered(), { streamId: a, eventType: "E", data: {}, schemaVersion })
+        expect(Either.map(appended, StreamWrites.events)).toEqual(
+          Either.right([{ streamId: a, eventType: "E", data: {}, schemaVersion }])
+        )
+      }
     })
   })
 })

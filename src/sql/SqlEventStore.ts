@@ -26,7 +26,7 @@ import * as Checkpoints from "./checkpoints.js"
 import { type Gate, type RunStatement, type Sessions, ungated } from "./driver.js"
 import { isRacedWrite, parseDuplicateEventId, parseVersionConflict, storeError } from "./errors.js"
 import { type Replica, retryOnReplica } from "./replica.js"
-import { blockingTransactionOf, eventAt, toBigInt } from "./rows.js"
+import { blockingTransactionOf, eventAt, eventColumnCount, toBigInt } from "./rows.js"
 import { storeStatements } from "./statements.js"
 
 /**
@@ -141,7 +141,7 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
       return readQuery("read_all", statements.readLog, [...from, limit]).pipe(
         Effect.map((rows) => {
           const events = rows.filter((row) => row[2] !== null).map((row) => eventAt(row))
-          const [horizon, heldBack] = (rows[0] as ReadonlyArray<unknown>).slice(9)
+          const [horizon, heldBack] = (rows[0] as ReadonlyArray<unknown>).slice(eventColumnCount)
           const last = events.at(-1)
           return events.length === limit && last !== undefined
             ? { events, position: last.position, caughtUp: false, heldBack: heldBack === true }
@@ -160,7 +160,8 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
     ]).pipe(
       Effect.map((rows) => {
         const events = rows.filter((row) => row[2] !== null).map((row) => eventAt(row))
-        const [horizon, heldBack, scanned, lastTransaction, lastPosition] = (rows[0] as ReadonlyArray<unknown>).slice(9)
+        const first = rows[0] as ReadonlyArray<unknown>
+        const [horizon, heldBack, scanned, lastTransaction, lastPosition] = first.slice(eventColumnCount)
         const last = events.at(-1)
         const page = (position: LogPosition.LogPosition, caughtUp: boolean): LogPage => ({
           events,

@@ -46,7 +46,9 @@ export const appendRequest = (
       id: eventIds[i],
       type: event.eventType,
       data: event.data,
-      metadata: event.metadata ?? {}
+      metadata: event.metadata ?? {},
+      // Left out of the JSON when absent: the function writes 1.
+      version: event.schemaVersion
     }))
   })
 
@@ -82,6 +84,7 @@ export const appendOutcome = (
       globalPosition: BigInt(position),
       position: positionOf(transaction, position),
       eventType: event.eventType,
+      schemaVersion: event.schemaVersion ?? 1,
       data: event.data,
       metadata: event.metadata ?? {},
       recordedAt

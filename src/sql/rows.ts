@@ -26,6 +26,9 @@ export const toDate = (value: unknown): Date => (value instanceof Date ? value :
 export const positionOf = (transaction: string, position: string): LogPosition.LogPosition =>
   `${transaction.padStart(20, "0")}-${position.padStart(19, "0")}` as LogPosition.LogPosition
 
+/** How many columns `logColumns` (statements.ts) selects: what a row of the log holds after them starts here. */
+export const eventColumnCount = 10
+
 /**
  * The event in the columns of `logColumns` (statements.ts), from column
  * `from` of a row on.
@@ -39,6 +42,7 @@ export const eventAt = (row: ReadonlyArray<unknown>, from = 0): RecordedEvent =>
     globalPosition: BigInt(position),
     position: positionOf(row[from] as string, String(position)),
     eventType: row[from + 5] as string,
+    schemaVersion: row[from + 9] as number,
     data: row[from + 6],
     metadata: row[from + 7] as Record<string, unknown>,
     recordedAt: toDate(row[from + 8])

@@ -30,11 +30,12 @@ const horizonOf = (events: string) => `horizon as materialized (
 )`
 
 /**
- * The columns of an event read from the global log, in order, then the
- * horizon (see `horizonOf`) and whether committed events wait beyond it.
+ * The columns of an event, in the order `eventAt` (rows.ts) reads them. A
+ * read of the global log follows them with the horizon (see `horizonOf`) and
+ * whether committed events wait beyond it.
  */
 const logColumns = `e.transaction_id::text, e.global_position, e.event_id, e.stream_id, e.stream_version,
-       e.event_type, e.data, e.metadata, e.recorded_at`
+       e.event_type, e.data, e.metadata, e.recorded_at, e.schema_version`
 
 /** The statements of the store in `schema`: its reads, its append, and what the global log's readers ask. */
 export const storeStatements = (schema: string) => {

@@ -283,6 +283,39 @@ export const runEventStoreContract = (
           expect(nullData?.eventId).not.toBe(arrayData?.eventId)
         }))
 
+      test("an event's schema version round-trips, 1 when not given: appended, read by stream, from the log and live", ({
+        id,
+        own,
+        filter,
+        mark
+      }) =>
+        Effect.gen(function* () {
+          const s = yield* store
+          const from = yield* mark
+          const stream = id("schema-versions")
+          const { events } = yield* appendOf({
+            streamId: stream,
+            expected: "no_stream",
+            events: [
+              { eventType: "Unversioned", data: {} },
+              { eventType: "Versioned", data: {}, schemaVersion: 3 },
+              { eventType: "Versioned", data: {}, schemaVersion: 2_147_483_647 }
+            ]
+          })
+          expect(events.map((e) => e.schemaVersion)).toEqual([1, 3, 2_147_483_647])
+          expect((yield* s.readStream(stream)).events).toEqual(events)
+          const last = events.at(-1) as RecordedEvent
+          yield* readableUpTo(last.position)
+          expect((yield* readToHead(from)).events.filter(own)).toEqual(events)
+          expect((yield* readToHead(from, { eventTypes: ["Versioned"], ...filter })).events).toEqual(events.slice(1))
+          const live = yield* Stream.runCollect(
+            s
+              .subscribe({ after: from, filter })
+              .pipe(Stream.takeUntil((message) => message._tag === "CaughtUp" && message.position >= last.position))
+          ).pipe(Effect.timeout("30 seconds"))
+          expect(eventsOf(Chunk.toArray(live))).toEqual(events)
+        }))
+
       test("an eventId given in upper case is recorded, returned and read back in lower case", ({ id }) =>
         Effect.gen(function* () {
           const s = yield* store

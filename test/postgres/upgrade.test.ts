@@ -31,12 +31,12 @@ const rawSql = (client: postgres.Sql) => ({
     client.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>) as never
 })
 
-describeServer("PostgresEventStore: upgrading a database of the release before the own schema", () => {
-  defineUpgradeTests((body) =>
+describeServer("PostgresEventStore: upgrading a database of an earlier release", () => {
+  defineUpgradeTests((migrateAsBefore, body) =>
     withDatabase(async (_, database) => {
       const client = postgres(urlOf(database), { max: 1, onnotice: () => {} })
       try {
-        await migrateAsRelease010(rawSql(client))
+        await migrateAsBefore(rawSql(client))
         await body(rawSql(client), PostgresEventStore.layer({ url: urlOf(database), autoMigrate: true }))
       } finally {
         await client.end()

@@ -1,8 +1,9 @@
 /**
- * Upgrading in place a database migrated by a release before eventcore had a
- * schema of its own (0000-0003 in `public`, history in
- * `drizzle.__eventcore_migrations`): every event is still there afterwards,
- * in `eventcore`, and the store reads and appends as before. Shared by the
+ * Upgrading in place a database migrated by an earlier release: one from
+ * before eventcore had a schema of its own (0000-0003 in `public`, history in
+ * `drizzle.__eventcore_migrations`), and one from just before events recorded
+ * their schema version (0010). Every event is still there afterwards, in
+ * `eventcore`, and the store reads and appends as before. Shared by the
  * PGlite and PostgreSQL suites.
  */
 import { randomUUID } from "node:crypto"
@@ -32,6 +33,25 @@ export const migrateAsRelease010 = async (sql: RawSql) => {
   }
 }
 
+/** The migrations before `tag`, applied in `eventcore` as eventcore's migrator applied them then. */
+export const migrateUntil =
+  (tag: string) =>
+  async (sql: RawSql): Promise<void> => {
+    const earlier = readMigrationFiles({ migrationsFolder }).slice(0, shippedMigrations.indexOf(tag))
+    expect(earlier).toHaveLength(shippedMigrations.indexOf(tag))
+    await sql.query("create schema eventcore")
+    await sql.query("create table eventcore.migrations (id serial primary key, hash text not null, created_at bigint)")
+    await sql.query("set search_path = eventcore")
+    for (const migration of earlier) {
+      for (const statement of migration.sql) await sql.query(statement)
+      await sql.query("insert into migrations (hash, created_at) values ($1, $2)", [
+        migration.hash,
+        migration.folderMillis
+      ])
+    }
+    await sql.query("reset search_path")
+  }
+
 /** Events as the old release wrote them, through its `eventcore_append`. */
 export const writeAsRelease010 = async (sql: RawSql) => {
   const request = (streams: ReadonlyArray<{ id: string; expected: unknown }>, events: ReadonlyArray<string>) =>
@@ -56,13 +76,18 @@ export const writeAsRelease010 = async (sql: RawSql) => {
   )
 }
 
+/**
+ * `withDatabase` runs `migrateAsBefore` on an empty database, then `body` with
+ * a store over it that migrates it to the current schema when built.
+ */
 export const defineUpgradeTests = (
-  withLegacyDatabase: (
+  withDatabase: (
+    migrateAsBefore: (sql: RawSql) => Promise<void>,
     body: (sql: RawSql, upgradedStore: Layer.Layer<EventStore.EventStore, unknown>) => Promise<void>
   ) => Promise<void>
 ) => {
   it("keeps every event of a database migrated before the own schema, and appends on from it", () =>
-    withLegacyDatabase(async (sql, upgradedStore) => {
+    withDatabase(migrateAsRelease010, async (sql, upgradedStore) => {
       const before = await writeAsRelease010(sql)
       expect(before).toHaveLength(5)
 
@@ -73,7 +98,11 @@ export const defineUpgradeTests = (
           const order2 = yield* store.readStream(StreamId.unsafeMake("order-2"))
           const appended = yield* store.append(
             writesOf(
-              { streamId: StreamId.unsafeMake("order-1"), expected: 3, events: [{ eventType: "After", data: {} }] },
+              {
+                streamId: StreamId.unsafeMake("order-1"),
+                expected: 3,
+                events: [{ eventType: "After", data: {}, schemaVersion: 2 }]
+              },
               { streamId: StreamId.unsafeMake("customer-9"), expected: "no_stream" }
             )
           )
@@ -88,6 +117,12 @@ export const defineUpgradeTests = (
         data: e.data
       }))
       expect(readBack).toEqual(before)
+      // Written before events recorded their schema's version (0010): the first.
+      expect([...read.order1.events, ...read.order2.events].map((e) => e.schemaVersion)).toEqual([1, 1, 1, 1, 1])
+      expect(read.appended.events[0]?.schemaVersion).toBe(2)
+      expect(await sql.query("select schema_version from eventcore.events where event_type = 'After'")).toEqual([
+        { schema_version: 2 }
+      ])
       expect(read.appended.streamVersions.get(StreamId.unsafeMake("order-1"))).toBe(4)
       expect(read.appended.events[0]?.globalPosition).toBeGreaterThan(BigInt(before.at(-1)?.global_position as string))
 
@@ -113,5 +148,58 @@ export const defineUpgradeTests = (
           "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 'order-2', 4, 'Gap', '{}')"
         )
       ).rejects.toMatchObject({ code: "23503" })
+    }))
+  it("reads the events of a database migrated before schema versions as version 1, without rewriting its events table, and writes the versions given", () =>
+    withDatabase(migrateUntil("0010_event_schema_versions"), async (sql, upgradedStore) => {
+      const fileOfEvents = "select pg_relation_filenode('eventcore.events') as file"
+      const request = JSON.stringify({
+        streams: [{ id: "cart-1", expected: "no_stream" }],
+        events: [1, 2].map((i) => ({ stream: "cart-1", id: randomUUID(), type: "ItemAdded", data: { i } }))
+      })
+      await sql.query("select eventcore.append($1::text::jsonb)", [request])
+      const fileBefore = await sql.query(fileOfEvents)
+
+      const cart = StreamId.unsafeMake("cart-1")
+      const read = await Effect.runPromise(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          const before = yield* store.readStream(cart)
+          const appended = yield* store.append(
+            writesOf({
+              streamId: cart,
+              expected: 2,
+              events: [
+                { eventType: "ItemAdded", data: { i: 3 }, schemaVersion: 4 },
+                { eventType: "ItemAdded", data: { i: 4 } }
+              ]
+            })
+          )
+          return { before, appended, after: yield* store.readStream(cart) }
+        }).pipe(Effect.provide(upgradedStore))
+      )
+      expect(read.before.events.map((e) => [e.data, e.schemaVersion])).toEqual([
+        [{ i: 1 }, 1],
+        [{ i: 2 }, 1]
+      ])
+      expect(read.appended.events.map((e) => e.schemaVersion)).toEqual([4, 1])
+      expect(read.after.events.map((e) => [e.data, e.schemaVersion])).toEqual([
+        [{ i: 1 }, 1],
+        [{ i: 2 }, 1],
+        [{ i: 3 }, 4],
+        [{ i: 4 }, 1]
+      ])
+      expect(await sql.query("select count(*)::int as n from eventcore.migrations")).toEqual([
+        { n: shippedMigrations.length }
+      ])
+      // The column came with its default as metadata: the table's file is the one the events were in.
+      expect(await sql.query(fileOfEvents)).toEqual(fileBefore)
+      // The database refuses a version below 1, whoever writes it.
+      const refused = JSON.stringify({
+        streams: [{ id: "cart-1", expected: "any" }],
+        events: [{ stream: "cart-1", id: randomUUID(), type: "ItemAdded", data: {}, version: 0 }]
+      })
+      await expect(sql.query("select eventcore.append($1::text::jsonb)", [refused])).rejects.toMatchObject({
+        code: "23514"
+      })
     }))
 }
