@@ -12,13 +12,23 @@ import * as ExpectedVersion from "./ExpectedVersion.js"
 import { DuplicateEventId, VersionConflict } from "./errors.js"
 import { memoryCheckpoints } from "./internal/checkpoints.js"
 import { fromOperations } from "./internal/eventStore.js"
-import type { LogFilter, LogPage } from "./internal/storeContract.js"
+import type { LogFilter, LogPage, StoredEventType } from "./internal/storeContract.js"
 import { uuidv7 } from "./internal/uuid.js"
 import * as LogPosition from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
 import * as StreamWrites from "./StreamWrites.js"
 
 const jsonCopy = <A>(value: A): A => JSON.parse(JSON.stringify(value))
+
+/** Strings in code point order, the order of the SQL stores' (their "C" collation of UTF-8). */
+const compareCodePoints = (a: string, b: string): number => {
+  const left = Array.from(a, (c) => c.codePointAt(0) as number)
+  const right = Array.from(b, (c) => c.codePointAt(0) as number)
+  for (let i = 0; i < Math.min(left.length, right.length); i++) {
+    if (left[i] !== right[i]) return (left[i] as number) - (right[i] as number)
+  }
+  return left.length - right.length
+}
 
 /**
  * A fresh, empty store. Each append checks and writes inside one synchronous
@@ -127,9 +137,33 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
       }
     })
 
+  const storedTypes = Effect.sync(() => {
+    const pairs = new Map<string, { count: number; oldest: RecordedEvent; newest: RecordedEvent }>()
+    for (const event of log) {
+      const key = JSON.stringify([event.eventType, event.schemaVersion])
+      const pair = pairs.get(key)
+      if (pair === undefined) pairs.set(key, { count: 1, oldest: event, newest: event })
+      else {
+        pair.count++
+        pair.newest = event
+      }
+    }
+    return [...pairs.values()]
+      .map(
+        ({ count, oldest, newest }): StoredEventType => ({
+          eventType: oldest.eventType,
+          schemaVersion: oldest.schemaVersion,
+          count,
+          samples: oldest === newest ? [oldest] : [oldest, newest]
+        })
+      )
+      .sort((a, b) => compareCodePoints(a.eventType, b.eventType) || a.schemaVersion - b.schemaVersion)
+  })
+
   return fromOperations({
     attributes: { "db.system": "memory" },
     readLog,
+    storedTypes,
     checkpoints: memoryCheckpoints((position) => log.slice(firstAfter(position))),
     read: (streamId, fromVersion, limit) =>
       Effect.sync(() => {

@@ -17,6 +17,7 @@ import { defineUpgradeTests } from "./sql/upgrade.js"
 import { shippedMigrations } from "./support/migrations.js"
 import { usePgliteTemplate } from "./support/pglite.js"
 import { makeRecordingTracer } from "./support/recording.js"
+import { defineStoredTypesTests } from "./support/storedTypes.js"
 
 const pglite = usePgliteTemplate()
 
@@ -38,6 +39,10 @@ describe("PgliteEventStore: upgrading a database of an earlier release", () => {
       await db.close()
     }
   })
+})
+
+describe("PgliteEventStore: the event types it holds", () => {
+  defineStoredTypesTests(() => pglite.layer)
 })
 
 describe("PgliteEventStore: the database enforces", () => {

@@ -23,7 +23,14 @@ import * as LogPosition from "../LogPosition.js"
 import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
 import { follow, makeSignal, shareReads } from "./follow.js"
-import { checkpointsKey, horizonKey, type LogRead, type StoreExtras, type StoreOperations } from "./storeContract.js"
+import {
+  checkpointsKey,
+  horizonKey,
+  type LogRead,
+  type StoreExtras,
+  type StoreOperations,
+  storedTypesKey
+} from "./storeContract.js"
 import { withSpan } from "./tracing.js"
 
 /** Why `value` is not a whole number of at least `min`, or undefined when it is (or is absent). */
@@ -225,6 +232,7 @@ export const fromOperations = (operations: StoreOperations): EventStore & StoreE
     streamAll,
     subscribe,
     ...(operations.checkpoints === undefined ? {} : { [checkpointsKey]: operations.checkpoints }),
-    ...(operations.horizon === undefined ? {} : { [horizonKey]: operations.horizon })
+    ...(operations.horizon === undefined ? {} : { [horizonKey]: operations.horizon }),
+    ...(operations.storedTypes === undefined ? {} : { [storedTypesKey]: operations.storedTypes })
   }
 }

@@ -2,7 +2,7 @@
  * The contract between the generic layer and the stores: what a store
  * implements (`StoreOperations`, which `internal/eventStore.ts` turns into an
  * `EventStore`), and what it offers the read side (`CheckpointStore`, for
- * projections and reactors). Types only, but for the two keys a store's
+ * projections and reactors). Types only, but for the keys a store's
  * service carries its extras under and the one error a checkpoint store
  * raises: this module imports nothing of eventcore's but its values, so every
  * other module can depend on it and it on none of them.
@@ -57,6 +57,14 @@ export interface LogPage extends LogRead {
   readonly heldBack: boolean
 }
 
+/** A stored (event type, schema version) pair: how many events have it, and a sample of them (the oldest and the newest). */
+export interface StoredEventType {
+  readonly eventType: string
+  readonly schemaVersion: number
+  readonly count: number
+  readonly samples: ReadonlyArray<RecordedEvent>
+}
+
 /** What holds the global log back: the oldest transaction still running on the server. */
 export interface BlockingTransaction {
   /** The backend running it; absent for a prepared transaction. */
@@ -107,6 +115,13 @@ export interface StoreOperations {
    * committed event is readable at once (in memory).
    */
   readonly horizon?: Effect.Effect<bigint, StoreError>
+  /**
+   * Every (event type, schema version) pair the store holds, by event type
+   * (in code point order) then version, each with its count and a sample:
+   * what a check before a deploy decodes. It reads every event's type and
+   * version, but only the sampled events whole.
+   */
+  readonly storedTypes?: Effect.Effect<ReadonlyArray<StoredEventType>, StoreError>
   /** Span attributes naming the backend, e.g. `{ "db.system": "postgresql" }`. */
   readonly attributes?: Record<string, unknown>
 }
@@ -117,10 +132,14 @@ export const checkpointsKey: unique symbol = Symbol.for("eventcore/EventStore/ch
 /** Where a store's service keeps its log's horizon (see `StoreOperations.horizon`, `EventStore.waitForLog`). */
 export const horizonKey: unique symbol = Symbol.for("eventcore/EventStore/horizon")
 
+/** Where a store's service keeps the event types it holds (see `StoreOperations.storedTypes`). */
+export const storedTypesKey: unique symbol = Symbol.for("eventcore/EventStore/storedTypes")
+
 /** What a store's service carries beside the `EventStore` interface, for the read side. */
 export interface StoreExtras {
   readonly [checkpointsKey]?: CheckpointStore
   readonly [horizonKey]?: Effect.Effect<bigint, StoreError>
+  readonly [storedTypesKey]?: Effect.Effect<ReadonlyArray<StoredEventType>, StoreError>
 }
 
 export type ProjectionKind = "projection" | "reactor"

@@ -14,6 +14,7 @@ import {
   checkpointsKey,
   type LogFilter,
   type LogPage,
+  type StoredEventType,
   type StoreExtras
 } from "../internal/storeContract.js"
 import { uuidv7 } from "../internal/uuid.js"
@@ -185,6 +186,29 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
 
   const horizon = Effect.map(readQuery("read_all", statements.horizon, []), (rows) => BigInt(rows[0]?.[0] as string))
 
+  // Two statements: the pairs from one scan of the table, then only their
+  // samples read whole. Events are never removed, so every sample the first
+  // found is there for the second.
+  const storedTypes = Effect.flatMap(readQuery("stored_types", statements.storedTypes, []), (pairs) => {
+    if (pairs.length === 0) return Effect.succeed([])
+    const positionsOf = ([, , , oldest, newest]: ReadonlyArray<unknown>) =>
+      oldest === newest ? [oldest as string] : [oldest as string, newest as string]
+    return Effect.map(
+      readQuery("stored_types", statements.eventsAt, [`{${pairs.flatMap(positionsOf).join(",")}}`]),
+      (rows) => {
+        const samples = new Map(rows.map((row) => [String(row[1]), eventAt(row)]))
+        return pairs.map(
+          (pair): StoredEventType => ({
+            eventType: pair[0] as string,
+            schemaVersion: pair[1] as number,
+            count: Number(pair[2]),
+            samples: positionsOf(pair).map((position) => samples.get(position) as RecordedEvent)
+          })
+        )
+      }
+    )
+  })
+
   return fromOperations({
     attributes: { "db.system": "postgresql" },
     read,
@@ -192,6 +216,7 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
     readLog,
     blockingTransaction,
     horizon,
+    storedTypes,
     ...(options.sessions === undefined
       ? {}
       : { checkpoints: Checkpoints.make(options.schema, options.sessions, options.run) }),

@@ -125,6 +125,17 @@ order by e.transaction_id, e.global_position`,
          null, age(p.transaction)
   from pg_prepared_xacts p
 ) t order by xid_age desc limit 1`,
+    /**
+     * Every (event type, schema version) pair stored, by type in code point
+     * order then version, with its count (as text: int8) and its first and
+     * last global positions. No index leads with the type: one scan of the
+     * table, in parallel on a server (0.27 s for 1,000,000 events on
+     * PostgreSQL 15 here).
+     */
+    storedTypes: `select e.event_type, e.schema_version, count(*)::text, min(e.global_position)::text, max(e.global_position)::text
+from ${events} e group by 1, 2 order by e.event_type collate "C", e.schema_version`,
+    /** The events at the global positions of the array literal $1 (text), along the primary key. */
+    eventsAt: `select ${logColumns} from ${events} e where e.global_position = any($1::text::bigint[]) order by e.global_position`,
     /** The oldest transaction whose events the log cannot read yet (see `horizonOf`). */
     horizon: `select ${oldestRunning}::text`,
     /**

@@ -25,6 +25,7 @@ import { defineEnforcementTests } from "../sql/enforcement.js"
 import { shippedMigrations } from "../support/migrations.js"
 import { databaseUrl, describeServer, usePostgresTemplate } from "../support/postgres.js"
 import { makeRecordingTracer } from "../support/recording.js"
+import { defineStoredTypesTests } from "../support/storedTypes.js"
 
 const id = StreamId.unsafeMake
 const store = EventStore.EventStore
@@ -72,6 +73,10 @@ describeServer("PostgreSQL server", () => {
         )
       )
     )
+  })
+
+  describe("the event types it holds", () => {
+    defineStoredTypesTests(() => server.layer())
   })
 
   describe("one round trip per append", () => {
