@@ -98,7 +98,21 @@ export class EventEncodeError extends Data.TaggedError("EventEncodeError")<{
   }
 }
 
-/** A stored event does not decode with the command's event schema. */
+/**
+ * A stored event's type is neither one of the reader's event schema nor one
+ * it declares (renamed, replaced or ignored: see `EventSchema.evolve`).
+ */
+export class UnknownEventType extends Data.TaggedError("UnknownEventType")<{
+  readonly streamId: StreamId
+  readonly streamVersion: number
+  readonly eventType: string
+}> {
+  override get message() {
+    return `Unknown event type ${JSON.stringify(this.eventType)} at version ${this.streamVersion} of stream ${JSON.stringify(this.streamId)}: the event schema has no such type and declares none of that name (EventSchema.evolve: renamed, replaced or ignored)`
+  }
+}
+
+/** A stored event does not decode with the reader's event schema (and its history, if it has one). */
 export class EventDecodeError extends Data.TaggedError("EventDecodeError")<{
   readonly streamId: StreamId
   readonly streamVersion: number

@@ -5,13 +5,15 @@
 import { Clock, Effect, Either, Metric, ParseResult, Schedule, Schema } from "effect"
 import type { Command } from "./Command.js"
 import type { RecordedEvent } from "./Event.js"
+import * as EventSchema from "./EventSchema.js"
 import * as EventStore from "./EventStore.js"
 import {
   type DuplicateEventId,
-  EventDecodeError,
+  type EventDecodeError,
   EventEncodeError,
   type StoreError,
   UndeclaredStream,
+  type UnknownEventType,
   type VersionConflict
 } from "./errors.js"
 import { uuidv7 } from "./internal/uuid.js"
@@ -46,6 +48,7 @@ export type ExecuteError<DomainError> =
   | UndeclaredStream
   | EventEncodeError
   | EventDecodeError
+  | UnknownEventType
   | DuplicateEventId
   | StoreError
 
@@ -115,7 +118,7 @@ export function execute<
       causationId: cause?.eventId ?? fresh,
       ...options?.metadata
     }
-    const decodeEvent = Schema.decodeUnknown(command.event)
+    const codec = EventSchema.codecOf(command.event)
     const encodeEvent = Schema.encode(command.event)
     let attempts = 0
     let lastConflict: VersionConflict | undefined
@@ -128,18 +131,7 @@ export function execute<
         }),
         Effect.flatMap((read) =>
           Effect.forEach(read.events, (recorded) =>
-            decodeEvent(toEncoded(recorded)).pipe(
-              Effect.map((event) => [event, recorded] as const),
-              Effect.mapError(
-                (cause) =>
-                  new EventDecodeError({
-                    streamId,
-                    streamVersion: recorded.streamVersion,
-                    eventType: recorded.eventType,
-                    cause: ParseResult.TreeFormatter.formatErrorSync(cause)
-                  })
-              )
-            )
+            Effect.map(codec.decode(recorded), (events) => [events, recorded] as const)
           ).pipe(Effect.map((events) => ({ version: read.version, events })))
         )
       )
@@ -171,8 +163,8 @@ export function execute<
           Effect.map((reads) => {
             reads.forEach((read, i) => {
               versions.set(fresh[i] as StreamId, read.version)
-              for (const [event, recorded] of read.events) {
-                state = command.apply(state, event, recorded)
+              for (const [events, recorded] of read.events) {
+                for (const event of events) state = command.apply(state, event, recorded)
               }
             })
             return fresh.length
@@ -212,6 +204,7 @@ export function execute<
         writes = yield* StreamWrites.append(writes, {
           streamId,
           eventType: event._tag,
+          schemaVersion: codec.versionOf(event._tag),
           data: withoutTag(encoded),
           metadata
         })
@@ -255,8 +248,3 @@ const withoutTag = (encoded: unknown): unknown => {
   const { _tag: _, ...data } = encoded as Record<string, unknown>
   return data
 }
-
-const toEncoded = (recorded: RecordedEvent): unknown =>
-  typeof recorded.data === "object" && recorded.data !== null && !Array.isArray(recorded.data)
-    ? { ...recorded.data, _tag: recorded.eventType }
-    : recorded.data

@@ -3,6 +3,7 @@
  */
 export * as Command from "./Command.js"
 export type { NewEvent, RecordedEvent } from "./Event.js"
+export * as EventSchema from "./EventSchema.js"
 export * as EventStore from "./EventStore.js"
 export * as ExpectedVersion from "./ExpectedVersion.js"
 export * from "./errors.js"

@@ -416,7 +416,7 @@ describe("execute", () => {
     )
   )
 
-  it.live("an event type the schema no longer knows fails with EventDecodeError", () =>
+  it.live("an event type the schema does not know fails with UnknownEventType and writes nothing", () =>
     withStore(
       Effect.gen(function* () {
         const s = yield* store
@@ -431,7 +431,12 @@ describe("execute", () => {
           })
         )
         const error = yield* Effect.flip(execute(Deposit, { account: "retired", amount: 1 }))
-        expect(error).toMatchObject({ _tag: "EventDecodeError", streamVersion: 2, eventType: "AccountFrozen" })
+        expect(error).toMatchObject({
+          _tag: "UnknownEventType",
+          streamId: accountStream("retired"),
+          streamVersion: 2,
+          eventType: "AccountFrozen"
+        })
         expect(yield* versionOf(accountStream("retired"))).toBe(2)
       })
     )

@@ -11,10 +11,17 @@
  * that event) or, with `onError: "skip"`, records it as a dead letter and
  * moves past it in one transaction.
  */
-import { Cause, Chunk, Deferred, Duration, Effect, type ParseResult, Schedule, Schema, SchemaAST, Stream } from "effect"
+import { Cause, Chunk, Deferred, Duration, Effect, Schedule, type Schema, Stream } from "effect"
 import type { RecordedEvent } from "../Event.js"
+import * as EventSchema from "../EventSchema.js"
 import type { EventStore } from "../EventStore.js"
-import { ProjectionFailed, type StoreError, StoreError as StoreErrorClass } from "../errors.js"
+import {
+  type EventDecodeError,
+  ProjectionFailed,
+  type StoreError,
+  StoreError as StoreErrorClass,
+  type UnknownEventType
+} from "../errors.js"
 import * as LogMessage from "../LogMessage.js"
 import type { LogPosition } from "../LogPosition.js"
 import { defaultRetry as defaultReconnect, makeSignal } from "./follow.js"
@@ -38,7 +45,8 @@ export interface Handler<E, Err, R> {
   readonly kind: ProjectionKind
   /** What it reads of the log: its event types and stream prefix (filtered in SQL on the SQL stores). */
   readonly filter: LogFilter
-  readonly decode: (recorded: RecordedEvent) => Effect.Effect<E, ParseResult.ParseError>
+  /** Today's events for a stored one (see `EventSchema.Codec.decode`). */
+  readonly decode: (recorded: RecordedEvent) => Effect.Effect<ReadonlyArray<E>, EventDecodeError | UnknownEventType>
   readonly handle: (event: E, recorded: RecordedEvent, db: ReadModelDatabase | undefined) => Effect.Effect<void, Err, R>
 }
 
@@ -55,26 +63,6 @@ export const defaultHandlerRetry: Schedule.Schedule<unknown, unknown> = Schedule
   Schedule.intersect(Schedule.recurs(5))
 )
 
-/** The stored event types a Schema union of tagged structs decodes: the `_tag` literals. */
-export const eventTypesOf = (ast: SchemaAST.AST): ReadonlyArray<string> => {
-  switch (ast._tag) {
-    case "Union":
-      return ast.types.flatMap(eventTypesOf)
-    case "Transformation":
-      return eventTypesOf(ast.to)
-    case "Refinement":
-      return eventTypesOf(ast.from)
-    case "Suspend":
-      return eventTypesOf(ast.f())
-    case "TypeLiteral": {
-      const tag = ast.propertySignatures.find((signature) => signature.name === "_tag")?.type
-      return tag !== undefined && SchemaAST.isLiteral(tag) && typeof tag.literal === "string" ? [tag.literal] : []
-    }
-    default:
-      return []
-  }
-}
-
 /** What a projection or reactor declares of the events it handles. */
 export interface Declared<E, I> {
   readonly name: string
@@ -82,21 +70,26 @@ export interface Declared<E, I> {
   readonly filter?: { readonly streamPrefix?: string }
 }
 
+/** The codec of a declared event schema: any union of tagged structs. */
+const codecOf = (event: Schema.Schema.AnyNoContext) =>
+  EventSchema.codecOf(event as Schema.Schema<{ readonly _tag: string }, unknown>)
+
 /**
- * The log filter of what a projection or reactor declares: its schema's event
- * types and its stream prefix; no types (only a name given) reads every event.
+ * The log filter of what a projection or reactor declares: the stored event
+ * types its schema reads (renamed and replaced ones included) and its stream
+ * prefix; no types (only a name given) reads every event.
  */
 export const logFilterOf = (declared: {
   readonly event?: Schema.Schema.AnyNoContext
   readonly filter?: { readonly streamPrefix?: string }
 }): LogFilter => ({
-  ...(declared.event === undefined ? {} : { eventTypes: eventTypesOf(declared.event.ast) }),
+  ...(declared.event === undefined ? {} : { eventTypes: codecOf(declared.event).eventTypes }),
   ...(declared.filter?.streamPrefix === undefined ? {} : { streamPrefix: declared.filter.streamPrefix })
 })
 
 /** Refuses a schema that names no event types: the projection or reactor would read nothing. */
 export const checkDeclared = <E, I>(label: "Projection" | "Reactor", declared: Declared<E, I>): void => {
-  if (eventTypesOf(declared.event.ast).length === 0) {
+  if (codecOf(declared.event).eventTypes.length === 0) {
     throw new TypeError(
       `${label} ${JSON.stringify(declared.name)}: its event schema names no event types (use a union of Schema.TaggedStruct)`
     )
@@ -105,20 +98,9 @@ export const checkDeclared = <E, I>(label: "Projection" | "Reactor", declared: D
 
 /** The handler's name, kind, filter and decoding, from what it declares. */
 export const declaredHandler = <E, I>(kind: ProjectionKind, declared: Declared<E, I>) => {
-  const decode = Schema.decodeUnknown(declared.event)
-  return {
-    name: declared.name,
-    kind,
-    filter: logFilterOf(declared),
-    decode: (recorded: RecordedEvent) => decode(encodedOf(recorded))
-  }
+  const codec = codecOf(declared.event) as EventSchema.Codec<E>
+  return { name: declared.name, kind, filter: logFilterOf(declared), decode: codec.decode }
 }
-
-/** The stored form without its `_tag` (which lives in `eventType`) as the schema's encoded input. */
-export const encodedOf = (recorded: RecordedEvent): unknown =>
-  typeof recorded.data === "object" && recorded.data !== null && !Array.isArray(recorded.data)
-    ? { ...recorded.data, _tag: recorded.eventType }
-    : recorded.data
 
 /** Wakes `waitFor` in this process when a runner commits. */
 export const committed = makeSignal()
@@ -170,7 +152,9 @@ export const run = <E, Err, R>(
       events,
       (recorded) =>
         handler.decode(recorded).pipe(
-          Effect.flatMap((event) => handler.handle(event, recorded, db)),
+          Effect.flatMap((decoded) =>
+            Effect.forEach(decoded, (event) => handler.handle(event, recorded, db), { discard: true })
+          ),
           Effect.catchAllCause((cause) =>
             Cause.isInterruptedOnly(cause)
               ? Effect.failCause(cause as Cause.Cause<never>)
