@@ -59,3 +59,33 @@ describe.concurrent("examples/", () => {
     expect(run.stdout).toContain('message="transfer appended 2 events in 1 attempt(s)"')
   })
 })
+
+// After the others, alone: it opens two PGlite stores one after the other, the first creating its directory.
+describe("examples/evolution/", () => {
+  it("main.ts runs a bank's third release over its first release's events", { timeout: 120_000 }, async ({
+    expect
+  }) => {
+    const run = await runWithTsx(["examples/evolution/main.ts"], { timeoutMillis: 2 * timeoutMillis })
+    expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" })
+    expect(run.stdout.trim().split("\n")).toEqual([
+      "alice withdrawing EUR 10.00 after release 1's deposits, and release 3's: refused, balance EUR 5.00",
+      "read model, rebuilt over both releases' events:",
+      "  alice Alice EUR 5.00",
+      "  bob Bob EUR 20.00 USD 5.00",
+      "  carol Carol EUR 7.00",
+      "stored events, as release 3 reads them (EventSchema.check):",
+      "  AccountCreated v1 x2: decoded",
+      "  AccountOpened v1 x1: decoded",
+      "  MoneyDeposited v1 x3: decoded",
+      "  MoneyDeposited v3 x3: decoded",
+      "  MoneyWithdrawn v1 x1: decoded",
+      "the same events, as release 1 would read them after a rollback:",
+      "  AccountCreated v1 x2: decoded",
+      "  AccountOpened v1 x1: unknown",
+      "  MoneyDeposited v1 x3: decoded",
+      "  MoneyDeposited v3 x3: failed",
+      "  MoneyWithdrawn v1 x1: unknown",
+      "everything as expected"
+    ])
+  })
+})
