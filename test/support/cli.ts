@@ -6,7 +6,7 @@ import { type ChildProcessByStdio, spawn } from "node:child_process"
 import { join } from "node:path"
 import type { Readable } from "node:stream"
 import { expect } from "vitest"
-import { bundle } from "./bundle.js"
+import { bundle, nodeOptions } from "./bundle.js"
 
 const root = join(import.meta.dirname, "..", "..")
 
@@ -46,7 +46,7 @@ export interface Started {
  */
 export const start = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Started => {
   const { DATABASE_URL: _, ...inherited } = process.env
-  const child = spawn(process.execPath, [main, ...args], {
+  const child = spawn(process.execPath, [...nodeOptions, main, ...args], {
     cwd: root,
     env: { ...inherited, ...env },
     stdio: ["ignore", "pipe", "pipe"]
