@@ -7,7 +7,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
-import { bundle } from "./bundle.js"
+import { bundle, nodeOptions } from "./bundle.js"
 
 const root = join(import.meta.dirname, "..", "..")
 
@@ -42,7 +42,7 @@ export const startLockHolder = async (dataDir: string): Promise<Writer> => {
 }
 
 const run = (script: string, args: ReadonlyArray<string>): Writer => {
-  const child = spawn(process.execPath, [script, ...args], {
+  const child = spawn(process.execPath, [...nodeOptions, script, ...args], {
     cwd: root,
     stdio: ["pipe", "pipe", "pipe"]
   })
