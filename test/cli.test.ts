@@ -223,14 +223,16 @@ describe("eventcore CLI on PGlite", () => {
 
 describe("eventcore CLI on a data directory another process owns", () => {
   it("says so in one line naming the holder's pid, exits 1, and changes nothing", async () => {
-    const dataDir = join(mkdtempSync(join(tmpdir(), "eventcore-cli-held-")), "events")
+    const dataDir = await initialisedDataDir(join(mkdtempSync(join(tmpdir(), "eventcore-cli-held-")), "events"))
     const holder = startWriter(dataDir, 3, "hold")
     try {
       await holder.printed("ready")
       const pid = Number(/^open (\d+)$/m.exec(holder.stdout())?.[1])
       const before = snapshot(dataDir)
-      for (const args of [["stats"], ["streams"], ["read", "writer"], ["migrate"], ["demo", "--transfers", "2"]]) {
-        const run = await cli([...args, "--data-dir", dataDir])
+      const commands = [["stats"], ["streams"], ["read", "writer"], ["migrate"], ["demo", "--transfers", "2"]]
+      const runs = await Promise.all(commands.map((args) => cli([...args, "--data-dir", dataDir])))
+      for (const [i, args] of commands.entries()) {
+        const run = runs[i] as Run
         expectOneLineError(
           run,
           args[0] as string,
@@ -255,7 +257,7 @@ describe("eventcore CLI on a data directory whose holder has not written it yet"
         Effect.flatMap(lockDataDir(dataDir), () =>
           Effect.promise(async () => {
             mkdirSync(dataDir)
-            return [await cli(["stats", "--data-dir", dataDir]), await cli(["migrate", "--data-dir", dataDir])]
+            return Promise.all([cli(["stats", "--data-dir", dataDir]), cli(["migrate", "--data-dir", dataDir])])
           })
         )
       )
@@ -275,10 +277,10 @@ describe("eventcore CLI on a data directory whose holder has not written it yet"
 })
 
 describe("eventcore CLI: Ctrl-C and SIGTERM", () => {
-  it.each(["SIGINT", "SIGTERM"] as const)(
+  it.concurrent.each(["SIGINT", "SIGTERM"] as const)(
     "%s interrupts the demo, closes the database and exits with 128 + the signal's number",
     async (signal) => {
-      const dataDir = mkdtempSync(join(tmpdir(), "eventcore-cli-signal-"))
+      const dataDir = await initialisedDataDir(mkdtempSync(join(tmpdir(), "eventcore-cli-signal-")))
       try {
         const run = start(["demo", "--accounts", "3", "--transfers", "1000000", "--data-dir", dataDir])
         // The demo prints its progress once a second once the transfers have begun.
