@@ -16,12 +16,15 @@ import { afterAll, describe, expect, it } from "vitest"
 import type { StoreError } from "../src/errors.js"
 import { lockDataDir, lockFileOf } from "../src/pglite/dataDirLock.js"
 import { cli, literal } from "./support/cli.js"
+import { initialisedDataDir } from "./support/initialisedPglite.js"
 import { snapshot, startLockHolder, startWriter, type Writer } from "./support/writerProcess.js"
 
 const scratch = mkdtempSync(join(tmpdir(), "eventcore-lock-"))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 let dirs = 0
 const freshDir = () => join(scratch, `data-${++dirs}`)
+/** A directory PGlite has created already (see ./support/initialisedPglite.ts), for tests about holding one, not creating it. */
+const initialisedDir = () => initialisedDataDir(freshDir())
 
 /** The writer stream's events in the directory, opened in this process. */
 const readWriterStream = (dataDir: string) =>
@@ -50,7 +53,7 @@ const heldByThisProcess = (dataDir: string) =>
 
 describe("one process per PGlite data directory", () => {
   it("a second process on a held directory fails at once, naming the holder, and leaves the directory byte-for-byte unchanged; after the holder exits the next opener finds every event", async () => {
-    const dataDir = freshDir()
+    const dataDir = await initialisedDir()
     const holder = startWriter(dataDir, 5, "hold")
     await holder.printed("ready")
     const before = snapshot(dataDir)
@@ -72,7 +75,7 @@ describe("one process per PGlite data directory", () => {
   }, 120_000)
 
   it("after the holder is killed with SIGKILL, the next opener gets the directory and every acknowledged event", async () => {
-    const dataDir = freshDir()
+    const dataDir = await initialisedDir()
     const holder = startWriter(dataDir, 400, "hold")
     await holder.printed("acked 60")
     holder.child.kill("SIGKILL")
@@ -104,7 +107,7 @@ describe("one process per PGlite data directory", () => {
   }, 120_000)
 
   it("the corruption reproduction: a writer run, then two at once, then one more: 600 acknowledged events, each once, versions gap-free", async () => {
-    const dataDir = freshDir()
+    const dataDir = await initialisedDir()
     const runs: Array<Writer> = []
     const run = async (writers: ReadonlyArray<Writer>) => {
       runs.push(...writers)
@@ -134,7 +137,7 @@ describe("one process per PGlite data directory", () => {
   }, 180_000)
 
   it("in one process: a second store on an open directory fails naming this process; closing and reopening works", async () => {
-    const dataDir = freshDir()
+    const dataDir = await initialisedDir()
     const stream = StreamId.unsafeMake("reopened")
     const versionThrough = (dataDir: string) =>
       Effect.gen(function* () {
@@ -165,12 +168,12 @@ describe("one process per PGlite data directory", () => {
 
 describe("a client the application opened itself, given to layerFromClient", () => {
   it("an application appending through layerFromClient holds its directory: the command line and the store's layer are refused naming it, every event is there afterwards, and the directory opens again", async () => {
-    const dataDir = freshDir()
+    const dataDir = await initialisedDir()
     const app = startWriter(dataDir, 1_000_000, "keep", "client")
     await app.printed("acked 5")
     const pid = app.child.pid as number
-    for (const args of [["stats"], ["read", "writer"]]) {
-      const run = await cli([...args, "--data-dir", dataDir])
+    const runs = await Promise.all([["stats"], ["read", "writer"]].map((args) => cli([...args, "--data-dir", dataDir])))
+    for (const run of runs) {
       expect(run.code).toBe(1)
       expect(run.stdout).toBe("")
       expect(run.stderr.trim().split("\n")).toHaveLength(1)
@@ -205,7 +208,7 @@ describe("a client the application opened itself, given to layerFromClient", () 
   }, 180_000)
 
   it("on a directory another process holds, the layer fails at once naming that process, and migrates nothing", async () => {
-    const dataDir = freshDir()
+    const dataDir = await initialisedDir()
     const holder = await startLockHolder(dataDir)
     await holder.printed("held")
     const client = await PGlite.create({ dataDir })
@@ -225,7 +228,7 @@ describe("a client the application opened itself, given to layerFromClient", () 
   }, 120_000)
 
   it("locks the directory of a client opened with a path, a file:// path or a NodeFS of its own while the layer lives; memory:// is no directory", async () => {
-    const dataDir = freshDir()
+    const dataDir = await initialisedDir()
     const openers = [
       () => PGlite.create({ dataDir }),
       () => PGlite.create({ dataDir: `file://${dataDir}` }),
@@ -262,7 +265,7 @@ describe("a client the application opened itself, given to layerFromClient", () 
   }, 180_000)
 
   it("layers over one client (stores in several schemas) share its lock, which the last one releases; the layer's own Client shares the layer's", async () => {
-    const dataDir = freshDir()
+    const dataDir = await initialisedDir()
     const client = await PGlite.create({ dataDir })
     try {
       await Effect.runPromise(
