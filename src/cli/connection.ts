@@ -177,13 +177,15 @@ export const connectForWriting = (
 
 /**
  * Opens the database read-only, after checking that it holds an eventcore
- * schema this release can read; says on stderr, naming `command`, when that
- * schema is behind or ahead of this release. Closes it when the scope ends.
+ * schema this release can read as `command` does (its tables, or whole
+ * events: `reads`); says on stderr, naming `command`, when that schema is
+ * behind or ahead of this release. Closes it when the scope ends.
  */
 export const connectForReading = (
   target: Target,
   schema: string,
-  command: string
+  command: string,
+  reads: "tables" | "events" = "tables"
 ): Effect.Effect<
   Connection & { readonly migrations: Extract<Migrations.SchemaState, { readonly _tag: "Present" }> },
   StoreError | CommandFailed,
@@ -200,7 +202,7 @@ export const connectForReading = (
     }
     if (state.pending.length > 0) {
       const behind = `${where} has eventcore's schema of an older release: pending migrations ${state.pending.join(", ")}`
-      if (!state.readable) {
+      if (!(reads === "events" ? state.eventsReadable : state.readable)) {
         return yield* new CommandFailed({
           message: `${behind}, which this release needs to read it: apply them with \`eventcore migrate\``
         })

@@ -178,7 +178,7 @@ const read = command(
     const schema = schemaOption(options)
     return Effect.gen(function* () {
       const result = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, schema, "read"), ({ store }) =>
+        Effect.flatMap(connectForReading(target, schema, "read", "events"), ({ store }) =>
           store.readStream(streamId, {
             fromVersion: options.from,
             ...(options.limit === undefined ? {} : { maxCount: options.limit })
@@ -307,7 +307,7 @@ const tail = command(
           discard: true
         })
       const printed = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, schema, "tail"), ({ store }) => {
+        Effect.flatMap(connectForReading(target, schema, "tail", "events"), ({ store }) => {
           const events = options.follow
             ? store
                 .subscribe(logOptions)

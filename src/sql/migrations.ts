@@ -133,15 +133,18 @@ export type SchemaState =
       readonly pending: ReadonlyArray<string>
       /** Migrations the database has applied that this release does not know: it is newer. */
       readonly unknown: number
-      /** Whether the schema has every migration this release's reads need. */
+      /** Whether the schema has every migration this release's reads of its tables need (`readableFrom.tables`). */
       readonly readable: boolean
+      /** Whether it has every migration this release's reads of events need (`readableFrom.events`). */
+      readonly eventsReadable: boolean
     }
 
 /**
- * The newest migration that this release's reads need: a database that has
- * applied it can be read, whatever later migrations are pending.
+ * The newest migration that this release's reads need, by what they read: a
+ * database that has applied it can be read so, whatever later migrations are
+ * pending. Reads of whole events need each event's schema version.
  */
-export const readableFrom = "0004_own_schema"
+export const readableFrom = { tables: "0004_own_schema", events: "0010_event_schema_versions" } as const
 
 export const inspect = (db: Database, schema: string): Effect.Effect<SchemaState, StoreError> =>
   Effect.tryPromise({
@@ -159,13 +162,16 @@ export const inspect = (db: Database, schema: string): Effect.Effect<SchemaState
       )
       const journal = readJournal()
       const known = new Set(journal.map((entry) => entry.when))
-      const needed = journal.slice(0, journal.findIndex((entry) => entry.tag === readableFrom) + 1)
+      const hasUpTo = (tag: string) =>
+        !legacy &&
+        journal.slice(0, journal.findIndex((entry) => entry.tag === tag) + 1).every((entry) => applied.has(entry.when))
       return {
         _tag: "Present",
         legacy,
         pending: journal.filter((entry) => !applied.has(entry.when)).map((entry) => entry.tag),
         unknown: [...applied].filter((at) => !known.has(at)).length,
-        readable: !legacy && needed.every((entry) => applied.has(entry.when))
+        readable: hasUpTo(readableFrom.tables),
+        eventsReadable: hasUpTo(readableFrom.events)
       }
     },
     catch: (error) => storeError("inspect", error)
