@@ -16,6 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { runCommandLine } from "../src/cli/run.js"
 import { lockDataDir } from "../src/pglite/dataDirLock.js"
 import { literal } from "./support/cli.js"
+import { initialisedDataDir } from "./support/initialisedPglite.js"
 import { databaseUrl, urlOf } from "./support/postgres.js"
 
 const scratch = mkdtempSync(join(tmpdir(), "eventcore-cli-exit-"))
@@ -208,6 +209,8 @@ const outcome = async (row: Row) => {
 
 describe("eventcore CLI exit codes, as the README documents them", () => {
   beforeAll(async () => {
+    // A directory PGlite created already: what the rows check is how the commands end, not how one comes to be.
+    await initialisedDataDir(store)
     await Effect.runPromise(
       Effect.flatMap(EventStore.EventStore, (events) =>
         events.append(
