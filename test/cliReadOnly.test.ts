@@ -17,7 +17,8 @@ import postgres from "postgres"
 import { afterAll, describe, expect, it } from "vitest"
 import { connectForReading, type Target } from "../src/cli/connection.js"
 import { migrateAsRelease010, writeAsRelease010 } from "./sql/upgrade.js"
-import { cli, expectOneLineError } from "./support/cli.js"
+import { cli, expectOneLineError, type Run } from "./support/cli.js"
+import { initialisedDataDir } from "./support/initialisedPglite.js"
 import { describeServer, urlOf, usePostgresTemplate } from "./support/postgres.js"
 
 const readOnlyCommands = [["stats"], ["streams"], ["read", "order-1"]] as const
@@ -91,9 +92,8 @@ describe("read-only commands on PGlite", () => {
   }, 60_000)
 
   it("a PGlite database without eventcore's schema is reported and gets none; one with it is read in a read-only session", async () => {
-    const dataDir = join(scratch, "plain")
-    const plain = await PGlite.create({ dataDir })
-    await plain.close()
+    // As PGlite leaves a directory it has just created.
+    const dataDir = await initialisedDataDir(join(scratch, "plain"))
     for (const args of readOnlyCommands) {
       expectOneLineError(
         await cli([...args, "--data-dir", dataDir]),
@@ -179,8 +179,10 @@ describeServer("read-only commands on PostgreSQL", () => {
     () =>
       withEmptyDatabase(async (url) => {
         const before = await catalog(url)
-        for (const args of [...readOnlyCommands, ...logCommands]) {
-          const run = await cli([...args, "--url", url])
+        const commands = [...readOnlyCommands, ...logCommands]
+        const runs = await Promise.all(commands.map((args) => cli([...args, "--url", url])))
+        for (const [i, args] of commands.entries()) {
+          const run = runs[i] as Run
           expectOneLineError(
             run,
             args[0],
@@ -206,9 +208,10 @@ describeServer("read-only commands on PostgreSQL", () => {
         await writeAsRelease010(raw)
         await client.end()
         const before = await catalog(url)
-        for (const args of readOnlyCommands) {
+        const runs = await Promise.all(readOnlyCommands.map((args) => cli([...args, "--url", url])))
+        for (const [i, args] of readOnlyCommands.entries()) {
           expectOneLineError(
-            await cli([...args, "--url", url]),
+            runs[i] as Run,
             args[0],
             `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${sinceRelease010.join(", ")}, which this release needs to read it: apply them with \`eventcore migrate\``
           )
