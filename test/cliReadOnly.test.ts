@@ -222,7 +222,7 @@ describeServer("read-only commands on PostgreSQL", () => {
   )
 
   it(
-    "a schema behind but readable is named with its pending migration, read on, and not migrated",
+    "a schema behind but readable is named with its pending migration, read on where it can be, and not migrated",
     () =>
       Effect.runPromise(
         Effect.scoped(
@@ -242,6 +242,21 @@ describeServer("read-only commands on PostgreSQL", () => {
               `eventcore stats: PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${last} (apply them with \`eventcore migrate\`); reading it as it is`
             ])
             expect(run.stdout).toMatch(/^events +3$/m)
+            // Reading whole events needs each one's schema version (0010): read and tail say so instead.
+            expect(last).toBe("0010_event_schema_versions")
+            const [read, tail] = yield* Effect.promise(() =>
+              Promise.all([cli(["read", "order-1", "--url", url]), cli(["tail", "--url", url])])
+            )
+            for (const [refused, command] of [
+              [read, "read"],
+              [tail, "tail"]
+            ] as const) {
+              expectOneLineError(
+                refused as Run,
+                command,
+                `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${last}, which this release needs to read it: apply them with \`eventcore migrate\``
+              )
+            }
             const after = yield* onConnection(url, historyOf)
             expect(after).toBe(before)
           })
