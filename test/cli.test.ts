@@ -7,7 +7,7 @@ import { join, relative } from "node:path"
 import { Effect } from "effect"
 import { EventStore, PgliteEventStore, StreamId } from "eventcore"
 import { writesOf } from "eventcore/testing"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest"
 import { programHelp } from "../src/cli/args.js"
 import { program } from "../src/cli/program.js"
 import { lockDataDir } from "../src/pglite/dataDirLock.js"
@@ -223,7 +223,9 @@ describe("eventcore CLI on PGlite", () => {
 
 describe("eventcore CLI on a data directory another process owns", () => {
   it("says so in one line naming the holder's pid, exits 1, and changes nothing", async () => {
-    const dataDir = await initialisedDataDir(join(mkdtempSync(join(tmpdir(), "eventcore-cli-held-")), "events"))
+    const parent = mkdtempSync(join(tmpdir(), "eventcore-cli-held-"))
+    onTestFinished(() => rmSync(parent, { recursive: true, force: true }))
+    const dataDir = await initialisedDataDir(join(parent, "events"))
     const holder = startWriter(dataDir, 3, "hold")
     try {
       await holder.printed("ready")
@@ -251,7 +253,9 @@ describe("eventcore CLI on a data directory another process owns", () => {
 describe("eventcore CLI on a data directory whose holder has not written it yet", () => {
   it("says it is in use, naming the holder, not that it is no PGlite directory; creates nothing", async () => {
     // This process holds the lock, as a store does from before PGlite writes its first file.
-    const dataDir = join(mkdtempSync(join(tmpdir(), "eventcore-cli-held-")), "events")
+    const parent = mkdtempSync(join(tmpdir(), "eventcore-cli-held-"))
+    onTestFinished(() => rmSync(parent, { recursive: true, force: true }))
+    const dataDir = join(parent, "events")
     const runs = await Effect.runPromise(
       Effect.scoped(
         Effect.flatMap(lockDataDir(dataDir), () =>
