@@ -11,9 +11,6 @@ import { Effect, Schema } from "effect"
 import * as EventSchema from "../EventSchema.js"
 import { CommandFailed } from "./failures.js"
 
-/** The migration that gave events their schema version: a store without it cannot list its (type, version) pairs. */
-export const schemaVersionsMigration = "0010_event_schema_versions"
-
 /** An event schema of the application's, under the name it exports it by. */
 export interface NamedSchema {
   readonly name: string

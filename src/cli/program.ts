@@ -24,7 +24,7 @@ import { listStreams, stats } from "../sql/admin.js"
 import { defaultSchema } from "../sql/schema.js"
 import { schemaOf } from "../sql/schemaName.js"
 import { type Command, command, flag, integer, type Program, text, texts, usageError } from "./args.js"
-import { checkJson, failureSummary, formatCheck, loadEventSchemas, schemaVersionsMigration } from "./check.js"
+import { checkJson, failureSummary, formatCheck, loadEventSchemas } from "./check.js"
 import { connectForReading, connectForWriting, describeTarget, postgresUrlProblem, type Target } from "./connection.js"
 import { asClause, CommandFailed } from "./failures.js"
 import { formatProjections, projectionsJson, projectionsMigration } from "./projections.js"
@@ -415,12 +415,8 @@ const check = command(
       const where = describeTarget(target)
       const report = yield* Effect.scoped(
         Effect.gen(function* () {
-          const { context, migrations } = yield* connectForReading(target, schema, "check")
-          if (migrations.pending.includes(schemaVersionsMigration)) {
-            return yield* new CommandFailed({
-              message: `${where} predates schema versions (pending migration ${schemaVersionsMigration}): every event it holds is version 1 of its type; apply the migration with \`eventcore migrate\`, then check`
-            })
-          }
+          // Listing the stored (type, version) pairs reads each event's schema version.
+          const { context } = yield* connectForReading(target, schema, "check", "events")
           return yield* Effect.provide(EventSchema.check(schemas.map((named) => named.schema)), context)
         })
       )
