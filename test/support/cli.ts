@@ -2,13 +2,10 @@
  * The real `eventcore` command line, spawned as a user would run it, and what
  * tests expect of its output.
  */
-import { type ChildProcessByStdio, spawn } from "node:child_process"
 import { join } from "node:path"
-import type { Readable } from "node:stream"
 import { expect } from "vitest"
 import { bundle, nodeOptions } from "./bundle.js"
-
-const root = join(import.meta.dirname, "..", "..")
+import { type NodeProcess, type NodeRun, startNode } from "./nodeProcess.js"
 
 /** The command line as the package's bin runs it: plain JavaScript (see ./bundle.ts). */
 const main = await bundle(join("src", "cli", "main.ts"), "cli")
@@ -24,19 +21,8 @@ export interface TailedEvent {
   readonly data: unknown
 }
 
-export interface Run {
-  readonly code: number | null
-  readonly signal: NodeJS.Signals | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-export interface Started {
-  readonly child: ChildProcessByStdio<null, Readable, Readable>
-  /** What the process has printed so far. */
-  readonly output: () => { readonly stdout: string; readonly stderr: string }
-  readonly done: Promise<Run>
-}
+export type Run = NodeRun
+export type Started = NodeProcess
 
 /**
  * Runs the bundled CLI in one Node process (a launcher such as the tsx command
@@ -44,27 +30,8 @@ export interface Started {
  * not answered within ~60 ms, too soon for a process busy on a loaded
  * machine). DATABASE_URL is not inherited: tests that want it say so.
  */
-export const start = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Started => {
-  const { DATABASE_URL: _, ...inherited } = process.env
-  const child = spawn(process.execPath, [...nodeOptions, main, ...args], {
-    cwd: root,
-    env: { ...inherited, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  let stdout = ""
-  let stderr = ""
-  child.stdout.on("data", (chunk) => {
-    stdout += chunk
-  })
-  child.stderr.on("data", (chunk) => {
-    stderr += chunk
-  })
-  const done = new Promise<Run>((resolve, reject) => {
-    child.on("error", reject)
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }))
-  })
-  return { child, output: () => ({ stdout, stderr }), done }
-}
+export const start = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Started =>
+  startNode([...nodeOptions, main, ...args], env)
 
 export const cli = (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}): Promise<Run> =>
   start(args, env).done
