@@ -158,7 +158,15 @@ const makeCodec = <E extends { readonly _tag: string }, I>(schema: Schema.Schema
     (): Evolution<E> => ({})
   )
   const renamed = new Map(Object.entries(evolution.renamed ?? {}))
-  const replaced = new Map(Object.entries(evolution.replaced ?? {}))
+  const replaced = new Map(
+    Object.entries(evolution.replaced ?? {}).map(([type, replacement]) => [
+      type,
+      {
+        decode: Schema.decodeUnknown(replacement.from),
+        to: replacement.to as (old: unknown, recorded: RecordedEvent) => ReadonlyArray<E>
+      }
+    ])
+  )
   const ignored = new Set(evolution.ignored ?? [])
   const decodeCurrent = Schema.decodeUnknown(schema)
   const stepDecoders = new Map(
@@ -231,11 +239,11 @@ const makeCodec = <E extends { readonly _tag: string }, I>(schema: Schema.Schema
     if (target !== undefined) return upcasted(recorded, target, version)
     const replacement = replaced.get(recorded.eventType)
     if (replacement !== undefined) {
-      return Schema.decodeUnknown(replacement.from)(recorded.data).pipe(
+      return replacement.decode(recorded.data).pipe(
         Effect.mapError(parseFailure(recorded)),
         Effect.flatMap((old) =>
           Effect.try({
-            try: () => (replacement.to as (old: unknown, recorded: RecordedEvent) => ReadonlyArray<E>)(old, recorded),
+            try: () => replacement.to(old, recorded),
             catch: (error) =>
               failed(
                 recorded,
