@@ -10,7 +10,7 @@ import { Context, Effect, Layer } from "effect"
 import type * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
 import { createDataDir } from "./pglite/dataDirLock.js"
-import { acquireHold, directoryIn, holdDirectoryOf, holds } from "./pglite/directoryLock.js"
+import { acquireHold, directoryIn, holdDirectoryOf, shareHold } from "./pglite/directoryLock.js"
 import { runOn, sessions } from "./pglite/sessions.js"
 import type { ReadModelStore } from "./ReadModel.js"
 import type { Gate } from "./sql/driver.js"
@@ -133,7 +133,7 @@ export const layer = (
         }),
         (client) => Effect.promise(() => client.close())
       )
-      if (hold !== undefined) holds.set(client, hold)
+      if (hold !== undefined) shareHold(client, hold)
       yield* migrate(client, { schema })
       if (options.migrationsFolder !== undefined) yield* migrateApplication(client, options.migrationsFolder)
       return contextOf(client, schema)

@@ -17,7 +17,12 @@ interface Hold {
 }
 
 /** Clients whose data directory this process holds. */
-export const holds = new WeakMap<PGlite, Hold>()
+const holds = new WeakMap<PGlite, Hold>()
+
+/** Records that `client` opened the directory `hold` locks: layers over that client share the hold. */
+export const shareHold = (client: PGlite, hold: Hold): void => {
+  holds.set(client, hold)
+}
 
 /** Holds are taken and given back one at a time: a hold being released is never shared. */
 const holding = Effect.unsafeMakeSemaphore(1)
@@ -81,8 +86,6 @@ export const holdDirectoryOf = (client: PGlite): Effect.Effect<void, StoreError,
       }
       const dataDir = directoryOf(client)
       if (dataDir === undefined) return Effect.void
-      return Effect.map(acquireHold(dataDir), (hold) => {
-        holds.set(client, hold)
-      })
+      return Effect.map(acquireHold(dataDir), (hold) => shareHold(client, hold))
     })
   )
