@@ -1,4 +1,4 @@
--- eventcore's schema as the last migration, 0010_event_schema_versions, leaves it: every
+-- eventcore's schema as the last migration, 0011_snapshots, leaves it: every
 -- table, index, view, function, trigger and privilege that eventcore's migrator makes, in the
 -- default schema `eventcore` (a store given another `schema` has the same objects there).
 --
@@ -79,6 +79,20 @@ CREATE TABLE eventcore.projections (
     CONSTRAINT eventcore_projections_position CHECK ("position" ~ '^[0-9]{20}-[0-9]{19}$'::text),
     CONSTRAINT eventcore_projections_standbys CHECK (jsonb_typeof(standbys) = 'object'::text),
     CONSTRAINT eventcore_projections_status CHECK (status = ANY (ARRAY['running'::text, 'stopped'::text, 'failed'::text]))
+);
+
+CREATE TABLE eventcore.snapshots (
+    command         text NOT NULL,
+    key             text NOT NULL,
+    state_version   integer NOT NULL,
+    event_versions  text NOT NULL,
+    streams         jsonb NOT NULL,
+    covered         bigint NOT NULL,
+    state           jsonb NOT NULL,
+    updated_at      timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT eventcore_snapshots_pkey PRIMARY KEY (command, key),
+    CONSTRAINT eventcore_snapshots_state_version_positive CHECK (state_version >= 1),
+    CONSTRAINT eventcore_snapshots_streams CHECK (jsonb_typeof(streams) = 'array'::text)
 );
 
 -- Indexes beyond those of primary keys and unique constraints.

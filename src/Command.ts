@@ -4,6 +4,7 @@
  * and appends the events atomically, checking every stream it read.
  */
 import type { Effect, Schema } from "effect"
+import type { Snapshot } from "./Snapshot.js"
 import type { StreamId } from "./StreamId.js"
 
 /** Where an event being applied was recorded. */
@@ -35,6 +36,15 @@ export interface Command<Input, State, Event extends { readonly _tag: string }, 
    * boundary). Called after each round of reads until it names no unread stream.
    */
   readonly discover?: (state: State, input: Input) => Iterable<StreamId>
+  /**
+   * Snapshots of the folded state (`Snapshot.make`): on long streams,
+   * `execute` reads the last snapshot and only the events after it. The state
+   * must then not depend on how the events of different streams interleave
+   * (each stream's events are still folded in order), and `discover` only on
+   * the state and the declared streams. Check both for your command with
+   * `snapshotProperty` from `eventcore/testing`.
+   */
+  readonly snapshot?: Snapshot<State>
 }
 
 /** Defines a command; the types of input, state, events and errors are inferred from the definition. */

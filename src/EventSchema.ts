@@ -105,6 +105,15 @@ export interface Codec<E> {
   readonly decode: (recorded: RecordedEvent) => Effect.Effect<ReadonlyArray<E>, EventDecodeError | UnknownEventType>
   /** Whether the schema declares stored events of `eventType` ignored. */
   readonly ignores: (eventType: string) => boolean
+  /**
+   * How the schema reads stored events, as text: each type at its current
+   * version, then what became of the types it no longer has. A state folded
+   * from events (a command's snapshot) is tied to it: when it changes, stored
+   * events may decode differently. The steps' and replacements' code is not
+   * in it; changing what one of them returns without a new version is a
+   * change it cannot see.
+   */
+  readonly fingerprint: string
 }
 
 interface Member {
@@ -263,7 +272,16 @@ const makeCodec = <E extends { readonly _tag: string }, I>(schema: Schema.Schema
     )
   }
 
+  const sorted = (names: Iterable<string>) => [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+  const fingerprint = [
+    ...sorted(members.keys()).map((tag) => `${tag}@${(members.get(tag)?.steps.length ?? 0) + 1}`),
+    ...sorted(renamed.keys()).map((stored) => `${stored}>${renamed.get(stored)}`),
+    ...sorted(replaced.keys()).map((stored) => `${stored}*`),
+    ...sorted(ignored).map((stored) => `${stored}-`)
+  ].join(" ")
+
   return {
+    fingerprint,
     eventTypes: [...new Set([...members.keys(), ...renamed.keys(), ...replaced.keys()])],
     versionOf: (eventType) => (members.get(eventType)?.steps.length ?? 0) + 1,
     decode,

@@ -12,7 +12,14 @@ import * as ExpectedVersion from "./ExpectedVersion.js"
 import { DuplicateEventId, VersionConflict } from "./errors.js"
 import { memoryCheckpoints } from "./internal/checkpoints.js"
 import { fromOperations } from "./internal/eventStore.js"
-import type { LogFilter, LogPage, StoredEventType } from "./internal/storeContract.js"
+import type {
+  LogFilter,
+  LogPage,
+  SnapshotStore,
+  StoredEventType,
+  StoredSnapshot,
+  StreamTail
+} from "./internal/storeContract.js"
 import { uuidv7 } from "./internal/uuid.js"
 import * as LogPosition from "./LogPosition.js"
 import type { StreamId } from "./StreamId.js"
@@ -160,8 +167,61 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
       .sort((a, b) => compareCodePoints(a.eventType, b.eventType) || a.schemaVersion - b.schemaVersion)
   })
 
+  /** By command, then key: stored as JSON text, so what reads back is what a SQL store's jsonb would give. */
+  const snapshots = new Map<string, Map<string, { readonly json: string; readonly covered: number }>>()
+  const coveredBy = (snapshot: StoredSnapshot) => snapshot.streams.reduce((sum, [, version]) => sum + version, 0)
+  const snapshotStore: SnapshotStore = {
+    load: (request) =>
+      Effect.sync(() => {
+        const stored = snapshots.get(request.command)?.get(request.key)
+        const found = stored === undefined ? undefined : (JSON.parse(stored.json) as StoredSnapshot)
+        const usable =
+          found !== undefined &&
+          found.stateVersion === request.stateVersion &&
+          found.eventVersions === request.eventVersions
+        const after = new Map<StreamId, number>(request.streams.map((id) => [id, 0]))
+        if (usable) for (const [id, version] of found.streams) after.set(id, Math.max(after.get(id) ?? 0, version))
+        const tails = [...after].map(([streamId, from]): StreamTail => {
+          const stream = streams.get(streamId) ?? []
+          return { streamId, version: stream.length, after: from, events: stream.slice(from) }
+        })
+        return found === undefined ? { usable, tails } : { found, usable, tails }
+      }),
+    save: (snapshot) =>
+      Effect.sync(() => {
+        let ofCommand = snapshots.get(snapshot.command)
+        if (ofCommand === undefined) {
+          ofCommand = new Map()
+          snapshots.set(snapshot.command, ofCommand)
+        }
+        const stored = ofCommand.get(snapshot.key)
+        const covered = coveredBy(snapshot)
+        if (stored !== undefined) {
+          const old = JSON.parse(stored.json) as StoredSnapshot
+          const sameVersions =
+            old.stateVersion === snapshot.stateVersion && old.eventVersions === snapshot.eventVersions
+          if (sameVersions && stored.covered >= covered) return false
+        }
+        ofCommand.set(snapshot.key, { json: JSON.stringify(snapshot), covered })
+        return true
+      }),
+    clear: (command) =>
+      Effect.sync(() => {
+        const removed = (names: Iterable<string>) => {
+          let count = 0
+          for (const name of [...names]) {
+            count += snapshots.get(name)?.size ?? 0
+            snapshots.delete(name)
+          }
+          return count
+        }
+        return removed(command === undefined ? snapshots.keys() : [command])
+      })
+  }
+
   return fromOperations({
     attributes: { "db.system": "memory" },
+    snapshots: snapshotStore,
     readLog,
     storedTypes,
     checkpoints: memoryCheckpoints((position) => log.slice(firstAfter(position))),

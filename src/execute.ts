@@ -2,7 +2,7 @@
  * The command executor: read, fold, decide, append with every read stream's
  * version, and on a version conflict do it all again following a `Schedule`.
  */
-import { Clock, Effect, Either, Metric, ParseResult, Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Metric, Option, ParseResult, Schedule, Schema } from "effect"
 import type { Command } from "./Command.js"
 import type { RecordedEvent } from "./Event.js"
 import * as EventSchema from "./EventSchema.js"
@@ -16,7 +16,16 @@ import {
   type UnknownEventType,
   type VersionConflict
 } from "./errors.js"
+import { snapshotKey } from "./internal/snapshots.js"
+import {
+  type SnapshotLoad,
+  type Snapshots,
+  type StoredSnapshot,
+  type StoreExtras,
+  snapshotsKey
+} from "./internal/storeContract.js"
 import { uuidv7 } from "./internal/uuid.js"
+import * as Snapshot from "./Snapshot.js"
 import type { StreamId } from "./StreamId.js"
 import * as StreamWrites from "./StreamWrites.js"
 
@@ -136,6 +145,17 @@ export function execute<
         )
       )
 
+    const snapshot = command.snapshot
+    const snapshots = snapshot === undefined ? undefined : (store as EventStore.EventStore & StoreExtras)[snapshotsKey]
+
+    /** The snapshot the running attempt found due: written once the attempt has ended, out of its way. */
+    let dueSnapshot: Effect.Effect<void> | undefined
+    const writeDueSnapshot = Effect.suspend(() => {
+      const work = dueSnapshot
+      dueSnapshot = undefined
+      return work === undefined || snapshots === undefined ? Effect.void : snapshots.inBackground(work)
+    })
+
     const attempt = Effect.gen(function* () {
       attempts += 1
       // On the execute span from the first attempt on, so a command that fails still says how often it ran.
@@ -153,8 +173,23 @@ export function execute<
         )
       }
 
+      // Only a policy with a duration needs the time folding took.
+      const started = snapshot?.duration === undefined ? 0 : yield* Clock.currentTimeMillis
       const versions = new Map<StreamId, number>()
       let state = command.initialState
+      /** Events folded in this attempt: beyond the snapshot, if one was used. */
+      let folded = 0
+      const fold = (events: ReadonlyArray<readonly [ReadonlyArray<Event>, RecordedEvent]>) => {
+        for (const [decoded, recorded] of events) {
+          for (const event of decoded) state = command.apply(state, event, recorded)
+        }
+        folded += events.length
+      }
+      const decodeAll = (events: ReadonlyArray<RecordedEvent>) =>
+        Effect.forEach(events, (recorded) =>
+          Effect.map(codec.decode(recorded), (decoded) => [decoded, recorded] as const)
+        )
+
       // Reads of one round run concurrently; folding follows the order the streams were named.
       const readRound = (ids: Iterable<StreamId>) => {
         const fresh = [...new Set(ids)].filter((id) => !versions.has(id))
@@ -163,20 +198,61 @@ export function execute<
           Effect.map((reads) => {
             reads.forEach((read, i) => {
               versions.set(fresh[i] as StreamId, read.version)
-              for (const [events, recorded] of read.events) {
-                for (const event of events) state = command.apply(state, event, recorded)
-              }
+              fold(read.events)
             })
             return fresh.length
           })
         )
       }
 
-      yield* readRound(command.streams(input))
+      const declared = [...new Set(command.streams(input))]
+      if (snapshot !== undefined && snapshots !== undefined) {
+        const load = yield* snapshots.load({
+          command: command.name,
+          key: snapshotKey(declared),
+          stateVersion: snapshot.version,
+          eventVersions: codec.fingerprint,
+          streams: declared
+        })
+        const restored = yield* restore(snapshot, snapshots, load, declared, codec.fingerprint)
+        if (Option.isSome(restored) || !load.usable) {
+          // From the snapshot, or, without one, from the start: the tails read every declared stream whole.
+          if (Option.isSome(restored)) state = restored.value
+          for (const tail of load.tails) {
+            versions.set(tail.streamId, tail.version)
+            fold(yield* decodeAll(tail.events))
+          }
+        } else {
+          // A snapshot with the right versions that could not be used: its tails start after it, so read again in full.
+          yield* readRound(declared)
+        }
+      } else {
+        yield* readRound(declared)
+      }
       if (command.discover !== undefined) {
         const discover = command.discover
         while ((yield* readRound(discover(state, input))) > 0) {
           // each round reads only streams no earlier round read, so this ends
+        }
+      }
+
+      if (snapshot !== undefined && snapshots !== undefined) {
+        const due =
+          folded >= snapshot.events ||
+          (snapshot.duration !== undefined &&
+            Duration.greaterThanOrEqualTo(
+              Duration.millis((yield* Clock.currentTimeMillis) - started),
+              snapshot.duration
+            ))
+        if (due) {
+          dueSnapshot = save(snapshot, snapshots, {
+            command: command.name,
+            key: snapshotKey(declared),
+            stateVersion: snapshot.version,
+            eventVersions: codec.fingerprint,
+            streams: [...versions],
+            state
+          })
         }
       }
 
@@ -212,6 +288,7 @@ export function execute<
       const appended = yield* store.append(writes)
       return { attempts, events: appended.events, streamVersions: appended.streamVersions } satisfies ExecutionResult
     }).pipe(
+      Effect.ensuring(writeDueSnapshot),
       Effect.tapError((error) => Effect.sync(() => (lastConflict = isVersionConflict(error) ? error : undefined)))
     )
 
@@ -241,6 +318,80 @@ export function execute<
     })
   )
 }
+
+/**
+ * The state of a snapshot `load` found, if it can be used: its versions match,
+ * it names the declared streams first (a different list with the same hash
+ * does not), no stream holds fewer events than it covers, and the state
+ * decodes. Otherwise none, counted and logged once per command and reason.
+ */
+const restore = <State>(
+  snapshot: Snapshot.Snapshot<State>,
+  snapshots: Snapshots,
+  load: SnapshotLoad,
+  declared: ReadonlyArray<StreamId>,
+  eventVersions: string
+): Effect.Effect<Option.Option<State>> => {
+  const found = load.found
+  if (found === undefined) return Effect.succeedNone
+  const ignored = (reason: "version" | "undecodable" | "streams", detail: string) =>
+    Effect.zipRight(
+      Metric.increment(Snapshot.ignoredCounter).pipe(Effect.tagMetrics({ command: found.command, reason })),
+      snapshots.once(
+        `${found.command}\u0000${reason}`,
+        Effect.logWarning(
+          `eventcore: a snapshot of ${found.command} was ignored (${reason}): ${detail}; folding in full`
+        ).pipe(Effect.annotateLogs({ command: found.command, reason }))
+      )
+    ).pipe(Effect.as(Option.none<State>()))
+  if (!load.usable) {
+    const stateChanged = found.stateVersion !== snapshot.version
+    return ignored(
+      "version",
+      stateChanged
+        ? `it has state version ${found.stateVersion}, the command ${snapshot.version}`
+        : `its events were read as ${JSON.stringify(found.eventVersions)}, the command reads them as ${JSON.stringify(eventVersions)}`
+    )
+  }
+  const namesDeclaredFirst = declared.every((id, i) => found.streams[i]?.[0] === id)
+  const shorter = load.tails.find((tail) => tail.version < tail.after)
+  if (!namesDeclaredFirst || shorter !== undefined) {
+    return ignored(
+      "streams",
+      shorter === undefined
+        ? "it was saved for other streams"
+        : `it covers ${shorter.after} events of ${JSON.stringify(shorter.streamId)}, which holds ${shorter.version}`
+    )
+  }
+  return snapshot.decode(found.state).pipe(
+    Effect.map(Option.some),
+    Effect.catchAll((error) => ignored("undecodable", ParseResult.TreeFormatter.formatErrorSync(error)))
+  )
+}
+
+/** Writes a snapshot (in the background: a failure is logged and counted, never raised). */
+const save = <State>(
+  snapshot: Snapshot.Snapshot<State>,
+  snapshots: Snapshots,
+  stored: Omit<StoredSnapshot, "state"> & { readonly state: State }
+): Effect.Effect<void> =>
+  snapshot.encode(stored.state).pipe(
+    Effect.mapError((error) => ParseResult.TreeFormatter.formatErrorSync(error)),
+    Effect.flatMap((state) => snapshots.save({ ...stored, state })),
+    Effect.flatMap((written) =>
+      written
+        ? Metric.increment(Snapshot.writtenCounter).pipe(Effect.tagMetrics("command", stored.command))
+        : Effect.void
+    ),
+    Effect.catchAll((error) =>
+      Effect.zipRight(
+        Metric.increment(Snapshot.failedCounter).pipe(Effect.tagMetrics("command", stored.command)),
+        Effect.logWarning(`eventcore: a snapshot of ${stored.command} was not written`).pipe(
+          Effect.annotateLogs({ command: stored.command, cause: typeof error === "string" ? error : error.message })
+        )
+      )
+    )
+  )
 
 /** The stored form drops the `_tag`, which lives in `eventType`. */
 const withoutTag = (encoded: unknown): unknown => {

@@ -23,12 +23,14 @@ import * as LogPosition from "../LogPosition.js"
 import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
 import { follow, makeSignal, shareReads } from "./follow.js"
+import { makeSnapshots } from "./snapshots.js"
 import {
   checkpointsKey,
   horizonKey,
   type LogRead,
   type StoreExtras,
   type StoreOperations,
+  snapshotsKey,
   storedTypesKey
 } from "./storeContract.js"
 import { withSpan } from "./tracing.js"
@@ -233,6 +235,7 @@ export const fromOperations = (operations: StoreOperations): EventStore & StoreE
     subscribe,
     ...(operations.checkpoints === undefined ? {} : { [checkpointsKey]: operations.checkpoints }),
     ...(operations.horizon === undefined ? {} : { [horizonKey]: operations.horizon }),
-    ...(operations.storedTypes === undefined ? {} : { [storedTypesKey]: operations.storedTypes })
+    ...(operations.storedTypes === undefined ? {} : { [storedTypesKey]: operations.storedTypes }),
+    ...(operations.snapshots === undefined ? {} : { [snapshotsKey]: makeSnapshots(operations.snapshots) })
   }
 }

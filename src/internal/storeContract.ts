@@ -122,8 +122,82 @@ export interface StoreOperations {
    * version, but only the sampled events whole.
    */
   readonly storedTypes?: Effect.Effect<ReadonlyArray<StoredEventType>, StoreError>
+  /** Snapshots of commands' folded state. */
+  readonly snapshots?: SnapshotStore
   /** Span attributes naming the backend, e.g. `{ "db.system": "postgresql" }`. */
   readonly attributes?: Record<string, unknown>
+}
+
+/**
+ * A store's snapshots as commands use them: writes run in the background,
+ * out of the command's way, and can be awaited.
+ */
+export interface Snapshots extends SnapshotStore {
+  /** Runs `work` in a fiber of its own, out of the caller's way (a save, its metrics, its failure logged). */
+  readonly inBackground: (work: Effect.Effect<void>) => Effect.Effect<void>
+  /** Completes once all the work started in the background so far has ended. */
+  readonly awaitWrites: Effect.Effect<void>
+  /** Runs `log` the first time it is called with `key` on this store, and never again. */
+  readonly once: (key: string, log: Effect.Effect<void>) => Effect.Effect<void>
+}
+
+/** A command's folded state as a store keeps it (see `Snapshot.ts`). */
+export interface StoredSnapshot {
+  readonly command: string
+  /** The streams the command declared, hashed (see `snapshotKey` in internal/snapshots.ts). */
+  readonly key: string
+  readonly stateVersion: number
+  /** `Codec.fingerprint` of the command's event schema when the state was folded. */
+  readonly eventVersions: string
+  /** Every stream the state covers, in the order they were folded (the declared ones first), at its version. */
+  readonly streams: ReadonlyArray<readonly [StreamId, number]>
+  /** The state, encoded (JSON). */
+  readonly state: unknown
+}
+
+/** What a command's first read asks for: its declared streams, and the snapshot that may cover them. */
+export interface SnapshotRequest {
+  readonly command: string
+  readonly key: string
+  readonly stateVersion: number
+  readonly eventVersions: string
+  readonly streams: ReadonlyArray<StreamId>
+}
+
+/** A stream as a command's first read found it: its current version and its events after `after`. */
+export interface StreamTail {
+  readonly streamId: StreamId
+  readonly version: number
+  /** The version the snapshot covers it to (0: read from the start). */
+  readonly after: number
+  readonly events: ReadonlyArray<RecordedEvent>
+}
+
+/** The outcome of a `SnapshotStore.load`, all read at one moment (one statement on the SQL stores). */
+export interface SnapshotLoad {
+  /** The key's snapshot, if one is stored, whether or not it was usable. */
+  readonly found?: StoredSnapshot
+  /**
+   * Whether `found` has the state and event versions asked for: then the
+   * tails start after the versions it covers, and include the streams it
+   * covers beyond the declared ones (after them, in its order); otherwise
+   * every declared stream is read from the start.
+   */
+  readonly usable: boolean
+  readonly tails: ReadonlyArray<StreamTail>
+}
+
+/** Where snapshots of commands' state are kept. */
+export interface SnapshotStore {
+  /** The snapshot of the request's key with the tails of its streams, in one read. */
+  readonly load: (request: SnapshotRequest) => Effect.Effect<SnapshotLoad, StoreError>
+  /**
+   * Stores `snapshot` unless the key's stored one covers more events with the
+   * same versions: a snapshot never replaces a newer one. Whether it was stored.
+   */
+  readonly save: (snapshot: StoredSnapshot) => Effect.Effect<boolean, StoreError>
+  /** Removes the snapshots of `command` (all of them when absent); how many it removed. */
+  readonly clear: (command?: string) => Effect.Effect<number, StoreError>
 }
 
 /** Where a store's service keeps its `CheckpointStore` (see `StoreOperations.checkpoints`). */
@@ -135,8 +209,12 @@ export const horizonKey: unique symbol = Symbol.for("eventcore/EventStore/horizo
 /** Where a store's service keeps the event types it holds (see `StoreOperations.storedTypes`). */
 export const storedTypesKey: unique symbol = Symbol.for("eventcore/EventStore/storedTypes")
 
-/** What a store's service carries beside the `EventStore` interface, for the read side. */
+/** Where a store's service keeps its snapshots (see `StoreOperations.snapshots`, internal/snapshots.ts). */
+export const snapshotsKey: unique symbol = Symbol.for("eventcore/EventStore/snapshots")
+
+/** What a store's service carries beside the `EventStore` interface, for the read side and for commands. */
 export interface StoreExtras {
+  readonly [snapshotsKey]?: Snapshots
   readonly [checkpointsKey]?: CheckpointStore
   readonly [horizonKey]?: Effect.Effect<bigint, StoreError>
   readonly [storedTypesKey]?: Effect.Effect<ReadonlyArray<StoredEventType>, StoreError>

@@ -21,6 +21,7 @@ import {
   jsonb,
   type PgTableFn,
   pgSchema,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -134,6 +135,37 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
       recordedAt: timestamp("recorded_at", { withTimezone: true, mode: "date" }).notNull().defaultNow()
     },
     (table) => [index("eventcore_dead_letters_projection").on(table.projection, table.id)]
+  ),
+
+  /**
+   * Snapshots of commands' folded state: a cache, never a source of truth
+   * (deleting every row changes no result). One row per command and set of
+   * streams it declares; a newer snapshot replaces an older one, never the
+   * reverse (see `saveSnapshot` in statements.ts).
+   */
+  snapshots: table(
+    "snapshots",
+    {
+      command: text("command").notNull(),
+      /** The streams the command declares, in order, as a SHA-256 of their JSON array (`streams` names them). */
+      key: text("key").notNull(),
+      /** The version of the state's meaning the application declared (`Snapshot.make`'s `version`). */
+      stateVersion: integer("state_version").notNull(),
+      /** How the command's event schema read stored events when the state was folded (`Codec.fingerprint`). */
+      eventVersions: text("event_versions").notNull(),
+      /** Every stream the state covers, in the order they were folded, each at its version: `[[id, version], ...]`. */
+      streams: jsonb("streams").notNull(),
+      /** How many events the state covers (the sum of its streams' versions): which of two snapshots is newer. */
+      covered: bigint("covered", { mode: "bigint" }).notNull(),
+      /** The state, encoded by the command's state schema. */
+      state: jsonb("state").notNull(),
+      updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow()
+    },
+    (table) => [
+      primaryKey({ name: "eventcore_snapshots_pkey", columns: [table.command, table.key] }),
+      check("eventcore_snapshots_streams", sql`jsonb_typeof(${table.streams}) = 'array'`),
+      check("eventcore_snapshots_state_version_positive", sql`${table.stateVersion} >= 1`)
+    ]
   )
 })
 

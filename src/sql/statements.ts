@@ -199,6 +199,64 @@ export const checkpointStatements = (schema: string) => {
   }
 }
 
+/** The statements of commands' snapshots in `schema` (see `snapshots` in schema.ts). */
+export const snapshotStatements = (schema: string) => {
+  const events = `${quoted(schema)}.events`
+  const snapshots = `${quoted(schema)}.snapshots`
+  return {
+    /**
+     * A command's first read, in one statement and so from one snapshot of the
+     * database: the snapshot of ($1 command, $2 key) as JSON, if any, and the
+     * streams to fold with their current versions and events. A snapshot with
+     * the state version $3 and event versions $4 is used: each stream it
+     * covers is read after the version it covers, and the streams it covers
+     * beyond the declared ones ($5, a JSON array) are read too, after them.
+     * Otherwise every declared stream is read from the start. Columns: the
+     * stream's place, id, version, the version read after, the snapshot (on
+     * the first row only), then the columns of `logColumns`; a stream without
+     * events to read is one row of nulls after the snapshot.
+     */
+    load: `with found as materialized (
+  select s.state_version, s.event_versions, s.streams, s.state from ${snapshots} s where s.command = $1 and s.key = $2
+),
+usable as (select f.streams from found f where f.state_version = $3 and f.event_versions = $4),
+wanted as (
+  select w.stream_id, min(w.place) as place, max(w.after) as after from (
+    select d.stream_id, d.place, 0 as after
+    from jsonb_array_elements_text($5::text::jsonb) with ordinality as d(stream_id, place)
+    union all
+    select c.stream ->> 0, 1000000 + c.place, (c.stream ->> 1)::int
+    from usable u, jsonb_array_elements(u.streams) with ordinality as c(stream, place)
+  ) w group by w.stream_id
+)
+select w.place, w.stream_id, v.version, w.after,
+       case when row_number() over (order by w.place, e.stream_version) = 1 then (select to_jsonb(f) from found f) end,
+       ${logColumns}
+from wanted w
+cross join lateral (select coalesce(max(s.stream_version), 0) as version from ${events} s where s.stream_id = w.stream_id) v
+left join lateral (
+  select * from ${events} e where e.stream_id = w.stream_id and e.stream_version > w.after order by e.stream_version
+) e on true
+order by w.place, e.stream_version`,
+    /**
+     * Stores a snapshot, unless the key's stored one has the same versions and
+     * covers at least as many events: of two snapshots of the same streams,
+     * the one covering more is the newer (streams only grow). A snapshot of
+     * other versions is replaced whatever it covers: the application moved on.
+     */
+    save: `insert into ${snapshots} (command, key, state_version, event_versions, streams, covered, state)
+values ($1, $2, $3, $4, $5::text::jsonb, $6, $7::text::jsonb)
+on conflict (command, key) do update set state_version = excluded.state_version, event_versions = excluded.event_versions,
+  streams = excluded.streams, covered = excluded.covered, state = excluded.state, updated_at = now()
+where ${snapshots}.covered < excluded.covered
+   or (${snapshots}.state_version, ${snapshots}.event_versions) <> (excluded.state_version, excluded.event_versions)
+returning 1`,
+    /** Removes the snapshots of command $1 (all when null), returning how many. */
+    clear: `with removed as (delete from ${snapshots} where $1::text is null or command = $1 returning 1)
+select count(*)::int from removed`
+  }
+}
+
 /**
  * What `eventcore status` reports of the global log, from one snapshot: the
  * horizon; the last event committed (the head) and the last one readable,
