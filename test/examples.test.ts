@@ -40,6 +40,14 @@ describe.concurrent("examples/", () => {
     expect(run.stdout.trim()).toBe("Map(2) { 'account-alice' => 2, 'account-bob' => 1 }")
   })
 
+  it("readme/snapshots.ts folds a long account in full once, then only the events after its snapshot", async ({
+    expect
+  }) => {
+    const run = await runWithTsx(["examples/readme/snapshots.ts"], { timeoutMillis })
+    expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" })
+    expect(run.stdout.trim()).toBe("folded 500 events, then 2")
+  })
+
   it("opentelemetry.ts prints the transfer's four spans, one trace under eventcore.execute", async ({ expect }) => {
     const run = await runWithTsx(["examples/opentelemetry.ts"], { timeoutMillis })
     expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" })
