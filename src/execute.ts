@@ -206,10 +206,11 @@ export function execute<
       }
 
       const declared = [...new Set(command.streams(input))]
+      const key = snapshot === undefined ? "" : snapshotKey(declared)
       if (snapshot !== undefined && snapshots !== undefined) {
         const load = yield* snapshots.load({
           command: command.name,
-          key: snapshotKey(declared),
+          key,
           stateVersion: snapshot.version,
           eventVersions: codec.fingerprint,
           streams: declared
@@ -247,7 +248,7 @@ export function execute<
         if (due) {
           dueSnapshot = save(snapshot, snapshots, {
             command: command.name,
-            key: snapshotKey(declared),
+            key,
             stateVersion: snapshot.version,
             eventVersions: codec.fingerprint,
             streams: [...versions],

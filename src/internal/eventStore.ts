@@ -236,6 +236,6 @@ export const fromOperations = (operations: StoreOperations): EventStore & StoreE
     ...(operations.checkpoints === undefined ? {} : { [checkpointsKey]: operations.checkpoints }),
     ...(operations.horizon === undefined ? {} : { [horizonKey]: operations.horizon }),
     ...(operations.storedTypes === undefined ? {} : { [storedTypesKey]: operations.storedTypes }),
-    ...(operations.snapshots === undefined ? {} : { [snapshotsKey]: makeSnapshots(operations.snapshots) })
+    ...(operations.snapshots === undefined ? {} : { [snapshotsKey]: makeSnapshots(operations.snapshots, attributes) })
   }
 }

@@ -7,12 +7,32 @@ import { createHash } from "node:crypto"
 import { Effect, Fiber } from "effect"
 import type { StreamId } from "../StreamId.js"
 import type { SnapshotStore, Snapshots } from "./storeContract.js"
+import { withSpan } from "./tracing.js"
 
-export const makeSnapshots = (store: SnapshotStore): Snapshots => {
+/** `store`'s snapshots, its reads in spans with the store's `attributes`, as `readStream`'s are. */
+export const makeSnapshots = (store: SnapshotStore, attributes: Record<string, unknown>): Snapshots => {
   const running = new Set<Fiber.RuntimeFiber<void>>()
   const logged = new Set<string>()
   return {
     ...store,
+    load: (request) =>
+      store.load(request).pipe(
+        withSpan(
+          "eventcore.load_snapshot",
+          () => ({
+            kind: "client",
+            attributes: {
+              ...attributes,
+              "eventcore.command": request.command,
+              "eventcore.stream_count": request.streams.length
+            }
+          }),
+          (load) => ({
+            "eventcore.snapshot_usable": load.usable,
+            "eventcore.event_count": load.tails.reduce((sum, tail) => sum + tail.events.length, 0)
+          })
+        )
+      ),
     // A daemon: the save outlives the command that started it, whatever ends
     // the command's scope, and never keeps its caller waiting.
     inBackground: (work) =>
