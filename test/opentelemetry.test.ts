@@ -13,7 +13,16 @@ import {
 } from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, type Layer, Schema } from "effect"
-import { type EventStore, execute, InMemoryEventStore, PgliteEventStore, StreamWrites } from "eventcore"
+import {
+  Command,
+  type EventStore,
+  execute,
+  InMemoryEventStore,
+  PgliteEventStore,
+  Snapshot,
+  StreamId,
+  StreamWrites
+} from "eventcore"
 import { writesOf } from "eventcore/testing"
 import { expect } from "vitest"
 import { accountStream, MoneyDeposited, Open, Transfer } from "../src/demo/domain.js"
@@ -147,6 +156,48 @@ const suite = <E>(label: string, store: Layer.Layer<EventStore.EventStore, E>, d
             "db.system": dbSystem,
             "eventcore.stream_count": 2,
             "eventcore.event_count": 2
+          })
+        })
+      )
+    )
+
+    it.effect("a transfer with snapshots reads both accounts in one eventcore.load_snapshot span", () =>
+      withOtel((otel) =>
+        Effect.gen(function* () {
+          const SnapshottedTransfer = Command.make({
+            ...Transfer,
+            name: "SnapshottedTransfer",
+            snapshot: Snapshot.make({
+              state: Schema.Struct({
+                accounts: Schema.ReadonlyMap({
+                  key: StreamId.schema,
+                  value: Schema.Struct({ open: Schema.Boolean, balance: Schema.Number })
+                })
+              }),
+              version: 1
+            })
+          })
+          yield* open("s-alice", 100)
+          yield* open("s-bob", 5)
+          otel.spanExporter.reset()
+
+          yield* execute(SnapshottedTransfer, { from: "s-alice", to: "s-bob", amount: 30 })
+
+          const spans = otel.spanExporter.getFinishedSpans()
+          expect(spans.map((s) => s.name).sort()).toEqual([
+            "eventcore.append",
+            "eventcore.execute",
+            "eventcore.load_snapshot"
+          ])
+          const load = only(spans, "eventcore.load_snapshot")
+          expect(isChildOf(load, only(spans, "eventcore.execute"))).toBe(true)
+          expect(load.kind).toBe(SpanKind.CLIENT)
+          expect(load.attributes).toEqual({
+            "db.system": dbSystem,
+            "eventcore.command": "SnapshottedTransfer",
+            "eventcore.stream_count": 2,
+            "eventcore.snapshot_usable": false,
+            "eventcore.event_count": 4
           })
         })
       )
