@@ -315,6 +315,52 @@ export const defineSnapshotTests = (withFreshStore: WithStore) => {
       })
     ))
 
+  it("ignores a snapshot that covers more events than a stream holds, or was stored for other streams", () =>
+    withStore(
+      Effect.gen(function* () {
+        const snapshots = yield* snapshotsOfStore
+        const input = { from: id("restored-a"), to: id("restored-b"), amount: 0 }
+        yield* deposit(input.from, 20)
+        const { command, seen, name } = payment({ snapshot: snapshotOf() })
+        const eventVersions = "Deposited@1 FeeAccountNamed@1 Withdrawn@1"
+        const stored = (streams: StoredSnapshot["streams"]): StoredSnapshot => ({
+          command: name,
+          key: snapshotKey([input.from, input.to]),
+          stateVersion: 1,
+          eventVersions,
+          streams,
+          state: { accounts: { "restored-a": { balance: 1_000_000, versions: [] } } }
+        })
+
+        // As after a restore from an older backup: the snapshot is ahead of the stream.
+        expect(
+          yield* snapshots.save(
+            stored([
+              [input.from, 25],
+              [input.to, 0]
+            ])
+          )
+        ).toBe(true)
+        yield* execute(command, input)
+        expect(foldsOf(name)).toBe(20)
+        expect(seen[0]).toEqual(yield* fullFold(input))
+        expect(yield* ignored(name, "streams")).toBe(1)
+
+        // The same key, another list of streams (what a hash collision would look like).
+        yield* snapshots.clear(name)
+        yield* snapshots.save(
+          stored([
+            [id("restored-c"), 3],
+            [input.to, 0]
+          ])
+        )
+        yield* execute(command, input)
+        expect(foldsOf(name)).toBe(40)
+        expect(seen[1]).toEqual(seen[0])
+        expect(yield* ignored(name, "streams")).toBe(2)
+      })
+    ))
+
   it("covers discovered streams: their events after the snapshot are folded, and their versions checked", () =>
     withStore(
       Effect.gen(function* () {
