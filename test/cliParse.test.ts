@@ -16,6 +16,7 @@ import { type CommandLine, type CommandSpec, parseCommand, parseCommandLine } fr
 import { CommandFailed, failureLine } from "../src/cli/failures.js"
 import { program, type Run, tailLines, warningLogger } from "../src/cli/program.js"
 import { formatProjections, projectionsJson } from "../src/cli/projections.js"
+import { clearedLine, formatSnapshots, snapshotsJson } from "../src/cli/snapshots.js"
 import { defaultDemoOptions } from "../src/demo/demo.js"
 import type { RecordedEvent } from "../src/Event.js"
 import { StoreError, StreamNotFound } from "../src/errors.js"
@@ -34,8 +35,11 @@ const summaries = {
   stats: "event count, stream count, events per type, database size",
   status: "the global log's head, what readers can read, and what holds them back",
   projections: "every projection and reactor: status, position, lag, owner, last update and error",
+  snapshots: "snapshots of command state, per command: state version, event versions, how many, last written",
   demo: "run the bank demo: concurrent multi-stream transfers, then an invariant check"
 }
+
+const clearSummary = "remove stored snapshots of command state (a cache: commands then fold in full and write new ones)"
 
 const commandLine = (argv: ReadonlyArray<string>): CommandLine<Run> => parseCommandLine(program, argv)
 
@@ -108,7 +112,18 @@ describe("eventcore CLI arguments: errors", () => {
       [["projections", "extra"], 'unexpected argument "extra"', "projections"],
       [["projections", "--json=yes"], "--json takes no value", "projections"],
       [["projection"], 'unknown command "projection"; did you mean projections?'],
-      [["--type", "A", "tail"], "--type goes after the command"]
+      [["--type", "A", "tail"], "--type goes after the command"],
+      [["snapshot"], 'unknown command "snapshot"; did you mean snapshots?'],
+      // A word after a command with subcommands is one of them.
+      [["snapshots", "purge"], 'unknown command "purge"', "snapshots"],
+      [["snapshots", "cleer"], 'unknown command "cleer"; did you mean clear?', "snapshots"],
+      [["snapshots", "--json", "clear"], 'unexpected argument "clear"', "snapshots"],
+      [["snapshots", "--command"], "--command needs a value", "snapshots"],
+      [["snapshots", "clear", "extra"], 'unexpected argument "extra"', "snapshots clear"],
+      [["snapshots", "clear", "--json"], "unknown option --json", "snapshots clear"],
+      [["snapshots", "clear", "--comand", "X"], "unknown option --comand; did you mean --command?", "snapshots clear"],
+      [["help", "snapshots", "purge"], 'unknown command "purge"'],
+      [["help", "snapshots", "clear", "extra"], 'unexpected argument "extra"']
     ]
     for (const [argv, message, command] of cases) expectArgumentError(argv, message, command)
   })
@@ -211,6 +226,33 @@ describe("eventcore CLI arguments: help and version", () => {
     expect(help(["projections", "--help"])).toMatch(/^ {2}--json +one JSON array$/m)
   })
 
+  it("a subcommand is listed with its command and has a help of its own", () => {
+    expect(help(["--help"])).toMatch(new RegExp(`^ {2}snapshots clear +${literal(clearSummary)}$`, "m"))
+    const snapshots = help(["snapshots", "--help"])
+    expect(snapshots).toMatch(/^ {2}--command NAME +only this command's snapshots$/m)
+    expect(snapshots).toMatch(/^ {2}--json +one JSON array$/m)
+    expect(snapshots).toMatch(new RegExp(`^Commands:\n {2}clear +${literal(clearSummary)}$`, "m"))
+    expect(snapshots).toContain("Run 'eventcore snapshots <command> --help' for a command's options.")
+    const clear = help(["snapshots", "clear", "--help"])
+    for (const same of [
+      ["help", "snapshots", "clear"],
+      ["snapshots", "clear", "-h"],
+      ["snapshots", "clear", "--bogus", "--help"]
+    ]) {
+      expect(help(same)).toBe(clear)
+    }
+    expect(clear).toContain("Usage: eventcore snapshots clear [options]")
+    expect(clear).toContain(`${clearSummary.replace(/^./, (c) => c.toUpperCase())}.`)
+    expect(clear).toMatch(/^ {2}--command NAME +only this command's snapshots \(default: every command's\)$/m)
+    expect(clear).not.toContain("--json")
+    expect(clear).not.toContain("Commands:")
+    expect(commandLine(["snapshots", "clear", "--data-dir", "/d"])).toMatchObject({
+      _tag: "Run",
+      command: "snapshots clear"
+    })
+    expect(commandLine(["snapshots", "--data-dir", "/d"])).toMatchObject({ _tag: "Run", command: "snapshots" })
+  })
+
   it("--version prints the version in package.json", () => {
     const { version } = JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8")) as {
       version: string
@@ -285,9 +327,12 @@ describe("eventcore CLI: usage errors a command finds before it opens anything",
     ["stats"],
     ["status"],
     ["projections"],
+    ["snapshots"],
+    ["snapshots", "clear"],
     ["demo"]
   ] as const
-  const nameOf = (command: ReadonlyArray<string>) => command[0] as string
+  const nameOf = (command: ReadonlyArray<string>) =>
+    command[0] === "snapshots" && command[1] === "clear" ? "snapshots clear" : (command[0] as string)
 
   it("no database anywhere, on every command but the demo (which makes a fresh directory)", () => {
     vi.stubEnv("DATABASE_URL", undefined)
@@ -362,6 +407,13 @@ describe("eventcore CLI: usage errors a command finds before it opens anything",
     for (const [argv, message] of cases) expectArgumentError(argv, message, nameOf(argv))
   })
 
+  it("an empty command name for snapshots", () => {
+    vi.stubEnv("DATABASE_URL", refused)
+    for (const command of [["snapshots"], ["snapshots", "clear"]]) {
+      expectArgumentError([...command, "--command="], '--command needs a command\'s name, got ""', nameOf(command))
+    }
+  })
+
   it("a bad stream id and a bad schema name", () => {
     vi.stubEnv("DATABASE_URL", refused)
     expectArgumentError(["read", "   "], 'invalid stream id "   ": must not be empty or only whitespace', "read")
@@ -403,12 +455,21 @@ describe("eventcore CLI: failures at run time", () => {
     return failureLine(line.command, exit.cause)
   }
 
-  it("tail, status and projections on a --data-dir that does not exist say so, and do not create it", async () => {
+  it("tail, status, projections and snapshots on a --data-dir that does not exist say so, and do not create it", async () => {
     // (streams, read and stats are spawned for this in test/cliReadOnly.test.ts.)
     const missing = join(scratch, "missing", "events")
-    for (const command of [["tail"], ["tail", "--follow"], ["status"], ["projections"], ["projections", "--json"]]) {
+    for (const command of [
+      ["tail"],
+      ["tail", "--follow"],
+      ["status"],
+      ["projections"],
+      ["projections", "--json"],
+      ["snapshots"],
+      ["snapshots", "clear"]
+    ]) {
+      const name = command[1] === "clear" ? command.join(" ") : command[0]
       expect(await failure([...command, "--data-dir", missing])).toBe(
-        `eventcore ${command[0]}: there is no database at ${missing}: the directory does not exist (create one with \`eventcore migrate --data-dir ${missing}\`)\n`
+        `eventcore ${name}: there is no database at ${missing}: the directory does not exist (create one with \`eventcore migrate --data-dir ${missing}\`)\n`
       )
     }
     expect(existsSync(join(scratch, "missing"))).toBe(false)
@@ -589,6 +650,54 @@ describe("eventcore CLI: what projections prints", () => {
       }
     ])
     expect(projectionsJson(statuses).split("\n")).toHaveLength(1)
+  })
+})
+
+describe("eventcore CLI: what snapshots prints", () => {
+  const summaries = [
+    {
+      command: "Transfer",
+      stateVersion: 12,
+      eventVersions: "MoneyDeposited@2 TransferReceived@1 TransferSent@1",
+      count: 1500,
+      updatedAt: new Date("2026-12-01T10:00:00.000Z")
+    },
+    {
+      command: "Open",
+      stateVersion: 1,
+      eventVersions: "Opened@1",
+      count: 3,
+      updatedAt: new Date("2026-12-01T09:00:00.5Z")
+    }
+  ]
+
+  it("an aligned table under a header, the numbers right-aligned, the event versions last", () => {
+    expect(formatSnapshots(summaries)).toEqual([
+      "COMMAND   STATE VERSION  SNAPSHOTS  UPDATED                   EVENT VERSIONS",
+      "Transfer             12       1500  2026-12-01T10:00:00.000Z  MoneyDeposited@2 TransferReceived@1 TransferSent@1",
+      "Open                  1          3  2026-12-01T09:00:00.500Z  Opened@1"
+    ])
+  })
+
+  it("none: one line saying so; --json: an array, or an empty one", () => {
+    expect(formatSnapshots([])).toEqual(["no snapshots"])
+    expect(snapshotsJson([])).toBe("[]")
+    expect(JSON.parse(snapshotsJson(summaries))).toEqual([
+      {
+        command: "Transfer",
+        stateVersion: 12,
+        eventVersions: "MoneyDeposited@2 TransferReceived@1 TransferSent@1",
+        count: 1500,
+        updatedAt: "2026-12-01T10:00:00.000Z"
+      },
+      { command: "Open", stateVersion: 1, eventVersions: "Opened@1", count: 3, updatedAt: "2026-12-01T09:00:00.500Z" }
+    ])
+  })
+
+  it("clear says how many it removed, and of which command", () => {
+    expect(clearedLine(0, undefined)).toBe("removed 0 snapshots")
+    expect(clearedLine(1, undefined)).toBe("removed 1 snapshot")
+    expect(clearedLine(2, 'Say "hi"')).toBe('removed 2 snapshots of "Say \\"hi\\""')
   })
 })
 

@@ -228,33 +228,40 @@ describeServer("read-only commands on PostgreSQL", () => {
         Effect.scoped(
           Effect.gen(function* () {
             const { url } = yield* databaseWithOrder(3)
-            // As if the last migration of this release had not been applied (its function is kept, as it would be).
-            const last = sinceRelease010.at(-1) as string
+            // As if the migrations from 0010 (each event's schema version) on had not been applied (their
+            // objects are kept, as they would be).
+            const pending = sinceRelease010.slice(sinceRelease010.indexOf("0010_event_schema_versions")).join(", ")
             const historyOf = (client: postgres.Sql) =>
               client<{ n: number }[]>`select count(*)::int as n from eventcore.migrations`.then((rows) => rows[0]?.n)
             const before = yield* onConnection(url, async (client) => {
-              await client`delete from eventcore.migrations where created_at = (select max(created_at) from eventcore.migrations)`
+              await client`delete from eventcore.migrations where id in (
+                select id from eventcore.migrations order by created_at desc limit ${pending.split(", ").length})`
               return historyOf(client)
             })
             const run = yield* Effect.promise(() => cli(["stats", "--url", url]))
             expect(run.code).toBe(0)
             expect(run.stderr.trim().split("\n")).toEqual([
-              `eventcore stats: PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${last} (apply them with \`eventcore migrate\`); reading it as it is`
+              `eventcore stats: PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${pending} (apply them with \`eventcore migrate\`); reading it as it is`
             ])
             expect(run.stdout).toMatch(/^events +3$/m)
-            // Reading whole events needs each one's schema version (0010): read and tail say so instead.
-            expect(last).toBe("0010_event_schema_versions")
-            const [read, tail] = yield* Effect.promise(() =>
-              Promise.all([cli(["read", "order-1", "--url", url]), cli(["tail", "--url", url])])
+            // Reading whole events needs each one's schema version (0010), and snapshots their table (0011):
+            // read, tail and snapshots say so instead.
+            const [read, tail, snapshots] = yield* Effect.promise(() =>
+              Promise.all([
+                cli(["read", "order-1", "--url", url]),
+                cli(["tail", "--url", url]),
+                cli(["snapshots", "--url", url])
+              ])
             )
             for (const [refused, command] of [
               [read, "read"],
-              [tail, "tail"]
+              [tail, "tail"],
+              [snapshots, "snapshots"]
             ] as const) {
               expectOneLineError(
                 refused as Run,
                 command,
-                `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${last}, which this release needs to read it: apply them with \`eventcore migrate\``
+                `PostgreSQL at 127.0.0.1:${new URL(url).port || "5432"}${new URL(url).pathname} has eventcore's schema of an older release: pending migrations ${pending}, which this release needs to read it: apply them with \`eventcore migrate\``
               )
             }
             const after = yield* onConnection(url, historyOf)

@@ -1,7 +1,8 @@
 /**
  * Command-line parsing for the `eventcore` command, on Node's own `parseArgs`:
- * commands with options and positional arguments, help text, and one-line
- * errors for what a user typed wrong. It knows nothing of what the commands do.
+ * commands with options, positional arguments and subcommands, help text, and
+ * one-line errors for what a user typed wrong. It knows nothing of what the
+ * commands do.
  */
 import { parseArgs } from "node:util"
 
@@ -112,12 +113,24 @@ export interface Command<R> {
    * checked before running it; throws an {@link ArgumentError}.
    */
   readonly prepare: (argv: ReadonlyArray<string>) => R
+  /**
+   * Commands run as `<this command> <name>` (`snapshots clear`), each with
+   * its options and help: a word right after the command's name that names
+   * one runs it.
+   */
+  readonly subcommands?: ReadonlyArray<Command<R>>
 }
 
 export const command = <const Options extends Record<string, OptionSpec>, R, const Args extends string = never>(
   spec: CommandSpec<Options, Args>,
   run: (input: Input<Options, Args>) => R
 ): Command<R> => ({ spec, prepare: (argv) => run(parseCommand(spec, argv)) })
+
+/** `parent`, with `subcommands` run as `<parent> <subcommand>`. */
+export const withSubcommands = <R>(parent: Command<R>, subcommands: ReadonlyArray<Command<R>>): Command<R> => ({
+  ...parent,
+  subcommands
+})
 
 export interface Program<R> {
   readonly name: string
@@ -164,21 +177,28 @@ export const parseCommandLine = <R>(program: Program<R>, argv: ReadonlyArray<str
     if (first === "--version") return print("stdout", `${program.version()}\n`, 0)
     if (first === "help") {
       const [name, ...extra] = rest
-      if (extra[0] !== undefined) throw new ArgumentError(`unexpected argument ${JSON.stringify(extra[0])}`)
-      if (name === undefined || name === "help" || isHelp(name)) return print("stdout", programHelp(program), 0)
-      return print("stdout", commandHelp(program.name, findCommand(program, name).spec), 0)
+      if (name === undefined || name === "help" || isHelp(name)) {
+        if (extra[0] !== undefined) throw new ArgumentError(`unexpected argument ${JSON.stringify(extra[0])}`)
+        return print("stdout", programHelp(program), 0)
+      }
+      const chosen = resolveCommand(findCommand(program, name), name, extra)
+      if (chosen.argv[0] !== undefined) throw new ArgumentError(`unexpected argument ${JSON.stringify(chosen.argv[0])}`)
+      return print("stdout", helpOf(program.name, chosen), 0)
     }
     if (first.startsWith("-")) {
       const name = first.replace(/^--?|=.*$/g, "")
       const known = program.commands.some((c) => Object.hasOwn(c.spec.options, name))
       throw new ArgumentError(known ? `--${name} goes after the command` : `unknown option ${first}`)
     }
-    const chosen = findCommand(program, first)
+    const found = findCommand(program, first)
+    // An unknown subcommand is reported as the command's own error.
     who = `${program.name} ${first}`
+    const chosen = resolveCommand(found, first, rest)
+    who = `${program.name} ${chosen.name}`
     // --help wins over anything else on the line, up to a "--" (after which it is an argument).
-    const options = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest
-    if (options.some(isHelp)) return print("stdout", commandHelp(program.name, chosen.spec), 0)
-    return { _tag: "Run", command: first, run: chosen.prepare(rest) }
+    const options = chosen.argv.includes("--") ? chosen.argv.slice(0, chosen.argv.indexOf("--")) : chosen.argv
+    if (options.some(isHelp)) return print("stdout", helpOf(program.name, chosen), 0)
+    return { _tag: "Run", command: chosen.name, run: chosen.command.prepare(chosen.argv) }
   } catch (error) {
     if (!(error instanceof ArgumentError)) throw error
     return print("stderr", `${who}: ${error.message} (see ${who} --help)\n`, 2)
@@ -191,6 +211,41 @@ const findCommand = <R>(program: Program<R>, name: string): Command<R> => {
   const names = [...program.commands.map((c) => c.spec.name), "help"]
   throw new ArgumentError(`unknown command ${JSON.stringify(name)}${suggestion(name, names)}`)
 }
+
+interface Resolved<R> {
+  readonly command: Command<R>
+  /** As typed: `snapshots clear` for a subcommand. */
+  readonly name: string
+  /** Under the program's name: `eventcore snapshots` for a subcommand, where its help's usage line starts. */
+  readonly parent: string | undefined
+  /** The arguments after the command's name. */
+  readonly argv: ReadonlyArray<string>
+}
+
+/**
+ * `command` (named `name`), or its subcommand that the first of `rest` names.
+ * A command with subcommands and no positional arguments of its own takes
+ * any other word there for a subcommand's name, and refuses it as unknown.
+ */
+const resolveCommand = <R>(command: Command<R>, name: string, rest: ReadonlyArray<string>): Resolved<R> => {
+  const [next, ...after] = rest
+  const subcommands = command.subcommands ?? []
+  if (next === undefined || subcommands.length === 0) return { command, name, parent: undefined, argv: rest }
+  const sub = subcommands.find((c) => c.spec.name === next)
+  if (sub !== undefined) return { command: sub, name: `${name} ${next}`, parent: name, argv: after }
+  if ((command.spec.args ?? []).length === 0 && !next.startsWith("-")) {
+    const names = subcommands.map((c) => c.spec.name)
+    throw new ArgumentError(`unknown command ${JSON.stringify(next)}${suggestion(next, names)}`)
+  }
+  return { command, name, parent: undefined, argv: rest }
+}
+
+const helpOf = <R>(programName: string, chosen: Resolved<R>) =>
+  commandHelp(
+    chosen.parent === undefined ? programName : `${programName} ${chosen.parent}`,
+    chosen.command.spec,
+    (chosen.command.subcommands ?? []).map((c) => c.spec)
+  )
 
 /** Parses one command's arguments (those after its name). */
 export const parseCommand = <Options extends Record<string, OptionSpec>, Args extends string>(
@@ -308,7 +363,10 @@ export const programHelp = <R>(program: Program<R>) =>
     "",
     "Commands:",
     ...table([
-      ...program.commands.map((c) => [c.spec.name, c.spec.summary] as const),
+      ...program.commands.flatMap((c) => [
+        [c.spec.name, c.spec.summary] as const,
+        ...(c.subcommands ?? []).map((sub) => [`${c.spec.name} ${sub.spec.name}`, sub.spec.summary] as const)
+      ]),
       ["help", `print this help, or a command's: ${program.name} help <command>`]
     ]),
     "",
@@ -323,7 +381,8 @@ export const programHelp = <R>(program: Program<R>) =>
     ""
   ].join("\n")
 
-export const commandHelp = (programName: string, spec: CommandSpec) => {
+/** `programName` is what comes before the command's name: `eventcore`, or `eventcore snapshots` for its subcommands. */
+export const commandHelp = (programName: string, spec: CommandSpec, subcommands: ReadonlyArray<CommandSpec> = []) => {
   const args = spec.args ?? []
   const optionRows = Object.entries(spec.options).map(([name, option]) => {
     const left = option.type === "flag" ? `--${name}` : `--${name} ${option.placeholder}`
@@ -345,6 +404,15 @@ export const commandHelp = (programName: string, spec: CommandSpec) => {
     "",
     "Options:",
     ...table([...optionRows, ["-h, --help", "print this help"]]),
+    ...(subcommands.length === 0
+      ? []
+      : [
+          "",
+          "Commands:",
+          ...table(subcommands.map((sub) => [sub.name, sub.summary] as const)),
+          "",
+          `Run '${programName} ${spec.name} <command> --help' for a command's options.`
+        ]),
     ""
   ].join("\n")
 }

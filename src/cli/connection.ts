@@ -8,7 +8,9 @@
  * (`default_transaction_read_only`), so even a bug cannot change data, and a
  * database that holds no eventcore schema, or one this release cannot read
  * yet, is reported and left exactly as it was, never migrated. A PGlite
- * directory that does not exist is not created.
+ * directory that does not exist is not created. `snapshots clear`, which
+ * removes a cache and nothing else, opens a store as the readers do, in a
+ * session that may write.
  */
 import { existsSync } from "node:fs"
 import { join } from "node:path"
@@ -62,7 +64,8 @@ export const describeTarget = (target: Target) => {
   }
 }
 
-type Access = "read" | "write"
+/** `read`: a read-only session; `change`: an existing store, never migrated; `write`: created or migrated if need be. */
+type Access = "read" | "change" | "write"
 
 interface Opened {
   readonly db: Database
@@ -75,7 +78,7 @@ const openPglite = (dataDir: string, access: Access) =>
     // First of all: a directory another process owns is reported as such, whatever its files look like
     // yet (the lock touches nothing in the directory, so it is not created here).
     yield* lockDataDir(dataDir)
-    if (access === "read") {
+    if (access !== "write") {
       if (!existsSync(dataDir)) {
         return yield* new CommandFailed({
           message: `there is no database at ${dataDir}: the directory does not exist (create one with \`eventcore migrate --data-dir ${dataDir}\`)`
@@ -175,24 +178,46 @@ export const connectForWriting = (
     return { ...connected(opened.db, opened.store(schema), schema), migration }
   })
 
+type Checked = Effect.Effect<
+  Connection & { readonly migrations: Extract<Migrations.SchemaState, { readonly _tag: "Present" }> },
+  StoreError | CommandFailed,
+  Scope.Scope
+>
+
 /**
  * Opens the database read-only, after checking that it holds an eventcore
- * schema this release can read as `command` does (its tables, or whole
- * events: `reads`); says on stderr, naming `command`, when that schema is
- * behind or ahead of this release. Closes it when the scope ends.
+ * schema this release can read as `command` does (its tables, whole events
+ * or snapshots: `reads`); says on stderr, naming `command`, when that schema
+ * is behind or ahead of this release. Closes it when the scope ends.
  */
 export const connectForReading = (
   target: Target,
   schema: string,
   command: string,
-  reads: "tables" | "events" = "tables"
-): Effect.Effect<
-  Connection & { readonly migrations: Extract<Migrations.SchemaState, { readonly _tag: "Present" }> },
-  StoreError | CommandFailed,
-  Scope.Scope
-> =>
+  reads: keyof typeof Migrations.readableFrom = "tables"
+): Checked => connectExisting(target, schema, command, reads, "read")
+
+/**
+ * {@link connectForReading}, in a session that may write: for a command
+ * that changes what a store keeps beside its events (`snapshots clear`),
+ * never its schema.
+ */
+export const connectForChanging = (
+  target: Target,
+  schema: string,
+  command: string,
+  reads: keyof typeof Migrations.readableFrom
+): Checked => connectExisting(target, schema, command, reads, "change")
+
+const connectExisting = (
+  target: Target,
+  schema: string,
+  command: string,
+  reads: keyof typeof Migrations.readableFrom,
+  access: Exclude<Access, "write">
+): Checked =>
   Effect.gen(function* () {
-    const opened = yield* open(target, "read")
+    const opened = yield* open(target, access)
     const state = yield* Migrations.inspect(opened.db, schema)
     const where = describeTarget(target)
     if (state._tag === "Absent") {
@@ -202,7 +227,7 @@ export const connectForReading = (
     }
     if (state.pending.length > 0) {
       const behind = `${where} has eventcore's schema of an older release: pending migrations ${state.pending.join(", ")}`
-      if (!(reads === "events" ? state.eventsReadable : state.readable)) {
+      if (!state.readable[reads]) {
         return yield* new CommandFailed({
           message: `${behind}, which this release needs to read it: apply them with \`eventcore migrate\``
         })

@@ -19,15 +19,25 @@ import { EventStore } from "../index.js"
 import * as LogMessage from "../LogMessage.js"
 import * as LogPosition from "../LogPosition.js"
 import * as Projection from "../Projection.js"
+import * as Snapshot from "../Snapshot.js"
 import * as StreamId from "../StreamId.js"
-import { listStreams, stats } from "../sql/admin.js"
+import { listSnapshots, listStreams, stats } from "../sql/admin.js"
+import { driverError } from "../sql/errors.js"
 import { defaultSchema } from "../sql/schema.js"
 import { schemaOf } from "../sql/schemaName.js"
-import { type Command, command, flag, integer, type Program, text, texts, usageError } from "./args.js"
+import { type Command, command, flag, integer, type Program, text, texts, usageError, withSubcommands } from "./args.js"
 import { checkJson, failureSummary, formatCheck, loadEventSchemas } from "./check.js"
-import { connectForReading, connectForWriting, describeTarget, postgresUrlProblem, type Target } from "./connection.js"
+import {
+  connectForChanging,
+  connectForReading,
+  connectForWriting,
+  describeTarget,
+  postgresUrlProblem,
+  type Target
+} from "./connection.js"
 import { asClause, CommandFailed } from "./failures.js"
 import { formatProjections, projectionsJson, projectionsMigration } from "./projections.js"
+import { clearedLine, formatSnapshots, snapshotsJson } from "./snapshots.js"
 import { formatStatus, logStatus, statusJson } from "./status.js"
 
 const connection = {
@@ -384,6 +394,82 @@ const projections = command(
   }
 )
 
+/** SQLSTATE 42501: the role lacks a privilege the statement needs. */
+const insufficientPrivilege = "42501"
+
+/** `--command NAME`, unless empty. */
+const commandOption = (options: { readonly command: string | undefined }) => {
+  if (options.command === "") usageError('--command needs a command\'s name, got ""')
+  return options.command
+}
+
+const clearSnapshots = command(
+  {
+    name: "clear",
+    summary: "remove stored snapshots of command state (a cache: commands then fold in full and write new ones)",
+    options: {
+      command: text("NAME", "only this command's snapshots (default: every command's)"),
+      ...connection
+    }
+  },
+  ({ options }) => {
+    const only = commandOption(options)
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    return Effect.gen(function* () {
+      // The store's own clear: it removes what it would have read.
+      const removed = yield* Effect.scoped(
+        Effect.flatMap(connectForChanging(target, schema, "snapshots clear", "snapshots"), ({ context }) =>
+          Effect.provide(Snapshot.clear(only), context)
+        )
+      ).pipe(
+        Effect.catchTag("StoreError", (error) => {
+          const { code, message } = driverError(error.cause)
+          return Effect.fail(
+            code === insufficientPrivilege
+              ? new CommandFailed({
+                  message: `this role may not remove snapshots (${message}): clearing them needs DELETE on the snapshots table, which only the owner of eventcore's schema has (docs/security.md); run it as the owner`
+                })
+              : error
+          )
+        })
+      )
+      yield* Console.log(clearedLine(removed, only))
+    })
+  }
+)
+
+const snapshots = withSubcommands(
+  command(
+    {
+      name: "snapshots",
+      summary: "snapshots of command state, per command: state version, event versions, how many, last written",
+      options: {
+        command: text("NAME", "only this command's snapshots"),
+        json: flag("one JSON array"),
+        ...connection
+      }
+    },
+    ({ options }) => {
+      const only = commandOption(options)
+      const target = requiredTarget(options)
+      const schema = schemaOption(options)
+      return Effect.gen(function* () {
+        const summaries = yield* Effect.scoped(
+          Effect.flatMap(connectForReading(target, schema, "snapshots", "snapshots"), ({ db, schema }) =>
+            listSnapshots(db, schema)
+          )
+        )
+        // One row per command and versions: few enough to filter here.
+        const shown = only === undefined ? summaries : summaries.filter((summary) => summary.command === only)
+        if (options.json) return yield* Console.log(snapshotsJson(shown))
+        for (const line of formatSnapshots(shown)) yield* Console.log(line)
+      })
+    }
+  ),
+  [clearSnapshots]
+)
+
 const check = command(
   {
     name: "check",
@@ -475,6 +561,7 @@ const commands: ReadonlyArray<Command<Run>> = [
   statsCommand,
   status,
   projections,
+  snapshots,
   check,
   demo
 ]
@@ -498,7 +585,8 @@ export const program: Program<Run> = {
   notes: [
     "Each command works on PostgreSQL at --url URL (else DATABASE_URL), or on PGlite in --data-dir DIR",
     "(the demo's default: a fresh temporary directory). migrate and demo create or upgrade eventcore's",
-    "schema; the other commands only look: they never create, migrate or change anything."
+    "schema; snapshots clear removes snapshots, a cache; the other commands only look: they never create,",
+    "migrate or change anything."
   ],
   version
 }

@@ -1,13 +1,16 @@
 /**
  * Read-only queries for operators (the `eventcore` command line): what streams
- * there are, and how big the store is.
+ * there are, how big the store is, and which snapshots of command state it
+ * keeps.
  */
 import { count, desc, gt, sql } from "drizzle-orm"
 import { Effect } from "effect"
 import type { StoreError } from "../errors.js"
 import type { Database } from "./driver.js"
 import { storeError } from "./errors.js"
+import { rowsOf } from "./rows.js"
 import { tablesIn } from "./schema.js"
+import { snapshotStatements } from "./statements.js"
 
 export interface StreamSummary {
   readonly streamId: string
@@ -70,3 +73,35 @@ export const stats = (db: Database, schema: string): Effect.Effect<StoreStats, S
     catch: (error) => storeError("stats", error)
   })
 }
+
+/** The snapshots of one command built from the same state and event versions. */
+export interface SnapshotSummary {
+  readonly command: string
+  /** The version of the state's meaning they were written with (`Snapshot.make`'s `version`). */
+  readonly stateVersion: number
+  /** How the command's event schema read the events they fold (`Codec.fingerprint`). */
+  readonly eventVersions: string
+  /** How many: one per set of streams the command was run on. */
+  readonly count: number
+  /** When the newest of them was written. */
+  readonly updatedAt: Date
+}
+
+/** Every command's snapshots, by command (in code point order), state version and event versions. */
+export const listSnapshots = (
+  db: Database,
+  schema: string
+): Effect.Effect<ReadonlyArray<SnapshotSummary>, StoreError> =>
+  Effect.tryPromise({
+    try: async () =>
+      rowsOf(await db.execute(sql.raw(snapshotStatements(schema).list))).map(
+        (row): SnapshotSummary => ({
+          command: String(row.command),
+          stateVersion: Number(row.state_version),
+          eventVersions: String(row.event_versions),
+          count: Number(row.count),
+          updatedAt: new Date(String(row.updated_at))
+        })
+      ),
+    catch: (error) => storeError("list_snapshots", error)
+  })

@@ -133,18 +133,21 @@ export type SchemaState =
       readonly pending: ReadonlyArray<string>
       /** Migrations the database has applied that this release does not know: it is newer. */
       readonly unknown: number
-      /** Whether the schema has every migration this release's reads of its tables need (`readableFrom.tables`). */
-      readonly readable: boolean
-      /** Whether it has every migration this release's reads of events need (`readableFrom.events`). */
-      readonly eventsReadable: boolean
+      /** Whether the schema has every migration each of this release's reads needs (see `readableFrom`). */
+      readonly readable: { readonly [Reads in keyof typeof readableFrom]: boolean }
     }
 
 /**
  * The newest migration that this release's reads need, by what they read: a
  * database that has applied it can be read so, whatever later migrations are
- * pending. Reads of whole events need each event's schema version.
+ * pending. Reads of whole events need each event's schema version; those of
+ * commands' snapshots, their table.
  */
-export const readableFrom = { tables: "0004_own_schema", events: "0010_event_schema_versions" } as const
+export const readableFrom = {
+  tables: "0004_own_schema",
+  events: "0010_event_schema_versions",
+  snapshots: "0011_snapshots"
+} as const
 
 export const inspect = (db: Database, schema: string): Effect.Effect<SchemaState, StoreError> =>
   Effect.tryPromise({
@@ -170,8 +173,11 @@ export const inspect = (db: Database, schema: string): Effect.Effect<SchemaState
         legacy,
         pending: journal.filter((entry) => !applied.has(entry.when)).map((entry) => entry.tag),
         unknown: [...applied].filter((at) => !known.has(at)).length,
-        readable: hasUpTo(readableFrom.tables),
-        eventsReadable: hasUpTo(readableFrom.events)
+        readable: {
+          tables: hasUpTo(readableFrom.tables),
+          events: hasUpTo(readableFrom.events),
+          snapshots: hasUpTo(readableFrom.snapshots)
+        }
       }
     },
     catch: (error) => storeError("inspect", error)

@@ -253,7 +253,17 @@ where ${snapshots}.covered < excluded.covered
 returning 1`,
     /** Removes the snapshots of command $1 (all when null), returning how many. */
     clear: `with removed as (delete from ${snapshots} where $1::text is null or command = $1 returning 1)
-select count(*)::int from removed`
+select count(*)::int from removed`,
+    /**
+     * What the command line lists: the snapshots by command, state version and
+     * event versions, how many, and when the last was written (as ISO 8601
+     * text: the drivers give timestamps in forms of their own).
+     */
+    list: `select command, state_version, event_versions, count(*)::int as count,
+       to_char(max(updated_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_at
+from ${snapshots}
+group by command, state_version, event_versions
+order by command collate "C", state_version, event_versions collate "C"`
   }
 }
 
