@@ -1,11 +1,12 @@
 /**
  * Least privilege: migrations run as an owner role, the application as a role
  * that can only read and call the append function: every append takes the
- * function's locks. The grants are the ones docs/security.md shows.
+ * function's locks. It reads and writes snapshots of command state, which only
+ * the owner clears. The grants are the ones docs/security.md shows.
  */
 import { randomUUID } from "node:crypto"
-import { Effect, Either } from "effect"
-import { EventStore, PostgresEventStore, StreamId } from "eventcore"
+import { Effect, Either, Metric, Schema } from "effect"
+import { Command, EventStore, execute, PostgresEventStore, Snapshot, StreamId } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { afterAll, beforeAll, expect, it } from "vitest"
@@ -28,7 +29,8 @@ const urlAs = (role: string) => {
 const grantApplicationRole = (role: string) => `
   grant usage on schema eventcore to ${role};
   grant select on eventcore.events, eventcore.streams to ${role};
-  grant execute on function eventcore.append(jsonb) to ${role};`
+  grant execute on function eventcore.append(jsonb) to ${role};
+  grant select, insert, update on eventcore.snapshots to ${role};`
 
 const codeOf = async (run: () => Promise<unknown>) => {
   try {
@@ -126,6 +128,64 @@ describeServer("least privilege", () => {
       )
     )
     expect(Either.isLeft(outcome) && outcome.left._tag).toBe("StoreError")
+  })
+
+  it("the application role runs commands with snapshots, writing and reading them back; only the owner clears them", async () => {
+    const Added = Schema.TaggedStruct("Added", { n: Schema.Int })
+    const name = `Tally_${suffix}`
+    const stream = StreamId.unsafeMake("tally-1")
+    let applied = 0
+    const seen: Array<number> = []
+    const Tally = Command.make({
+      name,
+      event: Added,
+      streams: () => [stream],
+      initialState: 0,
+      apply: (count: number, event) => {
+        applied += 1
+        return count + event.n
+      },
+      decide: (count) =>
+        Effect.sync(() => {
+          seen.push(count)
+          return [{ streamId: stream, event: Added.make({ n: 1 }) }]
+        }),
+      snapshot: Snapshot.make({ state: Schema.Int, version: 1, after: { events: 1 } })
+    })
+    const countOf = (counter: typeof Snapshot.writtenCounter) =>
+      Metric.value(counter.pipe(Metric.tagged("command", name))).pipe(Effect.map((state) => state.count))
+
+    const outcome = await withStoreAs(
+      app,
+      Effect.gen(function* () {
+        // Each run after the first folds an event beyond the last snapshot and writes one; the next reads it.
+        for (let i = 0; i < 3; i++) {
+          yield* execute(Tally, {})
+          yield* Snapshot.awaitWrites
+        }
+        const refused = yield* Effect.flip(Snapshot.clear())
+        return {
+          written: yield* countOf(Snapshot.writtenCounter),
+          failed: yield* countOf(Snapshot.failedCounter),
+          refused
+        }
+      })
+    )
+    if (Either.isLeft(outcome)) throw new Error(`the application role's commands failed: ${String(outcome.left)}`)
+    expect(seen).toEqual([0, 1, 2])
+    // Without snapshots the three runs would fold 0 + 1 + 2 events.
+    expect(applied).toBe(2)
+    expect(outcome.right).toMatchObject({ written: 2, failed: 0 })
+    expect(outcome.right.refused).toMatchObject({ _tag: "StoreError", cause: { code: "42501" } })
+    const stored = () =>
+      asOwner`select state, streams from eventcore.snapshots where command = ${name}`.then((rows) =>
+        rows.map((row) => ({ state: row.state, streams: row.streams }))
+      )
+    expect(await stored()).toEqual([{ state: 2, streams: [["tally-1", 2]] }])
+
+    const cleared = await withStoreAs(owner, Snapshot.clear(name))
+    expect(cleared).toEqual(Either.right(1))
+    expect(await stored()).toEqual([])
   })
 
   it("the owner's function keeps a fixed search_path, so callers cannot substitute tables", async () => {
