@@ -1,7 +1,9 @@
 /**
  * Upgrading in place, on a server: a database migrated by the release before
  * eventcore's own schema keeps its events, and an application role granted as
- * that release's docs said keeps reading and appending after the owner migrates.
+ * that release's docs said keeps reading and appending after the owner
+ * migrates; one granted as the docs said before snapshots (0011) runs commands
+ * with snapshots once the owner migrates.
  */
 import { randomUUID } from "node:crypto"
 import { Effect } from "effect"
@@ -9,7 +11,14 @@ import { EventStore, PostgresEventStore, StreamId } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { expect, it } from "vitest"
-import { defineUpgradeTests, migrateAsRelease010, writeAsRelease010 } from "../sql/upgrade.js"
+import {
+  addItems,
+  defineUpgradeTests,
+  expectSnapshotsUsed,
+  migrateAsRelease010,
+  migrateUntil,
+  writeAsRelease010
+} from "../sql/upgrade.js"
 import { shippedMigrations } from "../support/migrations.js"
 import { databaseUrl, describeServer, urlOf } from "../support/postgres.js"
 
@@ -101,6 +110,64 @@ describeServer("PostgresEventStore: upgrading a database of an earlier release",
         } finally {
           await asApp.end()
         }
+      } finally {
+        await asOwner.end()
+        await admin.unsafe(`drop database if exists ${database} with (force)`)
+        await admin.unsafe(`drop role if exists ${app}; drop role if exists ${owner}`)
+      }
+    }))
+
+  it("an application role granted as the docs said before snapshots runs commands with snapshots once the owner migrates", () =>
+    withDatabase(async (admin, database) => {
+      const suffix = database.slice(-12)
+      const owner = `eventcore_owner_${suffix}`
+      const app = `eventcore_app_${suffix}`
+      const urlAs = (role: string) => {
+        const url = new URL(urlOf(database))
+        url.username = role
+        return url.toString()
+      }
+      await admin.unsafe(`create role ${owner} login; create role ${app} login`)
+      await admin.unsafe(`alter database ${database} owner to ${owner}`)
+      const asOwner = postgres(urlAs(owner), { max: 1, onnotice: () => {} })
+      try {
+        await migrateUntil("0011_snapshots")(rawSql(asOwner))
+        // docs/security.md's grants up to 0010.
+        await asOwner.unsafe(`
+          grant usage on schema eventcore to ${app};
+          grant select on eventcore.events, eventcore.streams to ${app};
+          grant execute on function eventcore.append(jsonb) to ${app};`)
+        await addItems(rawSql(asOwner), "cart-7", 4)
+
+        const report = await Effect.runPromise(PostgresEventStore.migrate({ url: urlAs(owner) }))
+        expect(report.applied).toEqual(["0011_snapshots"])
+        // What 0011 gave the role: enough to run commands with snapshots, not to clear them.
+        const privileges = await asOwner.unsafe(
+          `select p as privilege, has_table_privilege($1, 'eventcore.snapshots', p) as held
+           from unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p`,
+          [app]
+        )
+        expect(privileges.map((row) => [row.privilege, row.held])).toEqual([
+          ["SELECT", true],
+          ["INSERT", true],
+          ["UPDATE", true],
+          ["DELETE", false],
+          ["TRUNCATE", false]
+        ])
+        // Granted to the role holding EXECUTE on the append, and to no one else (PUBLIC included).
+        const grantees = await asOwner.unsafe(
+          `select distinct coalesce(r.rolname, 'PUBLIC') as grantee
+           from pg_class c cross join lateral aclexplode(c.relacl) a left join pg_roles r on r.oid = a.grantee
+           where c.oid = 'eventcore.snapshots'::regclass and a.grantee <> c.relowner`
+        )
+        expect(grantees.map((row) => row.grantee)).toEqual([app])
+
+        await expectSnapshotsUsed(
+          rawSql(asOwner),
+          PostgresEventStore.layer({ url: urlAs(app), maxConnections: 2 }),
+          "cart-7",
+          4
+        )
       } finally {
         await asOwner.end()
         await admin.unsafe(`drop database if exists ${database} with (force)`)

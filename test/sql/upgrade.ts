@@ -1,15 +1,16 @@
 /**
  * Upgrading in place a database migrated by an earlier release: one from
  * before eventcore had a schema of its own (0000-0003 in `public`, history in
- * `drizzle.__eventcore_migrations`), and one from just before events recorded
- * their schema version (0010). Every event is still there afterwards, in
- * `eventcore`, and the store reads and appends as before. Shared by the
- * PGlite and PostgreSQL suites.
+ * `drizzle.__eventcore_migrations`), one from just before events recorded
+ * their schema version (0010), and one from before snapshots (0011). Every
+ * event is still there afterwards, in `eventcore`, the store reads and
+ * appends as before, and commands with snapshots write and read them. Shared
+ * by the PGlite and PostgreSQL suites.
  */
 import { randomUUID } from "node:crypto"
 import { readMigrationFiles } from "drizzle-orm/migrator"
-import { Effect, type Layer } from "effect"
-import { EventStore, StreamId } from "eventcore"
+import { Effect, type Layer, Schema } from "effect"
+import { Command, EventStore, execute, Snapshot, StreamId } from "eventcore"
 import { writesOf } from "eventcore/testing"
 import { expect, it } from "vitest"
 import { migrationsFolder } from "../../src/sql/migrations.js"
@@ -74,6 +75,77 @@ export const writeAsRelease010 = async (sql: RawSql) => {
   return sql.query(
     "select e.event_id::text, e.stream_id, e.stream_version, e.global_position::text, e.data from eventcore_events e order by e.global_position"
   )
+}
+
+/** Items added to a cart, through `eventcore.append` as releases from 0004 on call it. */
+export const addItems = (sql: RawSql, cart: string, count: number) =>
+  sql.query("select eventcore.append($1::text::jsonb)", [
+    JSON.stringify({
+      streams: [{ id: cart, expected: "no_stream" }],
+      events: Array.from({ length: count }, (_, i) => ({
+        stream: cart,
+        id: randomUUID(),
+        type: "ItemAdded",
+        data: { i: i + 1 }
+      }))
+    })
+  ])
+
+const ItemAdded = Schema.TaggedStruct("ItemAdded", { i: Schema.Int })
+
+/**
+ * A command that adds an item to a cart, with a snapshot of the cart's item
+ * count after every event it folds: `seen` collects the counts it decided
+ * on, `folded` counts the events it folded.
+ */
+export const addItem = () => {
+  const runs = { seen: [] as Array<number>, folded: 0 }
+  const command = Command.make({
+    name: "AddItem",
+    event: ItemAdded,
+    streams: (cart: StreamId.StreamId) => [cart],
+    initialState: 0,
+    apply: (count: number) => {
+      runs.folded += 1
+      return count + 1
+    },
+    decide: (count, cart) =>
+      Effect.sync(() => {
+        runs.seen.push(count)
+        return [{ streamId: cart, event: ItemAdded.make({ i: count + 1 }) }]
+      }),
+    snapshot: Snapshot.make({ state: Schema.Int, version: 1, after: { events: 1 } })
+  })
+  return { command, runs }
+}
+
+/**
+ * Runs `AddItem` three times on `cart`, which holds `items` items, each run's
+ * snapshot written before the next one reads it; checks that the first run
+ * folded the cart and the others only the event after the snapshot, and
+ * that the snapshot stored is the last run's.
+ */
+export const expectSnapshotsUsed = async (
+  sql: RawSql,
+  store: Layer.Layer<EventStore.EventStore, unknown>,
+  cart: string,
+  items: number
+) => {
+  const { command, runs } = addItem()
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      for (let run = 0; run < 3; run++) {
+        yield* execute(command, StreamId.unsafeMake(cart))
+        yield* Snapshot.awaitWrites
+      }
+    }).pipe(Effect.provide(store))
+  )
+  expect(runs.seen).toEqual([items, items + 1, items + 2])
+  // Without snapshots: 3 * items + 3.
+  expect(runs.folded).toBe(items + 2)
+  expect(await sql.query("select state, streams from eventcore.snapshots where command = 'AddItem'")).toEqual([
+    { state: items + 2, streams: [[cart, items + 2]] }
+  ])
 }
 
 /**
@@ -201,5 +273,14 @@ export const defineUpgradeTests = (
       await expect(sql.query("select eventcore.append($1::text::jsonb)", [refused])).rejects.toMatchObject({
         code: "23514"
       })
+    }))
+  it("runs commands with snapshots on a database migrated before snapshots, once upgraded, reading its events", () =>
+    withDatabase(migrateUntil("0011_snapshots"), async (sql, upgradedStore) => {
+      await addItems(sql, "cart-9", 3)
+      expect(await sql.query("select to_regclass('eventcore.snapshots') is null as absent")).toEqual([{ absent: true }])
+      await expectSnapshotsUsed(sql, upgradedStore, "cart-9", 3)
+      expect(await sql.query("select count(*)::int as n from eventcore.migrations")).toEqual([
+        { n: shippedMigrations.length }
+      ])
     }))
 }
