@@ -20,6 +20,7 @@
 import { Context, Effect, Layer, Stream } from "effect"
 import * as EventStore from "./EventStore.js"
 import { CrossTenantAccess, StoreError, UnknownTenant } from "./errors.js"
+import { type StoreExtras, snapshotsKey } from "./internal/storeContract.js"
 import * as PostgresEventStore from "./PostgresEventStore.js"
 import type { ReadModelStore } from "./Projection.js"
 import type { StreamId } from "./StreamId.js"
@@ -111,8 +112,9 @@ const describeOwner = (owner: string | undefined) =>
   owner === undefined ? "belongs to no tenant (tenantOf gave none)" : `belongs to tenant ${JSON.stringify(owner)}`
 
 /**
- * The tenant's context, its store wrapped to refuse other tenants' streams.
- * The global log (`readAll`, `streamAll`, `subscribe`) is the tenant's own and
+ * The tenant's context, its store wrapped to refuse other tenants' streams,
+ * in reads, appends and the first read of a command with snapshots. The
+ * global log (`readAll`, `streamAll`, `subscribe`) is the tenant's own and
  * passes through, as does the projection backend (`Projection.run` needs it).
  */
 const guarded = (
@@ -120,7 +122,7 @@ const guarded = (
   tenantOf: (streamId: StreamId) => string | undefined,
   context: TenantContext
 ): TenantContext => {
-  const store = Context.get(context, EventStore.EventStore)
+  const store: EventStore.EventStore & StoreExtras = Context.get(context, EventStore.EventStore)
   const foreign = (streamId: StreamId): CrossTenantAccess | undefined => {
     const owner = tenantOf(streamId)
     return owner === tenant ? undefined : new CrossTenantAccess({ streamId, streamTenant: owner, storeTenant: tenant })
@@ -137,10 +139,29 @@ const guarded = (
       message: `Cannot append with stream ${JSON.stringify(refusal.streamId)} in the store of tenant ${JSON.stringify(tenant)}: the stream ${describeOwner(refusal.streamTenant)}. An append is atomic, and its expected versions checked, within one database only, and each tenant has a database of its own: write each tenant's streams in appends of their own. Nothing was written.`,
       cause: refusal
     })
-  const wrapped: EventStore.EventStore = {
+  const snapshots = store[snapshotsKey]
+  const wrapped: EventStore.EventStore & StoreExtras = {
     // With the store's symbol-keyed parts (the projection backend, the log's horizon), which
     // `Projection.run`, `waitFor` and `waitForLog` need.
     ...store,
+    // A command with snapshots reads its declared streams with its snapshot, not through `readStream`:
+    // refused the same way, or it would decide on the empty streams it finds here. (Streams it discovers
+    // go through `readStream` first, so a snapshot covering them was written after that read passed.)
+    ...(snapshots === undefined
+      ? {}
+      : {
+          [snapshotsKey]: {
+            ...snapshots,
+            load: (request) =>
+              Effect.suspend(() => {
+                for (const streamId of request.streams) {
+                  const refusal = foreign(streamId)
+                  if (refusal !== undefined) return Effect.fail(readRefused(refusal))
+                }
+                return snapshots.load(request)
+              })
+          }
+        }),
     readStream: (streamId, options) =>
       Effect.suspend(() => {
         const refusal = foreign(streamId)

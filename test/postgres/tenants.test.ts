@@ -2,7 +2,8 @@
  * A database per tenant (`Tenants`): each tenant's appends, log, projections
  * and checkpoints in a database of its own, checked with SQL on both
  * databases; appends and reads of another tenant's streams refused before
- * any database call; a tenant whose database cannot open stops the layer.
+ * any database call, a command's read with its snapshot included; a tenant
+ * whose database cannot open stops the layer.
  */
 import { expect, it } from "@effect/vitest"
 import { sql } from "drizzle-orm"
@@ -15,6 +16,7 @@ import {
   execute,
   Projection,
   type RecordedEvent,
+  Snapshot,
   StoreError,
   StreamId,
   Tenants,
@@ -41,6 +43,18 @@ const Deposit = Command.make({
   apply: (balance: number, event) => balance + event.amount,
   decide: (_balance, { account, amount }) =>
     Effect.succeed([{ streamId: id(account), event: Deposited.make({ amount }) }])
+})
+
+/** `Deposit` with a snapshot of the balance after every event folded; an amount of 0 decides nothing (a read). */
+const SnapshotDeposit = Command.make({
+  name: "SnapshotDeposit",
+  event: Deposited,
+  streams: (input: { readonly account: string; readonly amount: number }) => [id(input.account)],
+  initialState: 0,
+  apply: (balance: number, event) => balance + event.amount,
+  decide: (_balance, { account, amount }) =>
+    Effect.succeed(amount === 0 ? [] : [{ streamId: id(account), event: Deposited.make({ amount }) }]),
+  snapshot: Snapshot.make({ state: Schema.Int, version: 1, after: { events: 1 } })
 })
 
 const balances = pgTable("tenant_balances", {
@@ -261,6 +275,69 @@ describeServer("a database per tenant", () => {
         expect((yield* Fiber.poll(ownRead))._tag).toBe("None")
         unlock()
         expect((yield* Fiber.join(ownRead)).version).toBe(1)
+      })
+    )
+  )
+
+  it.live("a command with snapshots naming another tenant's stream is refused as its read is, and writes nothing", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { context, acme, globex } = yield* twoTenants
+        const inTenant =
+          (tenant: string) =>
+          <A, E>(effect: Effect.Effect<A, E, EventStore.EventStore>) =>
+            Effect.provide(Tenants.provide(tenant)(effect), context)
+        const snapshotsIn = (raw: postgres.Sql) =>
+          Effect.promise(async () =>
+            (
+              await raw<
+                Array<{ state: number; streams: unknown }>
+              >`select state, streams from eventcore.snapshots order by command`
+            ).map((row) => [row.state, row.streams])
+          )
+        yield* inTenant("globex")(
+          Effect.zipRight(execute(SnapshotDeposit, { account: "globex/a", amount: 5 }), Snapshot.awaitWrites)
+        )
+        yield* inTenant("globex")(
+          Effect.zipRight(execute(SnapshotDeposit, { account: "globex/a", amount: 7 }), Snapshot.awaitWrites)
+        )
+        expect(yield* snapshotsIn(globex.raw)).toEqual([[5, [["globex/a", 1]]]])
+
+        const readRefusal = yield* Effect.flip(
+          inTenant("acme")(Effect.flatMap(store, (s) => s.readStream(id("globex/a"))))
+        )
+        // In acme's database "globex/a" is an empty stream: a deposit would be decided on a balance of 0,
+        // and a read (an amount of 0) would succeed with it.
+        for (const amount of [3, 0]) {
+          const refused = yield* Effect.flip(
+            inTenant("acme")(
+              Effect.zipRight(execute(SnapshotDeposit, { account: "globex/a", amount }), Snapshot.awaitWrites)
+            )
+          )
+          expect(refused).toBeInstanceOf(StoreError)
+          if (!(refused instanceof StoreError)) return
+          expect([refused.operation, refused.message]).toEqual(["read_stream", readRefusal.message])
+          expect(refused.cause).toBeInstanceOf(CrossTenantAccess)
+          const { streamId, streamTenant, storeTenant } = refused.cause as CrossTenantAccess
+          expect({ streamId, streamTenant, storeTenant }).toEqual({
+            streamId: "globex/a",
+            streamTenant: "globex",
+            storeTenant: "acme"
+          })
+        }
+        expect(yield* rowsIn(acme.raw)).toEqual([])
+        expect(yield* snapshotsIn(acme.raw)).toEqual([])
+        expect(yield* rowsIn(globex.raw)).toEqual(["globex/a", "globex/a"])
+        expect(yield* snapshotsIn(globex.raw)).toEqual([[5, [["globex/a", 1]]]])
+
+        // The tenant's own streams go through, their snapshots in its own database.
+        yield* inTenant("acme")(
+          Effect.zipRight(execute(SnapshotDeposit, { account: "acme/a", amount: 2 }), Snapshot.awaitWrites)
+        )
+        yield* inTenant("acme")(
+          Effect.zipRight(execute(SnapshotDeposit, { account: "acme/a", amount: 0 }), Snapshot.awaitWrites)
+        )
+        expect(yield* snapshotsIn(acme.raw)).toEqual([[2, [["acme/a", 1]]]])
       })
     )
   )
