@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url"
 import { Effect, Schema } from "effect"
 import * as EventSchema from "../EventSchema.js"
 import { CommandFailed } from "./failures.js"
+import { oneLine, table } from "./table.js"
 
 /** An event schema of the application's, under the name it exports it by. */
 export interface NamedSchema {
@@ -77,8 +78,6 @@ export const loadEventSchemas = (
     return [...found].map(([schema, name]) => ({ name, schema: schema as NamedSchema["schema"] }))
   })
 
-const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ")
-
 const unknownType = "no schema has this type, nor renames, replaces or ignores it"
 
 /** A pair as the failure line names it: `ProductAdded version 1 (unknown)`. */
@@ -106,22 +105,9 @@ export const formatCheck = (
     type.outcome,
     type.outcome === "unknown" ? unknownType : type.error === undefined ? "-" : oneLine(type.error)
   ])
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] as string).length)))
-  const numbers = [header.indexOf("VERSION"), header.indexOf("EVENTS")]
-  const table = [header, ...rows].map((cells) =>
-    cells
-      .map((cell, i) =>
-        i === cells.length - 1
-          ? cell
-          : numbers.includes(i)
-            ? cell.padStart(widths[i] as number)
-            : cell.padEnd(widths[i] as number)
-      )
-      .join("  ")
-  )
   const pairs = `${report.types.length} stored (event type, schema version) pair${report.types.length === 1 ? "" : "s"}`
   return [
-    ...table,
+    ...table(header, rows, ["VERSION", "EVENTS"]),
     `${pairs} checked with ${schemas.map((s) => s.name).join(", ")}: ${report.failures.length === 0 ? "none" : report.failures.length} would stop a reader`
   ]
 }

@@ -39,6 +39,7 @@ import { asClause, CommandFailed } from "./failures.js"
 import { formatProjections, projectionsJson, projectionsMigration } from "./projections.js"
 import { clearedLine, formatSnapshots, snapshotsJson } from "./snapshots.js"
 import { formatStatus, logStatus, statusJson } from "./status.js"
+import { aligned, widthsOf } from "./table.js"
 
 const connection = {
   "data-dir": text("DIR", "a PGlite data directory"),
@@ -91,31 +92,6 @@ const schemaOption = (options: { readonly schema: string | undefined }): string 
 
 /** What a command line runs: an Effect whose failure is reported in one line (see ./failures.ts). */
 export type Run = Effect.Effect<void, unknown>
-
-/**
- * Lines of a table, columns two spaces apart and padded to `widths`: those
- * numbered in `right` right-aligned, the others left-aligned, the last one
- * (data, free text) not padded unless right-aligned.
- */
-const aligned = (
-  rows: ReadonlyArray<ReadonlyArray<string>>,
-  widths: ReadonlyArray<number>,
-  right: ReadonlyArray<number> = []
-) =>
-  rows.map((cells) =>
-    cells
-      .map((cell, i) =>
-        right.includes(i) ? cell.padStart(widths[i] ?? 0) : i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)
-      )
-      .join("  ")
-  )
-
-/** The width of each column: its widest cell, or `at least` that column's. */
-const widthsOf = (rows: ReadonlyArray<ReadonlyArray<string>>, atLeast: ReadonlyArray<number> = []) =>
-  rows.reduce<ReadonlyArray<number>>(
-    (widths, cells) => cells.map((cell, i) => Math.max(widths[i] ?? 0, cell.length)),
-    atLeast
-  )
 
 const migrate = command(
   {

@@ -4,12 +4,10 @@
  * or one JSON array.
  */
 import type { ProjectionStatus } from "../Projection.js"
+import { oneLine, table } from "./table.js"
 
 /** The migration that created the checkpoint table: a schema without it has no projections yet. */
 export const projectionsMigration = "0006_projections"
-
-/** One line, whatever the error's text holds. */
-const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ")
 
 /** The projections as a table under a header, columns aligned; the error, unpadded, last. */
 export const formatProjections = (statuses: ReadonlyArray<ProjectionStatus>): ReadonlyArray<string> => {
@@ -25,19 +23,7 @@ export const formatProjections = (statuses: ReadonlyArray<ProjectionStatus>): Re
     status.updatedAt.toISOString(),
     status.error === undefined ? "-" : oneLine(status.error)
   ])
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] as string).length)))
-  const lag = header.indexOf("LAG")
-  return [header, ...rows].map((cells) =>
-    cells
-      .map((cell, i) =>
-        i === cells.length - 1
-          ? cell
-          : i === lag
-            ? cell.padStart(widths[i] as number)
-            : cell.padEnd(widths[i] as number)
-      )
-      .join("  ")
-  )
+  return table(header, rows, ["LAG"])
 }
 
 /** The projections as one JSON array: every field present, `null` when there is none. */

@@ -5,6 +5,7 @@
  * says it removed.
  */
 import type { SnapshotSummary } from "../sql/admin.js"
+import { table } from "./table.js"
 
 /** The snapshots under a header, columns aligned, numbers right-aligned; the event versions (free text) last. */
 export const formatSnapshots = (summaries: ReadonlyArray<SnapshotSummary>): ReadonlyArray<string> => {
@@ -17,19 +18,7 @@ export const formatSnapshots = (summaries: ReadonlyArray<SnapshotSummary>): Read
     summary.updatedAt.toISOString(),
     summary.eventVersions
   ])
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] as string).length)))
-  const numbers = [1, 2]
-  return [header, ...rows].map((cells) =>
-    cells
-      .map((cell, i) =>
-        i === cells.length - 1
-          ? cell
-          : numbers.includes(i)
-            ? cell.padStart(widths[i] as number)
-            : cell.padEnd(widths[i] as number)
-      )
-      .join("  ")
-  )
+  return table(header, rows, ["STATE VERSION", "SNAPSHOTS"])
 }
 
 /** The snapshots as one JSON array. */
