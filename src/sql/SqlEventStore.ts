@@ -14,11 +14,8 @@ import {
   checkpointsKey,
   type LogFilter,
   type LogPage,
-  type SnapshotStore,
   type StoredEventType,
-  type StoredSnapshot,
-  type StoreExtras,
-  type StreamTail
+  type StoreExtras
 } from "../internal/storeContract.js"
 import { uuidv7 } from "../internal/uuid.js"
 import * as LogPosition from "../LogPosition.js"
@@ -31,7 +28,8 @@ import { type Gate, type RunStatement, type Sessions, ungated } from "./driver.j
 import { isRacedWrite, parseDuplicateEventId, parseVersionConflict, storeError } from "./errors.js"
 import { type Replica, retryOnReplica } from "./replica.js"
 import { blockingTransactionOf, eventAt, eventColumnCount, toBigInt } from "./rows.js"
-import { snapshotStatements, storeStatements } from "./statements.js"
+import * as Snapshots from "./snapshots.js"
+import { storeStatements } from "./statements.js"
 
 /**
  * A filtered read of the global log examines at least this many events, and
@@ -212,71 +210,11 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
     )
   })
 
-  const snapshotSql = snapshotStatements(options.schema)
-  // On the primary, as the append: a command's read must see what its append will check.
-  const snapshots: SnapshotStore = {
-    load: (request) =>
-      query("load_snapshot", () =>
-        options.run(snapshotSql.load, [
-          request.command,
-          request.key,
-          request.stateVersion,
-          request.eventVersions,
-          JSON.stringify(request.streams)
-        ])
-      ).pipe(
-        Effect.map((rows) => {
-          const stored = rows[0]?.[4] as
-            | { state_version: number; event_versions: string; streams: StoredSnapshot["streams"]; state: unknown }
-            | null
-            | undefined
-          const found =
-            stored === null || stored === undefined
-              ? undefined
-              : {
-                  command: request.command,
-                  key: request.key,
-                  stateVersion: stored.state_version,
-                  eventVersions: stored.event_versions,
-                  streams: stored.streams,
-                  state: stored.state
-                }
-          const tails: Array<StreamTail & { events: Array<RecordedEvent> }> = []
-          for (const row of rows) {
-            let tail = tails.at(-1)
-            if (tail === undefined || tail.streamId !== row[1]) {
-              tail = { streamId: row[1] as StreamId, version: row[2] as number, after: row[3] as number, events: [] }
-              tails.push(tail)
-            }
-            if (row[5 + 2] !== null) tail.events.push(eventAt(row, 5))
-          }
-          const usable =
-            found !== undefined &&
-            found.stateVersion === request.stateVersion &&
-            found.eventVersions === request.eventVersions
-          return found === undefined ? { usable, tails } : { found, usable, tails }
-        })
-      ),
-    save: (snapshot) =>
-      query("save_snapshot", () =>
-        options.run(snapshotSql.save, [
-          snapshot.command,
-          snapshot.key,
-          snapshot.stateVersion,
-          snapshot.eventVersions,
-          JSON.stringify(snapshot.streams),
-          snapshot.streams.reduce((sum, [, version]) => sum + version, 0),
-          JSON.stringify(snapshot.state)
-        ])
-      ).pipe(Effect.map((rows) => rows.length > 0)),
-    clear: (command) =>
-      query("clear_snapshots", () => options.run(snapshotSql.clear, [command ?? null])).pipe(
-        Effect.map((rows) => Number(rows[0]?.[0] ?? 0))
-      )
-  }
-
   return fromOperations({
-    snapshots,
+    // On the primary, as the append: a command's read must see what its append will check.
+    snapshots: Snapshots.make(options.schema, (operation, statement, params) =>
+      query(operation, () => options.run(statement, params))
+    ),
     attributes: { "db.system": "postgresql" },
     read,
     append,
