@@ -36,6 +36,7 @@ import {
 } from "./workloads/projection.js"
 import { type ReplicasOutcome, replicas, replicasUnavailable } from "./workloads/replicas.js"
 import { countRoundTrips, type RoundTrips } from "./workloads/round-trips.js"
+import { type SnapshotsResult, snapshots, type W13Store } from "./workloads/snapshots.js"
 import { workloads as allWorkloads, type Workload } from "./workloads/workloads.js"
 
 /** Connections of each pool: room for the highest concurrency, the same for store and baseline. */
@@ -100,7 +101,16 @@ const main = async () => {
   // W12: followers on a hot standby, on a PostgreSQL 15 primary and standby it starts itself (from the
   // machine's binaries): only when named in --only, and skipped, saying why, where the binaries are missing.
   const w12 = onPostgres && named(options, "W12")
+  // W13: commands with and without snapshots, on the PostgreSQL store and PGlite side by side (either alone if
+  // the other is not among --systems). A --quick run that does not name W13 leaves PGlite out: opening one
+  // costs ~5 s, a tenth of the smoke run's minute.
+  const w13Stores = (["postgres", "pglite"] as const).filter(
+    (store): store is W13Store =>
+      options.systems.includes(store) && !(store === "pglite" && options.quick && !named(options, "W13"))
+  )
+  const w13 = w13Stores.length > 0 && selected(options, "W13")
   const needsServer =
+    (w13 && onPostgres) ||
     w7 ||
     w8 ||
     w9 ||
@@ -134,6 +144,7 @@ const main = async () => {
   let throughputResult: ThroughputResult | undefined
   let lagResult: LagResult | undefined
   let replicasOutcome: ReplicasOutcome | undefined
+  let snapshotsResult: SnapshotsResult | undefined
   /** The tables grow through the run: their size as each workload starts (after its seeding). */
   const sizes: Array<{ before: string; system: SystemName; streams: number; events: number }> = []
   let server: ServerInfo | undefined
@@ -155,6 +166,9 @@ const main = async () => {
       w9 ? `W9 (${options.w9Seconds} s)` : "",
       w10 ? `W10 (${options.repetitions * 2} cells × ${cellSeconds} s)` : "",
       w11 ? `W11 (${options.w11Events.toLocaleString("en")} events, then ${options.w11Seconds} s of appends)` : "",
+      w13
+        ? `W13 (${w13Stores.join(" and ")}: commands at ${options.w13Lengths.map((n) => n.toLocaleString("en")).join(", ")} events, up to ${options.w13Ops} per cell or ${options.w13BudgetSeconds} s)`
+        : "",
       w12
         ? `W12 (${options.w12Events.toLocaleString("en")} events on a standby and its primary, then ${options.w12Seconds} s of appends)`
         : ""
@@ -292,6 +306,14 @@ const main = async () => {
             : "NOT caught up within 60 s of the last append")
       )
     }
+    if (w13 && !interrupted) {
+      snapshotsResult = await snapshots(admin, `${database}_w13`, w13Stores, options, poolSize(options), progress)
+      for (const cell of snapshotsResult.writes.cells) {
+        progress.log(
+          `W13 writes ${cell.store}: p99 ${cell.periodic.p99Ms.toFixed(2)} ms with snapshot writes, ${cell.never.p99Ms.toFixed(2)} ms without (${cell.p99Ratio.toFixed(2)}×)`
+        )
+      }
+    }
     if (w12 && !interrupted) {
       const unavailable = replicasUnavailable()
       if (unavailable !== undefined) {
@@ -349,7 +371,8 @@ const main = async () => {
       w9,
       w10,
       w11,
-      w12
+      w12,
+      w13
     }
   }
   const log = {
@@ -365,7 +388,8 @@ const main = async () => {
   const report: Report = {
     meta,
     rows,
-    targets: targets(rows, roundTrips, longStream, log, full),
+    targets: targets(rows, roundTrips, longStream, log, full, snapshotsResult),
+    snapshots: snapshotsResult,
     roundTrips,
     longStream,
     sizes,
@@ -380,7 +404,7 @@ const main = async () => {
       : `PostgreSQL ${server.serverVersion}: ${Object.entries(server.settings)
           .map(([name, value]) => `${name}=${value}`)
           .join(", ")}`,
-    `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events, W8 ${options.w8Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, W9 ${options.w9Seconds} s at c${options.liveWriters}, W10 c${options.liveWriters} with 0 and ${options.w10Subscribers} subscribers, W11 ${options.w11Events.toLocaleString("en")} events over ${options.w11Accounts.toLocaleString("en")} accounts in batches of ${options.w11BatchSizes.join(" and ")} (budget ${options.w11BudgetSeconds} s), lag ${options.w11Seconds} s at c${options.liveWriters}${w12 ? `, W12 ${options.w12Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, then ${options.w12Seconds} s at c${options.liveWriters}` : ""}${options.quick ? " (--quick)" : ""}`,
+    `${options.repetitions} repetitions × (${options.warmupSeconds} s warm-up + ${options.durationSeconds} s), pools of ${poolSize(options)} connections, W2/W6 ${options.streams} streams, W4 ${options.readSize} events, W5 ${options.hotWriters} writers (max ${options.maxAttempts} attempts, immediate retry), W7 ${options.w7Events.toLocaleString("en")} events, W8 ${options.w8Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, W9 ${options.w9Seconds} s at c${options.liveWriters}, W10 c${options.liveWriters} with 0 and ${options.w10Subscribers} subscribers, W11 ${options.w11Events.toLocaleString("en")} events over ${options.w11Accounts.toLocaleString("en")} accounts in batches of ${options.w11BatchSizes.join(" and ")} (budget ${options.w11BudgetSeconds} s), lag ${options.w11Seconds} s at c${options.liveWriters}${w12 ? `, W12 ${options.w12Events.toLocaleString("en")} events in pages of ${options.w8PageSize}, then ${options.w12Seconds} s at c${options.liveWriters}` : ""}${w13 ? `, W13 at ${options.w13Lengths.map((n) => n.toLocaleString("en")).join(", ")} events (${options.w13Ops} commands per cell, budget ${options.w13BudgetSeconds} s), writes every ${options.w13WriteEvery} events at c${options.w13Concurrency} on ${options.w13WriteStreams} streams of ${options.w13WriteLength.toLocaleString("en")}` : ""}${options.quick ? " (--quick)" : ""}`,
     ...(wantsEmmett
       ? [
           `Emmett: @event-driven-io/emmett-postgresql ${emmettVersion()} with its default options (a \`pg\` pool of 10), on a database of its own`

@@ -55,6 +55,19 @@ export interface Options {
   readonly w12Events: number
   /** How long W12's second part appends while a subscriber on each node follows. */
   readonly w12Seconds: number
+  /** W13: stream lengths at which commands are timed with and without snapshots. */
+  readonly w13Lengths: ReadonlyArray<number>
+  /** W13: commands per cell (one store, command, length, with or without snapshots, repetition)... */
+  readonly w13Ops: number
+  /** ...or fewer once a cell has run this long (a full fold of 100,000 events takes seconds). */
+  readonly w13BudgetSeconds: number
+  /** W13's write comparison: concurrent writers, their streams (per side), the streams' length, and the policy's events. */
+  readonly w13Concurrency: number
+  readonly w13WriteStreams: number
+  readonly w13WriteLength: number
+  readonly w13WriteEvery: number
+  /** Seconds a side of the write comparison may run before its workers stop. */
+  readonly w13WriteBudgetSeconds: number
   /** Where the results go. */
   readonly outDir: string
 }
@@ -63,7 +76,7 @@ const usage = `npm run bench -- [options]
 
   --quick                 a smoke run (short durations, 1 repetition, small sizes); results get a -quick suffix
   --only W1,W3,W6.deposit run only these workloads (W1 W2 W3 W4 W4.readStream W4.streamEvents W5 W6 W6.deposit
-                          W6.transfer W7 W8 W9 W10 W11; W12 only when named: it starts a PostgreSQL 15
+                          W6.transfer W7 W8 W9 W10 W11 W13; W12 only when named: it starts a PostgreSQL 15
                           primary and hot standby of its own)
   --systems LIST          postgres,raw,pglite,memory,emmett (default all; emmett: Emmett's PostgreSQL event
                           store, W1-W5 only)
@@ -96,6 +109,17 @@ const usage = `npm run bench -- [options]
   --w12-events N          events in the log W12 catches up on, on the standby and on the primary (default
                           200000; quick 10000; pages of --w8-page-size, readers stopped after --w8-budget)
   --w12-duration S        seconds W12 appends while a subscriber on each node follows (default 20; quick 1)
+  --w13-lengths LIST      stream lengths W13 times commands at, with and without snapshots (default
+                          10,1000,10000,100000; quick 10,100)
+  --w13-ops N             W13 commands per cell (default 200; quick 10)...
+  --w13-budget S          ...or fewer once a cell has run this long (default 15; quick 1)
+  --w13-concurrency N     writers of W13's write comparison (default 8)
+  --w13-write-streams N   streams per side of the write comparison (default 32; quick 8)
+  --w13-write-length N    their events before snapshots (default 1000; quick 100)
+  --w13-write-every N     the snapshot policy compared with never writing again: a snapshot after N
+                          folded events (default 100, the library's default; quick 10)
+  --w13-write-budget S    seconds a side of the write comparison may run before its workers stop
+                          (default 120; quick 10)
   --out DIR               where to write the results (default bench/results)
   --help
 `
@@ -154,6 +178,14 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
       "w11-duration": { type: "string" },
       "w12-events": { type: "string" },
       "w12-duration": { type: "string" },
+      "w13-lengths": { type: "string" },
+      "w13-ops": { type: "string" },
+      "w13-budget": { type: "string" },
+      "w13-concurrency": { type: "string" },
+      "w13-write-streams": { type: "string" },
+      "w13-write-length": { type: "string" },
+      "w13-write-every": { type: "string" },
+      "w13-write-budget": { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", default: false }
     },
@@ -173,6 +205,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
   }
   const concurrencies = list(values.concurrency).map((value) => integer("concurrency", value, 1, 1))
   const pageSize = values["w7-page-size"]
+  const lengths = list(values["w13-lengths"]).map((value) => integer("w13-lengths", value, 10, 1))
   const batchSizes = list(values["w11-batch-sizes"]).map((value) => integer("w11-batch-sizes", value, 100, 1))
   return {
     quick,
@@ -203,6 +236,14 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
     w11Seconds: number("w11-duration", values["w11-duration"], quick ? 0.5 : 20, 0.01),
     w12Events: integer("w12-events", values["w12-events"], quick ? 10_000 : 200_000, 1),
     w12Seconds: number("w12-duration", values["w12-duration"], quick ? 1 : 20, 0.01),
+    w13Lengths: lengths.length === 0 ? (quick ? [10, 100] : [10, 1000, 10_000, 100_000]) : lengths,
+    w13Ops: integer("w13-ops", values["w13-ops"], quick ? 10 : 200, 1),
+    w13BudgetSeconds: number("w13-budget", values["w13-budget"], quick ? 1 : 15, 0.01),
+    w13Concurrency: integer("w13-concurrency", values["w13-concurrency"], 8, 1),
+    w13WriteStreams: integer("w13-write-streams", values["w13-write-streams"], quick ? 8 : 32, 1),
+    w13WriteLength: integer("w13-write-length", values["w13-write-length"], quick ? 100 : 1000, 1),
+    w13WriteEvery: integer("w13-write-every", values["w13-write-every"], quick ? 10 : 100, 1),
+    w13WriteBudgetSeconds: number("w13-write-budget", values["w13-write-budget"], quick ? 10 : 120, 0.01),
     outDir: values.out ?? new URL("../results", import.meta.url).pathname
   }
 }

@@ -10,6 +10,7 @@ import type { LongStreamResult } from "../workloads/long-stream.js"
 import { type ProjectionsResult, sideLabel } from "../workloads/projection.js"
 import type { ReplicasOutcome, ReplicasResult } from "../workloads/replicas.js"
 import type { RoundTrips } from "../workloads/round-trips.js"
+import { type LatencyCell, type SnapshotsResult, shapeLabel, type W13Shape } from "../workloads/snapshots.js"
 import type { Workload } from "../workloads/workloads.js"
 import type { Sample } from "./measure.js"
 import type { SystemName } from "./options.js"
@@ -309,7 +310,8 @@ export const targets = (
   longStream: ReadonlyArray<LongStreamResult>,
   log: LogResults,
   /** Whether the run is as large as issue #15's goals speak of (not --quick, 3+ repetitions of 5+ s, full sizes). */
-  full: boolean
+  full: boolean,
+  snapshots: SnapshotsResult | undefined
 ): ReadonlyArray<Target> => {
   const list: Array<Target> = [
     ...ratioTarget(rows, ["W1", "W2", "W3"], 0.85, "W1-W3"),
@@ -354,7 +356,71 @@ export const targets = (
       met: long.events >= 1_000_000 ? peak < 300 * 2 ** 20 : null
     })
   }
-  return [...list, ...logTargets(log)]
+  return [...list, ...logTargets(log), ...snapshotTargets(snapshots)]
+}
+
+/** W13's cell of `store`, `shape`, `length` and `variant`, if it ran. */
+const snapshotCell = (
+  result: SnapshotsResult,
+  store: string,
+  shape: W13Shape,
+  length: number,
+  variant: LatencyCell["variant"]
+) =>
+  result.cells.find(
+    (cell) => cell.store === store && cell.shape === shape && cell.length === length && cell.variant === variant
+  )
+
+/**
+ * Issue #26's goals: with snapshots, the longest stream at most 2 × the shortest (judged when they are
+ * 100,000 and 10 events); with snapshots on the shortest, no slower than without, within the noise (the
+ * median p50 with them at most the slowest repetition's p50 without); the periodic writes raise p99 by at
+ * most 10% (judged with the default policy, 100 events). None judged on --quick runs.
+ */
+const snapshotTargets = (result: SnapshotsResult | undefined): ReadonlyArray<Target> => {
+  if (result === undefined) return []
+  const list: Array<Target> = []
+  const shortest = result.lengths[0] as number
+  const longest = result.lengths[result.lengths.length - 1] as number
+  const judged = !result.quick && result.repetitions >= 3
+  for (const store of result.stores) {
+    for (const shape of ["one", "two"] as const) {
+      const short = snapshotCell(result, store, shape, shortest, "snapshot")
+      const long = snapshotCell(result, store, shape, longest, "snapshot")
+      if (short !== undefined && long !== undefined && longest > shortest) {
+        const ratio = long.p50Ms / short.p50Ms
+        list.push({
+          target: `W13 ${store} ${shapeLabel[shape]}: with snapshots, ${fmt(longest)} events <= 2 × ${fmt(shortest)} events (p50)`,
+          measured: `${ratio.toFixed(2)}× (${ms(long.p50Ms)} vs ${ms(short.p50Ms)} ms; p99 ${(long.p99Ms / short.p99Ms).toFixed(2)}×, ${ms(long.p99Ms)} vs ${ms(short.p99Ms)} ms)`,
+          met: judged && longest >= 100_000 && shortest <= 10 ? ratio <= 2 : null
+        })
+      }
+      const without = snapshotCell(result, store, shape, shortest, "none")
+      if (short !== undefined && without !== undefined) {
+        const slowest = Math.max(
+          ...result.runs
+            .filter(
+              (run) => run.store === store && run.shape === shape && run.length === shortest && run.variant === "none"
+            )
+            .map((run) => run.p50Ms)
+        )
+        list.push({
+          target: `W13 ${store} ${shapeLabel[shape]}: with snapshots at ${fmt(shortest)} events no slower than without (p50 <= the slowest repetition without)`,
+          measured: `${ms(short.p50Ms)} vs ${ms(without.p50Ms)} ms (${(short.p50Ms / without.p50Ms).toFixed(2)}×; slowest without ${ms(slowest)} ms); p99 ${ms(short.p99Ms)} vs ${ms(without.p99Ms)} ms`,
+          met: judged ? short.p50Ms <= slowest : null
+        })
+      }
+    }
+  }
+  const { writes } = result
+  for (const cell of writes.cells) {
+    list.push({
+      target: `W13 ${cell.store}: snapshot writes every ${writes.every} events raise p99 by <= 10% (c${writes.concurrency})`,
+      measured: `${change(cell.p99Ratio)} (${ms(cell.periodic.p99Ms)} vs ${ms(cell.never.p99Ms)} ms; by repetition ${cell.p99RatioByRepetition.map(change).join(", ")})`,
+      met: judged && writes.every === 100 ? cell.p99Ratio <= 1.1 : null
+    })
+  }
+  return list
 }
 
 const fmt = (value: number, digits = 0) =>
@@ -363,6 +429,8 @@ const fmt = (value: number, digits = 0) =>
     : value.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits })
 const ms = (value: number) => (Number.isNaN(value) ? "-" : value < 10 ? value.toFixed(2) : value.toFixed(1))
 const pct = (value: number) => (Number.isNaN(value) ? "-" : `${(value * 100).toFixed(1)}%`)
+/** A change as a signed percentage: +12.5%, -3.0%. */
+const change = (ratio: number) => (Number.isNaN(ratio) ? "-" : `${ratio >= 1 ? "+" : ""}${pct(ratio - 1)}`)
 export const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0)
 /** A half of W8's trace without samples (a run shorter than a second) has no peak. */
 const mbOrDash = (bytes: number) => (bytes > 0 ? mb(bytes) : "-")
@@ -380,6 +448,7 @@ const table = (
 
 export interface Report extends LogResults {
   readonly meta: Record<string, unknown>
+  readonly snapshots: SnapshotsResult | undefined
   readonly rows: ReadonlyArray<Row>
   readonly targets: ReadonlyArray<Target>
   readonly roundTrips: RoundTrips | undefined
@@ -508,6 +577,7 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
     )
   }
   parts.push(...logSections(report))
+  parts.push(...snapshotSections(report.snapshots))
   if (report.targets.length > 0) {
     parts.push(
       "## Targets",
@@ -837,3 +907,118 @@ const projectionSections = (projections: ProjectionsResult | undefined): Readonl
 }
 
 type DeliveryLatencyRow = DeliveryResult["inProcess"]
+
+const snapshotSections = (result: SnapshotsResult | undefined): ReadonlyArray<string> => {
+  if (result === undefined) return []
+  const { writes } = result
+  const p50p99 = (cell: LatencyCell | undefined) =>
+    cell === undefined
+      ? "-"
+      : `${ms(cell.p50Ms)} / ${ms(cell.p99Ms)}${cell.stopped > 0 ? ` (${fmt(cell.ops)} commands)` : ""}`
+  const lines = (["one", "two"] as const).flatMap((shape) =>
+    result.lengths.map((length) => [
+      shapeLabel[shape],
+      fmt(length),
+      ...result.stores.flatMap((store) => [
+        p50p99(snapshotCell(result, store, shape, length, "none")),
+        p50p99(snapshotCell(result, store, shape, length, "snapshot"))
+      ]),
+      [
+        ...new Set(
+          result.stores.map((store) =>
+            fmt(snapshotCell(result, store, shape, length, "snapshot")?.lengthAtEnd ?? Number.NaN)
+          )
+        )
+      ].join(" / ")
+    ])
+  )
+  const shortest = result.lengths[0] as number
+  const longest = result.lengths[result.lengths.length - 1] as number
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined ? "-" : `**${(a / b).toFixed(2)}**`
+  const ratios = result.stores.flatMap((store) =>
+    (["one", "two"] as const).map((shape) => {
+      const short = snapshotCell(result, store, shape, shortest, "snapshot")
+      const long = snapshotCell(result, store, shape, longest, "snapshot")
+      const without = snapshotCell(result, store, shape, shortest, "none")
+      const longWithout = snapshotCell(result, store, shape, longest, "none")
+      return [
+        store,
+        shapeLabel[shape],
+        longest > shortest ? `${ratio(long?.p50Ms, short?.p50Ms)} / ${ratio(long?.p99Ms, short?.p99Ms)}` : "-",
+        `${ratio(short?.p50Ms, without?.p50Ms)} / ${ratio(short?.p99Ms, without?.p99Ms)}`,
+        `${ratio(longWithout?.p50Ms, long?.p50Ms)}`
+      ]
+    })
+  )
+  return [
+    "## W13 commands on long streams, with and without snapshots (issue #26)",
+    "",
+    `\`execute\` at c1 of the bank's Deposit (one stream) and Transfer (two streams, each of the length shown), without snapshots and with them (a copy of the command with \`Snapshot.make({ state, version: 1 })\`: a new snapshot once a command folded 100 events beyond the last, written in the background). Each length has a pool of streams (pairs) used in turn (${result.poolSizes.map((pool) => `${fmt(pool.streams)} at ${fmt(pool.length)} events`).join(", ")}), seeded by SQL through \`eventcore.append\`, each given a first snapshot before measuring. Every command appends an event, so the streams grow through the run (last column: the mean length at the end) and the snapshots are rewritten every 100 events. A cell runs ${fmt(result.ops)} commands one after another, or fewer once ${result.budgetSeconds} s have passed (the count is shown then); medians of p50 and p99 over ${result.repetitions} repetitions, without and with snapshots alternating on the same streams${result.warmupSeconds > 0 ? `, after a warm-up of ${result.warmupSeconds} s per command and variant on the shortest streams` : ""}.`,
+    "",
+    table(
+      [
+        "command",
+        "events",
+        ...result.stores.flatMap((store) => [`${store} without, p50 / p99 ms`, `${store} with snapshots`]),
+        result.stores.length > 1 ? `grew to (${result.stores.join(" / ")})` : "grew to"
+      ],
+      [false, true, ...result.stores.flatMap(() => [true, true]), true],
+      lines
+    ),
+    "",
+    table(
+      [
+        "store",
+        "command",
+        `with snapshots, ${fmt(longest)} / ${fmt(shortest)} events, p50 / p99`,
+        `with / without snapshots at ${fmt(shortest)} events, p50 / p99`,
+        `without / with at ${fmt(longest)} events, p50`
+      ],
+      [false, false, true, true, true],
+      ratios
+    ),
+    "",
+    table(
+      ["store", "streams for", "streams", "events", "seeded in s", "events/s", "first snapshots", "in s"],
+      [false, false, true, true, true, true, true, true],
+      result.seeding.map((seed) => [
+        seed.store,
+        seed.part === "latency" ? "latency" : "write comparison",
+        fmt(seed.streams),
+        fmt(seed.events),
+        seed.seconds.toFixed(1),
+        fmt(seed.events / seed.seconds),
+        fmt(seed.primed),
+        seed.primeSeconds.toFixed(1)
+      ])
+    ),
+    "",
+    "### Snapshot writes and the commands around them",
+    "",
+    `The snapshotting Deposit at c${writes.concurrency} (PostgreSQL: a pool of ${writes.poolSize}), with the policy of a snapshot every ${writes.every} folded events against one that never writes after the first (\`after.events\` of a billion), each on ${writes.streams} streams of ${fmt(writes.length)} events; each worker runs ${writes.every} commands on each of its own streams (no conflicts). On both sides every stream's tail after its snapshot runs through 1..${writes.every} events once per cell: the never-writing side's streams get a fresh snapshot before each cell (not timed), the writing side's start at tails spread over 1..${writes.every}, so each writes one snapshot per cell, at a different moment. Sides alternate within each repetition.`,
+    "",
+    table(
+      ["store", "rep", "snapshots", "commands", "ops/s", "p50 ms", "p99 ms", "max ms", "written", "load"],
+      [false, true, false, true, true, true, true, true, true, true],
+      writes.runs.map((run) => [
+        run.store,
+        String(run.repetition),
+        run.variant === "periodic" ? `every ${writes.every} events` : "never again",
+        run.finished ? fmt(run.ops) : `${fmt(run.ops)} (**stopped** at ${writes.budgetSeconds} s)`,
+        fmt(run.opsPerSec),
+        ms(run.p50Ms),
+        ms(run.p99Ms),
+        ms(run.maxMs),
+        fmt(run.snapshotsWritten),
+        run.loadAverage.toFixed(1)
+      ])
+    ),
+    "",
+    ...writes.cells.map(
+      (cell) =>
+        `- ${cell.store}: p99 ${ms(cell.periodic.p99Ms)} ms with the writes, ${ms(cell.never.p99Ms)} ms without: **${change(cell.p99Ratio)}** (by repetition ${cell.p99RatioByRepetition.map(change).join(", ")}); p50 ${change(cell.p50Ratio)}; ${fmt(cell.periodic.opsPerSec)} vs ${fmt(cell.never.opsPerSec)} commands/s.`
+    ),
+    ""
+  ]
+}

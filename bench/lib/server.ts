@@ -18,7 +18,9 @@ const reported = [
   "max_connections",
   "work_mem",
   "effective_io_concurrency",
-  "commit_delay"
+  "commit_delay",
+  // Whether a statement whose estimated cost passes jit_above_cost is compiled on each execution (see W13).
+  "jit"
 ] as const
 
 /** The URL of `database` on the server of `url`. */
