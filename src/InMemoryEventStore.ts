@@ -179,9 +179,9 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
           found !== undefined &&
           found.stateVersion === request.stateVersion &&
           found.eventVersions === request.eventVersions
-        const after = new Map<StreamId, number>(request.streams.map((id) => [id, 0]))
-        if (usable) for (const [id, version] of found.streams) after.set(id, Math.max(after.get(id) ?? 0, version))
-        const tails = [...after].map(([streamId, from]): StreamTail => {
+        const covered = new Map(usable ? found.streams : [])
+        const tails = request.streams.map((streamId): StreamTail => {
+          const from = covered.get(streamId) ?? 0
           const stream = streams.get(streamId) ?? []
           return { streamId, version: stream.length, after: from, events: stream.slice(from) }
         })

@@ -132,8 +132,8 @@ export function execute<
     let attempts = 0
     let lastConflict: VersionConflict | undefined
 
-    const readOne = (streamId: StreamId) =>
-      store.readStream(streamId).pipe(
+    const readOne = (streamId: StreamId, fromVersion = 1) =>
+      store.readStream(streamId, { fromVersion }).pipe(
         Effect.catchTags({
           StreamNotFound: () => Effect.succeed({ streamId, version: 0, events: [] }),
           InvalidReadOptions: (error) => Effect.die(error)
@@ -194,7 +194,7 @@ export function execute<
       const readRound = (ids: Iterable<StreamId>) => {
         const fresh = [...new Set(ids)].filter((id) => !versions.has(id))
         for (const id of fresh) versions.set(id, 0)
-        return Effect.forEach(fresh, readOne, { concurrency: "unbounded" }).pipe(
+        return Effect.forEach(fresh, (id) => readOne(id), { concurrency: "unbounded" }).pipe(
           Effect.map((reads) => {
             reads.forEach((read, i) => {
               versions.set(fresh[i] as StreamId, read.version)
@@ -215,16 +215,26 @@ export function execute<
           eventVersions: codec.fingerprint,
           streams: declared
         })
-        const restored = yield* restore(snapshot, snapshots, load, declared, codec.fingerprint)
-        if (Option.isSome(restored) || !load.usable) {
-          // From the snapshot, or, without one, from the start: the tails read every declared stream whole.
-          if (Option.isSome(restored)) state = restored.value
+        const restored = yield* restore(snapshot, snapshots, load, declared, codec.fingerprint, readOne)
+        if (Option.isSome(restored)) {
+          // The snapshot, then each stream's events after it: the declared streams', then the discovered ones'.
+          state = restored.value.state
+          for (const tail of load.tails) {
+            versions.set(tail.streamId, tail.version)
+            fold(yield* decodeAll(tail.events))
+          }
+          for (const [streamId, read] of restored.value.discovered) {
+            versions.set(streamId, read.version)
+            fold(read.events)
+          }
+        } else if (!load.usable) {
+          // No snapshot of these versions: the tails read every declared stream from the start.
           for (const tail of load.tails) {
             versions.set(tail.streamId, tail.version)
             fold(yield* decodeAll(tail.events))
           }
         } else {
-          // A snapshot with the right versions that could not be used: its tails start after it, so read again in full.
+          // A snapshot of these versions that could not be used: the tails start after it, so read again in full.
           yield* readRound(declared)
         }
       } else {
@@ -320,19 +330,28 @@ export function execute<
   )
 }
 
+/** A snapshot's state, and the streams it covers beyond the declared ones, each read after the version it covers. */
+interface Restored<State, Read> {
+  readonly state: State
+  readonly discovered: ReadonlyArray<readonly [StreamId, Read]>
+}
+
 /**
- * The state of a snapshot `load` found, if it can be used: its versions match,
- * it names the declared streams first (a different list with the same hash
- * does not), no stream holds fewer events than it covers, and the state
- * decodes. Otherwise none, counted and logged once per command and reason.
+ * The state of the snapshot `load` found, if it can be used: its versions
+ * match, it names the declared streams first (a different list with the same
+ * hash does not), no stream holds fewer events than it covers, and the state
+ * decodes. The streams it covers beyond the declared ones (found by
+ * `discover`) are read here, after the versions it covers, with `readAfter`.
+ * Otherwise none, counted and logged once per command and reason.
  */
-const restore = <State>(
+const restore = <State, Read extends { readonly version: number }, E>(
   snapshot: Snapshot.Snapshot<State>,
   snapshots: Snapshots,
   load: SnapshotLoad,
   declared: ReadonlyArray<StreamId>,
-  eventVersions: string
-): Effect.Effect<Option.Option<State>> => {
+  eventVersions: string,
+  readAfter: (streamId: StreamId, fromVersion: number) => Effect.Effect<Read, E>
+): Effect.Effect<Option.Option<Restored<State, Read>>, E> => {
   const found = load.found
   if (found === undefined) return Effect.succeedNone
   const ignored = (reason: "version" | "undecodable" | "streams", detail: string) =>
@@ -344,7 +363,9 @@ const restore = <State>(
           `eventcore: a snapshot of ${found.command} was ignored (${reason}): ${detail}; folding in full`
         ).pipe(Effect.annotateLogs({ command: found.command, reason }))
       )
-    ).pipe(Effect.as(Option.none<State>()))
+    ).pipe(Effect.as(Option.none<Restored<State, Read>>()))
+  const shorterThan = (streamId: StreamId, covered: number, holds: number) =>
+    ignored("streams", `it covers ${covered} events of ${JSON.stringify(streamId)}, which holds ${holds}`)
   if (!load.usable) {
     const stateChanged = found.stateVersion !== snapshot.version
     return ignored(
@@ -354,19 +375,31 @@ const restore = <State>(
         : `its events were read as ${JSON.stringify(found.eventVersions)}, the command reads them as ${JSON.stringify(eventVersions)}`
     )
   }
-  const namesDeclaredFirst = declared.every((id, i) => found.streams[i]?.[0] === id)
+  if (!declared.every((id, i) => found.streams[i]?.[0] === id))
+    return ignored("streams", "it was saved for other streams")
   const shorter = load.tails.find((tail) => tail.version < tail.after)
-  if (!namesDeclaredFirst || shorter !== undefined) {
-    return ignored(
-      "streams",
-      shorter === undefined
-        ? "it was saved for other streams"
-        : `it covers ${shorter.after} events of ${JSON.stringify(shorter.streamId)}, which holds ${shorter.version}`
-    )
-  }
+  if (shorter !== undefined) return shorterThan(shorter.streamId, shorter.after, shorter.version)
   return snapshot.decode(found.state).pipe(
-    Effect.map(Option.some),
-    Effect.catchAll((error) => ignored("undecodable", ParseResult.TreeFormatter.formatErrorSync(error)))
+    Effect.either,
+    Effect.flatMap((decoded) => {
+      if (Either.isLeft(decoded)) return ignored("undecodable", ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+      const beyond = found.streams.slice(declared.length)
+      return Effect.forEach(beyond, ([streamId, covered]) => readAfter(streamId, covered + 1), {
+        concurrency: "unbounded"
+      }).pipe(
+        Effect.flatMap((reads) => {
+          const shorterIndex = reads.findIndex((read, i) => read.version < (beyond[i]?.[1] ?? 0))
+          const short = beyond[shorterIndex]
+          if (short !== undefined) return shorterThan(short[0], short[1], reads[shorterIndex]?.version ?? 0)
+          return Effect.succeed(
+            Option.some({
+              state: decoded.right,
+              discovered: reads.map((read, i) => [(beyond[i] as readonly [StreamId, number])[0], read] as const)
+            })
+          )
+        })
+      )
+    })
   )
 }
 

@@ -155,7 +155,7 @@ export interface StoredSnapshot {
   readonly state: unknown
 }
 
-/** What a command's first read asks for: its declared streams, and the snapshot that may cover them. */
+/** What a command's first read asks for: its declared streams, in order, and the snapshot that may cover them. */
 export interface SnapshotRequest {
   readonly command: string
   readonly key: string
@@ -178,10 +178,10 @@ export interface SnapshotLoad {
   /** The key's snapshot, if one is stored, whether or not it was usable. */
   readonly found?: StoredSnapshot
   /**
-   * Whether `found` has the state and event versions asked for: then the
-   * tails start after the versions it covers, and include the streams it
-   * covers beyond the declared ones (after them, in its order); otherwise
-   * every declared stream is read from the start.
+   * Whether `found` has the state and event versions asked for: then each
+   * declared stream's tail starts after the version it covers; otherwise
+   * every declared stream is read from the start. The streams it covers
+   * beyond the declared ones (discovered) are not read here.
    */
   readonly usable: boolean
   readonly tails: ReadonlyArray<StreamTail>
@@ -189,7 +189,7 @@ export interface SnapshotLoad {
 
 /** Where snapshots of commands' state are kept. */
 export interface SnapshotStore {
-  /** The snapshot of the request's key with the tails of its streams, in one read. */
+  /** The snapshot of the request's key with the tails of the declared streams, in one read. */
   readonly load: (request: SnapshotRequest) => Effect.Effect<SnapshotLoad, StoreError>
   /**
    * Stores `snapshot` unless the key's stored one covers more events with the

@@ -26,6 +26,13 @@ interface SnapshotRow {
   readonly state: unknown
 }
 
+/**
+ * A PostgreSQL array literal of `values`, each quoted: what `load` takes its
+ * streams as (see there why not JSON). A stream id may hold any character.
+ */
+const textArray = (values: ReadonlyArray<string>) =>
+  `{${values.map((value) => `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")}}`
+
 /** The columns of a row of `load` before the event's (`logColumns`): place, stream id, version, after, snapshot. */
 const eventFrom = 5
 
@@ -39,13 +46,13 @@ export const make = (schema: string, query: Query): SnapshotStore => {
           request.key,
           request.stateVersion,
           request.eventVersions,
-          JSON.stringify(request.streams)
+          textArray(request.streams)
         ]),
         (rows) => {
-          // Only on the first row: the statement puts it there once.
-          const stored = rows[0]?.[4] as SnapshotRow | null | undefined
+          // On one row only: the statement puts it there once.
+          const stored = rows.find((row) => row[4] !== null)?.[4] as SnapshotRow | undefined
           const found =
-            stored === null || stored === undefined
+            stored === undefined
               ? undefined
               : {
                   command: request.command,
@@ -55,16 +62,19 @@ export const make = (schema: string, query: Query): SnapshotStore => {
                   streams: stored.streams,
                   state: stored.state
                 }
-          // Rows come stream by stream; a stream without events to read is one row whose event is null.
-          const tails: Array<StreamTail & { events: Array<RecordedEvent> }> = []
+          // One row per event, or one of nulls for a stream without events to read; in no order.
+          const byPlace = new Map<number, StreamTail & { events: Array<RecordedEvent> }>()
           for (const row of rows) {
-            let tail = tails.at(-1)
-            if (tail === undefined || tail.streamId !== row[1]) {
+            const place = Number(row[0])
+            let tail = byPlace.get(place)
+            if (tail === undefined) {
               tail = { streamId: row[1] as StreamId, version: row[2] as number, after: row[3] as number, events: [] }
-              tails.push(tail)
+              byPlace.set(place, tail)
             }
             if (row[eventFrom + 2] !== null) tail.events.push(eventAt(row, eventFrom))
           }
+          const tails = [...byPlace].sort(([a], [b]) => a - b).map(([, tail]) => tail)
+          for (const tail of tails) tail.events.sort((a, b) => a.streamVersion - b.streamVersion)
           const usable =
             found !== undefined &&
             found.stateVersion === request.stateVersion &&

@@ -358,6 +358,38 @@ export const defineSnapshotTests = (withFreshStore: WithStore) => {
         expect(foldsOf(name)).toBe(40)
         expect(seen[1]).toEqual(seen[0])
         expect(yield* ignored(name, "streams")).toBe(2)
+
+        // A discovered stream the snapshot covers further than it goes, read after the declared ones.
+        yield* snapshots.clear(name)
+        yield* snapshots.save(
+          stored([
+            [input.from, 20],
+            [input.to, 0],
+            [id("restored-fees"), 7]
+          ])
+        )
+        yield* execute(command, input)
+        expect(foldsOf(name)).toBe(60)
+        expect(seen[2]).toEqual(seen[0])
+        expect(yield* ignored(name, "streams")).toBe(3)
+      })
+    ))
+
+  it("reads streams whose ids hold quotes, backslashes, commas, braces and NULL-looking text", () =>
+    withStore(
+      Effect.gen(function* () {
+        const input = { from: id('acc "a", {b}'), to: id('acc\\b\\"NULL'), amount: 0 }
+        yield* deposit(input.from, 120)
+        yield* deposit(input.to, 3)
+        const { command, seen, name } = payment({ snapshot: snapshotOf() })
+        yield* execute(command, input)
+        yield* Snapshot.awaitWrites
+        yield* deposit(input.to, 2)
+        const folded = foldsOf(name)
+        yield* execute(command, input)
+        expect(foldsOf(name) - folded).toBe(2)
+        expect(seen[1]).toEqual(yield* fullFold(input))
+        expect(seen[1]?.accounts[input.to]?.balance).toBe(5)
       })
     ))
 
