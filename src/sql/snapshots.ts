@@ -26,27 +26,30 @@ interface SnapshotRow {
   readonly state: unknown
 }
 
-/**
- * A PostgreSQL array literal of `values`, each quoted: what `load` takes its
- * streams as (see there why not JSON). A stream id may hold any character.
- */
-const textArray = (values: ReadonlyArray<string>) =>
-  `{${values.map((value) => `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")}}`
-
 /** The columns of a row of `load` before the event's (`logColumns`): place, stream id, version, after, snapshot. */
 const eventFrom = 5
 
 export const make = (schema: string, query: Query): SnapshotStore => {
   const statements = snapshotStatements(schema)
+  // One text per number of declared streams: each command has one, so a few texts in all.
+  const loads = new Map<number, string>()
+  const loadOf = (streams: number) => {
+    let statement = loads.get(streams)
+    if (statement === undefined) {
+      statement = statements.load(streams)
+      loads.set(streams, statement)
+    }
+    return statement
+  }
   return {
     load: (request) =>
       Effect.map(
-        query("load_snapshot", statements.load, [
+        query("load_snapshot", loadOf(request.streams.length), [
           request.command,
           request.key,
           request.stateVersion,
           request.eventVersions,
-          textArray(request.streams)
+          ...request.streams
         ]),
         (rows) => {
           // On one row only: the statement puts it there once.

@@ -205,26 +205,31 @@ export const snapshotStatements = (schema: string) => {
   const snapshots = `${quoted(schema)}.snapshots`
   return {
     /**
-     * A command's first read, in one statement and so from one snapshot of the
-     * database: the snapshot of ($1 command, $2 key) as JSON, if any, and the
-     * declared streams ($5, an array literal, in order) with their current
-     * versions and events. Each stream a snapshot with the state version $3
-     * and event versions $4 covers is read after the version it covers; the
-     * others from the start. Columns: the stream's place, id, version, the
-     * version read after, the snapshot, then the columns of `logColumns`; a
-     * stream without events to read is one row of nulls after the snapshot.
-     * The snapshot is on one row only: the first of the first stream (its
-     * events after `after` start at `after + 1`, versions being gap-free).
+     * A command's first read of `streams` declared streams ($5, $6, ...: their
+     * ids, in order), in one statement and so from one snapshot of the
+     * database: the snapshot of ($1 command, $2 key) as JSON, if any, and each
+     * declared stream's current version and events. Each stream a snapshot
+     * with the state version $3 and event versions $4 covers is read after the
+     * version it covers; the others from the start. Columns: the stream's
+     * place, id, version, the version read after, the snapshot, then the
+     * columns of `logColumns`; a stream without events to read is one row of
+     * nulls after the snapshot. The snapshot is on one row only: the first of
+     * the first stream (its events after `after` start at `after + 1`,
+     * versions being gap-free).
      *
-     * No ORDER BY: the caller puts the rows in order. Sorting here made the
-     * planner's cost grow with its guess of a stream's length (the table's
-     * events over its streams), and past `jit_above_cost` PostgreSQL compiled
-     * the statement on every call: 300 ms instead of 0.3 ms where a few long
-     * streams hold the events. The declared streams are an array literal, not
-     * JSON, so that the planner counts them (it guesses 100 elements for a
-     * JSON array).
+     * Planned to stay cheap: the streams are an array of as many parameters
+     * as there are, which the planner counts even in a plan made once for
+     * every call (a JSON array it guesses at 100 elements, an array parameter
+     * at 10 in such a plan, and so planned again on every call, 0.4 ms). No
+     * ORDER BY: the caller puts the rows in order. Sorting here made the cost
+     * grow with the planner's guess of a stream's length (the table's events
+     * over its streams); past `jit_above_cost` PostgreSQL compiled the
+     * statement on every call, 300 ms instead of 0.3 ms where a few long
+     * streams hold the events. The version range is bounded on both sides
+     * for the same reason: the planner guesses a range's share of a stream at
+     * 0.5%, a one-sided bound's at a third.
      */
-    load: `with found as materialized (
+    load: (streams: number) => `with found as materialized (
   select s.state_version, s.event_versions, s.streams, s.state from ${snapshots} s where s.command = $1 and s.key = $2
 ),
 wanted as (
@@ -232,7 +237,8 @@ wanted as (
     select (c.stream ->> 1)::int from found f, jsonb_array_elements(f.streams) as c(stream)
     where f.state_version = $3 and f.event_versions = $4 and c.stream ->> 0 = d.stream_id
   ), 0) as after
-  from unnest($5::text::text[]) with ordinality as d(stream_id, place)
+  from unnest(array[${Array.from({ length: streams }, (_, i) => `$${i + 5}::text`).join(", ")}]::text[])
+    with ordinality as d(stream_id, place)
 )
 select w.place, w.stream_id, v.version, w.after,
        case when w.place = 1 and (e.stream_version is null or e.stream_version = w.after + 1)
