@@ -21,7 +21,7 @@ describeServer("PostgreSQL", () => {
   // array, guessed at 100, and an ORDER BY over the guess) cost 4.3 million
   // there and went past jit_above_cost: PostgreSQL compiled it on every
   // command, 300 ms for a read of 0.3 ms.
-  it("plans a command's first read once, below jit_above_cost, where a few long streams hold the events", () =>
+  it("plans a command's first read below jit_above_cost, on its sixth call too, where a few long streams hold the events", () =>
     Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
@@ -59,9 +59,9 @@ describeServer("PostgreSQL", () => {
               sql.unsafe(`explain (format json) execute ${statement} (${values})`)
             )
             const [explained] = (row?.["QUERY PLAN"] ?? []) as ReadonlyArray<{ Plan: { "Total Cost": number } }>
+            // Whichever plan the server runs by then (PostgreSQL 15 and 16 one plan for every call, 17 and 18
+            // a plan per call for this data), it is not compiled.
             expect(explained?.Plan["Total Cost"]).toBeLessThan(threshold)
-            // The plan made once for every call, not a plan made anew (0.4 ms each): it names its parameters.
-            expect(JSON.stringify(explained)).toContain("$5")
           }
         })
       )
