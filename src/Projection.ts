@@ -9,42 +9,127 @@
  * stand by and take over when it ends. See docs/projections.md.
  */
 
+import type { InferSelectModel } from "drizzle-orm"
+import type { PgTable } from "drizzle-orm/pg-core"
 import { type Duration, Effect, Schedule, type Schema } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import { type ProjectionFailed, ProjectionTimeout, type StoreError } from "./errors.js"
+import * as RowProjection from "./internal/rowProjection.js"
 import * as Runner from "./internal/runner.js"
-import type { DeadLetter, ProjectionStatus } from "./internal/storeContract.js"
+import type { DeadLetter, ProjectionStatus, ReadModelDatabase } from "./internal/storeContract.js"
 import type { LogPosition } from "./LogPosition.js"
 import { ReadModel, ReadModelStore } from "./ReadModel.js"
 
 export type { DeadLetter, ProjectionStatus }
 export { ReadModel, ReadModelStore }
 
+/** An event of a batch: today's event, and the stored event it came from. */
+export interface BatchEvent<E> {
+  readonly event: E
+  readonly recorded: RecordedEvent
+}
+
 export interface Projection<E, I, Err, R> {
   readonly _tag: "Projection"
   readonly name: string
   readonly event: Schema.Schema<E, I>
   readonly filter?: { readonly streamPrefix?: string }
-  readonly handle: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R>
+  /** Applies one event (a projection has `handle` or `handleBatch`). */
+  readonly handle?: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R>
+  /** Applies a batch's events at once, in log order. */
+  readonly handleBatch?: (events: ReadonlyArray<BatchEvent<E>>) => Effect.Effect<void, Err, R>
   readonly reset?: Effect.Effect<void, Err, R>
 }
 
 /**
  * A projection named `name` (unique among the store's projections and
- * reactors): `handle` applies each event of the `event` schema (a union of
- * tagged structs; only their types are read from the log), `reset` empties
- * the read model for a rebuild.
+ * reactors) of the events of the `event` schema (a union of tagged structs;
+ * only their types are read from the log). `handle` applies each event, or
+ * `handleBatch` a batch's events at once (for batched SQL of your own; a
+ * failure of it is found by splitting the batch); `reset` empties the read
+ * model for a rebuild. For a table of one row per key, `rows` is both simpler
+ * and faster.
  */
-export const make = <E extends { readonly _tag: string }, I, Err = never, R = never>(options: {
+export function make<E extends { readonly _tag: string }, I, Err = never, R = never>(
+  options: Definition<E, I, Err, R> & {
+    readonly handle: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R>
+    readonly handleBatch?: never
+  }
+): Projection<E, I, Err, R> & { readonly handle: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R> }
+export function make<E extends { readonly _tag: string }, I, Err = never, R = never>(
+  options: Definition<E, I, Err, R> & {
+    readonly handleBatch: (events: ReadonlyArray<BatchEvent<E>>) => Effect.Effect<void, Err, R>
+    readonly handle?: never
+  }
+): Projection<E, I, Err, R>
+export function make<E extends { readonly _tag: string }, I, Err, R>(
+  options: Definition<E, I, Err, R> & {
+    readonly handle?: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R>
+    readonly handleBatch?: (events: ReadonlyArray<BatchEvent<E>>) => Effect.Effect<void, Err, R>
+  }
+): Projection<E, I, Err, R> {
+  Runner.checkDeclared("Projection", options)
+  if ((options.handle === undefined) === (options.handleBatch === undefined)) {
+    throw new TypeError(`Projection ${JSON.stringify(options.name)}: give it either handle or handleBatch`)
+  }
+  return { _tag: "Projection", ...options }
+}
+
+/** What every projection declares: its name, its events, and how to empty its read model. */
+interface Definition<E, I, Err, R> {
   readonly name: string
   readonly event: Schema.Schema<E, I>
   readonly filter?: { readonly streamPrefix?: string }
-  readonly handle: (event: E, recorded: RecordedEvent) => Effect.Effect<void, Err, R>
   readonly reset?: Effect.Effect<void, Err, R>
-}): Projection<E, I, Err, R> => {
+}
+
+/**
+ * A projection into one table of the application's, one row per key: `key`
+ * names the row an event changes (the value of the table's one-column primary
+ * key; undefined: no row), `evolve` returns that row after the event (from
+ * undefined for a row not there yet; undefined deletes it). Both must be pure
+ * and synchronous. Per batch, eventcore loads every row the events touch in
+ * one query, folds the events into them in memory, and writes every change in
+ * one statement with the checkpoint; a rebuild deletes every row of the
+ * table. Throws a `TypeError` for a table without a one-column primary key.
+ *
+ * ```ts
+ * const Balances = Projection.rows({
+ *   name: "balances",
+ *   event: AccountEvent,
+ *   table: balances,
+ *   key: (_, recorded) => recorded.streamId,
+ *   evolve: (row, event, recorded) => ({ account: recorded.streamId, cents: (row?.cents ?? 0) + change(event) })
+ * })
+ * ```
+ */
+export const rows = <E extends { readonly _tag: string }, I, T extends PgTable, K>(options: {
+  readonly name: string
+  readonly event: Schema.Schema<E, I>
+  readonly filter?: { readonly streamPrefix?: string }
+  readonly table: T
+  readonly key: (event: E, recorded: RecordedEvent) => K | undefined
+  readonly evolve: (
+    row: InferSelectModel<T> | undefined,
+    event: E,
+    recorded: RecordedEvent
+  ) => InferSelectModel<T> | undefined
+}): Projection<E, I, StoreError, ReadModel> => {
   Runner.checkDeclared("Projection", options)
-  return { _tag: "Projection", ...options }
+  const fold = RowProjection.make(options)
+  const withDb = <A, Err>(f: (db: ReadModelDatabase) => Effect.Effect<A, Err>) =>
+    Effect.flatMap(ReadModel, ({ db }) => f(db))
+  return {
+    _tag: "Projection",
+    name: options.name,
+    event: options.event,
+    ...(options.filter === undefined ? {} : { filter: options.filter }),
+    // An evolve that throws fails with the runner's EventFailure, naming its event: the runner
+    // splits the batch there and never reports the wrapper itself.
+    handleBatch: (events) => withDb((db) => fold.handleBatch(events, db) as Effect.Effect<void, StoreError>),
+    reset: withDb(fold.reset).pipe(Effect.asVoid)
+  }
 }
 
 export type RunOptions = Runner.RunOptions
@@ -54,13 +139,25 @@ export type StoreOf<R> = [Extract<R, ReadModel>] extends [never] ? never : ReadM
 
 const handlerOf = <E, I, Err, R>(
   projection: Projection<E, I, Err, R>
-): Runner.Handler<E, Err, Exclude<R, ReadModel>> => ({
-  ...Runner.declaredHandler("projection", projection),
-  handle: (event, recorded, db) =>
-    db === undefined
-      ? (projection.handle(event, recorded) as Effect.Effect<void, Err, Exclude<R, ReadModel>>)
-      : Effect.provideService(projection.handle(event, recorded), ReadModel, { db })
-})
+): Runner.Handler<E, Err, Exclude<R, ReadModel>> => {
+  const withReadModel = <A, X>(effect: Effect.Effect<A, X, R>, db: ReadModelDatabase | undefined) =>
+    (db === undefined ? effect : Effect.provideService(effect, ReadModel, { db })) as Effect.Effect<
+      A,
+      X,
+      Exclude<R, ReadModel>
+    >
+  const { handle, handleBatch } = projection
+  return {
+    ...Runner.declaredHandler("projection", projection),
+    ...(handleBatch !== undefined
+      ? { handleBatch: (events, db) => withReadModel(handleBatch(events), db), batchSize: Runner.batchHandlerSize }
+      : {
+          handleBatch: Runner.eachEvent((event, recorded, db) =>
+            withReadModel((handle as NonNullable<typeof handle>)(event, recorded), db)
+          )
+        })
+  }
+}
 
 /**
  * Follows the global log from the projection's checkpoint, one transaction per

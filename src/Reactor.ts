@@ -49,7 +49,10 @@ export const run = <E, I, Err, R>(
     const store = yield* EventStore.EventStore
     const checkpoints = yield* Runner.checkpointsOf(store)
     return yield* Runner.run(
-      { ...Runner.declaredHandler("reactor", reactor), handle: (event, recorded) => reactor.handle(event, recorded) },
+      {
+        ...Runner.declaredHandler("reactor", reactor),
+        handleBatch: Runner.eachEvent((event, recorded) => reactor.handle(event, recorded))
+      },
       checkpoints,
       store,
       options

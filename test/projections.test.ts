@@ -12,6 +12,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { accountStream, Deposit, MoneyDeposited } from "../src/demo/domain.js"
 import { Balances, createBalances } from "../src/demo/readModel.js"
 import { defineProjectionTests, lastPosition, openAll, type WithDatabase } from "./sql/projections.js"
+import { defineRowProjectionTests } from "./sql/rowProjections.js"
 import { migrateUntil } from "./sql/upgrade.js"
 import { initialisedDump } from "./support/initialisedPglite.js"
 
@@ -48,7 +49,10 @@ const withDatabase: WithDatabase = (body) =>
     )
   )
 
-describe("PGlite", () => defineProjectionTests(withDatabase))
+describe("PGlite", () => {
+  defineProjectionTests(withDatabase)
+  defineRowProjectionTests(withDatabase)
+})
 
 describe("a checkpoint from before migration 0009", () => {
   const migration = "0009_projection_filters_and_standbys"

@@ -6,7 +6,6 @@
  */
 import { sql } from "drizzle-orm"
 import { integer, pgTable, text } from "drizzle-orm/pg-core"
-import { Data, Effect } from "effect"
 import { Projection } from "../index.js"
 import { AccountEvent } from "./domain.js"
 
@@ -32,30 +31,18 @@ const change = (event: AccountEvent): number => {
   }
 }
 
-export const Balances = Projection.make({
+/**
+ * Every account's balance: a row projection, so each batch of events is one
+ * query for the rows it touches, a fold in memory, and one upsert.
+ */
+export const Balances = Projection.rows({
   name: "bank-balances",
   event: AccountEvent,
   filter: { streamPrefix: prefix },
-  handle: (event, recorded) =>
-    Effect.flatMap(Projection.ReadModel, ({ db }) => {
-      const cents = change(event)
-      return Effect.tryPromise({
-        try: () =>
-          db
-            .insert(balances)
-            .values({ account: recorded.streamId.slice(prefix.length), cents })
-            .onConflictDoUpdate({ target: balances.account, set: { cents: sql`${balances.cents} + ${cents}` } }),
-        catch: (cause) => new ReadModelError({ cause })
-      })
-    }),
-  reset: Effect.flatMap(Projection.ReadModel, ({ db }) =>
-    Effect.tryPromise({ try: () => db.delete(balances), catch: (cause) => new ReadModelError({ cause }) })
-  )
+  table: balances,
+  key: (_, recorded) => recorded.streamId.slice(prefix.length),
+  evolve: (row, event, recorded) => ({
+    account: recorded.streamId.slice(prefix.length),
+    cents: (row?.cents ?? 0) + change(event)
+  })
 })
-
-/** The read model's table refused a write: the database's error, with its message. */
-export class ReadModelError extends Data.TaggedError("ReadModelError")<{ readonly cause: unknown }> {
-  override get message() {
-    return this.cause instanceof Error ? this.cause.message : String(this.cause)
-  }
-}

@@ -47,11 +47,46 @@ export interface Handler<E, Err, R> {
   readonly filter: LogFilter
   /** Today's events for a stored one (see `EventSchema.Codec.decode`). */
   readonly decode: (recorded: RecordedEvent) => Effect.Effect<ReadonlyArray<E>, EventDecodeError | UnknownEventType>
-  readonly handle: (event: E, recorded: RecordedEvent, db: ReadModelDatabase | undefined) => Effect.Effect<void, Err, R>
+  /**
+   * Handles a batch's events, in log order (a stored event may have become
+   * several, or none). A failure that names its event (`EventFailure`) splits
+   * the batch there; any other splits it in halves, to find the event.
+   */
+  readonly handleBatch: (
+    events: ReadonlyArray<Decoded<E>>,
+    db: ReadModelDatabase | undefined
+  ) => Effect.Effect<void, Err | EventFailure, R>
+  /** Its batches' size unless `RunOptions.batchSize` says otherwise. */
+  readonly batchSize: number
 }
 
+/** The batch size of a handler of one event at a time: its events are awaited one by one. */
+export const eventBatchSize = 100
+
+/** The batch size of a batch handler: each batch costs a few statements, whatever its length. */
+export const batchHandlerSize = 1_000
+
+/** An event as a batch handler gets it: today's event, and the stored one it came from. */
+export interface Decoded<E> {
+  readonly event: E
+  readonly recorded: RecordedEvent
+}
+
+/** Handles a batch one event after the other with `handle`; a failure names its event. */
+export const eachEvent =
+  <E, Err, R>(
+    handle: (event: E, recorded: RecordedEvent, db: ReadModelDatabase | undefined) => Effect.Effect<void, Err, R>
+  ) =>
+  (events: ReadonlyArray<Decoded<E>>, db: ReadModelDatabase | undefined): Effect.Effect<void, EventFailure, R> =>
+    Effect.forEach(events, ({ event, recorded }) => failureOf(recorded, handle(event, recorded, db)), { discard: true })
+
 export interface RunOptions {
-  /** Events per batch, one transaction each (default 100). */
+  /**
+   * The most events a batch holds, one transaction each (default 100 for a
+   * handler of one event, 1,000 for a row projection or `handleBatch`).
+   * Behind the log, batches are that large; caught up, a batch holds what
+   * arrived since the last one, so a few events wait for no more.
+   */
   readonly batchSize?: number
   /** When to try a failing event again (default: 5 retries from 100 ms, doubling). */
   readonly retry?: Schedule.Schedule<unknown, unknown>
@@ -99,7 +134,7 @@ export const checkDeclared = <E, I>(label: "Projection" | "Reactor", declared: D
 /** The handler's name, kind, filter and decoding, from what it declares. */
 export const declaredHandler = <E, I>(kind: ProjectionKind, declared: Declared<E, I>) => {
   const codec = codecOf(declared.event) as EventSchema.Codec<E>
-  return { name: declared.name, kind, filter: logFilterOf(declared), decode: codec.decode }
+  return { name: declared.name, kind, filter: logFilterOf(declared), decode: codec.decode, batchSize: eventBatchSize }
 }
 
 /** Wakes `waitFor` in this process when a runner commits. */
@@ -120,12 +155,25 @@ export const checkpointsOf = (store: EventStore): Effect.Effect<CheckpointStore,
 }
 
 /** A handler or decoding failure of one event, carried past the commit to the retry. */
-class EventFailure {
+export class EventFailure {
   constructor(
     readonly event: RecordedEvent,
     readonly cause: unknown
   ) {}
 }
+
+/** A batch handler's failure that names no event: the batch is split in halves to find it. */
+class BatchFailure {
+  constructor(readonly cause: unknown) {}
+}
+
+/** `effect`'s failure or defect as an `EventFailure` of `recorded`; an interruption stays one. */
+export const failureOf = <A, E, R>(recorded: RecordedEvent, effect: Effect.Effect<A, E, R>) =>
+  Effect.catchAllCause(effect, (cause) =>
+    Cause.isInterruptedOnly(cause)
+      ? Effect.failCause(cause as Cause.Cause<never>)
+      : Effect.fail(new EventFailure(recorded, Cause.squash(cause)))
+  )
 
 /** An error in one line: its tag or name, its message, and the fields of a tagged error without one. */
 const describe = (cause: unknown): string => {
@@ -143,25 +191,33 @@ export const run = <E, Err, R>(
   store: EventStore,
   options: RunOptions = {}
 ): Effect.Effect<never, ProjectionFailed, R> => {
-  const batchSize = options.batchSize ?? 100
+  const batchSize = options.batchSize ?? handler.batchSize
   const retry = options.retry ?? defaultHandlerRetry
   const filter = handler.filter
 
+  /**
+   * Today's events of a batch, then the handler on them: a failure names the
+   * event it came from where it can, or is a `BatchFailure`.
+   */
   const handleAll = (events: ReadonlyArray<RecordedEvent>, db: ReadModelDatabase | undefined) =>
-    Effect.forEach(
-      events,
-      (recorded) =>
-        handler.decode(recorded).pipe(
-          Effect.flatMap((decoded) =>
-            Effect.forEach(decoded, (event) => handler.handle(event, recorded, db), { discard: true })
-          ),
-          Effect.catchAllCause((cause) =>
-            Cause.isInterruptedOnly(cause)
-              ? Effect.failCause(cause as Cause.Cause<never>)
-              : Effect.fail(new EventFailure(recorded, Cause.squash(cause)))
-          )
-        ),
-      { discard: true }
+    Effect.forEach(events, (recorded) =>
+      failureOf(
+        recorded,
+        Effect.map(handler.decode(recorded), (decoded) => decoded.map((event) => ({ event, recorded })))
+      )
+    ).pipe(
+      Effect.flatMap((decoded) =>
+        handler.handleBatch(decoded.flat(), db).pipe(
+          Effect.catchAllCause((cause) => {
+            if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+            const failure = Cause.squash(cause)
+            if (failure instanceof EventFailure) return Effect.fail(failure)
+            // Alone in its batch, the event is the one that failed.
+            const only = events.length === 1 ? events[0] : undefined
+            return Effect.fail(only === undefined ? new BatchFailure(failure) : new EventFailure(only, failure))
+          })
+        )
+      )
     )
 
   /** One owned stretch: from the checkpoint, batch after batch, until an error ends it. */
@@ -216,19 +272,48 @@ export const run = <E, Err, R>(
           position = recorded.position
         })
 
+      /**
+       * Handles `events` and moves the checkpoint to `to` in one transaction;
+       * when the handler fails, splits them and commits what succeeds: at the
+       * event a failure names (the events before it, it alone, those after
+       * it), or in halves when it names none. An event alone is retried, then
+       * stops the run or is skipped (`one`). Each event is handled about
+       * log2(batch) times at most, not once per event before it.
+       */
+      const split = (events: ReadonlyArray<RecordedEvent>, to: LogPosition): Effect.Effect<void, unknown, R> =>
+        Effect.gen(function* () {
+          const outcome = yield* Effect.either(handleAndCommit(events, position, to))
+          if (outcome._tag === "Right") {
+            position = to
+            return
+          }
+          const failure = outcome.left
+          if (!(failure instanceof EventFailure || failure instanceof BatchFailure)) return yield* Effect.fail(failure)
+          if (events.length === 1) {
+            yield* one(events[0] as RecordedEvent)
+          } else {
+            const at = failure instanceof EventFailure ? events.indexOf(failure.event) : -1
+            const parts =
+              at === -1
+                ? [events.slice(0, events.length >> 1), events.slice(events.length >> 1)]
+                : [events.slice(0, at), events.slice(at, at + 1), events.slice(at + 1)]
+            for (const part of parts) {
+              const last = part.at(-1)
+              if (last !== undefined) yield* split(part, last.position)
+            }
+          }
+          if (to > position) yield* ownership.commit(position, to, () => Effect.void)
+          position = to
+        })
+
       const batch = (events: ReadonlyArray<RecordedEvent>, to: LogPosition) =>
         Effect.gen(function* () {
           if (events.length === 0) {
             if (to > position) yield* ownership.commit(position, to, () => Effect.void)
+            position = to
           } else {
-            const outcome = yield* Effect.either(handleAndCommit(events, position, to))
-            if (outcome._tag === "Left") {
-              if (!(outcome.left instanceof EventFailure)) return yield* Effect.fail(outcome.left)
-              for (const recorded of events) yield* one(recorded)
-              if (to > position) yield* ownership.commit(position, to, () => Effect.void)
-            }
+            yield* split(events, to)
           }
-          position = to
           yield* committed.notify
         })
 
@@ -247,6 +332,9 @@ export const run = <E, Err, R>(
 
       const following = store.subscribe({ after: position, filter, pageSize: batchSize }).pipe(
         Stream.mapError((error) => error as StoreError),
+        // The next page is read while this one is handled and committed (on PostgreSQL, on the
+        // store's pool while the batch runs on the instance's session).
+        Stream.bufferChunks({ capacity: 1 }),
         Stream.runForEachChunk((chunk) => {
           const messages = Chunk.toReadonlyArray(chunk)
           const events = messages.flatMap((message) => (message._tag === "Event" ? [message.event] : []))

@@ -85,13 +85,19 @@ export const sessions = (client: postgres.Sql): Sessions => ({
         transaction: (body) =>
           Effect.uninterruptibleMask((restore) =>
             Effect.gen(function* () {
-              yield* inSession(() => own.unsafe("begin"))
+              // Sent, not awaited: the body's first statements follow it on the connection at once,
+              // a round trip less per transaction. Its outcome is awaited before the commit.
+              const begin = own.unsafe("begin").execute()
+              // Handled now, or a connection lost before the body ends would reject it unhandled.
+              begin.catch(() => {})
               const exit = yield* Effect.exit(restore(body(readModel, run)))
-              if (Exit.isSuccess(exit)) {
+              const begun = yield* Effect.exit(inSession(() => begin))
+              if (Exit.isSuccess(exit) && Exit.isSuccess(begun)) {
                 yield* inSession(() => own.unsafe("commit"))
                 return exit.value
               }
               yield* Effect.ignore(inSession(() => own.unsafe("rollback")))
+              if (Exit.isFailure(begun)) return yield* Exit.failCause(begun.cause)
               return yield* exit
             })
           )

@@ -11,8 +11,9 @@ import { writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { beforeAll, describe, expect, it } from "vitest"
 import { AccountEvent, Open, Transfer } from "../../src/demo/domain.js"
-import { Balances, createBalances } from "../../src/demo/readModel.js"
+import { createBalances } from "../../src/demo/readModel.js"
 import { folded, lastWritten } from "../sql/projections.js"
+import { upsertBalance } from "../support/balances.js"
 import { useOwnServer } from "../support/ownServer.js"
 
 const id = StreamId.unsafeMake
@@ -226,7 +227,7 @@ describe("faults on a server the test owns", () => {
                   yield* Deferred.succeed(inBatch, undefined)
                   yield* Deferred.await(crashed)
                 }
-                yield* Balances.handle(event, recorded)
+                yield* upsertBalance(event, recorded)
               })
           })
           let revived = false

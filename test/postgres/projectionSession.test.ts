@@ -11,7 +11,8 @@ import { Deferred, Effect, Layer } from "effect"
 import { type EventStore, execute, PostgresEventStore, Projection, type RecordedEvent } from "eventcore"
 import postgres from "postgres"
 import { AccountEvent, Deposit, Open } from "../../src/demo/domain.js"
-import { Balances, createBalances } from "../../src/demo/readModel.js"
+import { createBalances } from "../../src/demo/readModel.js"
+import { upsertBalance } from "../support/balances.js"
 import { describeServer, usePostgresTemplate } from "../support/postgres.js"
 
 describeServer("a projection's session terminated between two statements of a batch", () => {
@@ -44,7 +45,7 @@ describeServer("a projection's session terminated between two statements of a ba
               yield* Deferred.succeed(entered, undefined)
               yield* Deferred.await(release)
             }
-            yield* Balances.handle(event, recorded)
+            yield* upsertBalance(event, recorded)
           })
       })
       yield* Effect.forkScoped(withStore(Projection.run(Held, { batchSize: 10 })))

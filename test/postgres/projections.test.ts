@@ -15,6 +15,7 @@ import postgres from "postgres"
 import { AccountEvent, Deposit, Open, Transfer } from "../../src/demo/domain.js"
 import { Balances, balances, createBalances } from "../../src/demo/readModel.js"
 import { folded, lastWritten } from "../sql/projections.js"
+import { upsertBalance } from "../support/balances.js"
 import { bundle } from "../support/bundle.js"
 import { describeServer, usePostgresTemplate } from "../support/postgres.js"
 
@@ -167,7 +168,7 @@ describeServer("projections on PostgreSQL", () => {
               yield* Deferred.succeed(entered, undefined)
               yield* Deferred.await(release)
             }
-            yield* Balances.handle(event, recorded)
+            yield* upsertBalance(event, recorded)
           })
       })
       const projection = yield* Effect.forkScoped(withStore(Projection.run(Held, { batchSize: 10 })))

@@ -8,6 +8,7 @@ import { PostgresEventStore } from "eventcore"
 import postgres from "postgres"
 import { createBalances } from "../../src/demo/readModel.js"
 import { defineProjectionTests, type WithDatabase } from "../sql/projections.js"
+import { defineRowProjectionTests } from "../sql/rowProjections.js"
 import { describeServer, usePostgresTemplate } from "../support/postgres.js"
 
 describeServer("PostgreSQL", () => {
@@ -30,4 +31,5 @@ describeServer("PostgreSQL", () => {
     )
 
   defineProjectionTests(withDatabase)
+  defineRowProjectionTests(withDatabase)
 })

@@ -10,8 +10,9 @@ import { EventStore, execute, LogPosition, Projection, Reactor, type RecordedEve
 import { testEvents, writesOf } from "eventcore/testing"
 import { describe, expect, it } from "vitest"
 import { AccountEvent, accountStream, Deposit, MoneyDeposited, Open, Transfer } from "../../src/demo/domain.js"
-import { Balances, balances, type ReadModelError } from "../../src/demo/readModel.js"
+import { Balances, balances } from "../../src/demo/readModel.js"
 import type { Database } from "../../src/sql/driver.js"
+import { type ReadModelError, upsertBalance } from "../support/balances.js"
 
 /** Runs `body` against a fresh store whose database has the bank's read-model table; `db` reaches that table. */
 export type WithDatabase = <A, E>(
@@ -310,7 +311,7 @@ export const defineProjectionTests = (withDatabase: WithDatabase) => {
     handle: (event, recorded): Effect.Effect<void, Poisoned | ReadModelError, Projection.ReadModel> =>
       event._tag === "MoneyDeposited" && event.amount === 13
         ? Effect.fail(new Poisoned({ amount: 13 }))
-        : Balances.handle(event, recorded)
+        : upsertBalance(event, recorded)
   })
 
   describe("a projection whose handler keeps failing", () => {

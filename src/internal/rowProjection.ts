@@ -1,0 +1,153 @@
+/**
+ * A row projection's batch: every row the batch's events touch loaded in one
+ * query, the events folded into them in memory (the application's `evolve`,
+ * pure and synchronous), and every change written in one upsert (and one
+ * delete), inside the batch's transaction with its checkpoint. Per page of
+ * events that is two statements, whatever its length, where a handler per
+ * event awaits one or more per event.
+ */
+import { getTableColumns, type InferSelectModel, sql } from "drizzle-orm"
+import { getTableConfig, type PgColumn, type PgTable } from "drizzle-orm/pg-core"
+import { Effect } from "effect"
+import type { RecordedEvent } from "../Event.js"
+import { StoreError } from "../errors.js"
+import { type Decoded, EventFailure } from "./runner.js"
+import type { ReadModelDatabase } from "./storeContract.js"
+
+/** What a row projection declares of its table and its fold. */
+export interface RowFold<E, T extends PgTable, K> {
+  readonly name: string
+  readonly table: T
+  readonly key: (event: E, recorded: RecordedEvent) => K | undefined
+  readonly evolve: (
+    row: InferSelectModel<T> | undefined,
+    event: E,
+    recorded: RecordedEvent
+  ) => InferSelectModel<T> | undefined
+}
+
+/** The table's primary key: its one column and that column's property in the table's rows. */
+const primaryKeyOf = (name: string, table: PgTable): { readonly property: string; readonly column: PgColumn } => {
+  const config = getTableConfig(table)
+  const keyColumns = [
+    ...config.columns.filter((column) => column.primary),
+    ...config.primaryKeys.flatMap((key) => key.columns)
+  ]
+  const column = keyColumns[0]
+  if (keyColumns.length !== 1 || column === undefined) {
+    throw new TypeError(
+      `Projection.rows ${JSON.stringify(name)}: the table ${JSON.stringify(config.name)} needs a primary key of exactly one column (it has ${keyColumns.length}); for another shape, use Projection.make with handleBatch`
+    )
+  }
+  const property = Object.entries(getTableColumns(table)).find(([, candidate]) => candidate === column)?.[0]
+  if (property === undefined) throw new TypeError(`Projection.rows ${JSON.stringify(name)}: no property holds the key`)
+  return { property, column: column as PgColumn }
+}
+
+/** Keys as Map keys: the value the application returns and the value read back compare as text. */
+const mapKey = (key: unknown) => (typeof key === "bigint" ? `${key}n` : JSON.stringify(key))
+
+const readModelFailure = (name: string, cause: unknown) =>
+  new StoreError({
+    operation: "read_model",
+    message: `Projection ${JSON.stringify(name)} could not read or write its table: ${cause instanceof Error ? cause.message : String(cause)}`,
+    cause
+  })
+
+/**
+ * The batch handler and the reset of a row projection. Throws a `TypeError`
+ * (a definition's mistake, found when the module loads) for a table without a
+ * one-column primary key.
+ */
+export const make = <E, T extends PgTable, K>(fold: RowFold<E, T, K>) => {
+  const { property, column } = primaryKeyOf(fold.name, fold.table)
+  // Generated columns are PostgreSQL's to compute.
+  const columns = (Object.entries(getTableColumns(fold.table)) as Array<[string, PgColumn]>).filter(
+    ([, candidate]) => candidate.generated === undefined
+  )
+  const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`
+  const names = sql.raw(columns.map(([, candidate]) => identifier(candidate.name)).join(", "))
+  const others = columns.filter(([name]) => name !== property)
+  const onConflict =
+    others.length === 0
+      ? sql.raw(`on conflict (${identifier(column.name)}) do nothing`)
+      : sql.raw(
+          `on conflict (${identifier(column.name)}) do update set ${others
+            .map(([, candidate]) => `${identifier(candidate.name)} = excluded.${identifier(candidate.name)}`)
+            .join(", ")}`
+        )
+  const keyType = sql.raw(column.getSQLType())
+  // Statements of one text whatever the batch: the keys and the rows go as one JSON parameter each,
+  // so each is prepared once (an IN list or a VALUES list would be a new text for every length).
+  const keysIn = (keys: ReadonlyArray<K>) =>
+    sql`${column} in (select k.value::${keyType} from jsonb_array_elements_text(${JSON.stringify(
+      keys.map((key) => (typeof key === "bigint" ? key.toString() : key))
+    )}::text::jsonb) as k(value))`
+  // A row as JSON in its columns' names, each value as its column sends it to the driver (a date as
+  // ISO text...), but for JSON columns, whose value is the JSON itself.
+  const asJson = (row: InferSelectModel<T>) =>
+    Object.fromEntries(
+      columns.map(([name, candidate]) => {
+        const value = (row as Record<string, unknown>)[name]
+        const json = candidate.getSQLType() === "json" || candidate.getSQLType() === "jsonb"
+        const driverValue = value === null || value === undefined || json ? value : candidate.mapToDriverValue(value)
+        return [candidate.name, typeof driverValue === "bigint" ? driverValue.toString() : (driverValue ?? null)]
+      })
+    )
+  const query = <A>(run: () => Promise<A>) =>
+    Effect.tryPromise({ try: run, catch: (cause) => readModelFailure(fold.name, cause) })
+
+  const handleBatch = (events: ReadonlyArray<Decoded<E>>, db: ReadModelDatabase | undefined) =>
+    Effect.gen(function* () {
+      if (db === undefined) {
+        return yield* Effect.die(
+          new Error(`Projection.rows ${JSON.stringify(fold.name)} needs a SQL store's ReadModel`)
+        )
+      }
+      const keyed: Array<readonly [string, K, Decoded<E>]> = []
+      for (const decoded of events) {
+        const key = yield* evaluate(decoded.recorded, () => fold.key(decoded.event, decoded.recorded))
+        if (key !== undefined) keyed.push([mapKey(key), key, decoded])
+      }
+      if (keyed.length === 0) return
+      const keys = new Map(keyed.map(([text, key]) => [text, key]))
+      const loaded = yield* query(() =>
+        db
+          .select()
+          .from(fold.table as PgTable)
+          .where(keysIn([...keys.values()]))
+      )
+      const rows = new Map<string, InferSelectModel<T> | undefined>(
+        (loaded as Array<InferSelectModel<T>>).map((row) => [mapKey((row as Record<string, unknown>)[property]), row])
+      )
+      const existed = new Set(rows.keys())
+      for (const [text, , { event, recorded }] of keyed) {
+        const next = yield* evaluate(recorded, () => fold.evolve(rows.get(text), event, recorded))
+        rows.set(text, next)
+      }
+      const written: Array<Record<string, unknown>> = []
+      const deleted: Array<K> = []
+      for (const [text, key] of keys) {
+        const row = rows.get(text)
+        if (row !== undefined) written.push(asJson(row))
+        else if (existed.has(text)) deleted.push(key)
+      }
+      if (written.length > 0) {
+        yield* query(() =>
+          db.execute(
+            sql`insert into ${fold.table} (${names}) select ${names}
+                from jsonb_populate_recordset(null::${fold.table}, ${JSON.stringify(written)}::text::jsonb) ${onConflict}`
+          )
+        )
+      }
+      if (deleted.length > 0) yield* query(() => db.delete(fold.table).where(keysIn(deleted)))
+    })
+
+  const reset = (db: ReadModelDatabase) => query(() => db.delete(fold.table))
+
+  return { handleBatch, reset }
+}
+
+/** The application's pure function, a throw of it an `EventFailure` of the event it was given. */
+const evaluate = <A>(recorded: RecordedEvent, f: () => A): Effect.Effect<A, EventFailure> =>
+  Effect.try({ try: f, catch: (cause) => new EventFailure(recorded, cause) })
