@@ -144,6 +144,27 @@ describe("on the in-memory store", () => {
       }).pipe(Effect.scoped, Effect.provide(InMemoryEventStore.layer))
     ))
 
+  it("a batch handler gets the events in log order, in batches of at most batchSize, and make wants one handler", () =>
+    Effect.runPromise(
+      Effect.gen(function* () {
+        const batches: Array<ReadonlyArray<number>> = []
+        const Batched = Projection.make({
+          name: "batched",
+          event: Schema.Union(MoneyDeposited),
+          handleBatch: (events) => Effect.sync(() => void batches.push(events.map(({ event }) => event.amount)))
+        })
+        yield* openAll([["b", 0]])
+        for (let amount = 1; amount <= 7; amount++) yield* execute(Deposit, { account: "b", amount })
+        yield* Effect.forkScoped(Projection.run(Batched, { batchSize: 3 }))
+        yield* Projection.waitFor(Batched, yield* lastPosition)
+        expect(batches.flat()).toEqual([1, 2, 3, 4, 5, 6, 7])
+        expect(Math.max(...batches.map((batch) => batch.length))).toBeLessThanOrEqual(3)
+        expect(() => Projection.make({ name: "neither", event: Schema.Union(MoneyDeposited) } as never)).toThrow(
+          'Projection "neither": give it either handle or handleBatch'
+        )
+      }).pipe(Effect.scoped, Effect.provide(InMemoryEventStore.layer))
+    ))
+
   it("status counts only the events a projection handles, and reports an instance standing by", () =>
     Effect.runPromise(
       Effect.gen(function* () {
