@@ -9,7 +9,6 @@
  * stand by and take over when it ends. See docs/projections.md.
  */
 
-import type { InferSelectModel } from "drizzle-orm"
 import type { PgTable } from "drizzle-orm/pg-core"
 import { type Duration, Effect, Schedule, type Schema } from "effect"
 import type { RecordedEvent } from "./Event.js"
@@ -104,18 +103,12 @@ interface Definition<E, I, Err, R> {
  * })
  * ```
  */
-export const rows = <E extends { readonly _tag: string }, I, T extends PgTable, K>(options: {
-  readonly name: string
-  readonly event: Schema.Schema<E, I>
-  readonly filter?: { readonly streamPrefix?: string }
-  readonly table: T
-  readonly key: (event: E, recorded: RecordedEvent) => K | undefined
-  readonly evolve: (
-    row: InferSelectModel<T> | undefined,
-    event: E,
-    recorded: RecordedEvent
-  ) => InferSelectModel<T> | undefined
-}): Projection<E, I, StoreError, ReadModel> => {
+export const rows = <E extends { readonly _tag: string }, I, T extends PgTable, K>(
+  options: RowProjection.RowFold<E, T, K> & {
+    readonly event: Schema.Schema<E, I>
+    readonly filter?: { readonly streamPrefix?: string }
+  }
+): Projection<E, I, StoreError, ReadModel> => {
   Runner.checkDeclared("Projection", options)
   const fold = RowProjection.make(options)
   const withDb = <A, Err>(f: (db: ReadModelDatabase) => Effect.Effect<A, Err>) =>

@@ -14,11 +14,14 @@ import { StoreError } from "../errors.js"
 import { type Decoded, EventFailure } from "./runner.js"
 import type { ReadModelDatabase } from "./storeContract.js"
 
-/** What a row projection declares of its table and its fold. */
+/** What a row projection declares of its table and its fold (`Projection.rows`). */
 export interface RowFold<E, T extends PgTable, K> {
   readonly name: string
+  /** The application's table: one row per key, its one-column primary key the key. */
   readonly table: T
+  /** The row an event changes, by its key; undefined: none. Pure and synchronous. */
   readonly key: (event: E, recorded: RecordedEvent) => K | undefined
+  /** The row after the event, from undefined for a row not there yet; undefined deletes it. Pure and synchronous. */
   readonly evolve: (
     row: InferSelectModel<T> | undefined,
     event: E,
