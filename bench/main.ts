@@ -288,11 +288,24 @@ const main = async () => {
       throughputResult = await projectionThroughput(admin, `${database}_w11`, options, poolSize(options), progress)
       for (const cell of throughputResult.cells) {
         progress.log(
-          `W11: batches of ${cell.batchSize}: ${sideLabel.projection} ${rate(cell.projection)} events/s` +
-            (cell.raw === null ? "" : `, ${sideLabel.raw} ${rate(cell.raw)}, ${cell.ratio?.toFixed(2)}×`) +
-            (cell.rawSequential === null
+          `W11: batches of ${cell.batchSize}: ${sideLabel.rows} ${rate(cell.rows)} events/s` +
+            (cell.rawBatched === null
               ? ""
-              : `; ${sideLabel["raw-sequential"]} ${rate(cell.rawSequential)}, ${cell.ratioSequential?.toFixed(2)}×`)
+              : `, ${sideLabel["raw-batched"]} ${rate(cell.rawBatched)}, ${cell.ratio?.toFixed(2)}×`) +
+            (cell.perEvent === null
+              ? ""
+              : `; ${sideLabel["per-event"]} ${rate(cell.perEvent)}, ${cell.ratioPerEvent?.toFixed(1)}×`)
+        )
+      }
+      const trips = throughputResult.roundTrips
+      if (trips !== undefined) {
+        progress.log(`W11: ${trips.per1000.toFixed(2)} round trips per 1,000 events (row projection)`)
+      }
+      const pglite = throughputResult.pglite
+      if (pglite !== undefined) {
+        progress.log(
+          `W11 PGlite (${pglite.events.toLocaleString("en")} events): ${sideLabel.rows} ${rate(pglite.rows)} events/s, ` +
+            `${sideLabel["per-event"]} ${rate(pglite.perEvent)}`
         )
       }
     }
@@ -303,7 +316,8 @@ const main = async () => {
           `${lagResult.lag.p50}/${lagResult.lag.p99}/${lagResult.lag.max} events; ` +
           (lagResult.caughtUp
             ? `caught up ${lagResult.caughtUpMs.toFixed(0)} ms after the last append`
-            : "NOT caught up within 60 s of the last append")
+            : "NOT caught up within 60 s of the last append") +
+          `; without the projection ${rate(lagResult.withoutProjection.opsPerSec)} appends/s`
       )
     }
     if (w13 && !interrupted) {

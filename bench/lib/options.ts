@@ -102,7 +102,7 @@ const usage = `npm run bench -- [options]
   --w10-subscribers N     live subscribers in W10, against none (default 4)
   --w11-events N          account events in the log W11 projects (default 100000; quick 1000)
   --w11-accounts N        account streams they are spread over (default 1000; quick 100)
-  --w11-batch-sizes LIST  W11's batch sizes, projection and raw loops alike (default 100,1000)
+  --w11-batch-sizes LIST  W11's batch sizes, projection and raw loops alike (default 1000,2000; the per-event form runs at its own 100)
   --w11-budget S          seconds a W11 throughput run may take before it is stopped and rated on what it
                           projected (default 180; quick 10)
   --w11-duration S        seconds W11's lag part appends while its projection follows (default 20; quick 0.5)
@@ -231,7 +231,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
     w10Subscribers: integer("w10-subscribers", values["w10-subscribers"], 4, 1),
     w11Events: integer("w11-events", values["w11-events"], quick ? 1000 : 100_000, 1),
     w11Accounts: integer("w11-accounts", values["w11-accounts"], quick ? 100 : 1000, 1),
-    w11BatchSizes: batchSizes.length === 0 ? [100, 1000] : batchSizes,
+    w11BatchSizes: batchSizes.length === 0 ? [1000, 2000] : batchSizes,
     w11BudgetSeconds: number("w11-budget", values["w11-budget"], quick ? 10 : 180, 1),
     w11Seconds: number("w11-duration", values["w11-duration"], quick ? 0.5 : 20, 0.01),
     w12Events: integer("w12-events", values["w12-events"], quick ? 10_000 : 200_000, 1),

@@ -1,6 +1,6 @@
 /**
  * Where a projection's time goes: W11's account log (bench/workloads/projection.ts)
- * projected by the bank's `Balances`, taken apart.
+ * projected by the bank's balances in the per-event form (W11's `PerEventBalances`), taken apart.
  *
  *  1. `Projection.run(Balances)` from the start until caught up, its handler
  *     timed event by event: time in handlers (the upserts through Drizzle) and
@@ -35,7 +35,7 @@ import { Cause, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime } from "e
 import { EventStore, LogPosition, PostgresEventStore, Projection } from "eventcore"
 import postgres from "postgres"
 import { AccountEvent } from "../../src/demo/domain.js"
-import { Balances, balances, createBalances } from "../../src/demo/readModel.js"
+import { balances, createBalances } from "../../src/demo/readModel.js"
 import { Progress } from "../lib/progress.js"
 import { adminOf } from "../lib/server.js"
 import { median } from "../lib/stats.js"
@@ -45,6 +45,7 @@ import {
   eventTypes,
   expectedFold,
   headOf,
+  PerEventBalances,
   prefix,
   type RawRow,
   rawName,
@@ -100,7 +101,7 @@ try {
   await Effect.runPromise(PostgresEventStore.migrate({ url }))
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   await drizzle({ client: sql }).execute(createBalances)
-  await seedLog(sql, events, accounts, progress)
+  await seedLog((statement) => sql.unsafe(statement), events, accounts, progress)
   const head = await headOf(sql)
   const expected = await expectedFold(sql)
   await sql`insert into eventcore.projections (name, kind, position, status)
@@ -118,12 +119,14 @@ try {
   /** Handler calls: start and end of each, in order. */
   let calls: Array<readonly [number, number]> = []
   const Timed = Projection.make({
-    ...Balances,
+    name: PerEventBalances.name,
+    event: AccountEvent,
+    filter: { streamPrefix: prefix },
     handle: (event, recorded) =>
       Effect.suspend(() => {
         const start = performance.now()
         return Effect.ensuring(
-          Balances.handle(event, recorded),
+          PerEventBalances.handle(event, recorded),
           Effect.sync(() => {
             calls.push([start, performance.now()])
           })

@@ -3,45 +3,62 @@
  *
  * Throughput: a log of `options.w11Events` account events (100,000 by
  * default) over `options.w11Accounts` account streams, seeded by raw SQL as
- * W8 seeds its log, projected from the start until caught up by the bank's
- * `Balances` projection (src/demo/readModel.ts: one upsert per event into
- * `bank_balances`) with `Projection.run`, in batches of each of
- * `options.w11BatchSizes`, timed until `Projection.waitFor` sees its
- * checkpoint at the head of the log. Against it, raw postgres.js loops doing
- * the same work: read the same events (same filter, same order, below the
- * oldest running transaction as the store reads) in batches of the same size,
- * and per batch, in one transaction, the same upsert per event (the statement
- * Drizzle builds, prepared) and the same compare-and-set of a checkpoint row
- * in `eventcore.projections`. Two loops: "raw" sends a batch's statements
- * pipelined (the fewest round trips: begin, the batch, commit), "raw, one at a
- * time" awaits each statement before the next, as a handler called event by
- * event does (it splits the gap between round trips and everything else).
- * Before every run the read model is emptied (the projection's by
- * `Projection.rebuild`), the checkpoint moved back to the start and both
- * tables vacuumed; after it, the read model must hold the fold of the log.
- * The sides rotate within each repetition.
+ * W8 seeds its log, projected from the start into `bank_balances` until
+ * caught up, three ways side by side (sides rotating within each repetition):
+ * - "rows": the bank's `Balances` (src/demo/readModel.ts), a row projection:
+ *   per batch one select of the touched rows, a fold in memory, one upsert,
+ *   with the checkpoint in the batch's transaction; in batches of each of
+ *   `options.w11BatchSizes`;
+ * - "per-event": the same read model as `Projection.make({ handle })`, one
+ *   Drizzle upsert per event (test/support/balances.ts's `upsertBalance`), at
+ *   its default batch size (100), once per repetition;
+ * - "raw, batched": a raw postgres.js loop doing the row projection's work per
+ *   page: read the page (same filter, same order, below the oldest running
+ *   transaction as the store reads), then in one transaction one select of the
+ *   touched rows, the fold in memory, one multi-row upsert and the
+ *   compare-and-set of a checkpoint row in `eventcore.projections`.
+ * Projections are timed until `Projection.waitFor` sees the checkpoint at the
+ * head of the log. Before every run the read model is emptied, the checkpoint
+ * moved back to the start and both tables vacuumed; after it, the read model
+ * must hold the fold of the log. Then one more run of the row projection
+ * through a counting proxy (lib/wire.ts): round trips per 1,000 events.
+ * On PGlite (when among `--systems`, not in `--quick`): the row projection and
+ * the per-event form over a log of its own (at most 20,000 events).
  *
  * Lag: W1 at `options.liveWriters` writers (one event to a new stream per
- * append) for `options.w11Seconds` through one store, while a projection of
- * those events (one row per event into `bench_w11_orders`) runs on the same
+ * append) for `options.w11Seconds` through one store, while a row projection
+ * of those events (one row per event into `bench_w11_orders`) runs on the same
  * store in this process; `Projection.status` is sampled every 50 ms for the
  * projection's lag (events of the log after its checkpoint). After the
  * appends, the time from the last acknowledged append to `Projection.waitFor`
- * seeing the projection past every appended event.
+ * seeing the projection past every appended event; then W1 again for as long
+ * with the projection stopped, for the appends' rate without it.
  */
 import os from "node:os"
 import { performance } from "node:perf_hooks"
+import { PGlite } from "@electric-sql/pglite"
+import { sql as drizzleSql } from "drizzle-orm"
 import { integer, pgTable, text, uuid } from "drizzle-orm/pg-core"
 import { drizzle } from "drizzle-orm/postgres-js"
 import { Cause, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
-import { EventStore, LogPosition, PostgresEventStore, Projection, StreamId, StreamWrites } from "eventcore"
+import {
+  EventStore,
+  LogPosition,
+  PgliteEventStore,
+  PostgresEventStore,
+  Projection,
+  StreamId,
+  StreamWrites
+} from "eventcore"
 import postgres from "postgres"
-import { Balances, createBalances } from "../../src/demo/readModel.js"
+import { AccountEvent } from "../../src/demo/domain.js"
+import { Balances, balances, createBalances } from "../../src/demo/readModel.js"
 import { run, type Sample, succeeded } from "../lib/measure.js"
 import type { Options } from "../lib/options.js"
 import type { Progress } from "../lib/progress.js"
 import type { Admin } from "../lib/server.js"
 import { Latencies, median } from "../lib/stats.js"
+import { wireCounter } from "../lib/wire.js"
 import { benchEvent, freshStreamId } from "./payload.js"
 
 /** Warnings (a projection re-owning its name, say) would scribble over the progress line. */
@@ -50,7 +67,7 @@ const quiet = Logger.minimumLogLevel(LogLevel.None)
 const storeRuntime = (url: string, maxConnections: number) =>
   ManagedRuntime.make(Layer.merge(PostgresEventStore.layer({ url, maxConnections }), quiet))
 
-type StoreRuntime = ReturnType<typeof storeRuntime>
+type StoreRuntime = ManagedRuntime.ManagedRuntime<EventStore.EventStore | Projection.ReadModelStore, unknown>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -65,12 +82,12 @@ export const headOf = async (sql: postgres.Sql): Promise<LogPosition.LogPosition
 // ---------------------------------------------------------------------------------------------
 // Throughput
 
-export type ThroughputSide = "projection" | "raw" | "raw-sequential"
+export type ThroughputSide = "rows" | "per-event" | "raw-batched"
 
 export const sideLabel: Record<ThroughputSide, string> = {
-  projection: "Projection.run",
-  raw: "raw, pipelined",
-  "raw-sequential": "raw, one at a time"
+  rows: "row projection",
+  "per-event": "per-event form",
+  "raw-batched": "raw, batched"
 }
 
 export interface ThroughputRun {
@@ -89,14 +106,32 @@ export interface ThroughputRun {
 export interface ThroughputCell {
   readonly batchSize: number
   /** Medians over the repetitions, events/s. */
-  readonly projection: number
-  readonly raw: number | null
-  readonly rawSequential: number | null
-  /** Projection over raw (pipelined): the target's ratio. */
+  readonly rows: number
+  readonly rawBatched: number | null
+  /** Rows over raw, batched: the target's ratio (>= 0.8). */
   readonly ratio: number | null
   readonly ratioByRepetition: ReadonlyArray<number>
-  /** Projection over raw one statement at a time: the same round trips. */
-  readonly ratioSequential: number | null
+  /** The per-event form (at its own batch size) and rows over it (target >= 10). */
+  readonly perEvent: number | null
+  readonly ratioPerEvent: number | null
+}
+
+export interface RoundTripCount {
+  readonly batchSize: number
+  readonly events: number
+  /** On the wire, through the counting proxy, all connections of the store's pool. */
+  readonly roundTrips: number
+  readonly syncs: number
+  readonly per1000: number
+  readonly syncsPer1000: number
+}
+
+export interface PgliteThroughput {
+  readonly events: number
+  readonly accounts: number
+  readonly runs: ReadonlyArray<ThroughputRun>
+  readonly rows: number
+  readonly perEvent: number
 }
 
 export interface ThroughputResult {
@@ -107,37 +142,46 @@ export interface ThroughputResult {
   readonly budgetSeconds: number
   readonly runs: ReadonlyArray<ThroughputRun>
   readonly cells: ReadonlyArray<ThroughputCell>
+  readonly roundTrips: RoundTripCount | undefined
+  readonly pglite: PgliteThroughput | undefined
 }
 
-/** The raw loops' checkpoint, a row of eventcore.projections like the projection's. */
+/** The raw loop's checkpoint, a row of eventcore.projections like the projections'. */
 export const rawName = "bench-raw-balances"
 export const eventTypes = ["AccountOpened", "MoneyDeposited", "TransferSent", "TransferReceived"]
 export const prefix = "account-"
 /** Events per seeding transaction, as W8's. */
 const chunkOf = (events: number) => Math.max(1000, Math.min(10_000, Math.ceil(events / 100)))
 
+const seedStatement = (first: number, last: number, accounts: number) => `
+  insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
+  select gen_random_uuid(), 'account-a' || ((g - 1) % ${accounts}), (g - 1) / ${accounts} + 1,
+         case when (g - 1) / ${accounts} = 0 then 'AccountOpened'
+              when g % 3 = 0 then 'MoneyDeposited' when g % 3 = 1 then 'TransferSent' else 'TransferReceived' end,
+         case when (g - 1) / ${accounts} = 0 then jsonb_build_object('owner', 'owner of a' || ((g - 1) % ${accounts}))
+              when g % 3 = 0 then jsonb_build_object('amount', 100 + g % 1000)
+              when g % 3 = 1 then jsonb_build_object('to', 'a' || (g % ${accounts}), 'amount', 1 + g % 100)
+              else jsonb_build_object('from', 'a' || (g % ${accounts}), 'amount', 1 + g % 100) end
+  from generate_series(${first}::int, ${last}::int) g`
+
 /**
  * The log: event g goes to account (g - 1) % accounts at version (g - 1) / accounts + 1: an
  * AccountOpened first, then deposits and transfers in and out by turns.
  */
-export const seedLog = async (sql: postgres.Sql, events: number, accounts: number, progress: Progress) => {
+export const seedLog = async (
+  execute: (statement: string) => Promise<unknown>,
+  events: number,
+  accounts: number,
+  progress: Progress
+) => {
   const chunk = chunkOf(events)
   let transactions = 0
   for (let first = 1; first <= events; first += chunk) {
     progress.status(`W11: seeding the log, ${(first - 1).toLocaleString("en")} / ${events.toLocaleString("en")}`)
-    await sql`
-      insert into eventcore.events (event_id, stream_id, stream_version, event_type, data)
-      select gen_random_uuid(), 'account-a' || ((g - 1) % ${accounts}), (g - 1) / ${accounts} + 1,
-             case when (g - 1) / ${accounts} = 0 then 'AccountOpened'
-                  when g % 3 = 0 then 'MoneyDeposited' when g % 3 = 1 then 'TransferSent' else 'TransferReceived' end,
-             case when (g - 1) / ${accounts} = 0 then jsonb_build_object('owner', 'owner of a' || ((g - 1) % ${accounts}))
-                  when g % 3 = 0 then jsonb_build_object('amount', 100 + g % 1000)
-                  when g % 3 = 1 then jsonb_build_object('to', 'a' || (g % ${accounts}), 'amount', 1 + g % 100)
-                  else jsonb_build_object('from', 'a' || (g % ${accounts}), 'amount', 1 + g % 100) end
-      from generate_series(${first}::int, ${Math.min(events, first + chunk - 1)}::int) g`
+    await execute(seedStatement(first, Math.min(events, first + chunk - 1), accounts))
     transactions += 1
   }
-  await sql`vacuum analyze eventcore.events`
+  await execute("vacuum analyze eventcore.events")
   return transactions
 }
 
@@ -146,22 +190,18 @@ interface Fold {
   readonly cents: string
 }
 
-/** The balances the log folds to: how many accounts, and the sum of their cents. */
-export const expectedFold = async (sql: postgres.Sql): Promise<Fold> => {
-  const [row] = await sql<[Fold]>`
-    select count(distinct stream_id)::int as accounts,
-           coalesce(sum(case event_type when 'AccountOpened' then 0 when 'TransferSent' then -(data->>'amount')::int
-                                        else (data->>'amount')::int end), 0)::text as cents
-    from eventcore.events where starts_with(stream_id, ${prefix})`
-  return row as Fold
-}
+const expectedFoldQuery = `
+  select count(distinct stream_id)::int as accounts,
+         coalesce(sum(case event_type when 'AccountOpened' then 0 when 'TransferSent' then -(data->>'amount')::int
+                                      else (data->>'amount')::int end), 0)::text as cents
+  from eventcore.events where starts_with(stream_id, '${prefix}')`
+const readModelFoldQuery = "select count(*)::int as accounts, coalesce(sum(cents), 0)::text as cents from bank_balances"
 
-export const readModelFold = async (sql: postgres.Sql): Promise<Fold> => {
-  const [row] = await sql<
-    [Fold]
-  >`select count(*)::int as accounts, coalesce(sum(cents), 0)::text as cents from bank_balances`
-  return row as Fold
-}
+/** The balances the log folds to: how many accounts, and the sum of their cents. */
+export const expectedFold = async (sql: postgres.Sql): Promise<Fold> => (await sql.unsafe<[Fold]>(expectedFoldQuery))[0]
+
+export const readModelFold = async (sql: postgres.Sql): Promise<Fold> =>
+  (await sql.unsafe<[Fold]>(readModelFoldQuery))[0]
 
 export interface RawRow {
   readonly tx: string
@@ -180,19 +220,15 @@ export const change = (row: RawRow): number =>
       : (row.data.amount as number)
 
 /**
- * The raw loop: reads a batch after its position (the projection's filter, below the oldest running
- * transaction), then in one transaction upserts each event's change and moves its checkpoint by
- * compare-and-set; until it has passed `head` or `deadline`.
+ * The raw baseline of the row projection: reads a page after its position (the projection's filter,
+ * below the oldest running transaction), then in one transaction selects the rows the page touches,
+ * folds the page into them in memory, writes them in one multi-row upsert and moves its checkpoint
+ * by compare-and-set (the upsert and the compare-and-set pipelined); until it has passed `head` or
+ * `deadline`.
  */
-export const rawLoop = async (
+export const rawBatchedLoop = async (
   sql: postgres.Sql,
-  options: {
-    readonly batchSize: number
-    readonly head: LogPosition.LogPosition
-    readonly pipelined: boolean
-    readonly deadline: number
-    readonly onProgress: (events: number) => void
-  }
+  options: { readonly batchSize: number; readonly head: LogPosition.LogPosition; readonly deadline: number }
 ): Promise<{ events: number; finished: boolean }> => {
   const owner = `${os.hostname()}/${process.pid}/bench`
   let position = LogPosition.start
@@ -214,42 +250,72 @@ export const rawLoop = async (
       continue
     }
     const to = LogPosition.make(BigInt(last.tx), BigInt(last.gp))
-    const upsert = (tx: postgres.TransactionSql, row: RawRow) => {
-      const cents = change(row)
-      return tx`insert into "bank_balances" ("account", "cents") values (${row.stream_id.slice(prefix.length)}, ${cents})
-                on conflict ("account") do update set "cents" = "bank_balances"."cents" + ${cents}`
-    }
-    const advance = (tx: postgres.TransactionSql) =>
-      tx`update eventcore.projections set position = ${to}, status = 'running', owner = ${owner}, error = null,
-                updated_at = now()
-         where name = ${rawName} and position = ${position} returning 1`
-    const moved = options.pipelined
-      ? ((await sql.begin((tx) => [...rows.map((row) => upsert(tx, row)), advance(tx)])).at(
-          -1
-        ) as ReadonlyArray<unknown>)
-      : await sql.begin(async (tx) => {
-          for (const row of rows) await upsert(tx, row)
-          return await advance(tx)
-        })
+    const keys = [...new Set(rows.map((row) => row.stream_id.slice(prefix.length)))]
+    const moved = await sql.begin(async (tx) => {
+      const current = await tx<Array<{ account: string; cents: number }>>`
+        select account, cents from bank_balances where account = any(${keys})`
+      const folded = new Map(current.map((row) => [row.account, row.cents]))
+      for (const row of rows) {
+        const account = row.stream_id.slice(prefix.length)
+        folded.set(account, (folded.get(account) ?? 0) + change(row))
+      }
+      const [, advanced] = await Promise.all([
+        tx`insert into bank_balances (account, cents)
+           select * from unnest(${[...folded.keys()]}::text[], ${[...folded.values()]}::int[])
+           on conflict (account) do update set cents = excluded.cents`,
+        tx`update eventcore.projections set position = ${to}, status = 'running', owner = ${owner}, error = null,
+                  updated_at = now()
+           where name = ${rawName} and position = ${position} returning 1`
+      ])
+      return advanced
+    })
     if (moved.length === 0) throw new Error("W11: the raw loop's checkpoint moved under it")
     position = to
     events += rows.length
-    options.onProgress(events)
   }
   return { events, finished: true }
 }
 
-/** `Projection.run(Balances)` from the start until `waitFor` sees it at `head`, or the budget runs out. */
+/** The same read model in the per-event form: one Drizzle upsert per event (test/support/balances.ts). */
+export const PerEventBalances = Projection.make({
+  name: "bench-per-event-balances",
+  event: AccountEvent,
+  filter: { streamPrefix: prefix },
+  handle: (event, recorded) =>
+    Effect.flatMap(Projection.ReadModel, ({ db }) => {
+      const cents = event._tag === "AccountOpened" ? 0 : event._tag === "TransferSent" ? -event.amount : event.amount
+      return Effect.orDie(
+        Effect.tryPromise(() =>
+          db
+            .insert(balances)
+            .values({ account: recorded.streamId.slice(prefix.length), cents })
+            .onConflictDoUpdate({ target: balances.account, set: { cents: drizzleSql`${balances.cents} + ${cents}` } })
+        )
+      )
+    }),
+  reset: Effect.flatMap(Projection.ReadModel, ({ db }) => Effect.orDie(Effect.tryPromise(() => db.delete(balances))))
+})
+
+type BalancesProjection = typeof Balances | typeof PerEventBalances
+
+/** `Projection.run` from the start until `waitFor` sees it at `head`, or the budget runs out. */
 const projectionRun = async (
   runtime: StoreRuntime,
+  projection: BalancesProjection,
   options: { readonly batchSize: number; readonly head: LogPosition.LogPosition; readonly budgetSeconds: number }
 ): Promise<{ seconds: number; finished: boolean; lag: number }> => {
   const started = performance.now()
-  const fiber = runtime.runFork(Projection.run(Balances, { batchSize: options.batchSize }))
+  const fiber = runtime.runFork(
+    Projection.run(projection as typeof Balances, { batchSize: options.batchSize }) as Effect.Effect<
+      never,
+      unknown,
+      EventStore.EventStore | Projection.ReadModelStore
+    >
+  )
   try {
     const caughtUp = await runtime.runPromise(
       Effect.raceFirst(
-        Projection.waitFor(Balances, options.head, { timeout: `${options.budgetSeconds} seconds` }).pipe(
+        Projection.waitFor(projection, options.head, { timeout: `${options.budgetSeconds} seconds` }).pipe(
           Effect.as(true),
           Effect.catchTag("ProjectionTimeout", () => Effect.succeed(false))
         ),
@@ -263,14 +329,130 @@ const projectionRun = async (
     const seconds = (performance.now() - started) / 1000
     if (caughtUp) return { seconds, finished: true, lag: 0 }
     const status = await runtime.runPromise(Projection.status)
-    return { seconds, finished: false, lag: status.find((s) => s.name === Balances.name)?.lag ?? Number.NaN }
+    return { seconds, finished: false, lag: status.find((s) => s.name === projection.name)?.lag ?? Number.NaN }
   } finally {
     await runtime.runPromise(Fiber.interrupt(fiber))
   }
 }
 
+const rebuildOf = (runtime: StoreRuntime, projection: BalancesProjection) =>
+  runtime.runPromise(
+    Projection.rebuild(projection as typeof Balances) as Effect.Effect<
+      void,
+      unknown,
+      EventStore.EventStore | Projection.ReadModelStore
+    >
+  )
+
 const rotate = <A>(items: ReadonlyArray<A>, by: number): ReadonlyArray<A> =>
   items.map((_, i) => items[(i + by) % items.length] as A)
+
+/** The per-event form's batch size: `Projection.run`'s default for `handle`. */
+const perEventBatchSize = 100
+
+const checkFold = (label: string, folded: Fold, expected: Fold) => {
+  if (folded.accounts !== expected.accounts || folded.cents !== expected.cents) {
+    throw new Error(
+      `${label}: the read model holds ${folded.accounts} accounts, ${folded.cents} cents; the log folds to ${expected.accounts}, ${expected.cents}`
+    )
+  }
+}
+
+/** The row projection once more, through a proxy counting round trips: per 1,000 events. */
+const countProjectionRoundTrips = async (
+  url: string,
+  sql: postgres.Sql,
+  batchSize: number,
+  events: number,
+  head: LogPosition.LogPosition,
+  expected: Fold,
+  options: Options
+): Promise<RoundTripCount> => {
+  const wire = await wireCounter(url)
+  const runtime = storeRuntime(wire.url, 2)
+  try {
+    await rebuildOf(runtime, Balances)
+    await sql`vacuum analyze bank_balances, eventcore.projections`
+    const [trips, syncs] = [wire.roundTrips(), wire.exchanges()]
+    const outcome = await projectionRun(runtime, Balances, { batchSize, head, budgetSeconds: options.w11BudgetSeconds })
+    const roundTrips = wire.roundTrips() - trips
+    const exchanges = wire.exchanges() - syncs
+    if (outcome.finished) checkFold("W11 round trips", await readModelFold(sql), expected)
+    return {
+      batchSize,
+      events,
+      roundTrips,
+      syncs: exchanges,
+      per1000: (roundTrips / events) * 1000,
+      syncsPer1000: (exchanges / events) * 1000
+    }
+  } finally {
+    await runtime.dispose()
+    await wire.close()
+  }
+}
+
+/** The row projection and the per-event form on PGlite, over a log of its own. */
+const pgliteThroughput = async (options: Options, progress: Progress): Promise<PgliteThroughput> => {
+  const events = Math.min(options.w11Events, 20_000)
+  const accounts = Math.min(options.w11Accounts, events)
+  const client = await PGlite.create()
+  const runtime: StoreRuntime = ManagedRuntime.make(Layer.merge(PgliteEventStore.layerFromClient(client), quiet))
+  try {
+    // The runtime builds its layer (and with it migrates the database) on first use.
+    await runtime.runtime()
+    const execute = (statement: string) => client.exec(statement)
+    await execute("create table bank_balances (account text primary key, cents integer not null)")
+    await seedLog(execute, events, accounts, progress)
+    const [last] = (
+      await client.query<{ tx: string; gp: string }>(
+        `select transaction_id::text as tx, global_position::text as gp from eventcore.events
+         order by transaction_id desc, global_position desc limit 1`
+      )
+    ).rows
+    const head = LogPosition.make(BigInt(last?.tx ?? 0), BigInt(last?.gp ?? 0))
+    const expected = (await client.query<Fold>(expectedFoldQuery)).rows[0] as Fold
+    const runs: Array<ThroughputRun> = []
+    const sides: ReadonlyArray<ThroughputSide> = ["rows", "per-event"]
+    for (let repetition = 1; repetition <= options.repetitions; repetition++) {
+      for (const side of rotate(sides, repetition - 1)) {
+        const projection = side === "rows" ? Balances : PerEventBalances
+        const batchSize = side === "rows" ? (options.w11BatchSizes[0] ?? 1000) : perEventBatchSize
+        const label = `W11 PGlite ${sideLabel[side]}, batches of ${batchSize}, rep ${repetition}/${options.repetitions}`
+        progress.status(`${label}: resetting`)
+        await rebuildOf(runtime, projection)
+        await client.exec("delete from bank_balances")
+        await client.exec("vacuum analyze bank_balances, eventcore.projections")
+        const outcome = await projectionRun(runtime, projection, {
+          batchSize,
+          head,
+          budgetSeconds: options.w11BudgetSeconds
+        })
+        const projected = outcome.finished ? events : events - outcome.lag
+        if (outcome.finished) {
+          checkFold(label, (await client.query<Fold>(readModelFoldQuery)).rows[0] as Fold, expected)
+        }
+        const result: ThroughputRun = {
+          side,
+          batchSize,
+          repetition,
+          events: projected,
+          seconds: outcome.seconds,
+          eventsPerSec: projected / outcome.seconds,
+          finished: outcome.finished,
+          loadAverage: os.loadavg()[0] ?? 0
+        }
+        runs.push(result)
+        progress.log(`${label}: ${Math.round(result.eventsPerSec).toLocaleString("en")} events/s`)
+      }
+    }
+    const rate = (side: ThroughputSide) => median(runs.filter((r) => r.side === side).map((r) => r.eventsPerSec))
+    return { events, accounts, runs, rows: rate("rows"), perEvent: rate("per-event") }
+  } finally {
+    await runtime.dispose()
+    await client.close()
+  }
+}
 
 /** Seeds a database of its own with the account log, projects it `options.repetitions` times each way, drops it. */
 export const projectionThroughput = async (
@@ -288,7 +470,12 @@ export const projectionThroughput = async (
     await Effect.runPromise(PostgresEventStore.migrate({ url }))
     await drizzle({ client: sql }).execute(createBalances)
     const seeding = performance.now()
-    const transactions = await seedLog(sql, options.w11Events, options.w11Accounts, progress)
+    const transactions = await seedLog(
+      (statement) => sql.unsafe(statement),
+      options.w11Events,
+      options.w11Accounts,
+      progress
+    )
     const seedSeconds = (performance.now() - seeding) / 1000
     progress.log(
       `W11: seeded ${options.w11Events.toLocaleString("en")} account events (${transactions} transactions, ` +
@@ -301,108 +488,115 @@ export const projectionThroughput = async (
     runtime = storeRuntime(url, poolSize)
     await rawSql`select 1`
 
-    const sides: ReadonlyArray<ThroughputSide> = options.systems.includes("raw")
-      ? ["projection", "raw", "raw-sequential"]
-      : ["projection"]
+    const withRaw = options.systems.includes("raw")
+    // Per repetition: the per-event form once (at its own batch size), then rows and raw at each batch size.
+    const plan: ReadonlyArray<{ side: ThroughputSide; batchSize: number }> = [
+      { side: "per-event", batchSize: perEventBatchSize },
+      ...options.w11BatchSizes.flatMap((batchSize) =>
+        (withRaw ? (["rows", "raw-batched"] as const) : (["rows"] as const)).map((side) => ({ side, batchSize }))
+      )
+    ]
     const runs: Array<ThroughputRun> = []
-    const total = options.repetitions * options.w11BatchSizes.length * sides.length
+    const total = options.repetitions * plan.length
     for (let repetition = 1; repetition <= options.repetitions; repetition++) {
-      for (const batchSize of options.w11BatchSizes) {
-        for (const side of rotate(sides, repetition - 1)) {
-          const label = `[${runs.length + 1}/${total}] W11 ${sideLabel[side]}, batches of ${batchSize}, rep ${repetition}/${options.repetitions}`
-          // The same starting point for every side: an empty, vacuumed read model, the checkpoint at the start.
-          progress.status(`${label}: resetting`)
-          if (side === "projection") {
-            await runtime.runPromise(Projection.rebuild(Balances))
-          } else {
-            await sql`update eventcore.projections set position = ${LogPosition.start} where name = ${rawName}`
-            await sql`delete from bank_balances`
-          }
-          await sql`vacuum analyze bank_balances, eventcore.projections`
-          const started = performance.now()
-          const ticker = setInterval(
-            () => progress.status(`${label}: ${((performance.now() - started) / 1000).toFixed(0)} s`),
-            500
-          )
-          let events: number
-          let seconds: number
-          let finished: boolean
-          try {
-            if (side === "projection") {
-              const outcome = await projectionRun(runtime, {
-                batchSize,
-                head,
-                budgetSeconds: options.w11BudgetSeconds
-              })
-              seconds = outcome.seconds
-              finished = outcome.finished
-              events = finished ? options.w11Events : options.w11Events - outcome.lag
-            } else {
-              const outcome = await rawLoop(rawSql, {
-                batchSize,
-                head,
-                pipelined: side === "raw",
-                deadline: started + options.w11BudgetSeconds * 1000,
-                onProgress: () => {}
-              })
-              seconds = (performance.now() - started) / 1000
-              finished = outcome.finished
-              events = outcome.events
-            }
-          } finally {
-            clearInterval(ticker)
-          }
-          if (finished) {
-            const folded = await readModelFold(sql)
-            if (folded.accounts !== expected.accounts || folded.cents !== expected.cents) {
-              throw new Error(
-                `${label}: the read model holds ${folded.accounts} accounts, ${folded.cents} cents; the log folds to ${expected.accounts}, ${expected.cents}`
-              )
-            }
-          }
-          const result: ThroughputRun = {
-            side,
-            batchSize,
-            repetition,
-            events,
-            seconds,
-            eventsPerSec: events / seconds,
-            finished,
-            loadAverage: os.loadavg()[0] ?? 0
-          }
-          runs.push(result)
-          progress.log(
-            `${label}: ${Math.round(result.eventsPerSec).toLocaleString("en")} events/s (${seconds.toFixed(1)} s)` +
-              (finished
-                ? ""
-                : ` — STOPPED after ${options.w11BudgetSeconds} s, ${events.toLocaleString("en")} of ${options.w11Events.toLocaleString("en")} events`)
-          )
+      for (const { side, batchSize } of rotate(plan, repetition - 1)) {
+        const label = `[${runs.length + 1}/${total}] W11 ${sideLabel[side]}, batches of ${batchSize}, rep ${repetition}/${options.repetitions}`
+        // The same starting point for every side: an empty, vacuumed read model, the checkpoint at the start.
+        progress.status(`${label}: resetting`)
+        if (side === "raw-batched") {
+          await sql`update eventcore.projections set position = ${LogPosition.start} where name = ${rawName}`
+        } else {
+          await rebuildOf(runtime, side === "rows" ? Balances : PerEventBalances)
         }
+        await sql`delete from bank_balances`
+        await sql`vacuum analyze bank_balances, eventcore.projections`
+        const started = performance.now()
+        const ticker = setInterval(
+          () => progress.status(`${label}: ${((performance.now() - started) / 1000).toFixed(0)} s`),
+          500
+        )
+        let events: number
+        let seconds: number
+        let finished: boolean
+        try {
+          if (side === "raw-batched") {
+            const outcome = await rawBatchedLoop(rawSql, {
+              batchSize,
+              head,
+              deadline: started + options.w11BudgetSeconds * 1000
+            })
+            seconds = (performance.now() - started) / 1000
+            finished = outcome.finished
+            events = outcome.events
+          } else {
+            const outcome = await projectionRun(runtime, side === "rows" ? Balances : PerEventBalances, {
+              batchSize,
+              head,
+              budgetSeconds: options.w11BudgetSeconds
+            })
+            seconds = outcome.seconds
+            finished = outcome.finished
+            events = finished ? options.w11Events : options.w11Events - outcome.lag
+          }
+        } finally {
+          clearInterval(ticker)
+        }
+        if (finished) checkFold(label, await readModelFold(sql), expected)
+        const result: ThroughputRun = {
+          side,
+          batchSize,
+          repetition,
+          events,
+          seconds,
+          eventsPerSec: events / seconds,
+          finished,
+          loadAverage: os.loadavg()[0] ?? 0
+        }
+        runs.push(result)
+        progress.log(
+          `${label}: ${Math.round(result.eventsPerSec).toLocaleString("en")} events/s (${seconds.toFixed(1)} s)` +
+            (finished
+              ? ""
+              : ` — STOPPED after ${options.w11BudgetSeconds} s, ${events.toLocaleString("en")} of ${options.w11Events.toLocaleString("en")} events`)
+        )
       }
     }
 
+    const perEventRuns = runs.filter((run) => run.side === "per-event")
+    const perEvent = perEventRuns.length === 0 ? null : median(perEventRuns.map((run) => run.eventsPerSec))
     const cells = options.w11BatchSizes.map((batchSize): ThroughputCell => {
       const of = (side: ThroughputSide) => runs.filter((run) => run.side === side && run.batchSize === batchSize)
       const rate = (side: ThroughputSide) => {
         const list = of(side)
         return list.length === 0 ? null : median(list.map((run) => run.eventsPerSec))
       }
-      const projection = rate("projection") as number
-      const raw = rate("raw")
-      const rawSequential = rate("raw-sequential")
+      const rows = rate("rows") as number
+      const rawBatched = rate("raw-batched")
       return {
         batchSize,
-        projection,
-        raw,
-        rawSequential,
-        ratio: raw === null ? null : projection / raw,
-        ratioByRepetition: of("projection").flatMap((run) => {
-          const pair = of("raw").find((other) => other.repetition === run.repetition)
+        rows,
+        rawBatched,
+        ratio: rawBatched === null ? null : rows / rawBatched,
+        ratioByRepetition: of("rows").flatMap((run) => {
+          const pair = of("raw-batched").find((other) => other.repetition === run.repetition)
           return pair === undefined ? [] : [run.eventsPerSec / pair.eventsPerSec]
         }),
-        ratioSequential: rawSequential === null ? null : projection / rawSequential
+        perEvent,
+        ratioPerEvent: perEvent === null ? null : rows / perEvent
       }
     })
+    progress.status("W11: counting the row projection's round trips")
+    const roundTrips = await countProjectionRoundTrips(
+      url,
+      sql,
+      options.w11BatchSizes[0] ?? 1000,
+      options.w11Events,
+      head,
+      expected,
+      options
+    )
+    const pglite =
+      options.systems.includes("pglite") && !options.quick ? await pgliteThroughput(options, progress) : undefined
     return {
       events: options.w11Events,
       accounts: Math.min(options.w11Accounts, options.w11Events),
@@ -410,7 +604,9 @@ export const projectionThroughput = async (
       seedSeconds,
       budgetSeconds: options.w11BudgetSeconds,
       runs,
-      cells
+      cells,
+      roundTrips,
+      pglite
     }
   } finally {
     await runtime?.dispose()
@@ -438,24 +634,19 @@ const createOrders = `create table bench_w11_orders (event_id uuid primary key, 
 
 const lagPrefix = "w11-"
 
-/** One row per W1 event. */
-const Orders = Projection.make({
+/** One row per W1 event: a row projection keyed by the event's id. */
+const Orders = Projection.rows({
   name: "bench-w11-orders",
   event: Schema.Union(OrderPlaced),
   filter: { streamPrefix: lagPrefix },
-  handle: (event, recorded) =>
-    Effect.flatMap(Projection.ReadModel, ({ db }) =>
-      Effect.asVoid(
-        Effect.tryPromise(() =>
-          db.insert(orders).values({
-            eventId: recorded.eventId,
-            streamId: recorded.streamId,
-            orderId: event.orderId,
-            amount: event.amount
-          })
-        )
-      )
-    )
+  table: orders,
+  key: (_, recorded) => recorded.eventId,
+  evolve: (_, event, recorded) => ({
+    eventId: recorded.eventId,
+    streamId: recorded.streamId,
+    orderId: event.orderId,
+    amount: event.amount
+  })
 })
 
 /** W1's operation: one event to a new stream; its position once acknowledged. */
@@ -489,6 +680,9 @@ export interface LagResult {
   readonly caughtUpMs: number
   /** False when it was not caught up within 60 s. */
   readonly caughtUp: boolean
+  /** The same appends for as long right after, the projection stopped; and how much slower they were with it. */
+  readonly withoutProjection: Sample
+  readonly slowdown: number
 }
 
 const sampleIntervalMs = 50
@@ -508,7 +702,8 @@ export const projectionLag = async (
     await Effect.runPromise(PostgresEventStore.migrate({ url }))
     await sql.unsafe(createOrders)
     runtime = storeRuntime(url, poolSize)
-    const batchSize = 100
+    // The row projection's default.
+    const batchSize = 1000
     fiber = runtime.runFork(Projection.run(Orders, { batchSize }))
     progress.status("W11 lag: starting the projection")
     const deadline = performance.now() + 30_000
@@ -564,6 +759,17 @@ export const projectionLag = async (
     )
     const caughtUpMs = performance.now() - lastAckAt
     const [row] = await sql<[{ n: number }]>`select count(*)::int as n from bench_w11_orders`
+    await runtime.runPromise(Fiber.interrupt(fiber))
+    fiber = undefined
+    const appendedWithProjection = appended
+    const withoutProjection = await run(operation, {
+      concurrency: options.liveWriters,
+      seconds: options.w11Seconds,
+      onProgress: (ops, elapsed) =>
+        progress.status(
+          `W11 lag: without the projection, ${elapsed.toFixed(1)} s, ${Math.round(ops / elapsed).toLocaleString("en")} appends/s`
+        )
+    })
     const lags = new Latencies()
     for (const [, lag] of trace) lags.add(lag)
     const [p50, p99, max] = lags.percentiles(50, 99, 100) as [number, number, number]
@@ -573,13 +779,15 @@ export const projectionLag = async (
       poolSize,
       batchSize,
       appends,
-      appended,
+      appended: appendedWithProjection,
       projected: row?.n ?? 0,
       sampleIntervalMs,
       lag: { samples: trace.length, p50, p99, max },
       trace,
       caughtUpMs,
-      caughtUp
+      caughtUp,
+      withoutProjection,
+      slowdown: 1 - appends.opsPerSec / withoutProjection.opsPerSec
     }
   } finally {
     if (fiber !== undefined) await runtime?.runPromise(Fiber.interrupt(fiber))
