@@ -217,15 +217,13 @@ export const defineRowProjectionTests = (withDatabase: WithDatabase) => {
                 const { db } = yield* Projection.ReadModel
                 for (const { recorded } of events) {
                   yield* Effect.promise(() =>
-                    db
-                      .insert(carts)
-                      .values({
-                        cart: recorded.eventId,
-                        totalCents: 0n,
-                        items: 1,
-                        skus: [],
-                        lastAdded: recorded.recordedAt
-                      })
+                    db.insert(carts).values({
+                      cart: recorded.eventId,
+                      totalCents: 0n,
+                      items: 1,
+                      skus: [],
+                      lastAdded: recorded.recordedAt
+                    })
                   )
                 }
               })
