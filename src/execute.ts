@@ -132,17 +132,19 @@ export function execute<
     let attempts = 0
     let lastConflict: VersionConflict | undefined
 
+    /** Today's events of each stored one, beside it, for `apply`. */
+    const decodeAll = (events: ReadonlyArray<RecordedEvent>) =>
+      Effect.forEach(events, (recorded) =>
+        Effect.map(codec.decode(recorded), (decoded) => [decoded, recorded] as const)
+      )
+
     const readOne = (streamId: StreamId, fromVersion = 1) =>
       store.readStream(streamId, { fromVersion }).pipe(
         Effect.catchTags({
           StreamNotFound: () => Effect.succeed({ streamId, version: 0, events: [] }),
           InvalidReadOptions: (error) => Effect.die(error)
         }),
-        Effect.flatMap((read) =>
-          Effect.forEach(read.events, (recorded) =>
-            Effect.map(codec.decode(recorded), (events) => [events, recorded] as const)
-          ).pipe(Effect.map((events) => ({ version: read.version, events })))
-        )
+        Effect.flatMap((read) => Effect.map(decodeAll(read.events), (events) => ({ version: read.version, events })))
       )
 
     const snapshot = command.snapshot
@@ -185,11 +187,6 @@ export function execute<
         }
         folded += events.length
       }
-      const decodeAll = (events: ReadonlyArray<RecordedEvent>) =>
-        Effect.forEach(events, (recorded) =>
-          Effect.map(codec.decode(recorded), (decoded) => [decoded, recorded] as const)
-        )
-
       // Reads of one round run concurrently; folding follows the order the streams were named.
       const readRound = (ids: Iterable<StreamId>) => {
         const fresh = [...new Set(ids)].filter((id) => !versions.has(id))
@@ -206,32 +203,30 @@ export function execute<
       }
 
       const declared = [...new Set(command.streams(input))]
-      const key = snapshot === undefined ? "" : snapshotKey(declared)
-      if (snapshot !== undefined && snapshots !== undefined) {
-        const load = yield* snapshots.load({
-          command: command.name,
-          key,
-          stateVersion: snapshot.version,
-          eventVersions: codec.fingerprint,
-          streams: declared
-        })
+      const request =
+        snapshot === undefined
+          ? undefined
+          : {
+              command: command.name,
+              key: snapshotKey(declared),
+              stateVersion: snapshot.version,
+              eventVersions: codec.fingerprint,
+              streams: declared
+            }
+      if (snapshot !== undefined && snapshots !== undefined && request !== undefined) {
+        const load = yield* snapshots.load(request)
         const restored = yield* restore(snapshot, snapshots, load, declared, codec.fingerprint, readOne)
-        if (Option.isSome(restored)) {
-          // The snapshot, then each stream's events after it: the declared streams', then the discovered ones'.
-          state = restored.value.state
+        if (Option.isSome(restored) || !load.usable) {
+          // From the snapshot, its tails start after it; without one of these versions, at the start.
+          if (Option.isSome(restored)) state = restored.value.state
           for (const tail of load.tails) {
             versions.set(tail.streamId, tail.version)
             fold(yield* decodeAll(tail.events))
           }
-          for (const [streamId, read] of restored.value.discovered) {
+          // Then the streams it covers beyond the declared ones (found by `discover`), read after it.
+          for (const [streamId, read] of Option.isSome(restored) ? restored.value.discovered : []) {
             versions.set(streamId, read.version)
             fold(read.events)
-          }
-        } else if (!load.usable) {
-          // No snapshot of these versions: the tails read every declared stream from the start.
-          for (const tail of load.tails) {
-            versions.set(tail.streamId, tail.version)
-            fold(yield* decodeAll(tail.events))
           }
         } else {
           // A snapshot of these versions that could not be used: the tails start after it, so read again in full.
@@ -247,7 +242,7 @@ export function execute<
         }
       }
 
-      if (snapshot !== undefined && snapshots !== undefined) {
+      if (snapshot !== undefined && snapshots !== undefined && request !== undefined) {
         const due =
           folded >= snapshot.events ||
           (snapshot.duration !== undefined &&
@@ -256,14 +251,7 @@ export function execute<
               snapshot.duration
             ))
         if (due) {
-          dueSnapshot = save(snapshot, snapshots, {
-            command: command.name,
-            key,
-            stateVersion: snapshot.version,
-            eventVersions: codec.fingerprint,
-            streams: [...versions],
-            state
-          })
+          dueSnapshot = save(snapshot, snapshots, { ...request, streams: [...versions], state })
         }
       }
 

@@ -107,11 +107,10 @@ export const make = <E, T extends PgTable, K>(fold: RowFold<E, T, K>) => {
           new Error(`Projection.rows ${JSON.stringify(fold.name)} needs a SQL store's ReadModel`)
         )
       }
-      const keyed: Array<readonly [string, K, Decoded<E>]> = []
-      for (const decoded of events) {
-        const key = yield* evaluate(decoded.recorded, () => fold.key(decoded.event, decoded.recorded))
-        if (key !== undefined) keyed.push([mapKey(key), key, decoded])
-      }
+      const keyed = yield* eachOf(events, (decoded, into: Array<readonly [string, K, Decoded<E>]>) => {
+        const key = fold.key(decoded.event, decoded.recorded)
+        if (key !== undefined) into.push([mapKey(key), key, decoded])
+      })
       if (keyed.length === 0) return
       const keys = new Map(keyed.map(([text, key]) => [text, key]))
       const loaded = yield* query(() =>
@@ -124,10 +123,12 @@ export const make = <E, T extends PgTable, K>(fold: RowFold<E, T, K>) => {
         (loaded as Array<InferSelectModel<T>>).map((row) => [mapKey((row as Record<string, unknown>)[property]), row])
       )
       const existed = new Set(rows.keys())
-      for (const [text, , { event, recorded }] of keyed) {
-        const next = yield* evaluate(recorded, () => fold.evolve(rows.get(text), event, recorded))
-        rows.set(text, next)
-      }
+      yield* eachOf(
+        keyed.map(([text, , decoded]) => ({ ...decoded, text })),
+        ({ text, event, recorded }) => {
+          rows.set(text, fold.evolve(rows.get(text), event, recorded))
+        }
+      )
       const written: Array<Record<string, unknown>> = []
       const deleted: Array<K> = []
       for (const [text, key] of keys) {
@@ -151,6 +152,23 @@ export const make = <E, T extends PgTable, K>(fold: RowFold<E, T, K>) => {
   return { handleBatch, reset }
 }
 
-/** The application's pure function, a throw of it an `EventFailure` of the event it was given. */
-const evaluate = <A>(recorded: RecordedEvent, f: () => A): Effect.Effect<A, EventFailure> =>
-  Effect.try({ try: f, catch: (cause) => new EventFailure(recorded, cause) })
+/**
+ * Runs the application's pure function on each event in turn, in one plain
+ * loop (no Effect per event on this path), collecting into an array; a throw
+ * is an `EventFailure` of the event it was given.
+ */
+const eachOf = <D extends Decoded<unknown>, A>(
+  events: ReadonlyArray<D>,
+  f: (decoded: D, into: Array<A>) => void
+): Effect.Effect<Array<A>, EventFailure> =>
+  Effect.suspend(() => {
+    const into: Array<A> = []
+    for (const decoded of events) {
+      try {
+        f(decoded, into)
+      } catch (cause) {
+        return Effect.fail(new EventFailure(decoded.recorded, cause))
+      }
+    }
+    return Effect.succeed(into)
+  })
