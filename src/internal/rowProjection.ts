@@ -136,15 +136,21 @@ export const make = <E, T extends PgTable, K>(fold: RowFold<E, T, K>) => {
         if (row !== undefined) written.push(asJson(row))
         else if (existed.has(text)) deleted.push(key)
       }
-      if (written.length > 0) {
-        yield* query(() =>
-          db.execute(
-            sql`insert into ${fold.table} (${names}) select ${names}
+      // Sent together (pipelined on PostgreSQL's session): one round trip when the batch also deletes.
+      yield* Effect.all(
+        [
+          written.length === 0
+            ? Effect.void
+            : query(() =>
+                db.execute(
+                  sql`insert into ${fold.table} (${names}) select ${names}
                 from jsonb_populate_recordset(null::${fold.table}, ${JSON.stringify(written)}::text::jsonb) ${onConflict}`
-          )
-        )
-      }
-      if (deleted.length > 0) yield* query(() => db.delete(fold.table).where(keysIn(deleted)))
+                )
+              ),
+          deleted.length === 0 ? Effect.void : query(() => db.delete(fold.table).where(keysIn(deleted)))
+        ],
+        { concurrency: "unbounded", discard: true }
+      )
     })
 
   const reset = (db: ReadModelDatabase) => query(() => db.delete(fold.table))

@@ -32,10 +32,18 @@ export const sessions = (client: PGlite): Sessions => {
   owned.set(client, names)
   const session: Session = {
     run: runOn(client),
-    transaction: (body) =>
+    transaction: (body, closing = []) =>
       bridgeTransaction(
         (callback: (tx: Transaction) => Promise<void>) => client.transaction(callback),
-        (tx) => body(drizzle({ client: tx as unknown as PGlite }), runOn(tx))
+        (tx) =>
+          Effect.tap(body(drizzle({ client: tx as unknown as PGlite }), runOn(tx)), () =>
+            Effect.tryPromise({
+              try: async () => {
+                for (const [statement, params] of closing) await runOn(tx)(statement, params)
+              },
+              catch: (error) => storeError("projection", error)
+            })
+          )
       )
   }
   return {

@@ -4,7 +4,7 @@
 import { drizzle } from "drizzle-orm/postgres-js"
 import { Effect, Exit } from "effect"
 import postgres from "postgres"
-import type { Session, Sessions } from "../sql/driver.js"
+import type { ClosingStatement, Session, Sessions } from "../sql/driver.js"
 import { storeError } from "../sql/errors.js"
 import { runOn } from "./run.js"
 import { firstConnectionOnly, poolOptions } from "./sockets.js"
@@ -34,6 +34,21 @@ const preparing = (client: postgres.Sql): postgres.Sql => {
     return client.unsafe(query, parameters, prepare ? { ...options, prepare } : options)
   }
   return new Proxy(client, { get: (target, key) => (key === "unsafe" ? unsafe : Reflect.get(target, key)) })
+}
+
+/**
+ * The closing statements and the commit, sent together: one round trip. A
+ * closing statement that fails leaves the transaction aborted, and PostgreSQL
+ * answers the commit of an aborted transaction by rolling it back; that
+ * statement's error is the outcome.
+ */
+const closeAndCommit = async (own: postgres.Sql, closing: ReadonlyArray<ClosingStatement>) => {
+  const sent = closing.map(([statement, params]) =>
+    own.unsafe(statement, params as Array<postgres.ParameterOrJSON<never>>, { prepare: true }).execute()
+  )
+  const outcomes = await Promise.allSettled([...sent, own.unsafe("commit").execute()])
+  const failed = outcomes.find((outcome) => outcome.status === "rejected")
+  if (failed !== undefined) throw failed.reason
 }
 
 const inSession = <A>(run: () => Promise<A>) =>
@@ -82,7 +97,7 @@ export const sessions = (client: postgres.Sql): Sessions => ({
       const readModel = drizzle({ client: preparing(own) })
       return {
         run,
-        transaction: (body) =>
+        transaction: (body, closing = []) =>
           Effect.uninterruptibleMask((restore) =>
             Effect.gen(function* () {
               // Sent, not awaited: the body's first statements follow it on the connection at once,
@@ -93,7 +108,7 @@ export const sessions = (client: postgres.Sql): Sessions => ({
               const exit = yield* Effect.exit(restore(body(readModel, run)))
               const begun = yield* Effect.exit(inSession(() => begin))
               if (Exit.isSuccess(exit) && Exit.isSuccess(begun)) {
-                yield* inSession(() => own.unsafe("commit"))
+                yield* inSession(() => closeAndCommit(own, closing))
                 return exit.value
               }
               yield* Effect.ignore(inSession(() => own.unsafe("rollback")))

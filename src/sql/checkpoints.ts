@@ -18,6 +18,7 @@
  * reported, wherever status is asked.
  */
 import { Effect } from "effect"
+import { StoreError } from "../errors.js"
 import { instanceName, standbyPoll, statusRows } from "../internal/checkpoints.js"
 import {
   CheckpointMoved,
@@ -32,7 +33,7 @@ import {
 } from "../internal/storeContract.js"
 import * as LogPosition from "../LogPosition.js"
 import type { RunStatement, Sessions } from "./driver.js"
-import { storeError } from "./errors.js"
+import { driverError, SqlState, storeError } from "./errors.js"
 import { toDate } from "./rows.js"
 import { checkpointStatements } from "./statements.js"
 
@@ -87,25 +88,24 @@ export const make = (schema: string, sessions: Sessions, runOnPool: RunStatement
           body: (db: ReadModelDatabase | undefined) => Effect.Effect<A, E, R>,
           deadLetter?: DeadLetter
         ) =>
-          session.transaction((db, inTransaction) =>
-            Effect.gen(function* () {
-              const result = yield* body(db)
-              const sql = (statement: string, params: ReadonlyArray<unknown>) =>
-                attempt("projection", () => inTransaction(statement, params))
-              if (deadLetter !== undefined) {
-                yield* sql(statements.deadLetter, [
-                  name,
-                  deadLetter.eventId,
-                  deadLetter.position,
-                  deadLetter.eventType,
-                  deadLetter.error
-                ])
-              }
-              const moved = yield* sql(statements.advance, [name, from, to, owner])
-              if (moved.length === 0) return yield* new CheckpointMoved({ name })
-              return result
-            })
-          ),
+          session
+            .transaction(body, [
+              ...(deadLetter === undefined
+                ? []
+                : [
+                    [
+                      statements.deadLetter,
+                      [name, deadLetter.eventId, deadLetter.position, deadLetter.eventType, deadLetter.error]
+                    ] as const
+                  ]),
+              [statements.advance, [name, from, to, owner]]
+            ])
+            .pipe(
+              Effect.catchIf(
+                (error) => error instanceof StoreError && driverError(error.cause).code === SqlState.divisionByZero,
+                () => new CheckpointMoved({ name })
+              )
+            ),
         fail: (error) => Effect.asVoid(run(statements.fail, [name, error]))
       }
       return ownership

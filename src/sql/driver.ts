@@ -31,12 +31,22 @@ export type Gate = <A>(operation: string, run: Effect.Effect<A, StoreError>) => 
 
 export const ungated: Gate = (_, run) => run
 
+/** A statement and its parameters. */
+export type ClosingStatement = readonly [statement: string, params: ReadonlyArray<unknown>]
+
 /** A database session of a projection's or reactor's instance. */
 export interface Session {
   readonly run: RunStatement
-  /** Runs `body` in a transaction of the session: committed if it succeeds, rolled back otherwise. */
+  /**
+   * Runs `body` in a transaction of the session, then the `closing`
+   * statements: committed if all succeed, rolled back otherwise. PostgreSQL
+   * sends the closing statements and the commit in one round trip, so a
+   * closing statement that must stop the commit fails (returning nothing
+   * would not stop it): its failure turns the commit into a rollback.
+   */
   readonly transaction: <A, E, R>(
-    body: (db: Database, run: RunStatement) => Effect.Effect<A, E, R>
+    body: (db: Database, run: RunStatement) => Effect.Effect<A, E, R>,
+    closing?: ReadonlyArray<ClosingStatement>
   ) => Effect.Effect<A, E | StoreError, R>
 }
 

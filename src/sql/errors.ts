@@ -28,7 +28,9 @@ export const SqlState = {
   deadlock: "40P01",
   undefinedTable: "42P01",
   undefinedFunction: "42883",
-  queryCanceled: "57014"
+  queryCanceled: "57014",
+  /** Raised on purpose by a projection's checkpoint moving from where its batch did not start (checkpointStatements.advance). */
+  divisionByZero: "22012"
 } as const
 
 /** The driver's error under drizzle's wrapper (whose message lists the query parameters). */

@@ -165,9 +165,15 @@ export const checkpointStatements = (schema: string) => {
       where name = $1`,
     leave: `update ${projections} set standbys = standbys - $2::text where name = $1`,
     checkpoint: `select position from ${projections} where name = $1`,
-    /** The compare-and-set: moves only from the position the batch started at. */
-    advance: `update ${projections} set position = $3, status = 'running', owner = $4, error = null, updated_at = now()
-      where name = $1 and position = $2 returning 1`,
+    /**
+     * The compare-and-set: moves only from the position the batch started at.
+     * It goes with the commit in one round trip (see `Session.transaction`),
+     * so when the checkpoint is no longer there it fails, dividing by the
+     * zero rows it moved (SQLSTATE 22012), and the commit becomes a rollback.
+     */
+    advance: `with moved as (update ${projections} set position = $3, status = 'running', owner = $4, error = null, updated_at = now()
+      where name = $1 and position = $2 returning 1)
+      select 1 / count(*)::int from moved`,
     deadLetter: `insert into ${quoted(schema)}.dead_letters (projection, event_id, position, event_type, error) values ($1, $2, $3, $4, $5)`,
     fail: `update ${projections} set status = 'failed', error = $2, updated_at = now() where name = $1`,
     stop: `update ${projections} set status = 'stopped', updated_at = now() where name = $1 and owner = $2 and status = 'running'`,

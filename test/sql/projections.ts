@@ -302,6 +302,50 @@ export const defineProjectionTests = (withDatabase: WithDatabase) => {
       ))
   })
 
+  describe("a batch whose checkpoint moved before it committed", () => {
+    it("is rolled back whole, its writes with it, and handled again from the checkpoint", () =>
+      withDatabase((db) =>
+        Effect.gen(function* () {
+          yield* openAll([
+            ["m1", 30],
+            ["m2", 12]
+          ])
+          let moved = false
+          const deposits: Array<string> = []
+          // The batch holding the deposit of 7 moves the checkpoint back to the start inside its own
+          // transaction, after writing (as a rebuild would between the batch's start and its
+          // compare-and-set), once. Had that batch committed, the replay would count everything twice.
+          const Moving = Projection.make({
+            name: "bank-balances",
+            event: AccountEvent,
+            handleBatch: (events) =>
+              Effect.gen(function* () {
+                for (const { event, recorded } of events) yield* upsertBalance(event, recorded)
+                const deposit = events.find(({ event }) => event._tag === "MoneyDeposited" && event.amount === 7)
+                if (deposit === undefined) return
+                deposits.push(deposit.recorded.eventId)
+                if (moved) return
+                moved = true
+                const { db: inBatch } = yield* Projection.ReadModel
+                yield* Effect.promise(() =>
+                  inBatch.execute(
+                    sql`update eventcore.projections set position = ${LogPosition.start} where name = 'bank-balances'`
+                  )
+                )
+              })
+          })
+          yield* Effect.forkScoped(Projection.run(Moving))
+          yield* Projection.waitFor(Moving, yield* lastWritten(db), { timeout: "20 seconds" })
+          yield* execute(Deposit, { account: "m1", amount: 7 })
+          yield* Projection.waitFor(Moving, yield* lastWritten(db), { timeout: "20 seconds" })
+          expect(yield* readModel(db)).toEqual({ m1: 37, m2: 12 })
+          // Handled twice, committed once.
+          expect(deposits).toHaveLength(2)
+          expect(new Set(deposits).size).toBe(1)
+        })
+      ))
+  })
+
   class Poisoned extends Data.TaggedError("Poisoned")<{ readonly amount: number }> {}
 
   /** Like Balances, but an amount of 13 cannot be projected. */
