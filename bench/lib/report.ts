@@ -299,19 +299,22 @@ const logTargets = (log: LogResults): ReadonlyArray<Target> => {
   const lag = projections?.lag
   if (lag !== undefined) {
     const full = lag.seconds >= 10
+    const missed = lag.byRepetition.filter((rep) => !rep.caughtUp).length
     list.push({
       target: `W11: a row projection of W1 c${lag.writers} is caught up < 1 s after the last append`,
-      measured: lag.caughtUp ? `${fmt(lag.caughtUpMs)} ms` : "not caught up within 60 s",
+      measured: lag.caughtUp
+        ? `${fmt(lag.caughtUpMs)} ms, the worst of ${lag.repetitions} phase${lag.repetitions === 1 ? "" : "s"} (${lag.byRepetition.map((rep) => fmt(rep.caughtUpMs)).join(", ")} ms)`
+        : `not caught up within 60 s after ${missed} of ${lag.repetitions} phases`,
       met: !lag.caughtUp ? false : full ? lag.caughtUpMs < 1000 : null
     })
     list.push({
       target: `W11: its p99 lag while W1 c${lag.writers} runs is < 1 s of appends`,
-      measured: `p99 ${fmt(lag.lag.p99)} events = ${(lag.lag.p99 / lag.appends.opsPerSec).toFixed(2)} s at ${fmt(lag.appends.opsPerSec)} appends/s (p50 ${fmt(lag.lag.p50)}, max ${fmt(lag.lag.max)})`,
-      met: full ? lag.lag.p99 < lag.appends.opsPerSec : null
+      measured: `p99 ${fmt(lag.lag.p99)} acknowledged appends past its checkpoint = ${(lag.lag.p99 / lag.withPerSec).toFixed(2)} s at ${fmt(lag.withPerSec)} appends/s (p50 ${fmt(lag.lag.p50)}, max ${fmt(lag.lag.max)}; ${fmt(lag.lag.samples)} samples over ${lag.repetitions} phase${lag.repetitions === 1 ? "" : "s"})`,
+      met: full ? lag.lag.p99 < lag.withPerSec : null
     })
     list.push({
       target: `W11: W1 c${lag.writers} with the projection running <= 10% slower than without`,
-      measured: `${pct(lag.slowdown)} (${fmt(lag.appends.opsPerSec)} vs ${fmt(lag.withoutProjection.opsPerSec)} appends/s)`,
+      measured: `${pct(lag.slowdown)} (medians ${fmt(lag.withPerSec)} vs ${fmt(lag.withoutPerSec)} appends/s; with / without by repetition ${lag.byRepetition.map((rep) => rep.ratio.toFixed(2)).join(", ")})`,
       met: full ? lag.slowdown <= 0.1 : null
     })
   }
@@ -916,16 +919,19 @@ const projectionSections = (projections: ProjectionsResult | undefined): Readonl
   }
   const lag = projections?.lag
   if (lag !== undefined) {
+    const warmup = lag.warmupSeconds > 0 ? `, each after a warm-up of ${lag.warmupSeconds} s` : ""
     parts.push(
       "## W11 projection lag behind W1",
       "",
-      `${lag.writers} writers appending one event to a new stream each for ${lag.seconds} s through one store (pool of ${lag.poolSize}): ${fmt(lag.appends.opsPerSec)} appends/s, append p50 ${ms(lag.appends.p50Ms)} ms, p99 ${ms(lag.appends.p99Ms)} ms; meanwhile a row projection in this process on that store (batches of ${lag.batchSize}) writes one row per event. Then the same appends for as long with the projection stopped: ${fmt(lag.withoutProjection.opsPerSec)} appends/s, so ${pct(lag.slowdown)} slower with it. Its lag is \`Projection.status\`'s (events of the log after its checkpoint), sampled every ${lag.sampleIntervalMs} ms while the writers ran (${fmt(lag.lag.samples)} samples). Caught up: from the last acknowledged append to \`Projection.waitFor\` seeing the projection past every appended event.`,
+      `${lag.writers} writers appending one event to a new stream each through one store (pool of ${lag.poolSize}), in ${lag.repetitions} repetition${lag.repetitions === 1 ? "" : "s"} of two phases of ${lag.seconds} s${warmup}: one while a row projection in this process on that store (batches of ${lag.batchSize}) writes one row per event, one with it stopped, their order alternating (with it first in odd repetitions). Before a phase with it, the projection is started and \`Projection.waitFor\` waits until it has projected the whole log, so no backlog of a phase without it is projected while measuring. Medians over the phases: ${fmt(lag.withPerSec)} appends/s with the projection, ${fmt(lag.withoutPerSec)} without, so ${pct(lag.slowdown)} slower with it (the median phase with it: append p50 ${ms(lag.appends.p50Ms)} ms, p99 ${ms(lag.appends.p99Ms)} ms; without: p50 ${ms(lag.withoutProjection.p50Ms)} ms, p99 ${ms(lag.withoutProjection.p99Ms)} ms).`,
+      "",
+      `Lag: every ${lag.sampleIntervalMs} ms a connection of its own reads the projection's checkpoint (its one row of \`eventcore.projections\`, next to nothing for the server); a sample's lag is the number of appends acknowledged before the read whose position is past that checkpoint, i.e. acknowledged appends not yet projected (no longer \`Projection.status\`'s lag, which counted the log's events after the checkpoint with a query heavy enough to slow the phase it sampled). Percentiles over the ${fmt(lag.lag.samples)} samples of every phase with the projection. Caught up: from a phase's last acknowledged append to \`Projection.waitFor\` seeing the projection past it, the worst over the phases. At the end, after a last catch-up, the read model must hold a row per appended event.`,
       "",
       table(
         [
-          "lag p50 events",
-          "lag p99 events",
-          "lag max events",
+          "lag p50 appends",
+          "lag p99 appends",
+          "lag max appends",
           "p99 in s of appends",
           "caught up after ms",
           "appended / projected"
@@ -936,11 +942,33 @@ const projectionSections = (projections: ProjectionsResult | undefined): Readonl
             fmt(lag.lag.p50),
             fmt(lag.lag.p99),
             fmt(lag.lag.max),
-            (lag.lag.p99 / lag.appends.opsPerSec).toFixed(2),
+            (lag.lag.p99 / lag.withPerSec).toFixed(2),
             lag.caughtUp ? fmt(lag.caughtUpMs) : "**not within 60 s**",
             `${fmt(lag.appended)} / ${fmt(lag.projected)}`
           ]
         ]
+      ),
+      "",
+      table(
+        [
+          "rep",
+          "first",
+          "with appends/s",
+          "without appends/s",
+          "with / without",
+          "lag p50 / p99 / max",
+          "caught up ms"
+        ],
+        [true, false, true, true, true, true, true],
+        lag.byRepetition.map((rep) => [
+          String(rep.repetition),
+          rep.first,
+          fmt(rep.with.opsPerSec),
+          fmt(rep.without.opsPerSec),
+          rep.ratio.toFixed(2),
+          `${fmt(rep.lag.p50)} / ${fmt(rep.lag.p99)} / ${fmt(rep.lag.max)}`,
+          rep.caughtUp ? fmt(rep.caughtUpMs) : "**not within 60 s**"
+        ])
       ),
       ""
     )

@@ -26,13 +26,18 @@
  * the per-event form over a log of its own (at most 20,000 events).
  *
  * Lag: W1 at `options.liveWriters` writers (one event to a new stream per
- * append) for `options.w11Seconds` through one store, while a row projection
- * of those events (one row per event into `bench_w11_orders`) runs on the same
- * store in this process; `Projection.status` is sampled every 50 ms for the
- * projection's lag (events of the log after its checkpoint). After the
- * appends, the time from the last acknowledged append to `Projection.waitFor`
- * seeing the projection past every appended event; then W1 again for as long
- * with the projection stopped, for the appends' rate without it.
+ * append) through one store, in `options.repetitions` pairs of phases of
+ * `options.w11Seconds`: one while a row projection of those events (one row
+ * per event into `bench_w11_orders`) runs on the same store in this process,
+ * one with it stopped, their order alternating. Before a phase with it, the
+ * projection is started and waited for until it has projected the whole log
+ * (no backlog of the phase without is projected while measured); then the
+ * warm-up. Every 50 ms a connection of its own reads the projection's
+ * checkpoint (one row: next to nothing for the server, whichever phase);
+ * a sample's lag is the appends acknowledged by then whose position is past
+ * that checkpoint. After a phase with the projection, the time from its last
+ * acknowledged append to `Projection.waitFor` seeing the projection past it.
+ * At the end, once caught up, the read model must hold a row per event.
  */
 import os from "node:os"
 import { performance } from "node:perf_hooks"
@@ -40,7 +45,7 @@ import { PGlite } from "@electric-sql/pglite"
 import { sql as drizzleSql } from "drizzle-orm"
 import { integer, pgTable, text, uuid } from "drizzle-orm/pg-core"
 import { drizzle } from "drizzle-orm/postgres-js"
-import { Cause, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
+import { Cause, type Duration, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
 import {
   EventStore,
   LogPosition,
@@ -661,31 +666,116 @@ const appendOne = Effect.gen(function* () {
   return (result.events[0] as { readonly position: LogPosition.LogPosition }).position
 })
 
-export interface LagResult {
-  readonly seconds: number
-  readonly writers: number
-  readonly poolSize: number
-  readonly batchSize: number
-  /** The appends measured (warm-up excluded). */
-  readonly appends: Sample
-  /** Events appended, warm-up included, and rows the projection wrote (equal once caught up). */
-  readonly appended: number
-  readonly projected: number
-  readonly sampleIntervalMs: number
-  /** `Projection.status` lag, in events, over the samples taken while the writers ran. */
-  readonly lag: { readonly samples: number; readonly p50: number; readonly p99: number; readonly max: number }
-  /** The samples: ms since the measured appends began, lag in events. */
+/** Percentiles of the lag samples, in appends. */
+export interface LagPercentiles {
+  readonly samples: number
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
+}
+
+/** One repetition: a phase of appends with the projection running and one without, `first` first. */
+export interface LagRepetition {
+  readonly repetition: number
+  readonly first: "with" | "without"
+  readonly with: Sample
+  readonly without: Sample
+  /** Appends/s with the projection over without. */
+  readonly ratio: number
+  /** Over the samples taken while the phase with the projection ran. */
+  readonly lag: LagPercentiles
+  /** Its samples: ms since the phase's measured appends began, lag in appends. */
   readonly trace: ReadonlyArray<readonly [number, number]>
-  /** From the last acknowledged append to `waitFor` seeing the projection past every appended event. */
+  /** From the phase's last acknowledged append to `waitFor` seeing the projection past it. */
   readonly caughtUpMs: number
   /** False when it was not caught up within 60 s. */
   readonly caughtUp: boolean
-  /** The same appends for as long right after, the projection stopped; and how much slower they were with it. */
+}
+
+export interface LagResult {
+  /** Of each phase (warm-up excluded). */
+  readonly seconds: number
+  readonly warmupSeconds: number
+  readonly repetitions: number
+  readonly writers: number
+  readonly poolSize: number
+  readonly batchSize: number
+  /** The median phase with the projection running and the median one without, by appends/s (the lower middle one of an even count). */
+  readonly appends: Sample
   readonly withoutProjection: Sample
+  /** Medians of the phases' appends/s, and how much slower they were with the projection: 1 - with / without. */
+  readonly withPerSec: number
+  readonly withoutPerSec: number
   readonly slowdown: number
+  /** Events appended under the prefix, warm-ups included, and rows the projection wrote, after a last catch-up. */
+  readonly appended: number
+  readonly projected: number
+  readonly sampleIntervalMs: number
+  /** Acknowledged appends past the checkpoint, over the samples of every phase with the projection. */
+  readonly lag: LagPercentiles
+  /** The worst over the phases with the projection, and whether it caught up after each. */
+  readonly caughtUpMs: number
+  readonly caughtUp: boolean
+  readonly byRepetition: ReadonlyArray<LagRepetition>
 }
 
 const sampleIntervalMs = 50
+
+/** The projection's checkpoint as the sampler read it, and when it sent the read. */
+interface Checkpoint {
+  readonly at: number
+  readonly position: LogPosition.LogPosition
+}
+
+/** Acknowledged appends, in the order acknowledged: when, and their event's position. */
+interface Acks {
+  readonly at: Array<number>
+  readonly position: Array<LogPosition.LogPosition>
+}
+
+/**
+ * Each sample's lag: the appends acknowledged at or before the sample's time whose position is past
+ * the checkpoint it read. The appends go, in time order as the samples' times pass them, into a
+ * Fenwick tree over their positions' ranks, which counts those at or before a checkpoint in O(log n):
+ * 100,000 appends and 400 samples take tens of milliseconds, not 40 million comparisons.
+ */
+const lagsAt = (acks: Acks, samples: ReadonlyArray<Checkpoint>): Array<number> => {
+  const ranked = [...acks.position].sort()
+  /** How many appends' positions are at or before `position` (positions compare as strings in log order). */
+  const atOrBefore = (position: LogPosition.LogPosition) => {
+    let low = 0
+    let high = ranked.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if ((ranked[middle] as LogPosition.LogPosition) <= position) low = middle + 1
+      else high = middle
+    }
+    return low
+  }
+  const tree = new Int32Array(ranked.length + 1)
+  let taken = 0
+  return samples.map((sample) => {
+    for (; taken < acks.at.length && (acks.at[taken] as number) <= sample.at; taken++) {
+      for (let i = atOrBefore(acks.position[taken] as LogPosition.LogPosition); i <= ranked.length; i += i & -i) {
+        tree[i] = (tree[i] as number) + 1
+      }
+    }
+    let projected = 0
+    for (let i = atOrBefore(sample.position); i > 0; i -= i & -i) projected += tree[i] as number
+    return taken - projected
+  })
+}
+
+const percentilesOf = (lags: ReadonlyArray<number>): LagPercentiles => {
+  const latencies = new Latencies()
+  for (const lag of lags) latencies.add(lag)
+  const [p50, p99, max] = latencies.percentiles(50, 99, 100) as [number, number, number]
+  return { samples: lags.length, p50, p99, max }
+}
+
+/** The middle sample by appends/s: the lower middle one of an even count. */
+const middleOf = (samples: ReadonlyArray<Sample>): Sample =>
+  [...samples].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.floor((samples.length - 1) / 2)] as Sample
 
 export const projectionLag = async (
   admin: Admin,
@@ -698,101 +788,167 @@ export const projectionLag = async (
   let runtime: StoreRuntime | undefined
   let fiber: Fiber.RuntimeFiber<never, unknown> | undefined
   const sql = postgres(url, { max: 1, onnotice: () => {} })
+  // The sampler's own connection: it neither waits for the store's pool nor holds it up.
+  const sampleSql = postgres(url, { max: 1, onnotice: () => {} })
   try {
     await Effect.runPromise(PostgresEventStore.migrate({ url }))
     await sql.unsafe(createOrders)
-    runtime = storeRuntime(url, poolSize)
+    await sampleSql`select 1`
+    const store = storeRuntime(url, poolSize)
+    runtime = store
     // The row projection's default.
     const batchSize = 1000
-    fiber = runtime.runFork(Projection.run(Orders, { batchSize }))
-    progress.status("W11 lag: starting the projection")
-    const deadline = performance.now() + 30_000
-    for (;;) {
-      const status = await runtime.runPromise(Projection.status)
-      if (status.some((s) => s.name === Orders.name && s.status === "running")) break
-      if (performance.now() > deadline) throw new Error("W11: the lag projection did not start within 30 s")
-      await sleep(20)
-    }
 
-    let appended = 0
+    // The acknowledged appends since the last catch-up before a phase with the projection (those before
+    // it are all projected by then, so they never count in a sample's lag).
+    let acks: Acks = { at: [], position: [] }
     let lastPosition = LogPosition.start
     let lastAckAt = 0
     const operation = async () => {
-      const position = await (runtime as StoreRuntime).runPromise(appendOne)
+      const position = await store.runPromise(appendOne)
       lastAckAt = performance.now()
-      appended += 1
+      acks.at.push(lastAckAt)
+      acks.position.push(position)
       if (position > lastPosition) lastPosition = position
       return succeeded(1)
     }
-    if (options.warmupSeconds > 0) {
-      progress.status("W11 lag: warm-up")
-      await run(operation, { concurrency: options.liveWriters, seconds: options.warmupSeconds })
+    const appendFor = (seconds: number, label: string) =>
+      run(operation, {
+        concurrency: options.liveWriters,
+        seconds,
+        onProgress: (ops, elapsed) =>
+          progress.status(
+            `${label}: ${elapsed.toFixed(1)} s, ${Math.round(ops / elapsed).toLocaleString("en")} appends/s`
+          )
+      })
+    const warmUp = async (label: string) => {
+      if (options.warmupSeconds > 0) await appendFor(options.warmupSeconds, `${label}, warm-up`)
     }
-    const trace: Array<readonly [number, number]> = []
-    let sampling = true
-    const measuredFrom = performance.now()
-    const sampler = (async () => {
-      while (sampling) {
-        const status = await (runtime as StoreRuntime).runPromise(Projection.status)
-        const lag = status.find((s) => s.name === Orders.name)?.lag
-        if (lag !== undefined) trace.push([Math.round(performance.now() - measuredFrom), lag])
-        await sleep(sampleIntervalMs)
-      }
-    })()
-    const appends = await run(operation, {
-      concurrency: options.liveWriters,
-      seconds: options.w11Seconds,
-      onProgress: (ops, elapsed) =>
-        progress.status(
-          `W11 lag: ${elapsed.toFixed(1)} s, ${Math.round(ops / elapsed).toLocaleString("en")} appends/s, ` +
-            `lag ${trace.at(-1)?.[1] ?? "-"} events`
+    const caughtUpTo = (position: LogPosition.LogPosition, timeout: Duration.DurationInput) =>
+      store.runPromise(
+        Projection.waitFor(Orders, position, { timeout }).pipe(
+          Effect.as(true),
+          Effect.catchTag("ProjectionTimeout", () => Effect.succeed(false))
         )
-    })
-    sampling = false
-    await sampler
-    progress.status("W11 lag: waiting for the projection to catch up")
-    const caughtUp = await runtime.runPromise(
-      Projection.waitFor(Orders, lastPosition, { timeout: "60 seconds" }).pipe(
-        Effect.as(true),
-        Effect.catchTag("ProjectionTimeout", () => Effect.succeed(false))
       )
-    )
-    const caughtUpMs = performance.now() - lastAckAt
-    const [row] = await sql<[{ n: number }]>`select count(*)::int as n from bench_w11_orders`
-    await runtime.runPromise(Fiber.interrupt(fiber))
-    fiber = undefined
-    const appendedWithProjection = appended
-    const withoutProjection = await run(operation, {
-      concurrency: options.liveWriters,
-      seconds: options.w11Seconds,
-      onProgress: (ops, elapsed) =>
-        progress.status(
-          `W11 lag: without the projection, ${elapsed.toFixed(1)} s, ${Math.round(ops / elapsed).toLocaleString("en")} appends/s`
-        )
-    })
-    const lags = new Latencies()
-    for (const [, lag] of trace) lags.add(lag)
-    const [p50, p99, max] = lags.percentiles(50, 99, 100) as [number, number, number]
+    /** Starts the projection unless it runs, and waits until it has projected everything appended so far. */
+    const startCaughtUp = async () => {
+      fiber ??= store.runFork(Projection.run(Orders, { batchSize }))
+      return caughtUpTo(await headOf(sql), "120 seconds")
+    }
+
+    const withProjection = async (label: string) => {
+      progress.status(`${label}: the projection catching up`)
+      if (!(await startCaughtUp())) throw new Error(`${label}: the projection did not catch up within 120 s`)
+      acks = { at: [], position: [] }
+      await warmUp(label)
+      const samples: Array<Checkpoint> = []
+      let sampling = true
+      const measuredFrom = performance.now()
+      const sampler = (async () => {
+        while (sampling) {
+          // Taken before the read: every append acknowledged by then was committed before the checkpoint was read.
+          const at = performance.now()
+          const [row] = await sampleSql<[{ position: LogPosition.LogPosition }?]>`
+            select position from eventcore.projections where name = ${Orders.name}`
+          if (row !== undefined) samples.push({ at, position: row.position })
+          await sleep(Math.max(0, at + sampleIntervalMs - performance.now()))
+        }
+      })()
+      const appends = await appendFor(options.w11Seconds, label)
+      sampling = false
+      await sampler
+      progress.status(`${label}: waiting for the projection to catch up`)
+      const caughtUp = await caughtUpTo(lastPosition, "60 seconds")
+      const caughtUpMs = performance.now() - lastAckAt
+      const lags = lagsAt(acks, samples)
+      const trace = samples.map((sample, i) => [Math.round(sample.at - measuredFrom), lags[i] as number] as const)
+      return { appends, lags, trace, caughtUp, caughtUpMs }
+    }
+
+    const withoutProjection = async (label: string) => {
+      if (fiber !== undefined) {
+        await store.runPromise(Fiber.interrupt(fiber))
+        fiber = undefined
+      }
+      await warmUp(label)
+      return appendFor(options.w11Seconds, label)
+    }
+
+    // Sides alternate (with first in odd repetitions), so drift between phases falls on both.
+    const byRepetition: Array<LagRepetition> = []
+    const allLags: Array<number> = []
+    let phases = 0
+    for (let repetition = 1; repetition <= options.repetitions; repetition++) {
+      const first = repetition % 2 === 1 ? "with" : "without"
+      const label = (side: "with" | "without") =>
+        `[${++phases}/${2 * options.repetitions}] W11 lag ${side} the projection, rep ${repetition}/${options.repetitions}`
+      let measured: Awaited<ReturnType<typeof withProjection>>
+      let without: Sample
+      if (first === "with") {
+        measured = await withProjection(label("with"))
+        without = await withoutProjection(label("without"))
+      } else {
+        without = await withoutProjection(label("without"))
+        measured = await withProjection(label("with"))
+      }
+      allLags.push(...measured.lags)
+      const lag = percentilesOf(measured.lags)
+      byRepetition.push({
+        repetition,
+        first,
+        with: measured.appends,
+        without,
+        ratio: measured.appends.opsPerSec / without.opsPerSec,
+        lag,
+        trace: measured.trace,
+        caughtUpMs: measured.caughtUpMs,
+        caughtUp: measured.caughtUp
+      })
+      progress.log(
+        `W11 lag rep ${repetition}/${options.repetitions}: ${Math.round(measured.appends.opsPerSec).toLocaleString("en")} ` +
+          `appends/s with the projection, ${Math.round(without.opsPerSec).toLocaleString("en")} without; ` +
+          `lag p99 ${lag.p99} appends`
+      )
+    }
+
+    progress.status("W11 lag: a last catch-up, then counting")
+    const finished = await startCaughtUp()
+    const [counts] = await sql<[{ appended: number; projected: number }]>`
+      select (select count(*)::int from eventcore.events where starts_with(stream_id, ${lagPrefix})) as appended,
+             (select count(*)::int from bench_w11_orders) as projected`
+    if (finished && counts.appended !== counts.projected) {
+      throw new Error(
+        `W11 lag: ${counts.appended} events appended under ${lagPrefix} but ${counts.projected} rows projected, caught up`
+      )
+    }
+    const withPerSec = median(byRepetition.map((rep) => rep.with.opsPerSec))
+    const withoutPerSec = median(byRepetition.map((rep) => rep.without.opsPerSec))
     return {
       seconds: options.w11Seconds,
+      warmupSeconds: options.warmupSeconds,
+      repetitions: options.repetitions,
       writers: options.liveWriters,
       poolSize,
       batchSize,
-      appends,
-      appended: appendedWithProjection,
-      projected: row?.n ?? 0,
+      appends: middleOf(byRepetition.map((rep) => rep.with)),
+      withoutProjection: middleOf(byRepetition.map((rep) => rep.without)),
+      withPerSec,
+      withoutPerSec,
+      slowdown: 1 - withPerSec / withoutPerSec,
+      appended: counts.appended,
+      projected: counts.projected,
       sampleIntervalMs,
-      lag: { samples: trace.length, p50, p99, max },
-      trace,
-      caughtUpMs,
-      caughtUp,
-      withoutProjection,
-      slowdown: 1 - appends.opsPerSec / withoutProjection.opsPerSec
+      lag: percentilesOf(allLags),
+      caughtUpMs: Math.max(...byRepetition.map((rep) => rep.caughtUpMs)),
+      caughtUp: byRepetition.every((rep) => rep.caughtUp),
+      byRepetition
     }
   } finally {
     if (fiber !== undefined) await runtime?.runPromise(Fiber.interrupt(fiber))
     await runtime?.dispose()
     await sql.end({ timeout: 5 })
+    await sampleSql.end({ timeout: 5 })
     await admin.drop(database)
   }
 }
