@@ -12,7 +12,7 @@
  * version 1 of its type, and an event already at its type's current version is
  * decoded exactly as it always was.
  */
-import { Effect, Option, ParseResult, Schema, SchemaAST } from "effect"
+import { Effect, Either, Option, ParseResult, Schema, SchemaAST } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import { EventDecodeError, StoreError, UnknownEventType } from "./errors.js"
@@ -178,6 +178,9 @@ const makeCodec = <E extends { readonly _tag: string }, I>(schema: Schema.Schema
   )
   const ignored = new Set(evolution.ignored ?? [])
   const decodeCurrent = Schema.decodeUnknown(schema)
+  // Synchronous where the schema is (nearly always): an Either is an Effect, and readers of many
+  // events (a projection's batch) decode them in a plain loop, not one fiber step per event.
+  const decodeCurrentNow = ParseResult.decodeUnknownEither(schema)
   const stepDecoders = new Map(
     [...members.values()].map((member) => [member.tag, member.steps.map((step) => Schema.decodeUnknown(step.from))])
   )
@@ -237,7 +240,11 @@ const makeCodec = <E extends { readonly _tag: string }, I>(schema: Schema.Schema
     const member = members.get(recorded.eventType)
     // The common case, unchanged: an event of today's type at today's version.
     if (member !== undefined && version === member.steps.length + 1) {
-      return decodeCurrent(encodedOf(recorded.eventType, recorded.data)).pipe(
+      const encoded = encodedOf(recorded.eventType, recorded.data)
+      const now = decodeCurrentNow(encoded)
+      if (Either.isRight(now)) return Either.right([now.right])
+      // A failure, or a schema that cannot decode synchronously: the Effect says which, and why.
+      return decodeCurrent(encoded).pipe(
         Effect.mapError(parseFailure(recorded)),
         Effect.map((event): ReadonlyArray<E> => [event])
       )

@@ -121,8 +121,9 @@ export const rows = <E extends { readonly _tag: string }, I, T extends PgTable, 
     // An evolve that throws fails with the runner's EventFailure, naming its event: the runner
     // splits the batch there and never reports the wrapper itself.
     handleBatch: (events) => withDb((db) => fold.handleBatch(events, db) as Effect.Effect<void, StoreError>),
-    reset: withDb(fold.reset).pipe(Effect.asVoid)
-  }
+    reset: withDb(fold.reset).pipe(Effect.asVoid),
+    [RowProjection.writesAtCommitKey]: fold.writesAtCommit
+  } as Projection<E, I, StoreError, ReadModel>
 }
 
 export type RunOptions = Runner.RunOptions
@@ -140,15 +141,20 @@ const handlerOf = <E, I, Err, R>(
       Exclude<R, ReadModel>
     >
   const { handle, handleBatch } = projection
+  const writesAtCommit = (
+    projection as { readonly [RowProjection.writesAtCommitKey]?: Runner.Handler<E, Err, never>["handleBatch"] }
+  )[RowProjection.writesAtCommitKey]
   return {
     ...Runner.declaredHandler("projection", projection),
-    ...(handleBatch !== undefined
-      ? { handleBatch: (events, db) => withReadModel(handleBatch(events), db), batchSize: Runner.batchHandlerSize }
-      : {
-          handleBatch: Runner.eachEvent((event, recorded, db) =>
-            withReadModel((handle as NonNullable<typeof handle>)(event, recorded), db)
-          )
-        })
+    ...(writesAtCommit !== undefined
+      ? { handleBatch: writesAtCommit, batchSize: Runner.batchHandlerSize }
+      : handleBatch !== undefined
+        ? { handleBatch: (events, db) => withReadModel(handleBatch(events), db), batchSize: Runner.batchHandlerSize }
+        : {
+            handleBatch: Runner.eachEvent((event, recorded, db) =>
+              withReadModel((handle as NonNullable<typeof handle>)(event, recorded), db)
+            )
+          })
   }
 }
 

@@ -127,7 +127,7 @@ export const memoryCheckpoints = (
       const ownership: Ownership = {
         checkpoint: Effect.sync(() => entry.position),
         commit: (from, to, body, deadLetter) =>
-          Effect.flatMap(body(undefined), (result) =>
+          Effect.flatMap(body(undefined), () =>
             Effect.flatMap(Clock.currentTimeMillis, (at) => {
               if (entry.position !== from) return Effect.fail(new CheckpointMoved({ name }))
               entry.position = to
@@ -135,7 +135,7 @@ export const memoryCheckpoints = (
               entry.error = undefined
               entry.updatedAt = new Date(at)
               if (deadLetter !== undefined) letters.set(name, [...(letters.get(name) ?? []), deadLetter])
-              return Effect.succeed(result)
+              return Effect.void
             })
           ),
         fail: (error) =>

@@ -6,13 +6,13 @@
  * events that is two statements, whatever its length, where a handler per
  * event awaits one or more per event.
  */
-import { getTableColumns, type InferSelectModel, sql } from "drizzle-orm"
-import { getTableConfig, type PgColumn, type PgTable } from "drizzle-orm/pg-core"
+import { getTableColumns, type InferSelectModel, type SQL, sql } from "drizzle-orm"
+import { getTableConfig, type PgColumn, PgDialect, type PgTable } from "drizzle-orm/pg-core"
 import { Effect } from "effect"
 import type { RecordedEvent } from "../Event.js"
 import { StoreError } from "../errors.js"
 import { type Decoded, EventFailure } from "./runner.js"
-import type { ReadModelDatabase } from "./storeContract.js"
+import type { ReadModelDatabase, Statement } from "./storeContract.js"
 
 /** What a row projection declares of its table and its fold (`Projection.rows`). */
 export interface RowFold<E, T extends PgTable, K> {
@@ -47,8 +47,20 @@ const primaryKeyOf = (name: string, table: PgTable): { readonly property: string
   return { property, column: column as PgColumn }
 }
 
-/** Keys as Map keys: the value the application returns and the value read back compare as text. */
-const mapKey = (key: unknown) => (typeof key === "bigint" ? `${key}n` : JSON.stringify(key))
+/**
+ * Where a row projection keeps `writesAtCommit` for the runner: its
+ * `handleBatch` stays one that writes, for whoever calls it directly.
+ */
+export const writesAtCommitKey = Symbol.for("eventcore/Projection/writesAtCommit")
+
+/** Renders statements to their text and parameters, as the sessions run them. */
+const dialect = new PgDialect()
+
+/**
+ * Keys as Map keys: a primitive as itself (a Map tells 1 from "1", and compares
+ * bigints by value), anything else (a date) as its JSON.
+ */
+const mapKey = (key: unknown) => (typeof key === "object" && key !== null ? JSON.stringify(key) : key)
 
 const readModelFailure = (name: string, cause: unknown) =>
   new StoreError({
@@ -88,74 +100,104 @@ export const make = <E, T extends PgTable, K>(fold: RowFold<E, T, K>) => {
     )}::text::jsonb) as k(value))`
   // A row as JSON in its columns' names, each value as its column sends it to the driver (a date as
   // ISO text...), but for JSON columns, whose value is the JSON itself.
-  const asJson = (row: InferSelectModel<T>) =>
-    Object.fromEntries(
-      columns.map(([name, candidate]) => {
-        const value = (row as Record<string, unknown>)[name]
-        const json = candidate.getSQLType() === "json" || candidate.getSQLType() === "jsonb"
-        const driverValue = value === null || value === undefined || json ? value : candidate.mapToDriverValue(value)
-        return [candidate.name, typeof driverValue === "bigint" ? driverValue.toString() : (driverValue ?? null)]
-      })
-    )
+  const fields = columns.map(([property, candidate]) => ({
+    property,
+    name: candidate.name,
+    column: candidate,
+    json: candidate.getSQLType() === "json" || candidate.getSQLType() === "jsonb"
+  }))
+  const asJson = (row: InferSelectModel<T>) => {
+    const json: Record<string, unknown> = {}
+    for (const field of fields) {
+      const value = (row as Record<string, unknown>)[field.property]
+      const driverValue =
+        value === null || value === undefined || field.json ? value : field.column.mapToDriverValue(value)
+      json[field.name] = typeof driverValue === "bigint" ? driverValue.toString() : (driverValue ?? null)
+    }
+    return json
+  }
   const query = <A>(run: () => Promise<A>) =>
     Effect.tryPromise({ try: run, catch: (cause) => readModelFailure(fold.name, cause) })
 
-  const handleBatch = (events: ReadonlyArray<Decoded<E>>, db: ReadModelDatabase | undefined) =>
+  /** A batch's writes: its rows' upsert and delete, as statements (none when it changes nothing). */
+  const writesOf = (events: ReadonlyArray<Decoded<E>>, db: ReadModelDatabase | undefined) =>
     Effect.gen(function* () {
       if (db === undefined) {
         return yield* Effect.die(
           new Error(`Projection.rows ${JSON.stringify(fold.name)} needs a SQL store's ReadModel`)
         )
       }
-      const keyed = yield* eachOf(events, (decoded, into: Array<readonly [string, K, Decoded<E>]>) => {
+      const keyed = yield* eachOf(events, (decoded, into: Array<Keyed<E, K>>) => {
         const key = fold.key(decoded.event, decoded.recorded)
-        if (key !== undefined) into.push([mapKey(key), key, decoded])
+        if (key !== undefined) into.push({ mapped: mapKey(key), key, event: decoded.event, recorded: decoded.recorded })
       })
-      if (keyed.length === 0) return
-      const keys = new Map(keyed.map(([text, key]) => [text, key]))
+      if (keyed.length === 0) return []
+      const keys = new Map<unknown, K>()
+      for (const { mapped, key } of keyed) keys.set(mapped, key)
       const loaded = yield* query(() =>
         db
           .select()
           .from(fold.table as PgTable)
           .where(keysIn([...keys.values()]))
       )
-      const rows = new Map<string, InferSelectModel<T> | undefined>(
-        (loaded as Array<InferSelectModel<T>>).map((row) => [mapKey((row as Record<string, unknown>)[property]), row])
-      )
+      const rows = new Map<unknown, InferSelectModel<T> | undefined>()
+      for (const row of loaded as Array<InferSelectModel<T>>) {
+        rows.set(mapKey((row as Record<string, unknown>)[property]), row)
+      }
       const existed = new Set(rows.keys())
-      yield* eachOf(
-        keyed.map(([text, , decoded]) => ({ ...decoded, text })),
-        ({ text, event, recorded }) => {
-          rows.set(text, fold.evolve(rows.get(text), event, recorded))
-        }
-      )
+      yield* eachOf(keyed, ({ mapped, event, recorded }) => {
+        rows.set(mapped, fold.evolve(rows.get(mapped), event, recorded))
+      })
       const written: Array<Record<string, unknown>> = []
       const deleted: Array<K> = []
-      for (const [text, key] of keys) {
-        const row = rows.get(text)
+      for (const [mapped, key] of keys) {
+        const row = rows.get(mapped)
         if (row !== undefined) written.push(asJson(row))
-        else if (existed.has(text)) deleted.push(key)
+        else if (existed.has(mapped)) deleted.push(key)
       }
-      // Sent together (pipelined on PostgreSQL's session): one round trip when the batch also deletes.
-      yield* Effect.all(
-        [
-          written.length === 0
-            ? Effect.void
-            : query(() =>
-                db.execute(
-                  sql`insert into ${fold.table} (${names}) select ${names}
-                from jsonb_populate_recordset(null::${fold.table}, ${JSON.stringify(written)}::text::jsonb) ${onConflict}`
-                )
-              ),
-          deleted.length === 0 ? Effect.void : query(() => db.delete(fold.table).where(keysIn(deleted)))
-        ],
-        { concurrency: "unbounded", discard: true }
-      )
+      const writes: Array<SQL> = []
+      if (written.length > 0) {
+        writes.push(sql`insert into ${fold.table} (${names}) select ${names}
+          from jsonb_populate_recordset(null::${fold.table}, ${JSON.stringify(written)}::text::jsonb) ${onConflict}`)
+      }
+      if (deleted.length > 0) writes.push(sql`delete from ${fold.table} where ${keysIn(deleted)}`)
+      return writes
     })
+
+  /** Handles a batch, writing its rows itself (pipelined on PostgreSQL's session). */
+  const handleBatch = (events: ReadonlyArray<Decoded<E>>, db: ReadModelDatabase | undefined) =>
+    Effect.flatMap(writesOf(events, db), (writes) =>
+      Effect.forEach(writes, (write) => query(() => (db as ReadModelDatabase).execute(write)), {
+        concurrency: "unbounded",
+        discard: true
+      })
+    )
+
+  /**
+   * Handles a batch, leaving its writes for the runner's commit: they go with
+   * the checkpoint's compare-and-set and the commit, one round trip per batch
+   * less on PostgreSQL.
+   */
+  const writesAtCommit = (
+    events: ReadonlyArray<Decoded<E>>,
+    db: ReadModelDatabase | undefined
+  ): Effect.Effect<ReadonlyArray<Statement>, StoreError | EventFailure> =>
+    Effect.map(writesOf(events, db), (writes) =>
+      writes.map((write): Statement => {
+        const rendered = dialect.sqlToQuery(write)
+        return [rendered.sql, rendered.params]
+      })
+    )
 
   const reset = (db: ReadModelDatabase) => query(() => db.delete(fold.table))
 
-  return { handleBatch, reset }
+  return { handleBatch, writesAtCommit, reset }
+}
+
+/** An event with the key of the row it changes, as the application gives it and as a Map key. */
+interface Keyed<E, K> extends Decoded<E> {
+  readonly mapped: unknown
+  readonly key: K
 }
 
 /**

@@ -11,7 +11,7 @@
  * that event) or, with `onError: "skip"`, records it as a dead letter and
  * moves past it in one transaction.
  */
-import { Cause, Chunk, Deferred, Duration, Effect, Schedule, type Schema, Stream } from "effect"
+import { Cause, Chunk, Deferred, Duration, Effect, Either, Schedule, type Schema, Stream } from "effect"
 import type { RecordedEvent } from "../Event.js"
 import * as EventSchema from "../EventSchema.js"
 import type { EventStore } from "../EventStore.js"
@@ -33,7 +33,9 @@ import {
   type Ownership,
   type ProjectionKind,
   type ReadModelDatabase,
-  type StoreExtras
+  type Statement,
+  type StoreExtras,
+  WriteAtCommitFailed
 } from "./storeContract.js"
 
 /** How often a caught-up runner checks that its checkpoint is still where it left it. */
@@ -50,12 +52,14 @@ export interface Handler<E, Err, R> {
   /**
    * Handles a batch's events, in log order (a stored event may have become
    * several, or none). A failure that names its event (`EventFailure`) splits
-   * the batch there; any other splits it in halves, to find the event.
+   * the batch there; any other splits it in halves, to find the event. It may
+   * leave statements for the commit (see `Ownership.commit`).
    */
   readonly handleBatch: (
     events: ReadonlyArray<Decoded<E>>,
     db: ReadModelDatabase | undefined
-  ) => Effect.Effect<void, Err | EventFailure, R>
+    // biome-ignore lint/suspicious/noConfusingVoidType: a handler that leaves nothing for the commit is an Effect<void>
+  ) => Effect.Effect<ReadonlyArray<Statement> | void, Err | EventFailure, R>
   /** Its batches' size unless `RunOptions.batchSize` says otherwise. */
   readonly batchSize: number
 }
@@ -167,6 +171,12 @@ class BatchFailure {
   constructor(readonly cause: unknown) {}
 }
 
+/** A failure of a batch's handler that names no event: alone in its batch, the event is the one that failed. */
+const batchFailure = (events: ReadonlyArray<RecordedEvent>, cause: unknown) => {
+  const only = events.length === 1 ? events[0] : undefined
+  return only === undefined ? new BatchFailure(cause) : new EventFailure(only, cause)
+}
+
 /** `effect`'s failure or defect as an `EventFailure` of `recorded`; an interruption stays one. */
 export const failureOf = <A, E, R>(recorded: RecordedEvent, effect: Effect.Effect<A, E, R>) =>
   Effect.catchAllCause(effect, (cause) =>
@@ -195,26 +205,53 @@ export const run = <E, Err, R>(
   const retry = options.retry ?? defaultHandlerRetry
   const filter = handler.filter
 
+  /** One stored event's, the Effect way: a failure names it. */
+  const decodeOne = (recorded: RecordedEvent) =>
+    failureOf(
+      recorded,
+      Effect.map(handler.decode(recorded), (decoded) => decoded.map((event) => ({ event, recorded })))
+    )
+
+  /**
+   * Today's events of a batch, in log order. Decoding answers at once (an
+   * Either) for today's events: those are taken in a plain loop; from the
+   * first that needs an Effect (an older version, a replaced type) the rest
+   * go one by one.
+   */
+  const decodeAll = (events: ReadonlyArray<RecordedEvent>): Effect.Effect<Array<Decoded<E>>, EventFailure> =>
+    Effect.suspend(() => {
+      const decoded: Array<Decoded<E>> = []
+      for (let i = 0; i < events.length; i++) {
+        const recorded = events[i] as RecordedEvent
+        let outcome: ReturnType<typeof handler.decode>
+        try {
+          outcome = handler.decode(recorded)
+        } catch (cause) {
+          return Effect.fail(new EventFailure(recorded, cause))
+        }
+        if (!Either.isEither(outcome)) {
+          return Effect.map(Effect.forEach(events.slice(i), decodeOne), (rest) => decoded.concat(rest.flat()))
+        }
+        const now = outcome as Either.Either<ReadonlyArray<E>, EventDecodeError | UnknownEventType>
+        if (Either.isLeft(now)) return Effect.fail(new EventFailure(recorded, now.left))
+        for (const event of now.right) decoded.push({ event, recorded })
+      }
+      return Effect.succeed(decoded)
+    })
+
   /**
    * Today's events of a batch, then the handler on them: a failure names the
    * event it came from where it can, or is a `BatchFailure`.
    */
   const handleAll = (events: ReadonlyArray<RecordedEvent>, db: ReadModelDatabase | undefined) =>
-    Effect.forEach(events, (recorded) =>
-      failureOf(
-        recorded,
-        Effect.map(handler.decode(recorded), (decoded) => decoded.map((event) => ({ event, recorded })))
-      )
-    ).pipe(
+    decodeAll(events).pipe(
       Effect.flatMap((decoded) =>
-        handler.handleBatch(decoded.flat(), db).pipe(
+        handler.handleBatch(decoded, db).pipe(
           Effect.catchAllCause((cause) => {
             if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
             const failure = Cause.squash(cause)
             if (failure instanceof EventFailure) return Effect.fail(failure)
-            // Alone in its batch, the event is the one that failed.
-            const only = events.length === 1 ? events[0] : undefined
-            return Effect.fail(only === undefined ? new BatchFailure(failure) : new EventFailure(only, failure))
+            return Effect.fail(batchFailure(events, failure))
           })
         )
       )
@@ -237,7 +274,15 @@ export const run = <E, Err, R>(
               handleAll(events, undefined),
               ownership.commit(from, to, () => Effect.void)
             )
-          : ownership.commit(from, to, (db) => handleAll(events, db))
+          : ownership
+              .commit(from, to, (db) => handleAll(events, db))
+              .pipe(
+                // A statement the handler left for the commit failed: the handler's failure.
+                Effect.catchIf(
+                  (error) => error instanceof WriteAtCommitFailed,
+                  ({ cause }) => Effect.fail(batchFailure(events, cause))
+                )
+              )
 
       /** One event in its own transaction, retried; then stop, or skip it as a dead letter. */
       const one = (recorded: RecordedEvent) =>

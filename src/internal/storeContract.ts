@@ -268,6 +268,17 @@ export interface Standby {
 // biome-ignore lint/suspicious/noExplicitAny: the application's tables, whatever its Drizzle schema
 export type ReadModelDatabase = PgDatabase<PgQueryResultHKT, any>
 
+/** A SQL statement and its parameters. */
+export type Statement = readonly [statement: string, params: ReadonlyArray<unknown>]
+
+/**
+ * A statement a batch left for its commit failed (see `Ownership.commit`):
+ * the batch's failure, as if its handler had run the statement itself.
+ */
+export class WriteAtCommitFailed {
+  constructor(readonly cause: unknown) {}
+}
+
 /** The checkpoint moved since this instance read it: another instance, or a rebuild, committed first. */
 export class CheckpointMoved extends Data.TaggedError("CheckpointMoved")<{ readonly name: string }> {}
 
@@ -279,14 +290,18 @@ export interface Ownership {
    * Runs `body` and moves the checkpoint from `from` to `to`, in one
    * transaction where the store has them: all or nothing. Fails with
    * `CheckpointMoved`, rolling back, if the checkpoint is no longer at `from`.
-   * `body` gets the transaction's database on the SQL stores.
+   * `body` gets the transaction's database on the SQL stores, and may leave
+   * statements for the commit: they run after it, with the compare-and-set
+   * and the commit in one round trip on PostgreSQL (a failure of one is a
+   * `WriteAtCommitFailed`).
    */
-  readonly commit: <A, E, R>(
+  readonly commit: <E, R>(
     from: LogPosition,
     to: LogPosition,
-    body: (db: ReadModelDatabase | undefined) => Effect.Effect<A, E, R>,
+    // biome-ignore lint/suspicious/noConfusingVoidType: a body that leaves nothing for the commit is an Effect<void>
+    body: (db: ReadModelDatabase | undefined) => Effect.Effect<ReadonlyArray<Statement> | void, E, R>,
     deadLetter?: DeadLetter
-  ) => Effect.Effect<A, E | StoreError | CheckpointMoved, R>
+  ) => Effect.Effect<void, E | StoreError | CheckpointMoved | WriteAtCommitFailed, R>
   /** Records that the instance stopped on an error (status `failed`). */
   readonly fail: (error: string) => Effect.Effect<void, StoreError>
 }

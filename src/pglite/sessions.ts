@@ -8,7 +8,8 @@ import type { PGlite, Transaction } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { Deferred, Effect, Exit } from "effect"
 import type { StoreError } from "../errors.js"
-import type { RunStatement, Session, Sessions } from "../sql/driver.js"
+import type { Statement } from "../internal/storeContract.js"
+import { ClosingFailed, type Database, type RunStatement, type Session, type Sessions } from "../sql/driver.js"
 import { storeError } from "../sql/errors.js"
 
 /** Statements of a PGlite session or transaction, rows as arrays. */
@@ -32,19 +33,25 @@ export const sessions = (client: PGlite): Sessions => {
   owned.set(client, names)
   const session: Session = {
     run: runOn(client),
-    transaction: (body, closing = []) =>
+    transaction: (<A, E, R>(
+      body: (db: Database, run: RunStatement) => Effect.Effect<A, E, R>,
+      closing?: (result: A) => ReadonlyArray<Statement>
+    ) =>
       bridgeTransaction(
         (callback: (tx: Transaction) => Promise<void>) => client.transaction(callback),
         (tx) =>
-          Effect.tap(body(drizzle({ client: tx as unknown as PGlite }), runOn(tx)), () =>
-            Effect.tryPromise({
-              try: async () => {
-                for (const [statement, params] of closing) await runOn(tx)(statement, params)
-              },
-              catch: (error) => storeError("projection", error)
-            })
+          Effect.tap(body(drizzle({ client: tx as unknown as PGlite }), runOn(tx)), (result) =>
+            Effect.forEach(
+              closing?.(result) ?? [],
+              ([statement, params], index) =>
+                Effect.tryPromise({
+                  try: () => runOn(tx)(statement, params),
+                  catch: (error) => new ClosingFailed(index, error)
+                }),
+              { discard: true }
+            )
           )
-      )
+      )) as Session["transaction"]
   }
   return {
     open: Effect.succeed(session),

@@ -4,7 +4,8 @@
 import { drizzle } from "drizzle-orm/postgres-js"
 import { Effect, Exit } from "effect"
 import postgres from "postgres"
-import type { ClosingStatement, Session, Sessions } from "../sql/driver.js"
+import type { Statement } from "../internal/storeContract.js"
+import { ClosingFailed, type Database, type RunStatement, type Session, type Sessions } from "../sql/driver.js"
 import { storeError } from "../sql/errors.js"
 import { runOn } from "./run.js"
 import { firstConnectionOnly, poolOptions } from "./sockets.js"
@@ -42,13 +43,17 @@ const preparing = (client: postgres.Sql): postgres.Sql => {
  * answers the commit of an aborted transaction by rolling it back; that
  * statement's error is the outcome.
  */
-const closeAndCommit = async (own: postgres.Sql, closing: ReadonlyArray<ClosingStatement>) => {
+const closeAndCommit = async (own: postgres.Sql, closing: ReadonlyArray<Statement>) => {
   const sent = closing.map(([statement, params]) =>
     own.unsafe(statement, params as Array<postgres.ParameterOrJSON<never>>, { prepare: true }).execute()
   )
-  const outcomes = await Promise.allSettled([...sent, own.unsafe("commit").execute()])
-  const failed = outcomes.find((outcome) => outcome.status === "rejected")
-  if (failed !== undefined) throw failed.reason
+  const commit = own.unsafe("commit").execute()
+  const outcomes = await Promise.allSettled(sent)
+  const failed = outcomes.findIndex((outcome) => outcome.status === "rejected")
+  // Settled too, whatever it says: a rollback when a closing statement failed.
+  const committed = await Promise.allSettled([commit])
+  if (failed !== -1) throw new ClosingFailed(failed, (outcomes[failed] as PromiseRejectedResult).reason)
+  if (committed[0].status === "rejected") throw committed[0].reason
 }
 
 const inSession = <A>(run: () => Promise<A>) =>
@@ -97,7 +102,10 @@ export const sessions = (client: postgres.Sql): Sessions => ({
       const readModel = drizzle({ client: preparing(own) })
       return {
         run,
-        transaction: (body, closing = []) =>
+        transaction: (<A, E, R>(
+          body: (db: Database, run: RunStatement) => Effect.Effect<A, E, R>,
+          closing?: (result: A) => ReadonlyArray<Statement>
+        ) =>
           Effect.uninterruptibleMask((restore) =>
             Effect.gen(function* () {
               // Sent, not awaited: the body's first statements follow it on the connection at once,
@@ -108,14 +116,17 @@ export const sessions = (client: postgres.Sql): Sessions => ({
               const exit = yield* Effect.exit(restore(body(readModel, run)))
               const begun = yield* Effect.exit(inSession(() => begin))
               if (Exit.isSuccess(exit) && Exit.isSuccess(begun)) {
-                yield* inSession(() => closeAndCommit(own, closing))
+                yield* Effect.tryPromise({
+                  try: () => closeAndCommit(own, closing?.(exit.value) ?? []),
+                  catch: (error) => (error instanceof ClosingFailed ? error : storeError("projection", error))
+                })
                 return exit.value
               }
               yield* Effect.ignore(inSession(() => own.unsafe("rollback")))
               if (Exit.isFailure(begun)) return yield* Exit.failCause(begun.cause)
               return yield* exit
             })
-          )
+          )) as Session["transaction"]
       }
     }
   ),

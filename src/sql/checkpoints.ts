@@ -18,7 +18,6 @@
  * reported, wherever status is asked.
  */
 import { Effect } from "effect"
-import { StoreError } from "../errors.js"
 import { instanceName, standbyPoll, statusRows } from "../internal/checkpoints.js"
 import {
   CheckpointMoved,
@@ -29,10 +28,11 @@ import {
   type ProjectionKind,
   type ProjectionStatus,
   type ReadModelDatabase,
-  type Standby
+  type Standby,
+  WriteAtCommitFailed
 } from "../internal/storeContract.js"
 import * as LogPosition from "../LogPosition.js"
-import type { RunStatement, Sessions } from "./driver.js"
+import { ClosingFailed, type RunStatement, type Sessions } from "./driver.js"
 import { driverError, SqlState, storeError } from "./errors.js"
 import { toDate } from "./rows.js"
 import { checkpointStatements } from "./statements.js"
@@ -82,30 +82,37 @@ export const make = (schema: string, sessions: Sessions, runOnPool: RunStatement
 
       const ownership: Ownership = {
         checkpoint: Effect.map(run(statements.checkpoint, [name]), (rows) => rows[0]?.[0] as LogPosition.LogPosition),
-        commit: <A, E, R>(
-          from: LogPosition.LogPosition,
-          to: LogPosition.LogPosition,
-          body: (db: ReadModelDatabase | undefined) => Effect.Effect<A, E, R>,
-          deadLetter?: DeadLetter
-        ) =>
-          session
-            .transaction(body, [
-              ...(deadLetter === undefined
-                ? []
-                : [
-                    [
-                      statements.deadLetter,
-                      [name, deadLetter.eventId, deadLetter.position, deadLetter.eventType, deadLetter.error]
-                    ] as const
-                  ]),
-              [statements.advance, [name, from, to, owner]]
-            ])
+        commit: (from, to, body, deadLetter) => {
+          // How many closing statements are the batch's own: they come first.
+          let written = 0
+          return session
+            .transaction(body, (statementsOfBatch) => {
+              written = statementsOfBatch?.length ?? 0
+              return [
+                ...(statementsOfBatch ?? []),
+                ...(deadLetter === undefined
+                  ? []
+                  : [
+                      [
+                        statements.deadLetter,
+                        [name, deadLetter.eventId, deadLetter.position, deadLetter.eventType, deadLetter.error]
+                      ] as const
+                    ]),
+                [statements.advance, [name, from, to, owner]] as const
+              ]
+            })
             .pipe(
-              Effect.catchIf(
-                (error) => error instanceof StoreError && driverError(error.cause).code === SqlState.divisionByZero,
-                () => new CheckpointMoved({ name })
-              )
-            ),
+              Effect.asVoid,
+              Effect.mapError((error) => {
+                if (!(error instanceof ClosingFailed)) return error
+                if (error.index < written) return new WriteAtCommitFailed(error.cause)
+                // Of eventcore's own, the compare-and-set fails on purpose: the checkpoint moved.
+                return driverError(error.cause).code === SqlState.divisionByZero
+                  ? new CheckpointMoved({ name })
+                  : storeError("projection", error.cause)
+              })
+            )
+        },
         fail: (error) => Effect.asVoid(run(statements.fail, [name, error]))
       }
       return ownership

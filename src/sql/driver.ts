@@ -6,6 +6,7 @@
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
 import type { Effect, Scope } from "effect"
 import type { StoreError } from "../errors.js"
+import type { Statement } from "../internal/storeContract.js"
 
 /** Any Drizzle PostgreSQL database, whatever its driver and schema: what migrations and admin queries run on. */
 // biome-ignore lint/suspicious/noExplicitAny: any Drizzle PostgreSQL database, whatever its driver and schema
@@ -31,23 +32,32 @@ export type Gate = <A>(operation: string, run: Effect.Effect<A, StoreError>) => 
 
 export const ungated: Gate = (_, run) => run
 
-/** A statement and its parameters. */
-export type ClosingStatement = readonly [statement: string, params: ReadonlyArray<unknown>]
+/** A closing statement failed (see `Session.transaction`): which one, and the database's error. */
+export class ClosingFailed {
+  constructor(
+    readonly index: number,
+    readonly cause: unknown
+  ) {}
+}
 
 /** A database session of a projection's or reactor's instance. */
 export interface Session {
   readonly run: RunStatement
   /**
    * Runs `body` in a transaction of the session, then the `closing`
-   * statements: committed if all succeed, rolled back otherwise. PostgreSQL
-   * sends the closing statements and the commit in one round trip, so a
-   * closing statement that must stop the commit fails (returning nothing
-   * would not stop it): its failure turns the commit into a rollback.
+   * statements of its result: committed if all succeed, rolled back
+   * otherwise. PostgreSQL sends the closing statements and the commit in one
+   * round trip, so a closing statement that must stop the commit fails
+   * (returning nothing would not stop it): its failure (`ClosingFailed`)
+   * turns the commit into a rollback.
    */
-  readonly transaction: <A, E, R>(
-    body: (db: Database, run: RunStatement) => Effect.Effect<A, E, R>,
-    closing?: ReadonlyArray<ClosingStatement>
-  ) => Effect.Effect<A, E | StoreError, R>
+  readonly transaction: {
+    <A, E, R>(body: (db: Database, run: RunStatement) => Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R>
+    <A, E, R>(
+      body: (db: Database, run: RunStatement) => Effect.Effect<A, E, R>,
+      closing: (result: A) => ReadonlyArray<Statement>
+    ): Effect.Effect<A, E | StoreError | ClosingFailed, R>
+  }
 }
 
 export interface Sessions {

@@ -200,6 +200,44 @@ export const defineRowProjectionTests = (withDatabase: WithDatabase) => {
       ))
   })
 
+  describe("a row projection whose write the database refuses", () => {
+    it("finds the event by splitting its batch, commits the rest, and skips it as a dead letter with the database's error", () =>
+      withCarts((db) =>
+        Effect.gen(function* () {
+          // The table refuses a negative total: the write fails at the commit, not in evolve.
+          yield* Effect.promise(() =>
+            db.execute(sql`alter table row_projection_carts add constraint not_negative check (total_cents >= 0)`)
+          )
+          const Refused = Projection.rows({
+            name: "carts-refused",
+            event: CartEvent,
+            table: carts,
+            key: (_, recorded) => recorded.eventId,
+            evolve: (row, event, recorded) => {
+              const cart = evolveCart(row, event, recorded)
+              return cart === undefined ? undefined : { ...cart, cart: recorded.eventId }
+            }
+          })
+          const events = Array.from({ length: 32 }, (_, i) =>
+            ItemAdded.make({ sku: `s${i}`, cents: i === 19 ? -5 : i })
+          )
+          const recorded = yield* write("r", events)
+          yield* Effect.forkScoped(Projection.run(Refused, { batchSize: 32, onError: "skip", ...quickRetry }))
+          yield* Projection.waitFor(Refused, lastOf(recorded))
+          expect(Object.keys(yield* tableOf(db)).sort()).toEqual(
+            recorded
+              .filter((_, i) => i !== 19)
+              .map((event) => event.eventId)
+              .sort()
+          )
+          const [dead, ...others] = yield* Projection.deadLetters(Refused)
+          expect(others).toEqual([])
+          expect(dead?.eventId).toBe(recorded[19]?.eventId)
+          expect(dead?.error).toContain("not_negative")
+        })
+      ))
+  })
+
   describe("a batch handler", () => {
     it("finds an event it fails on by halving its batch, commits the rest around it, and skips it as a dead letter", () =>
       withCarts((db) =>
