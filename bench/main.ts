@@ -299,7 +299,9 @@ const main = async () => {
       }
       const trips = throughputResult.roundTrips
       if (trips !== undefined) {
-        progress.log(`W11: ${trips.per1000.toFixed(2)} round trips per 1,000 events (row projection)`)
+        progress.log(
+          `W11: ${trips.per1000.toFixed(2)} round trips per 1,000 events (row projection), ${trips.sessionPer1000.toFixed(2)} on its session`
+        )
       }
       const pglite = throughputResult.pglite
       if (pglite !== undefined) {

@@ -19,6 +19,8 @@ export interface WireCounter {
   readonly url: string
   /** Round trips so far (server answers after client sends), over every connection through the proxy. */
   readonly roundTrips: () => number
+  /** Round trips so far over the connections whose startup named `applicationName`. */
+  readonly roundTripsOf: (applicationName: string) => number
   /** ReadyForQuery messages so far, over every connection through the proxy. */
   readonly exchanges: () => number
   readonly close: () => Promise<void>
@@ -28,6 +30,7 @@ export const wireCounter = async (serverUrl: string): Promise<WireCounter> => {
   const target = new URL(serverUrl)
   let exchanges = 0
   let roundTrips = 0
+  const byApplication = new Map<string, number>()
   const sockets = new Set<net.Socket>()
   const proxy = net.createServer((client) => {
     const upstream = net.connect(Number(target.port || 5432), target.hostname)
@@ -36,9 +39,14 @@ export const wireCounter = async (serverUrl: string): Promise<WireCounter> => {
     let first = true
     /** Whether the client has sent something the server has not answered yet. */
     let awaiting = false
+    /** The application_name of the connection's startup message, once seen. */
+    let application: string | undefined
     upstream.on("data", (chunk: Buffer) => {
       client.write(chunk)
-      if (awaiting) roundTrips += 1
+      if (awaiting) {
+        roundTrips += 1
+        if (application !== undefined) byApplication.set(application, (byApplication.get(application) ?? 0) + 1)
+      }
       awaiting = false
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
       // An answer to SSLRequest is one untyped byte ('N' or 'S').
@@ -56,6 +64,12 @@ export const wireCounter = async (serverUrl: string): Promise<WireCounter> => {
       }
     })
     client.on("data", (chunk: Buffer) => {
+      // The startup message: its parameters as NUL-terminated names and values.
+      if (application === undefined && chunk.includes("user\0")) {
+        const parameters = chunk.toString("latin1").split("\0")
+        const at = parameters.indexOf("application_name")
+        application = at === -1 ? "" : (parameters[at + 1] ?? "")
+      }
       awaiting = true
       upstream.write(chunk)
     })
@@ -76,6 +90,7 @@ export const wireCounter = async (serverUrl: string): Promise<WireCounter> => {
   return {
     url: url.toString(),
     roundTrips: () => roundTrips,
+    roundTripsOf: (applicationName) => byApplication.get(applicationName) ?? 0,
     exchanges: () => exchanges,
     close: () =>
       new Promise<void>((resolve) => {
