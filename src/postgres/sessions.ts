@@ -38,6 +38,15 @@ const preparing = (client: postgres.Sql): postgres.Sql => {
 }
 
 /**
+ * The commit, padded to be sent at once: postgres.js holds a message under 1
+ * KiB for the next turn of the event loop (to send it with others), and that
+ * turn waits for whatever else runs, such as parsing the next page of the log
+ * read meanwhile. The batch's own statements are usually larger and sent at
+ * once; its commit would otherwise follow them only after that work.
+ */
+const commitAtOnce = `commit${" ".repeat(1024)}`
+
+/**
  * The closing statements and the commit, sent together: one round trip. A
  * closing statement that fails leaves the transaction aborted, and PostgreSQL
  * answers the commit of an aborted transaction by rolling it back; that
@@ -47,7 +56,7 @@ const closeAndCommit = async (own: postgres.Sql, closing: ReadonlyArray<Statemen
   const sent = closing.map(([statement, params]) =>
     own.unsafe(statement, params as Array<postgres.ParameterOrJSON<never>>, { prepare: true }).execute()
   )
-  const commit = own.unsafe("commit").execute()
+  const commit = own.unsafe(commitAtOnce).execute()
   const outcomes = await Promise.allSettled(sent)
   const failed = outcomes.findIndex((outcome) => outcome.status === "rejected")
   // Settled too, whatever it says: a rollback when a closing statement failed.

@@ -55,6 +55,11 @@ export const socketFactory = () => {
     readonly path?: string | false
   }) => {
     const socket = new ErrorWithCloseSocket()
+    // Statements sent one behind the other without waiting (a projection's batch, its compare-and-set
+    // and its commit) go out at once: with Nagle's algorithm (Node's default), a small write behind a
+    // large one waits for the server's acknowledgement, which the server delays until it answers the
+    // large one, a round trip in all but name.
+    socket.setNoDelay(true)
     if (typeof options.path === "string" && options.path !== "") return socket.connect(options.path)
     const index = nextHost++ % options.host.length
     const host = options.host[index] ?? "localhost"
