@@ -220,9 +220,9 @@ try {
   try {
     for (const projection of [Timed, Nothing]) {
       progress.status(`1. counting round trips: ${projection.name}`)
-      const before = wire.roundTrips()
+      const before = (await wire.counts()).roundTrips
       await runProjection(wire.url, projection)
-      counted[projection.name] = (wire.roundTrips() - before) / batches
+      counted[projection.name] = ((await wire.counts()).roundTrips - before) / batches
     }
   } finally {
     await wire.close()
@@ -403,9 +403,9 @@ try {
       await reset()
       const own = postgres(wire2.url, { max: 1, onnotice: () => {} })
       await own`select 1`
-      const before = wire2.roundTrips()
+      const before = (await wire2.counts()).roundTrips
       await writeAll(own, writer)
-      writeTrips[name] = (wire2.roundTrips() - before) / pagesOfRows.length
+      writeTrips[name] = ((await wire2.counts()).roundTrips - before) / pagesOfRows.length
       await own.end({ timeout: 5 })
     }
   } finally {

@@ -394,16 +394,18 @@ const countProjectionRoundTrips = async (
   try {
     await rebuildOf(runtime, Balances)
     await sql`vacuum analyze bank_balances, eventcore.projections`
-    const [trips, sessionTrips, syncs] = [wire.roundTrips(), wire.roundTripsOf(sessionApplication), wire.exchanges()]
+    const before = await wire.counts()
     const outcome = await projectionRun(runtime, Balances, {
       batchSize,
       head,
       budgetSeconds: options.w11BudgetSeconds,
       waitOn: waiter
     })
-    const roundTrips = wire.roundTrips() - trips
-    const sessionRoundTrips = wire.roundTripsOf(sessionApplication) - sessionTrips
-    const exchanges = wire.exchanges() - syncs
+    const after = await wire.counts()
+    const roundTrips = after.roundTrips - before.roundTrips
+    const sessionRoundTrips =
+      (after.byApplication[sessionApplication] ?? 0) - (before.byApplication[sessionApplication] ?? 0)
+    const exchanges = after.exchanges - before.exchanges
     if (outcome.finished) checkFold("W11 round trips", await readModelFold(sql), expected)
     return {
       batchSize,

@@ -87,13 +87,14 @@ export const countRoundTrips = async (url: string, repeat = 20): Promise<RoundTr
       // Warm-up: statements are prepared per connection, and the first use on each costs a describe.
       for (let i = 1; i <= 10; i++) await once(-i)
       statements = []
-      const [trips, syncs] = [wire.roundTrips(), wire.exchanges()]
+      const before = await wire.counts()
       for (let i = 0; i < repeat; i++) await once(i)
+      const after = await wire.counts()
       return {
         operation,
         statements: counted ? statements.length / repeat : null,
-        roundTrips: (wire.roundTrips() - trips) / repeat,
-        syncs: (wire.exchanges() - syncs) / repeat
+        roundTrips: (after.roundTrips - before.roundTrips) / repeat,
+        syncs: (after.exchanges - before.exchanges) / repeat
       }
     }
     const transfer = await measure("execute Transfer (2 streams)", () =>
