@@ -158,7 +158,7 @@ export const make = <E, T extends PgTable, K>(fold: RowFold<E, T, K>) => {
       const writes: Array<SQL> = []
       if (written.length > 0) {
         writes.push(sql`insert into ${fold.table} (${names}) select ${names}
-          from jsonb_populate_recordset(null::${fold.table}, ${JSON.stringify(written)}::text::jsonb) ${onConflict}`)
+          from json_populate_recordset(null::${fold.table}, ${JSON.stringify(written)}::text::json) ${onConflict}`)
       }
       if (deleted.length > 0) writes.push(sql`delete from ${fold.table} where ${keysIn(deleted)}`)
       return writes
