@@ -30,6 +30,7 @@ const { values } = parseArgs({
     batch: { type: "string", default: "1000" },
     reps: { type: "string", default: "5" },
     "cpu-profile": { type: "string" },
+    "raw-nodelay": { type: "boolean", default: false },
     url: { type: "string" }
   }
 })
@@ -57,6 +58,10 @@ const url = await admin.create(database)
 try {
   await Effect.runPromise(PostgresEventStore.migrate({ url }))
   const sql = postgres(url, { max: 2, onnotice: () => {} })
+  // The raw loop on eventcore's sockets too (no Nagle), with --raw-nodelay.
+  const rawSql = values["raw-nodelay"]
+    ? postgres(url, { socket: PostgresEventStore.socketFactory(), max: 1, onnotice: () => {} } as postgres.Options<Record<string, never>>)
+    : sql
   await drizzle({ client: sql }).execute(createBalances)
   await seedLog((statement) => sql.unsafe(statement), events, accounts, progress)
   const head = await headOf(sql)
@@ -108,7 +113,7 @@ try {
     await reset()
     const cpu = cpuMs()
     const started = performance.now()
-    await rawBatchedLoop(sql, { batchSize, head, deadline: Number.POSITIVE_INFINITY })
+    await rawBatchedLoop(rawSql, { batchSize, head, deadline: Number.POSITIVE_INFINITY })
     const pass = { wallMs: performance.now() - started, cpuMs: cpuMs() - cpu }
     await checked()
     return pass
