@@ -60,7 +60,9 @@ try {
   const sql = postgres(url, { max: 2, onnotice: () => {} })
   // The raw loop on eventcore's sockets too (no Nagle), with --raw-nodelay.
   const rawSql = values["raw-nodelay"]
-    ? postgres(url, { socket: PostgresEventStore.socketFactory(), max: 1, onnotice: () => {} } as postgres.Options<Record<string, never>>)
+    ? postgres(url, { socket: PostgresEventStore.socketFactory(), max: 1, onnotice: () => {} } as postgres.Options<
+        Record<string, never>
+      >)
     : sql
   await drizzle({ client: sql }).execute(createBalances)
   await seedLog((statement) => sql.unsafe(statement), events, accounts, progress)
