@@ -25,13 +25,11 @@
  * Times are medians over `--reps` passes (variants interleaved within a pass);
  * CPU is this process's (user + system) over the same passes.
  */
-import { writeFileSync } from "node:fs"
-import { Session } from "node:inspector/promises"
 import { performance } from "node:perf_hooks"
 import { parseArgs } from "node:util"
 import { sql as drizzleSql } from "drizzle-orm"
 import { drizzle } from "drizzle-orm/postgres-js"
-import { Cause, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
+import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import { EventStore, LogPosition, PostgresEventStore, Projection } from "eventcore"
 import postgres from "postgres"
 import { AccountEvent } from "../../src/demo/domain.js"
@@ -39,6 +37,7 @@ import { balances, createBalances } from "../../src/demo/readModel.js"
 import { Progress } from "../lib/progress.js"
 import { adminOf } from "../lib/server.js"
 import { median } from "../lib/stats.js"
+import { cpuMs, timedProjectionRun } from "../lib/timedRun.js"
 import { wireCounter } from "../lib/wire.js"
 import {
   change,
@@ -73,11 +72,6 @@ const database = `eventcore_projection_profile_${process.pid}`
 const progress = new Progress()
 const quiet = Logger.minimumLogLevel(LogLevel.None)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const cpuMs = () => {
-  const usage = process.cpuUsage()
-  return (usage.user + usage.system) / 1000
-}
 
 const fmt = (value: number, digits = 2) => value.toFixed(digits)
 
@@ -153,32 +147,11 @@ try {
       await runtime.runPromise(Projection.rebuild(projection))
       await sql`vacuum analyze bank_balances, eventcore.projections`
       calls = []
-      const inspector = profileTo === undefined ? undefined : new Session()
-      if (inspector !== undefined) {
-        inspector.connect()
-        await inspector.post("Profiler.enable")
-        await inspector.post("Profiler.start")
-      }
-      const cpu = cpuMs()
-      const started = performance.now()
-      const fiber = runtime.runFork(Projection.run(projection, { batchSize }))
-      await runtime.runPromise(
-        Effect.raceFirst(
-          Projection.waitFor(projection, head, { timeout: "600 seconds" }),
-          Effect.flatMap(Fiber.await(fiber), (exit) =>
-            Effect.dieMessage(`run ended: ${exit._tag === "Failure" ? Cause.pretty(exit.cause) : ""}`)
-          )
-        )
-      )
-      const wallMs = performance.now() - started
-      const cpu2 = cpuMs() - cpu
-      if (inspector !== undefined && profileTo !== undefined) {
-        const { profile } = await inspector.post("Profiler.stop")
-        writeFileSync(profileTo, JSON.stringify(profile))
-        inspector.disconnect()
-      }
-      await runtime.runPromise(Fiber.interrupt(fiber))
-      return { wallMs, cpuMs: cpu2 }
+      return await timedProjectionRun(runtime, projection, {
+        head,
+        batchSize,
+        ...(profileTo === undefined ? {} : { profileTo })
+      })
     } finally {
       await runtime.dispose()
     }

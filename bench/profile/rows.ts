@@ -9,18 +9,17 @@
  * With --cpu-profile, the first pass of `Projection.run(Balances)` is
  * CPU-profiled (node:inspector) into FILE; read it with cpu-summary.ts.
  */
-import { writeFileSync } from "node:fs"
-import { Session } from "node:inspector/promises"
 import { performance } from "node:perf_hooks"
 import { parseArgs } from "node:util"
 import { drizzle } from "drizzle-orm/postgres-js"
-import { Cause, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
-import { LogPosition, PostgresEventStore, Projection } from "eventcore"
+import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
+import { LogPosition, PostgresEventStore } from "eventcore"
 import postgres from "postgres"
 import { Balances, createBalances } from "../../src/demo/readModel.js"
 import { Progress } from "../lib/progress.js"
 import { adminOf } from "../lib/server.js"
 import { median } from "../lib/stats.js"
+import { cpuMs, timedProjectionRun } from "../lib/timedRun.js"
 import { expectedFold, headOf, rawBatchedLoop, rawName, readModelFold, seedLog } from "../workloads/projection.js"
 
 const { values } = parseArgs({
@@ -43,11 +42,6 @@ const admin = adminOf(serverUrl)
 const database = `eventcore_rows_profile_${process.pid}`
 const progress = new Progress()
 const quiet = Logger.minimumLogLevel(LogLevel.None)
-
-const cpuMs = () => {
-  const usage = process.cpuUsage()
-  return (usage.user + usage.system) / 1000
-}
 
 interface Pass {
   readonly wallMs: number
@@ -84,30 +78,11 @@ try {
   const runtime = ManagedRuntime.make(Layer.merge(PostgresEventStore.layer({ url, maxConnections: 2 }), quiet))
   const rowsPass = async (profileTo?: string): Promise<Pass> => {
     await reset()
-    const inspector = profileTo === undefined ? undefined : new Session()
-    if (inspector !== undefined) {
-      inspector.connect()
-      await inspector.post("Profiler.enable")
-      await inspector.post("Profiler.start")
-    }
-    const cpu = cpuMs()
-    const started = performance.now()
-    const fiber = runtime.runFork(Projection.run(Balances, { batchSize }))
-    await runtime.runPromise(
-      Effect.raceFirst(
-        Projection.waitFor(Balances, head, { timeout: "600 seconds" }),
-        Effect.flatMap(Fiber.await(fiber), (exit) =>
-          Effect.dieMessage(`run ended: ${exit._tag === "Failure" ? Cause.pretty(exit.cause) : ""}`)
-        )
-      )
-    )
-    const pass = { wallMs: performance.now() - started, cpuMs: cpuMs() - cpu }
-    if (inspector !== undefined && profileTo !== undefined) {
-      const { profile } = await inspector.post("Profiler.stop")
-      writeFileSync(profileTo, JSON.stringify(profile))
-      inspector.disconnect()
-    }
-    await runtime.runPromise(Fiber.interrupt(fiber))
+    const pass = await timedProjectionRun(runtime, Balances, {
+      head,
+      batchSize,
+      ...(profileTo === undefined ? {} : { profileTo })
+    })
     await checked()
     return pass
   }
