@@ -15,7 +15,6 @@ import {
   bigint,
   check,
   customType,
-  foreignKey,
   index,
   integer,
   jsonb,
@@ -56,12 +55,6 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
        */
       transactionId: xid8("transaction_id").notNull().default(sql`pg_current_xact_id()`),
       /**
-       * The version this event continues (none for a stream's first), which
-       * must exist: the foreign key below keeps every stream gap-free, raw
-       * inserts included, checked by PostgreSQL itself.
-       */
-      previousVersion: integer("previous_version").generatedAlwaysAs(sql`nullif(stream_version - 1, 0)`),
-      /**
        * The version of its type's schema the event was encoded with (see
        * `NewEvent.schemaVersion`): events stored before the column existed
        * were written with the first.
@@ -70,11 +63,6 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
     },
     (table) => [
       uniqueIndex("eventcore_events_stream_version_unique").on(table.streamId, table.streamVersion),
-      foreignKey({
-        name: "eventcore_events_previous_version",
-        columns: [table.streamId, table.previousVersion],
-        foreignColumns: [table.streamId, table.streamVersion]
-      }),
       index("eventcore_events_transaction_position").on(table.transactionId, table.globalPosition),
       check("eventcore_events_stream_version_positive", sql`${table.streamVersion} >= 1`),
       check(

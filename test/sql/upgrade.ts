@@ -9,8 +9,8 @@
  */
 import { randomUUID } from "node:crypto"
 import { readMigrationFiles } from "drizzle-orm/migrator"
-import { Effect, type Layer, Schema } from "effect"
-import { Command, EventStore, execute, Snapshot, StreamId } from "eventcore"
+import { Effect, Either, type Layer, pipe, Schema } from "effect"
+import { Command, EventStore, execute, Snapshot, StreamId, StreamWrites } from "eventcore"
 import { writesOf } from "eventcore/testing"
 import { expect, it } from "vitest"
 import { migrationsFolder } from "../../src/sql/migrations.js"
@@ -217,9 +217,9 @@ export const defineUpgradeTests = (
       await expect(sql.query("delete from eventcore.events")).rejects.toMatchObject({ code: "EC002" })
       await expect(
         sql.query(
-          "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 'order-2', 4, 'Gap', '{}')"
+          "insert into eventcore.events (event_id, stream_id, stream_version, event_type, data) values (gen_random_uuid(), 'order-2', 2, 'Taken', '{}')"
         )
-      ).rejects.toMatchObject({ code: "23503" })
+      ).rejects.toMatchObject({ code: "23505" })
     }))
   it("reads the events of a database migrated before schema versions as version 1, without rewriting its events table, and writes the versions given", () =>
     withDatabase(migrateUntil("0010_event_schema_versions"), async (sql, upgradedStore) => {
@@ -273,6 +273,71 @@ export const defineUpgradeTests = (
       await expect(sql.query("select eventcore.append($1::text::jsonb)", [refused])).rejects.toMatchObject({
         code: "23514"
       })
+    }))
+  it("appends on from the events of a database migrated before the one-stream path, without rewriting its events table", () =>
+    withDatabase(migrateUntil("0012_one_stream_append"), async (sql, upgradedStore) => {
+      const fileOfEvents = "select pg_relation_filenode('eventcore.events') as file"
+      await addItems(sql, "cart-1", 2)
+      await sql.query("select eventcore.append($1::text::jsonb)", [
+        JSON.stringify({
+          streams: [
+            { id: "cart-2", expected: "no_stream" },
+            { id: "cart-1", expected: 2 }
+          ],
+          events: [
+            { stream: "cart-2", id: randomUUID(), type: "ItemAdded", data: { i: 1 } },
+            { stream: "cart-1", id: randomUUID(), type: "ItemAdded", data: { i: 3 } }
+          ]
+        })
+      ])
+      const fileBefore = await sql.query(fileOfEvents)
+
+      const [one, two] = [StreamId.unsafeMake("cart-1"), StreamId.unsafeMake("cart-2")]
+      const read = await Effect.runPromise(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          // One stream (the new path), then two (the general one), each from where the old release left it.
+          const single = yield* store.append(
+            writesOf({ streamId: one, expected: 3, events: [{ eventType: "ItemAdded", data: { i: 4 } }] })
+          )
+          const conflict = yield* Effect.flip(
+            store.append(writesOf({ streamId: one, expected: 3, events: [{ eventType: "ItemAdded", data: { i: 5 } }] }))
+          )
+          const both = yield* store.append(
+            pipe(
+              StreamWrites.empty,
+              StreamWrites.expect(one, 4),
+              Either.flatMap(StreamWrites.expect(two, 1)),
+              Either.flatMap(StreamWrites.append({ streamId: two, eventType: "ItemAdded", data: { i: 2 } })),
+              Either.getOrThrow
+            )
+          )
+          return { single, conflict, both, one: yield* store.readStream(one), two: yield* store.readStream(two) }
+        }).pipe(Effect.provide(upgradedStore))
+      )
+      expect(read.single.streamVersions.get(one)).toBe(4)
+      expect(read.conflict).toMatchObject({ _tag: "VersionConflict", streamId: one, expected: 3, actual: 4 })
+      expect([...read.both.streamVersions]).toEqual([
+        [one, 4],
+        [two, 2]
+      ])
+      expect(read.one.events.map((e) => [e.streamVersion, e.data])).toEqual([
+        [1, { i: 1 }],
+        [2, { i: 2 }],
+        [3, { i: 3 }],
+        [4, { i: 4 }]
+      ])
+      expect(read.two.events.map((e) => e.streamVersion)).toEqual([1, 2])
+      expect(await sql.query("select count(*)::int as n from eventcore.migrations")).toEqual([
+        { n: shippedMigrations.length }
+      ])
+      // The column went as metadata, and with it the foreign key: the table's file is the one the events were in.
+      expect(await sql.query(fileOfEvents)).toEqual(fileBefore)
+      expect(
+        await sql.query(
+          "select count(*)::int as n from pg_attribute where attrelid = 'eventcore.events'::regclass and attname = 'previous_version' and not attisdropped"
+        )
+      ).toEqual([{ n: 0 }])
     }))
   it("runs commands with snapshots on a database migrated before snapshots, once upgraded, reading its events", () =>
     withDatabase(migrateUntil("0011_snapshots"), async (sql, upgradedStore) => {
