@@ -188,6 +188,55 @@ describeServer("least privilege", () => {
     expect(await stored()).toEqual([])
   })
 
+  it("a caller's search_path cannot hijack the append: its own events table and check functions are never used", async () => {
+    // An application role with a schema of its own, as many have: it shadows what the append calls.
+    await asOwner.unsafe(`grant create on database ${database} to ${app}`)
+    const attacked = await postgresAs(app, async (sql) => {
+      await sql.unsafe(`
+        create schema attack;
+        create table attack.events (like eventcore.events);
+        create function attack.expected_version_holds(jsonb, bigint) returns boolean language sql as 'select true';
+        create function attack.version_conflict(jsonb, text, jsonb, bigint) returns jsonb language sql as 'select null::jsonb';
+        create function attack.hashtext(text) returns integer language sql as 'select 0';
+        -- Open to everyone, the append's owner included (a schema it cannot use is skipped in lookups).
+        grant usage on schema attack to public;
+        grant all on attack.events to public;`)
+      const call = (tx: postgres.TransactionSql, request: string) =>
+        tx.unsafe("select eventcore.append($1::text::jsonb) as reply", [request])
+      const request = (expected: unknown, streams = [`hijack-${suffix}`]) =>
+        JSON.stringify({
+          conflict: "reply",
+          streams: streams.map((id) => ({ id, expected })),
+          events: [{ stream: streams[0], id: randomUUID(), type: "E", data: {} }]
+        })
+      const attempts = await sql.begin(async (tx) => {
+        await tx.unsafe("set local search_path = attack, eventcore, pg_catalog, pg_temp")
+        const where = await tx.unsafe("select current_schemas(false) as schemas")
+        const first = await call(tx, request("no_stream"))
+        // A stale expected version, on the one-stream path and on the general one.
+        const stale = await call(tx, request("no_stream"))
+        const staleOfTwo = await call(tx, request("no_stream", [`hijack-${suffix}`, `other-${suffix}`]))
+        return { where, first, stale, staleOfTwo }
+      })
+      const shadowRows = await sql.unsafe("select count(*)::int as n from attack.events")
+      await sql.unsafe("drop schema attack cascade")
+      return { ...attempts, shadowRows }
+    })
+    await asOwner.unsafe(`revoke create on database ${database} from ${app}`)
+    // The caller's search path was the attacker's while it appended.
+    expect(attacked.where[0]?.schemas).toEqual(["attack", "eventcore", "pg_catalog"])
+    expect(attacked.first[0]?.reply).toMatchObject({ versions: [1] })
+    expect(attacked.stale[0]?.reply).toEqual({
+      conflict: { stream_id: `hijack-${suffix}`, expected: "no_stream", actual: 1 }
+    })
+    expect(attacked.staleOfTwo[0]?.reply).toMatchObject({
+      conflict: { stream_id: `hijack-${suffix}`, actual: 1 }
+    })
+    expect(attacked.shadowRows).toEqual([{ n: 0 }])
+    const stored = await asOwner`select stream_version from eventcore.events where stream_id = ${`hijack-${suffix}`}`
+    expect(stored.map((row) => row.stream_version)).toEqual([1])
+  })
+
   it("the owner's function keeps a fixed search_path, so callers cannot substitute tables", async () => {
     const rows = await asOwner`
       select proname, prosecdef, proconfig from pg_proc
@@ -198,7 +247,7 @@ describeServer("least privilege", () => {
   })
 })
 
-const postgresAs = async (role: string, run: (sql: postgres.Sql) => Promise<unknown>) => {
+const postgresAs = async <A>(role: string, run: (sql: postgres.Sql) => Promise<A>): Promise<A> => {
   const sql = postgres(urlAs(role), { max: 1, onnotice: () => {} })
   try {
     return await run(sql)
