@@ -25,7 +25,43 @@ const isPlainObject = (value: object): boolean => {
  * properties whose value is `undefined` are allowed: they are omitted, exactly as
  * `JSON.stringify` and optional Schema fields treat them.
  */
-export const whyNotJson = (value: unknown, path = "$"): string | undefined => walk(value, path, new Set(), 0)
+export const whyNotJson = (value: unknown, path = "$"): string | undefined =>
+  // Every append checks its events: the common answer (it is JSON) comes without building a path
+  // for each property; the walk that names the place runs only for a value that fails.
+  fits(value, new Set(), 0) ? undefined : walk(value, path, new Set(), 0)
+
+const isText = (s: string) => !s.includes("\u0000") && !loneSurrogate.test(s)
+
+/** Whether `walk` finds nothing wrong with `value`, without saying where. */
+const fits = (value: unknown, ancestors: Set<object>, depth: number): boolean => {
+  switch (typeof value) {
+    case "string":
+      return isText(value)
+    case "boolean":
+      return true
+    case "number":
+      return Number.isFinite(value)
+    case "object": {
+      if (value === null) return true
+      if (depth >= maxDepth || ancestors.has(value)) return false
+      ancestors.add(value)
+      if (Array.isArray(value)) {
+        for (const item of value) if (!fits(item, ancestors, depth + 1)) return false
+      } else {
+        if (!isPlainObject(value)) return false
+        for (const key in value) {
+          if (!Object.hasOwn(value, key)) continue
+          const item = (value as Record<string, unknown>)[key]
+          if (!isText(key) || (item !== undefined && !fits(item, ancestors, depth + 1))) return false
+        }
+      }
+      ancestors.delete(value)
+      return true
+    }
+    default:
+      return false
+  }
+}
 
 const walk = (value: unknown, path: string, ancestors: Set<object>, depth: number): string | undefined => {
   switch (typeof value) {
