@@ -11,6 +11,7 @@ import type { StoreError } from "../errors.js"
 import { fromOperations } from "../internal/eventStore.js"
 import {
   type AppendError,
+  type AppendResult,
   checkpointsKey,
   type LogFilter,
   type LogPage,
@@ -53,40 +54,95 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
   const gate = options.gate ?? ungated
   const statements = storeStatements(options.schema)
 
-  const query = <A>(operation: string, run: () => Promise<A>) =>
-    gate(operation, Effect.tryPromise({ try: run, catch: (error) => storeError(operation, error) }))
+  /**
+   * `run`'s answer, then `onSuccess` or `onFailure` of it. With a permit free
+   * (the common case) this is one step of the runtime: the permit is taken,
+   * the statement sent and its answer handed on in one `Effect.async`; else
+   * the call waits at the gate like any other.
+   */
+  const queryThen = <A, B, E>(
+    operation: string,
+    run: () => Promise<A>,
+    onSuccess: (a: A) => Effect.Effect<B, E>,
+    onFailure: (error: StoreError) => Effect.Effect<B, E>
+  ): Effect.Effect<B, E> => {
+    const gated = () =>
+      gate(operation, Effect.tryPromise({ try: run, catch: (error) => storeError(operation, error) })).pipe(
+        Effect.matchEffect({ onSuccess, onFailure })
+      )
+    const { tryEnter, leave } = gate
+    if (tryEnter === undefined || leave === undefined) return Effect.suspend(gated)
+    return Effect.async<B, E>((resume) => {
+      if (!tryEnter()) return resume(gated())
+      // What follows the answer, run here: a throw would be lost in the promise and leave the fiber
+      // waiting, so it is a defect.
+      const handOn = <X>(next: (x: X) => Effect.Effect<B, E>, x: X) => {
+        leave()
+        try {
+          resume(next(x))
+        } catch (defect) {
+          resume(Effect.die(defect))
+        }
+      }
+      let answer: Promise<A>
+      try {
+        answer = run()
+      } catch (error) {
+        return handOn(onFailure, storeError(operation, error))
+      }
+      answer.then(
+        (a) => handOn(onSuccess, a),
+        (error) => handOn(onFailure, storeError(operation, error))
+      )
+    })
+  }
+
+  const query = <A>(operation: string, run: () => Promise<A>) => queryThen(operation, run, Effect.succeed, Effect.fail)
 
   /** A read on the replica, if the store has one, run again after a recovery conflict; else on the primary. */
   const replica = options.replica
-  const readQuery = (
+  const readQuery = <A = ReadonlyArray<ReadonlyArray<unknown>>>(
     operation: string,
     statement: string,
     params: ReadonlyArray<unknown>,
-    onReplica = replica !== undefined
-  ) => {
-    if (replica === undefined || !onReplica) return query(operation, () => options.run(statement, params))
+    onReplica = replica !== undefined,
+    rowsTo: (rows: ReadonlyArray<ReadonlyArray<unknown>>) => A = (rows) => rows as A
+  ): Effect.Effect<A, StoreError> => {
+    if (replica === undefined || !onReplica) {
+      return queryThen(
+        operation,
+        () => options.run(statement, params),
+        (rows) => Effect.succeed(rowsTo(rows)),
+        Effect.fail
+      )
+    }
     return (replica.gate ?? ungated)(
       operation,
       Effect.tryPromise({
         try: () => replica.run(statement, params),
         catch: (error) => storeError(operation, error)
       })
-    ).pipe(retryOnReplica)
+    ).pipe(retryOnReplica, Effect.map(rowsTo))
   }
 
   const read = (streamId: StreamId, fromVersion: number, limit: number) =>
     limit === 0
-      ? readQuery("read_stream", statements.version, [streamId], replica?.streams === true).pipe(
-          Effect.map((rows) => ({ version: (rows[0]?.[0] as number | undefined) ?? 0, events: [] }))
-        )
-      : readQuery("read_stream", statements.readStream, [streamId, fromVersion, limit], replica?.streams === true).pipe(
-          Effect.map((rows) => {
+      ? readQuery("read_stream", statements.version, [streamId], replica?.streams === true, (rows) => ({
+          version: (rows[0]?.[0] as number | undefined) ?? 0,
+          events: []
+        }))
+      : readQuery(
+          "read_stream",
+          statements.readStream,
+          [streamId, fromVersion, limit],
+          replica?.streams === true,
+          (rows) => {
             // Columns in the order selected above; a stream without (further) events is one row of nulls but its version.
             const version = (rows[0]?.[0] as number | undefined) ?? 0
             const recorded: Array<RecordedEvent> = []
             for (const row of rows) if (row[3] !== null) recorded.push(eventAt(row, 1))
             return { version, events: recorded }
-          })
+          }
         )
 
   /**
@@ -109,22 +165,23 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
   }
 
   // No Effect.gen here: this is the hottest path of the store, and each step
-  // of a generator is an Effect the runtime interprets.
+  // of a generator is an Effect the runtime interprets. The clock is the
+  // fiber's (a TestClock's in tests), read without a step of its own.
   const append = (writes: StreamWrites.StreamWrites) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    Effect.withFiberRuntime<AppendResult, AppendError>((fiber) => {
+      const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
       const participants = StreamWrites.participants(writes)
       const events = StreamWrites.events(writes)
       const eventIds = events.map((event) => event.eventId?.toLowerCase() ?? uuidv7(now))
       const request = appendRequest(participants, events, eventIds)
-      return Effect.matchEffect(
-        query("append", () => options.run(statements.append, [request])),
-        {
-          onFailure: (error) => appendFailed(error, participants),
-          onSuccess: (rows) => {
-            const outcome = appendOutcome(parseReply(rows[0]?.[0]), participants, events, eventIds)
-            return "streamVersions" in outcome ? Effect.succeed(outcome) : Effect.fail(outcome)
-          }
-        }
+      return queryThen(
+        "append",
+        () => options.run(statements.append, [request]),
+        (rows): Effect.Effect<AppendResult, AppendError> => {
+          const outcome = appendOutcome(parseReply(rows[0]?.[0]), participants, events, eventIds)
+          return "streamVersions" in outcome ? Effect.succeed(outcome) : Effect.fail(outcome)
+        },
+        (error) => appendFailed(error, participants)
       )
     })
 

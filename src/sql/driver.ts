@@ -28,7 +28,16 @@ export type RunStatement = (
  * Wraps every database call: the PostgreSQL store bounds how many run at once
  * (its pool), the PGlite store gives the event loop a turn after each.
  */
-export type Gate = <A>(operation: string, run: Effect.Effect<A, StoreError>) => Effect.Effect<A, StoreError>
+export interface Gate {
+  <A>(operation: string, run: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError>
+  /**
+   * A gate of permits may let a call take one without an Effect: `tryEnter`
+   * takes one if one is free (true), and the call gives it back with `leave`
+   * once its statement has answered.
+   */
+  readonly tryEnter?: () => boolean
+  readonly leave?: () => void
+}
 
 export const ungated: Gate = (_, run) => run
 
