@@ -3,7 +3,7 @@
  * validation, paging, live subscriptions, spans and metrics are added here,
  * so every store behaves the same at its surface.
  */
-import { Chunk, Effect, Metric, Option, Stream } from "effect"
+import { Chunk, Effect, FiberRef, Option, Stream } from "effect"
 import type { RecordedEvent } from "../Event.js"
 import {
   conflictCounter,
@@ -18,13 +18,15 @@ import {
   type StreamRead,
   type SubscribeOptions
 } from "../EventStore.js"
-import { InvalidReadOptions, StreamNotFound } from "../errors.js"
+import { InvalidReadOptions, type StoreError, StreamNotFound } from "../errors.js"
 import * as LogPosition from "../LogPosition.js"
 import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
 import { follow, makeSignal, shareReads } from "./follow.js"
 import { makeSnapshots } from "./snapshots.js"
 import {
+  type AppendError,
+  type AppendResult,
   checkpointsKey,
   horizonKey,
   type LogRead,
@@ -33,7 +35,7 @@ import {
   snapshotsKey,
   storedTypesKey
 } from "./storeContract.js"
-import { withSpan } from "./tracing.js"
+import { nativeTracer, withSpan } from "./tracing.js"
 
 /** Why `value` is not a whole number of at least `min`, or undefined when it is (or is absent). */
 const notWhole = (option: string, value: number | undefined, min: number): InvalidReadOptions | undefined =>
@@ -41,12 +43,16 @@ const notWhole = (option: string, value: number | undefined, min: number): Inval
     ? undefined
     : new InvalidReadOptions({ option, value, reason: `must be an integer >= ${min}` })
 
+/** Why `options` are not valid, or undefined when they are (or are absent). */
+const invalidOf = (options: StreamOptions | undefined): InvalidReadOptions | undefined =>
+  options === undefined
+    ? undefined
+    : (notWhole("fromVersion", options.fromVersion, 1) ??
+      notWhole("maxCount", options.maxCount, 0) ??
+      notWhole("pageSize", options.pageSize, 1))
+
 const validate = (options: StreamOptions | undefined): Effect.Effect<void, InvalidReadOptions> => {
-  if (options === undefined) return Effect.void
-  const invalid =
-    notWhole("fromVersion", options.fromVersion, 1) ??
-    notWhole("maxCount", options.maxCount, 0) ??
-    notWhole("pageSize", options.pageSize, 1)
+  const invalid = invalidOf(options)
   return invalid === undefined ? Effect.void : Effect.fail(invalid)
 }
 
@@ -83,26 +89,31 @@ const validateLog = (
 export const fromOperations = (operations: StoreOperations): EventStore & StoreExtras => {
   const attributes = operations.attributes ?? {}
 
-  const readStream = (streamId: StreamId, options?: ReadOptions) =>
-    validate(options).pipe(
-      Effect.zipRight(
-        operations.read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER).pipe(
+  const readStream = (
+    streamId: StreamId,
+    options?: ReadOptions
+  ): Effect.Effect<StreamRead, InvalidReadOptions | StreamNotFound | StoreError> =>
+    Effect.suspend((): Effect.Effect<StreamRead, InvalidReadOptions | StreamNotFound | StoreError> => {
+      const invalid = invalidOf(options)
+      if (invalid !== undefined) return Effect.fail(invalid)
+      const read = operations.read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER)
+      return Effect.flatMap(
+        read.pipe(
           withSpan(
             "eventcore.read_stream",
             () => ({ kind: "client", attributes: { ...attributes, "eventcore.stream_id": streamId } }),
             (read) => ({ "eventcore.event_count": read.events.length })
           )
-        )
-      ),
-      // Outside the span: finding no events is a successful read for the
-      // database (and for a command, whose first read of a new stream it is),
-      // not a failed operation for traces to flag.
-      Effect.filterOrFail(
-        (read) => read.version > 0,
-        () => new StreamNotFound({ streamId })
-      ),
-      Effect.map((read): StreamRead => ({ streamId, version: read.version, events: read.events }))
-    )
+        ),
+        // Outside the span: finding no events is a successful read for the
+        // database (and for a command, whose first read of a new stream it is),
+        // not a failed operation for traces to flag.
+        (read): Effect.Effect<StreamRead, StreamNotFound> =>
+          read.version > 0
+            ? Effect.succeed({ streamId, version: read.version, events: read.events })
+            : Effect.fail(new StreamNotFound({ streamId }))
+      )
+    })
 
   const streamEvents = (streamId: StreamId, options?: StreamOptions) => {
     const pageSize = options?.pageSize ?? defaultPageSize
@@ -151,21 +162,40 @@ export const fromOperations = (operations: StoreOperations): EventStore & StoreE
     )
   }
 
-  const append = (writes: StreamWrites.StreamWrites) =>
-    operations.append(writes).pipe(
-      Effect.tapErrorTag("VersionConflict", () => Metric.increment(conflictCounter)),
-      withSpan("eventcore.append", () => ({
-        kind: "client",
-        attributes: {
-          ...attributes,
-          "eventcore.stream_count": StreamWrites.participants(writes).length,
-          "eventcore.event_count": StreamWrites.events(writes).length
-        }
-      }))
-    )
-
   // Wakes this store's subscriptions when it appends, before any poll would.
   const appended = makeSignal()
+
+  /**
+   * The store's append, counting conflicts and waking subscriptions, with its
+   * span when a tracer is installed. One step around the store's own: this is
+   * the hottest path, and each step is an Effect the runtime interprets.
+   */
+  const append = (writes: StreamWrites.StreamWrites) =>
+    Effect.withFiberRuntime<AppendResult, AppendError>((fiber) => {
+      const observed = Effect.matchEffect(operations.append(writes), {
+        onFailure: (error) => {
+          if (error._tag === "VersionConflict") {
+            conflictCounter.unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
+          }
+          return Effect.fail(error)
+        },
+        onSuccess: (result) => {
+          appended.unsafeNotify()
+          return Effect.succeed(result)
+        }
+      })
+      return fiber.currentTracer === nativeTracer
+        ? observed
+        : Effect.withSpan(observed, "eventcore.append", {
+            kind: "client",
+            captureStackTrace: false,
+            attributes: {
+              ...attributes,
+              "eventcore.stream_count": StreamWrites.participants(writes).length,
+              "eventcore.event_count": StreamWrites.events(writes).length
+            }
+          })
+    })
 
   const readAll = (options?: ReadAllOptions) =>
     validateLog(options).pipe(
@@ -224,12 +254,10 @@ export const fromOperations = (operations: StoreOperations): EventStore & StoreE
       )
     )
 
-  const appendAndWake = (writes: StreamWrites.StreamWrites) => Effect.tap(append(writes), () => appended.notify)
-
   return {
     readStream,
     streamEvents,
-    append: appendAndWake,
+    append,
     readAll,
     streamAll,
     subscribe,

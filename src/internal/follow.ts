@@ -5,7 +5,7 @@
  * from that same position, so a lost connection or a restarted server costs
  * neither a gap nor a duplicate.
  */
-import { Chunk, Clock, Deferred, Duration, Effect, FiberId, Metric, Schedule, Stream } from "effect"
+import { Chunk, Clock, Deferred, Duration, Effect, Exit, FiberId, Metric, Schedule, Stream } from "effect"
 import type { StoreError } from "../errors.js"
 import * as LogMessage from "../LogMessage.js"
 import type { LogPosition } from "../LogPosition.js"
@@ -19,6 +19,8 @@ import type { BlockingTransaction, LogFilter, LogPage } from "./storeContract.js
 export interface Signal {
   readonly current: Effect.Effect<Deferred.Deferred<void>>
   readonly notify: Effect.Effect<void>
+  /** `notify`, outside the runtime (from an operation's own step). */
+  readonly unsafeNotify: () => void
 }
 
 export const makeSignal = (): Signal => {
@@ -26,18 +28,20 @@ export const makeSignal = (): Signal => {
   // Whether a waiter has taken `deferred` since it was handed out: an append
   // with no subscriber waiting (the common case) then costs nothing here.
   let taken = false
+  const wake = () => {
+    if (!taken) return
+    const done = deferred
+    deferred = Deferred.unsafeMake<void>(FiberId.none)
+    taken = false
+    Deferred.unsafeDone(done, Exit.void)
+  }
   return {
     current: Effect.sync(() => {
       taken = true
       return deferred
     }),
-    notify: Effect.suspend(() => {
-      if (!taken) return Effect.void
-      const done = deferred
-      deferred = Deferred.unsafeMake<void>(FiberId.none)
-      taken = false
-      return Deferred.succeed(done, undefined)
-    })
+    notify: Effect.sync(() => wake()),
+    unsafeNotify: () => wake()
   }
 }
 

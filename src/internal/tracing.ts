@@ -4,7 +4,7 @@
 import { Effect, type Tracer } from "effect"
 
 /** The tracer of a program that installed none: its spans are exported nowhere. */
-const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
+export const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
 /**
  * `Effect.withSpan(name, options())`, skipped while the program runs on the
