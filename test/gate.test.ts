@@ -9,12 +9,13 @@ import { describe, expect, it } from "vitest"
 import { makeGate } from "../src/postgres/gate.js"
 import type { Gate } from "../src/sql/driver.js"
 
-/** Every permit free again: `size` operations run at once, none of them waiting. */
+/** Every permit free again, and no more than `size`: `size` operations may start at once, not one more. */
 const allFree = (gate: Gate, size: number) =>
   Effect.gen(function* () {
-    const entered = Array.from({ length: size }, () => gate.tryEnter?.() === true)
+    const entered = Array.from({ length: size + 1 }, () => gate.tryEnter?.() === true)
     for (const taken of entered) if (taken) gate.leave?.()
-    return entered.every(Boolean) && gate.tryEnter?.() === true && (gate.leave?.(), true)
+    // Exactly `size` taken at once: all free, and none beyond.
+    return entered.filter(Boolean).length === size
   })
 
 describe("the PostgreSQL store's gate", () => {
