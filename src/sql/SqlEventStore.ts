@@ -28,7 +28,7 @@ import * as Checkpoints from "./checkpoints.js"
 import { type Gate, type RunStatement, type Sessions, ungated } from "./driver.js"
 import { isRacedWrite, parseDuplicateEventId, parseVersionConflict, storeError } from "./errors.js"
 import { type Replica, retryOnReplica } from "./replica.js"
-import { blockingTransactionOf, eventAt, eventColumnCount, toBigInt } from "./rows.js"
+import { blockingTransactionOf, eventAt, eventColumnCount, inVersionOrder, toBigInt } from "./rows.js"
 import * as Snapshots from "./snapshots.js"
 import { storeStatements } from "./statements.js"
 
@@ -141,7 +141,8 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
             const version = (rows[0]?.[0] as number | undefined) ?? 0
             const recorded: Array<RecordedEvent> = []
             for (const row of rows) if (row[3] !== null) recorded.push(eventAt(row, 1))
-            return { version, events: recorded }
+            // The statement leaves the order to its join (see `readStream` in statements.ts).
+            return { version, events: inVersionOrder(recorded) }
           }
         )
 

@@ -49,6 +49,19 @@ export const eventAt = (row: ReadonlyArray<unknown>, from = 0): RecordedEvent =>
   }
 }
 
+/**
+ * A stream's events in version order: as they came when they already are
+ * (checked in one pass, the usual case), else sorted.
+ */
+export const inVersionOrder = (events: Array<RecordedEvent>): Array<RecordedEvent> => {
+  for (let i = 1; i < events.length; i++) {
+    if ((events[i - 1] as RecordedEvent).streamVersion > (events[i] as RecordedEvent).streamVersion) {
+      return events.sort((a, b) => a.streamVersion - b.streamVersion)
+    }
+  }
+  return events
+}
+
 /** A row of the `blockingTransaction` statement: pid, database, state, age in seconds, application name. */
 export const blockingTransactionOf = (row: ReadonlyArray<unknown>): BlockingTransaction => {
   const [pid, database, state, ageSeconds, applicationName] = row
