@@ -205,11 +205,11 @@ export const run = <E, Err, R>(
   const retry = options.retry ?? defaultHandlerRetry
   const filter = handler.filter
 
-  /** One stored event's, the Effect way: a failure names it. */
-  const decodeOne = (recorded: RecordedEvent) =>
+  /** One stored event's, from the Effect its decoding gave: a failure names it. */
+  const decodedFrom = (recorded: RecordedEvent, decoding: ReturnType<typeof handler.decode>) =>
     failureOf(
       recorded,
-      Effect.map(handler.decode(recorded), (decoded) => decoded.map((event) => ({ event, recorded })))
+      Effect.map(decoding, (decoded) => decoded.map((event) => ({ event, recorded })))
     )
 
   /**
@@ -230,7 +230,15 @@ export const run = <E, Err, R>(
           return Effect.fail(new EventFailure(recorded, cause))
         }
         if (!Either.isEither(outcome)) {
-          return Effect.map(Effect.forEach(events.slice(i), decodeOne), (rest) => decoded.concat(rest.flat()))
+          // This event's decoding is the Effect in hand; the ones after it are decoded as they come.
+          const rest = events.slice(i + 1)
+          return Effect.map(
+            Effect.all([
+              decodedFrom(recorded, outcome),
+              Effect.forEach(rest, (next) => decodedFrom(next, handler.decode(next)))
+            ]),
+            ([first, others]) => decoded.concat(first, others.flat())
+          )
         }
         const now = outcome as Either.Either<ReadonlyArray<E>, EventDecodeError | UnknownEventType>
         if (Either.isLeft(now)) return Effect.fail(new EventFailure(recorded, now.left))

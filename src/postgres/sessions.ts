@@ -58,11 +58,14 @@ const closeAndCommit = async (own: postgres.Sql, closing: ReadonlyArray<Statemen
   )
   const commit = own.unsafe(commitAtOnce).execute()
   const outcomes = await Promise.allSettled(sent)
+  // Awaited whatever it says: a rollback when a closing statement failed.
+  const commitFailure = await commit.then(
+    () => undefined,
+    (error: unknown) => ({ error })
+  )
   const failed = outcomes.findIndex((outcome) => outcome.status === "rejected")
-  // Settled too, whatever it says: a rollback when a closing statement failed.
-  const committed = await Promise.allSettled([commit])
   if (failed !== -1) throw new ClosingFailed(failed, (outcomes[failed] as PromiseRejectedResult).reason)
-  if (committed[0].status === "rejected") throw committed[0].reason
+  if (commitFailure !== undefined) throw commitFailure.error
 }
 
 const inSession = <A>(run: () => Promise<A>) =>

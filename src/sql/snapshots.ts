@@ -8,7 +8,7 @@ import type { RecordedEvent } from "../Event.js"
 import type { StoreError } from "../errors.js"
 import type { SnapshotStore, StoredSnapshot, StreamTail } from "../internal/storeContract.js"
 import type { StreamId } from "../StreamId.js"
-import { eventAt } from "./rows.js"
+import { eventAt, inVersionOrder } from "./rows.js"
 import { snapshotStatements } from "./statements.js"
 
 /** A statement run on the primary, its failures as `StoreError`s naming `operation`. */
@@ -77,7 +77,7 @@ export const make = (schema: string, query: Query): SnapshotStore => {
             if (row[eventFrom + 2] !== null) tail.events.push(eventAt(row, eventFrom))
           }
           const tails = [...byPlace].sort(([a], [b]) => a - b).map(([, tail]) => tail)
-          for (const tail of tails) tail.events.sort((a, b) => a.streamVersion - b.streamVersion)
+          for (const tail of tails) inVersionOrder(tail.events)
           const usable =
             found !== undefined &&
             found.stateVersion === request.stateVersion &&
