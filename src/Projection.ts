@@ -149,7 +149,12 @@ const handlerOf = <E, I, Err, R>(
     ...(writesAtCommit !== undefined
       ? { handleBatch: writesAtCommit, batchSize: Runner.batchHandlerSize }
       : handleBatch !== undefined
-        ? { handleBatch: (events, db) => withReadModel(handleBatch(events), db), batchSize: Runner.batchHandlerSize }
+        ? {
+            // Whatever the application's Effect returns (TypeScript lets an Effect<number> be an
+            // Effect<void>) is not statements for the commit: only a row projection leaves those.
+            handleBatch: (events, db) => Effect.asVoid(withReadModel(handleBatch(events), db)),
+            batchSize: Runner.batchHandlerSize
+          }
         : {
             handleBatch: Runner.eachEvent((event, recorded, db) =>
               withReadModel((handle as NonNullable<typeof handle>)(event, recorded), db)

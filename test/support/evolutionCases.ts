@@ -333,6 +333,35 @@ export const defineEvolutionTests = (withStore: WithStore) => {
         })
       ))
 
+    it("handling a whole batch gets today's events of mixed versions in log order, each once", () =>
+      withStore(
+        Effect.gen(function* () {
+          const written = yield* appendStored(cartStream("batched"), "no_stream", [
+            { eventType: "ItemAdded", schemaVersion: 3, data: { sku: "apple", quantity: 1, unitPrice: 50 } },
+            { eventType: "ItemAdded", schemaVersion: 1, data: { sku: "pear" } },
+            { eventType: "ItemAdded", schemaVersion: 3, data: { sku: "plum", quantity: 2, unitPrice: 120 } },
+            { eventType: "CartCleared", data: { skus: ["apple"] } },
+            { eventType: "ItemAdded", schemaVersion: 3, data: { sku: "fig", quantity: 1, unitPrice: 30 } }
+          ])
+          const seen: Array<CartEvent> = []
+          const Batched = Projection.make({
+            name: "batched-lines",
+            event: CartEvent,
+            filter: { streamPrefix: "cart-batched" },
+            handleBatch: (events) => Effect.sync(() => seen.push(...events.map(({ event }) => event)))
+          })
+          yield* Effect.forkScoped(Projection.run(Batched, { batchSize: 10 }))
+          yield* Projection.waitFor(Batched, lastPositionOf(written))
+          expect(seen).toEqual([
+            added("apple", 1, 50),
+            added("pear", 1, 80),
+            added("plum", 2, 120),
+            ItemRemoved.make({ sku: "apple" }),
+            added("fig", 1, 30)
+          ])
+        })
+      ))
+
     describe("meeting an event that does not upcast", () => {
       const withBrokenCart = Effect.gen(function* () {
         const written = yield* appendStored(cartStream("broken"), "no_stream", [
