@@ -20,6 +20,9 @@ const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "8" },
     writers: { type: "string", default: "8" },
+    // A prototype of the append to measure: SQL run on the store's database after its migration
+    sql: { type: "string" },
+    systems: { type: "string", default: "postgres,raw" },
     url: { type: "string" }
   }
 })
@@ -40,6 +43,7 @@ const measure = async (system: System) => {
   const reads: Array<number> = []
   const appended: Array<number> = []
   const conflicted: Array<number> = []
+  const attemptsPerOperation: Array<number> = []
   const waits = new Map<string, number>()
   let samples = 0
   const sampler = postgres(url, { max: 1, onnotice: () => {} })
@@ -59,6 +63,7 @@ const measure = async (system: System) => {
   }
   const sampling$ = sample()
   const writer = async () => {
+    let attempts = 0
     while (performance.now() < deadline) {
       const t0 = performance.now()
       const version = await system.version(streamId)
@@ -66,7 +71,14 @@ const measure = async (system: System) => {
       const outcome = await system.append(streamId, version, [benchEvent()])
       const t2 = performance.now()
       reads.push(t1 - t0)
-      ;(outcome === "appended" ? appended : conflicted).push(t2 - t1)
+      attempts += 1
+      if (outcome === "appended") {
+        appended.push(t2 - t1)
+        attemptsPerOperation.push(attempts)
+        attempts = 0
+      } else {
+        conflicted.push(t2 - t1)
+      }
     }
   }
   await Promise.all(Array.from({ length: writers }, writer))
@@ -79,6 +91,11 @@ const measure = async (system: System) => {
     `### ${system.name}: ${(appended.length / seconds).toFixed(0)} appends/s, ${(conflicted.length / seconds).toFixed(0)} conflicts/s`
   )
   console.log(`- version read: ${ms(reads)}`)
+  console.log(
+    `- attempts per operation: median ${median(attemptsPerOperation)}, p99 ${percentile(attemptsPerOperation, 99)}, ` +
+      `p99.9 ${percentile(attemptsPerOperation, 99.9)}, max ${percentile(attemptsPerOperation, 100)}, ` +
+      `over 100: ${attemptsPerOperation.filter((n) => n > 100).length} of ${attemptsPerOperation.length}`
+  )
   console.log(`- append that succeeded: ${ms(appended)}`)
   console.log(`- append that conflicted: ${ms(conflicted)}`)
   console.log(
@@ -94,9 +111,15 @@ const measure = async (system: System) => {
 try {
   const store = await postgresSystem(url, 10)
   const raw = await rawSystem(url, 10)
-  console.log(`## ${writers} writers on one stream, ${seconds} s each\n`)
-  await measure(store)
-  await measure(raw)
+  if (values.sql !== undefined) {
+    const sql = postgres(url, { max: 1, onnotice: () => {} })
+    await sql.file(values.sql)
+    await sql.end()
+  }
+  console.log(`## ${writers} writers on one stream, ${seconds} s each${values.sql ? `, the append of ${values.sql}` : ""}\n`)
+  const chosen = values.systems.split(",")
+  if (chosen.includes("postgres")) await measure(store)
+  if (chosen.includes("raw")) await measure(raw)
   await store.close()
   await raw.close()
 } finally {
