@@ -13,15 +13,15 @@ import { execFileSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { join } from "node:path"
-import { run } from "./lib/measure.js"
+import { type RunOptions, run, type Sample } from "./lib/measure.js"
 import { named, type Options, parseOptions, type SystemName, selected } from "./lib/options.js"
+import { type OwnProcess, startOwnProcess } from "./lib/own-process.js"
 import { clock, Progress } from "./lib/progress.js"
 import { type Measurement, markdown, type Report, summarize, targets } from "./lib/report.js"
-import { type Admin, adminOf, type ServerInfo } from "./lib/server.js"
+import { adminOf, type ServerInfo } from "./lib/server.js"
 import { median } from "./lib/stats.js"
-import { emmettSystem, emmettVersion } from "./systems/emmett.js"
-import { memorySystem, pgliteSystem, postgresSystem } from "./systems/eventcore.js"
-import { rawSystem } from "./systems/raw.js"
+import { emmettVersion } from "./systems/emmett.js"
+import { type Databases, openSystem } from "./systems/open.js"
 import type { System } from "./systems/system.js"
 import { type CatchUpResult, catchUp } from "./workloads/catch-up.js"
 import { type DeliveryResult, delivery } from "./workloads/delivery.js"
@@ -37,34 +37,13 @@ import {
 import { type ReplicasOutcome, replicas, replicasUnavailable } from "./workloads/replicas.js"
 import { countRoundTrips, type RoundTrips } from "./workloads/round-trips.js"
 import { type SnapshotsResult, snapshots, type W13Store } from "./workloads/snapshots.js"
-import { workloads as allWorkloads, type Workload } from "./workloads/workloads.js"
+import { workloads as allWorkloads } from "./workloads/workloads.js"
 
 /** Connections of each pool: room for the highest concurrency, the same for store and baseline. */
 const poolSize = (options: Options) => Math.max(10, options.hotWriters, ...options.concurrencies)
 
 /** Emmett creates its own tables: it gets a database of its own, created here and dropped with the others. */
 const emmettDatabase = (database: string) => `${database}_emmett`
-
-const openSystem = (
-  name: SystemName,
-  url: string,
-  options: Options,
-  admin: Admin,
-  database: string
-): Promise<System> => {
-  switch (name) {
-    case "postgres":
-      return postgresSystem(url, poolSize(options))
-    case "raw":
-      return rawSystem(url, poolSize(options))
-    case "pglite":
-      return pgliteSystem()
-    case "memory":
-      return memorySystem()
-    case "emmett":
-      return admin.create(emmettDatabase(database)).then(emmettSystem)
-  }
-}
 
 const gitCommit = (): string | null => {
   try {
@@ -122,6 +101,8 @@ const main = async () => {
   const database = `eventcore_bench_${process.pid}`
   let interrupted = false
   const systems = new Map<SystemName, System>()
+  /** The children of the workload measured in processes of their own, while it runs. */
+  const children = new Set<OwnProcess>()
   process.once("SIGINT", () => {
     interrupted = true
     progress.done()
@@ -151,10 +132,16 @@ const main = async () => {
   try {
     if (needsServer) server = await admin.info()
     const url = needsServer ? await admin.create(database) : options.url
-    const wanted = new Set(workloads.flatMap((workload) => workload.systems))
+    const emmettUrl = workloads.some((workload) => workload.systems.includes("emmett"))
+      ? await admin.create(emmettDatabase(database))
+      : undefined
+    const databases: Databases = { url, emmettUrl, poolSize: poolSize(options) }
+    const wanted = new Set(
+      workloads.filter((workload) => workload.ownProcess !== true).flatMap((workload) => workload.systems)
+    )
     for (const name of options.systems.filter((s) => wanted.has(s))) {
       progress.status(`opening ${name}`)
-      systems.set(name, await openSystem(name, url, options, admin, database))
+      systems.set(name, await openSystem(name, databases))
     }
 
     const cells = workloads.reduce((n, w) => n + w.concurrencies.length * w.systems.length, 0) * options.repetitions
@@ -179,33 +166,44 @@ const main = async () => {
     )
 
     for (const workload of workloads) {
-      const operations = new Map<SystemName, Awaited<ReturnType<Workload["prepare"]>>>()
-      // The in-memory store keeps every event on this process's heap, where the
-      // garbage collector of every system's operations walks it: a fresh one per workload.
-      const memory = systems.get("memory")
-      if (memory !== undefined && workload.systems.includes("memory")) {
-        await memory.close()
-        systems.set("memory", await openSystem("memory", url, options, admin, database))
-      }
-      for (const name of workload.systems) {
-        const system = systems.get(name) as System
-        progress.status(`${workload.id}: seeding ${name}`)
-        operations.set(name, await workload.prepare(system))
-        if (system.size !== undefined) sizes.push({ before: workload.id, system: name, ...(await system.size()) })
+      const runners = new Map<SystemName, (cell: RunOptions) => Promise<Sample>>()
+      if (workload.ownProcess === true) {
+        for (const name of workload.systems) {
+          progress.status(`${workload.id}: seeding ${name} in a process of its own`)
+          const child = await startOwnProcess(workload, name, databases, options)
+          children.add(child)
+          runners.set(name, child.run)
+          if (child.size !== null) sizes.push({ before: workload.id, system: name, ...child.size })
+        }
+      } else {
+        // The in-memory store keeps every event on this process's heap, where the
+        // garbage collector of every system's operations walks it: a fresh one per workload.
+        const memory = systems.get("memory")
+        if (memory !== undefined && workload.systems.includes("memory")) {
+          await memory.close()
+          systems.set("memory", await openSystem("memory", databases))
+        }
+        for (const name of workload.systems) {
+          const system = systems.get(name) as System
+          progress.status(`${workload.id}: seeding ${name}`)
+          const operation = await workload.prepare(system)
+          runners.set(name, (cell) => run(operation, cell))
+          if (system.size !== undefined) sizes.push({ before: workload.id, system: name, ...(await system.size()) })
+        }
       }
       for (const concurrency of workload.concurrencies) {
         for (let repetition = 1; repetition <= options.repetitions; repetition++) {
           for (const name of workload.systems) {
-            const operation = operations.get(name)
-            if (operation === undefined || interrupted) continue
+            const measure = runners.get(name)
+            if (measure === undefined || interrupted) continue
             const label = `[${done + 1}/${cells}] ${workload.id} c${concurrency} ${name} rep ${repetition}/${options.repetitions}`
             const left = (cells - done) * cellSeconds
             const eta = `~${clock(left)} left`
             if (options.warmupSeconds > 0) {
               progress.status(`${label}: warm-up  (${eta})`)
-              await run(operation, { concurrency, seconds: options.warmupSeconds })
+              await measure({ concurrency, seconds: options.warmupSeconds })
             }
-            const sample = await run(operation, {
+            const sample = await measure({
               concurrency,
               seconds: options.durationSeconds,
               onProgress: (ops, elapsed) =>
@@ -229,6 +227,8 @@ const main = async () => {
           }
         }
       }
+      for (const child of children) await child.close()
+      children.clear()
       if (workload.id === "W6.transfer" && workload.systems.includes("postgres")) {
         progress.status("W6: counting statements per command")
         roundTrips = await countRoundTrips(url)
@@ -352,6 +352,7 @@ const main = async () => {
       }
     }
   } finally {
+    for (const child of children) await child.close().catch(() => {})
     for (const system of systems.values()) await system.close().catch(() => {})
     await admin.close()
   }

@@ -1,6 +1,6 @@
 /**
- * Measuring processes of their own (W7's and W8's readers, W9's subscriber in
- * another process): each entry is bundled once per run with esbuild from
+ * Measuring processes of their own (W4.readStream's systems, W7's and W8's
+ * readers, W9's subscriber in another process): each entry is bundled once per run with esbuild from
  * eventcore's sources (the npm packages stay external) and run as plain
  * JavaScript, as an application would run it (under tsx, the transpiler alone
  * held about 110 MB of a child's RSS before it did anything). A child is run
@@ -9,7 +9,8 @@
  *
  * A child writes JSON lines on stdout, each with a `type`; the last is
  * `{"type":"result",...}`. Closing its stdin asks it to finish (the children
- * that run until told, like W9's subscriber, listen for that).
+ * that run until told, like W9's subscriber, listen for that); a child that
+ * takes requests (W4's systems) reads them as JSON lines on its stdin.
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process"
 import { existsSync } from "node:fs"
@@ -39,7 +40,15 @@ const bundle = (entry: string): Promise<string> => {
         target: "node20",
         // eventcore resolves to its sources through bench/tsconfig.json's paths; npm packages stay external.
         tsconfig: fileURLToPath(new URL("../tsconfig.json", import.meta.url)),
-        external: ["effect", "postgres", "drizzle-orm", "@electric-sql/pglite", "fast-check"],
+        external: [
+          "effect",
+          "postgres",
+          "drizzle-orm",
+          "@electric-sql/pglite",
+          "fast-check",
+          "@event-driven-io/emmett",
+          "@event-driven-io/emmett-postgresql"
+        ],
         logLevel: "error"
       })
       return outfile
@@ -58,6 +67,8 @@ export interface ChildMessage {
 export interface Child<R> {
   /** Asks the child to finish (closes its stdin). */
   readonly stop: () => void
+  /** Writes `message` to the child's stdin as one JSON line. */
+  readonly send: (message: object) => void
   /** The child's result line, and its peak RSS as the kernel counted it (GNU time's "Maximum resident set size"). */
   readonly done: Promise<{ readonly result: R; readonly maxRssBytes: number | null }>
 }
@@ -123,6 +134,7 @@ export const startChild = async <R>(
   })
   return {
     stop: () => proc.stdin.end(),
+    send: (message) => proc.stdin.write(`${JSON.stringify(message)}\n`),
     done
   }
 }

@@ -17,6 +17,11 @@ export interface Workload {
   readonly concurrencies: ReadonlyArray<number>
   /** The systems it is meaningful for. */
   readonly systems: ReadonlyArray<SystemName>
+  /**
+   * Each system measured in a Node process of its own (lib/own-process.ts), so that no other system's pool,
+   * heap or garbage collection shares the measured process.
+   */
+  readonly ownProcess?: boolean
   /** The workload whose raw row the PostgreSQL store is compared with (default: this one). */
   readonly baseline?: string
   /** Seeds what the workload needs in `system`, and returns the operation to measure. */
@@ -136,9 +141,12 @@ export const workloads = (options: Options): ReadonlyArray<Workload> => [
   },
   {
     id: "W4.readStream",
-    title: `read a ${options.readSize}-event stream (readStream; raw: SELECT + JSON decode)`,
+    title: `read a ${options.readSize}-event stream (readStream; raw: SELECT + JSON decode), each system in a process of its own`,
     concurrencies: options.concurrencies,
     systems: withPeers,
+    // Each read leaves a whole stream's rows as garbage: in one shared process, a system's cells would pay
+    // for collecting what the others left, over a heap that holds their pools and caches too.
+    ownProcess: true,
     prepare: async (system) => {
       await system.seed([{ streamId: "w4", events: benchEvents(options.readSize) }])
       return readAll(system.readStream, "w4", options.readSize)
