@@ -1,4 +1,4 @@
--- eventcore's schema as the last migration, 0012_one_stream_append, leaves it: every
+-- eventcore's schema as the last migration, 0013_personal_data, leaves it: every
 -- table, index, view, function, trigger and privilege that eventcore's migrator makes, in the
 -- default schema `eventcore` (a store given another `schema` has the same objects there).
 --
@@ -31,6 +31,13 @@ CREATE TABLE eventcore.dead_letters (
     error        text NOT NULL,
     recorded_at  timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT dead_letters_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE eventcore.erasures (
+    subject    text NOT NULL,
+    erased_by  text NOT NULL,
+    erased_at  timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT erasures_pkey PRIMARY KEY (subject)
 );
 
 CREATE TABLE eventcore.events (
@@ -92,6 +99,14 @@ CREATE TABLE eventcore.snapshots (
     CONSTRAINT eventcore_snapshots_pkey PRIMARY KEY (command, key),
     CONSTRAINT eventcore_snapshots_state_version_positive CHECK (state_version >= 1),
     CONSTRAINT eventcore_snapshots_streams CHECK (jsonb_typeof(streams) = 'array'::text)
+);
+
+CREATE TABLE eventcore.subject_keys (
+    subject     text NOT NULL,
+    key         bytea NOT NULL,
+    created_at  timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT subject_keys_pkey PRIMARY KEY (subject),
+    CONSTRAINT eventcore_subject_keys_key_length CHECK (octet_length(key) = 32)
 );
 
 -- Indexes beyond those of primary keys and unique constraints.
@@ -240,6 +255,44 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION eventcore.erase_subject(subject_id text, erased_by text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'eventcore', 'pg_temp'
+AS $function$
+DECLARE
+  keys_removed integer;
+  snapshots_removed integer;
+  reply jsonb;
+BEGIN
+  IF subject_id IS NULL OR length(subject_id) = 0 OR erased_by IS NULL OR length(erased_by) = 0 THEN
+    RAISE EXCEPTION 'eventcore: erase_subject needs a subject and who erases it' USING ERRCODE = '22023';
+  END IF;
+  -- The lock a new key's trigger takes (the same key: keep the two in step).
+  PERFORM pg_advisory_xact_lock(hashtext('eventcore.subject:' || current_schema()), hashtext(subject_id));
+  INSERT INTO erasures AS r (subject, erased_by) VALUES (subject_id, erase_subject.erased_by) ON CONFLICT DO NOTHING;
+  IF NOT FOUND THEN
+    SELECT jsonb_build_object('erased', false, 'erasedBy', r.erased_by,
+                              'erasedAt', floor(extract(epoch FROM r.erased_at) * 1000))
+    INTO reply FROM erasures r WHERE r.subject = subject_id;
+    RETURN reply;
+  END IF;
+  DELETE FROM subject_keys k WHERE k.subject = subject_id;
+  GET DIAGNOSTICS keys_removed = ROW_COUNT;
+  DELETE FROM snapshots;
+  GET DIAGNOSTICS snapshots_removed = ROW_COUNT;
+  reply := append(jsonb_build_object(
+    'streams', jsonb_build_array(jsonb_build_object('id', 'eventcore-erasures', 'expected', 'any')),
+    'events', jsonb_build_array(jsonb_build_object(
+      'id', gen_random_uuid(), 'stream', 'eventcore-erasures', 'type', 'SubjectErased',
+      'data', jsonb_build_object('subject', subject_id)))));
+  RETURN jsonb_build_object('erased', true, 'keyRemoved', keys_removed > 0, 'snapshotsRemoved', snapshots_removed,
+                            'position', reply->'positions'->0, 'transaction', reply->'transaction',
+                            'erasedAt', floor(extract(epoch FROM now()) * 1000));
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION eventcore.expected_version_holds(expected jsonb, actual bigint)
  RETURNS boolean
  LANGUAGE sql
@@ -264,6 +317,43 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION eventcore.refuse_key_of_erased_subject()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'eventcore', 'pg_temp'
+AS $function$
+BEGIN
+  -- The lock erase_subject takes (the same key: keep the two in step).
+  PERFORM pg_advisory_xact_lock(hashtext('eventcore.subject:' || current_schema()), hashtext(NEW.subject));
+  -- A statement of its own after the lock: it sees an erasure committed while
+  -- this insert waited for the lock.
+  IF EXISTS (SELECT 1 FROM erasures e WHERE e.subject = NEW.subject) THEN
+    RAISE EXCEPTION 'eventcore: subject % was erased: its personal data cannot be written again', quote_literal(NEW.subject)
+      USING ERRCODE = 'EC004',
+            DETAIL = json_build_object('subject', NEW.subject)::text;
+  END IF;
+  RETURN NEW;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION eventcore.subject_keys_for(candidates jsonb)
+ RETURNS TABLE(subject text, key text)
+ LANGUAGE plpgsql
+ SET search_path TO 'eventcore', 'pg_temp'
+AS $function$
+BEGIN
+  INSERT INTO subject_keys AS k (subject, key)
+  SELECT c.key, decode(c.value, 'base64') FROM jsonb_each_text(candidates) AS c
+  WHERE NOT EXISTS (SELECT 1 FROM subject_keys s WHERE s.subject = c.key)
+  ORDER BY c.key COLLATE "C"
+  ON CONFLICT DO NOTHING;
+  -- A new statement: it sees a key another append stored while this one waited on it.
+  RETURN QUERY
+    SELECT s.subject, encode(s.key, 'base64') FROM subject_keys s
+    WHERE s.subject IN (SELECT jsonb_object_keys(candidates));
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION eventcore.version_conflict(request jsonb, stream_id text, expected jsonb, actual bigint)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -282,11 +372,15 @@ $function$;
 
 CREATE TRIGGER eventcore_events_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON eventcore.events FOR EACH STATEMENT EXECUTE FUNCTION eventcore.refuse_change();
 
+CREATE TRIGGER eventcore_subject_keys_not_erased BEFORE INSERT ON eventcore.subject_keys FOR EACH ROW EXECUTE FUNCTION eventcore.refuse_key_of_erased_subject();
+
 -- Privileges: what differs from PostgreSQL's defaults, under which the owner holds every privilege
 -- and PUBLIC may execute functions, nothing else. An application role gets its own grants as
 -- docs/security.md shows; a privilege of the owner's would name it CURRENT_USER.
 
 REVOKE EXECUTE ON FUNCTION eventcore.append(jsonb) FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION eventcore.erase_subject(text,text) FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION eventcore.expected_version_holds(jsonb,bigint) FROM PUBLIC;
 

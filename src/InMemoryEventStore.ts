@@ -5,14 +5,16 @@
  * (an event's log position is its append's commit number and its global
  * position).
  */
-import { Clock, Effect, Layer } from "effect"
+import { Clock, Effect, Either, Layer, Option } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import { DuplicateEventId, VersionConflict } from "./errors.js"
 import { memoryCheckpoints } from "./internal/checkpoints.js"
 import { fromOperations } from "./internal/eventStore.js"
+import { newKey } from "./internal/personal.js"
 import type {
+  Erasure,
   LogFilter,
   LogPage,
   SnapshotStore,
@@ -21,7 +23,9 @@ import type {
   StreamTail
 } from "./internal/storeContract.js"
 import { uuidv7 } from "./internal/uuid.js"
+import * as KeyStore from "./KeyStore.js"
 import * as LogPosition from "./LogPosition.js"
+import { erasureStream, SubjectErased } from "./PersonalData.js"
 import type { StreamId } from "./StreamId.js"
 import * as StreamWrites from "./StreamWrites.js"
 
@@ -42,7 +46,12 @@ const compareCodePoints = (a: string, b: string): number => {
  * step: JavaScript runs it to the end before any other fiber resumes, which is
  * what makes it atomic without locks.
  */
-export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
+export const make: Effect.Effect<EventStore.EventStore> = Effect.flatMap(
+  Effect.serviceOption(KeyStore.KeyStore),
+  (providedKeys) => Effect.sync(() => makeStore(Option.getOrUndefined(providedKeys)))
+)
+
+const makeStore = (providedKeys: KeyStore.KeyStore | undefined): EventStore.EventStore => {
   const streams = new Map<StreamId, Array<RecordedEvent>>()
   /** Every event in commit order: the global log. */
   const log: Array<RecordedEvent> = []
@@ -219,8 +228,63 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
       })
   }
 
+  /** Subjects' keys, and who erased which subject when. */
+  const subjectKeys = new Map<string, Uint8Array>()
+  const erasures = new Map<string, { readonly by: string; readonly at: Date }>()
+  const ownKeys: KeyStore.KeyStore = {
+    keysFor: (subjects) =>
+      Effect.suspend(() => {
+        for (const subject of subjects) if (erasures.has(subject)) return Effect.fail(new SubjectErased({ subject }))
+        const found = new Map<string, Uint8Array>()
+        for (const subject of subjects) {
+          const key = subjectKeys.get(subject) ?? newKey()
+          subjectKeys.set(subject, key)
+          found.set(subject, key)
+        }
+        return Effect.succeed(found)
+      }),
+    existingKeys: (subjects) =>
+      Effect.sync(() => {
+        const found = new Map<string, Uint8Array>()
+        for (const subject of subjects) {
+          const key = subjectKeys.get(subject)
+          if (key !== undefined) found.set(subject, key)
+        }
+        return found
+      }),
+    destroy: (subject) => Effect.sync(() => void subjectKeys.delete(subject))
+  }
+  // As erase_subject does on the SQL stores (migration 0013), in one synchronous step.
+  const erase = (subject: string, by: string): Effect.Effect<Erasure> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.sync((): Erasure => {
+        const before = erasures.get(subject)
+        if (before !== undefined) {
+          return { subject, erasedBy: before.by, erasedAt: before.at, already: true, snapshotsRemoved: 0 }
+        }
+        const erasedAt = new Date(now)
+        erasures.set(subject, { by, at: erasedAt })
+        subjectKeys.delete(subject)
+        let snapshotsRemoved = 0
+        for (const ofCommand of snapshots.values()) snapshotsRemoved += ofCommand.size
+        snapshots.clear()
+        const writes = Either.getOrThrow(
+          StreamWrites.append(Either.getOrThrow(StreamWrites.expect(StreamWrites.empty, erasureStream, "any")), {
+            streamId: erasureStream,
+            eventType: "SubjectErased",
+            data: { subject }
+          })
+        )
+        const recorded = commit(writes, now) as EventStore.AppendResult
+        const position = recorded.events[0]?.position
+        return { subject, erasedBy: by, erasedAt, already: false, snapshotsRemoved, ...(position ? { position } : {}) }
+      })
+    )
+
   return fromOperations({
     attributes: { "db.system": "memory" },
+    keys: providedKeys ?? ownKeys,
+    erase,
     snapshots: snapshotStore,
     readLog,
     storedTypes,
@@ -239,7 +303,7 @@ export const make: Effect.Effect<EventStore.EventStore> = Effect.sync(() => {
           : Effect.succeed(outcome)
       })
   })
-})
+}
 
 /** A fresh, empty store per build of the layer. */
 export const layer: Layer.Layer<EventStore.EventStore> = Layer.effect(EventStore.EventStore, make)

@@ -15,7 +15,11 @@
  * an object holding one of them is read as a personal value, never as the
  * application's own data.
  */
-import { Data, ParseResult, Schema } from "effect"
+import { Data, Effect, ParseResult, Schema } from "effect"
+import * as EventStore from "./EventStore.js"
+import { StoreError } from "./errors.js"
+import { type Erasure, personalDataKey, type StoreExtras } from "./internal/storeContract.js"
+import * as StreamId from "./StreamId.js"
 
 /** Where a `field` finds its subject: a sibling field's name, or a key of the event's metadata. */
 export type Subject = string | { readonly metadata: string }
@@ -177,3 +181,51 @@ export function field<A, I, R>(
           )
   })
 }
+
+/** The stream where erasures are recorded: one `SubjectErased` event each, free of personal data. */
+export const erasureStream: StreamId.StreamId = StreamId.unsafeMake("eventcore-erasures")
+
+/**
+ * The event an erasure appends to `erasureStream`: what projections and
+ * reactors react to, to erase what they derived from the subject's events
+ * (a read model's copy of a name, a row keyed by the subject).
+ */
+export const SubjectErasedEvent = Schema.TaggedStruct("SubjectErased", { subject: Schema.String })
+
+export type { Erasure }
+
+/**
+ * Erases `subject`: destroys its key (with the store's own key store, in the
+ * same transaction as the rest), records who erased it (`by`: a name for the
+ * audit, not a person's personal data if that can be avoided) and when,
+ * removes every snapshot (their states may hold the subject's values), and
+ * appends `SubjectErasedEvent` to `erasureStream`. From then on every read
+ * returns the subject's values as `Erased`, and appends of new personal data
+ * of it fail with `SubjectErased`. Erasing a subject again changes nothing
+ * (`already: true`).
+ *
+ * On PostgreSQL only a role granted `EXECUTE` on `eventcore.erase_subject`
+ * may erase (the owner; docs/erasure.md): the application role gets a
+ * `StoreError` (SQLSTATE 42501).
+ */
+export const erase = (
+  subject: string,
+  options: { readonly by: string }
+): Effect.Effect<Erasure, InvalidPersonalData | StoreError, EventStore.EventStore> =>
+  Effect.flatMap(EventStore.EventStore, (store): Effect.Effect<Erasure, InvalidPersonalData | StoreError> => {
+    if (subject.length === 0 || options.by.length === 0) {
+      return Effect.fail(
+        new InvalidPersonalData({ path: "$", reason: "erase needs a subject and who erases it (by), both non-empty" })
+      )
+    }
+    const personal = (store as EventStore.EventStore & StoreExtras)[personalDataKey]
+    if (personal === undefined) {
+      return Effect.fail(
+        new StoreError({
+          operation: "erase",
+          message: "This store does not keep personal data: it cannot erase a subject."
+        })
+      )
+    }
+    return Effect.zipRight(personal.keys.destroy(subject), personal.erase(subject, options.by))
+  })

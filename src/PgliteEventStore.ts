@@ -6,9 +6,10 @@
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { migrate as migrateDrizzle } from "drizzle-orm/pglite/migrator"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import type * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
+import * as KeyStore from "./KeyStore.js"
 import { createDataDir } from "./pglite/dataDirLock.js"
 import { acquireHold, directoryIn, holdDirectoryOf, shareHold } from "./pglite/directoryLock.js"
 import { runOn, sessions } from "./pglite/sessions.js"
@@ -78,9 +79,13 @@ const gate: Gate = (_, run) => Effect.zipLeft(run, yieldToEventLoop)
  * lifetime to hold one for. Give a client with a data directory to
  * `layerFromClient`, which holds the lock as long as the store lives.
  */
-export const make = (client: PGlite, options: SchemaOptions = {}): EventStore.EventStore =>
+export const make = (
+  client: PGlite,
+  options: SchemaOptions & { readonly keys?: KeyStore.KeyStore } = {}
+): EventStore.EventStore =>
   SqlEventStore.make({
     schema: options.schema ?? defaultSchema,
+    ...(options.keys === undefined ? {} : { keys: options.keys }),
     gate,
     run: runOn(client),
     sessions: sessions(client)
@@ -100,9 +105,15 @@ const migrateApplication = (client: PGlite, folder: string): Effect.Effect<void,
     }
   })
 
-/** What a layer provides over `client`. */
+/** What a layer provides over `client`, with the key store provided to the layer, if any. */
 const contextOf = (client: PGlite, schema: string) =>
-  Context.add(SqlEventStore.layerContext(make(client, { schema })), Client, client)
+  Effect.map(Effect.serviceOption(KeyStore.KeyStore), (keys) =>
+    Context.add(
+      SqlEventStore.layerContext(make(client, { schema, ...(Option.isSome(keys) ? { keys: keys.value } : {}) })),
+      Client,
+      client
+    )
+  )
 
 /**
  * Opens (or creates) the database, migrates it (eventcore's migrations, then
@@ -136,7 +147,7 @@ export const layer = (
       if (hold !== undefined) shareHold(client, hold)
       yield* migrate(client, { schema })
       if (options.migrationsFolder !== undefined) yield* migrateApplication(client, options.migrationsFolder)
-      return contextOf(client, schema)
+      return yield* contextOf(client, schema)
     })
   )
 
@@ -157,6 +168,6 @@ export const layerFromClient = (
       const schema = yield* schemaOf("open", options)
       yield* holdDirectoryOf(client)
       yield* migrate(client, { schema })
-      return contextOf(client, schema)
+      return yield* contextOf(client, schema)
     })
   )

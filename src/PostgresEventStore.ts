@@ -6,6 +6,7 @@ import { Config, type ConfigError, Duration, Effect, Layer, Option, Redacted } f
 import postgres from "postgres"
 import type * as EventStore from "./EventStore.js"
 import { StoreError } from "./errors.js"
+import * as KeyStore from "./KeyStore.js"
 import { makeGate } from "./postgres/gate.js"
 import { awaitReplay } from "./postgres/replicaReplay.js"
 import { runOn } from "./postgres/run.js"
@@ -143,10 +144,12 @@ export const make = (client: postgres.Sql, options: SchemaOptions & ReplicaOptio
 /** `make`, with the operations on the pool (and on the replica's) bounded by gates (see `layer`). */
 const gatedStore = (
   client: postgres.Sql,
-  options: SchemaOptions & ReplicaOptions & { readonly gate?: Gate; readonly replicaGate?: Gate }
+  options: SchemaOptions &
+    ReplicaOptions & { readonly gate?: Gate; readonly replicaGate?: Gate; readonly keys?: KeyStore.KeyStore }
 ) =>
   SqlEventStore.make({
     schema: options.schema ?? defaultSchema,
+    ...(options.keys === undefined ? {} : { keys: options.keys }),
     ...(options.gate === undefined ? {} : { gate: options.gate }),
     run: runOn(client),
     sessions: sessions(client),
@@ -182,7 +185,10 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
       yield* probe(client, schema)
       yield* Migrations.checkTransactionIds(drizzle({ client }), schema)
       const gate = yield* gateOf(config)
-      if (config.replicaUrl === undefined) return SqlEventStore.layerContext(gatedStore(client, { schema, gate }))
+      const keys = Option.getOrUndefined(yield* Effect.serviceOption(KeyStore.KeyStore))
+      if (config.replicaUrl === undefined) {
+        return SqlEventStore.layerContext(gatedStore(client, { schema, gate, ...(keys === undefined ? {} : { keys }) }))
+      }
       const replica = yield* openClient(config, config.replicaUrl, "eventcore-replica")
       yield* awaitReplay(client, replica, Duration.decode(config.replicaReplayTimeout ?? defaults.replicaReplayTimeout))
       // A replica that cancels the probe for a recovery conflict is asked again, as for every read there.
@@ -191,6 +197,7 @@ export const layer = (config: PostgresConfig): Layer.Layer<EventStore.EventStore
         gatedStore(client, {
           schema,
           gate,
+          ...(keys === undefined ? {} : { keys }),
           replica,
           replicaGate: yield* gateOf(config),
           readStreamsFromReplica: config.readStreamsFromReplica ?? false
@@ -238,8 +245,10 @@ export function layerFromClient(
   options: SchemaOptions & ReplicaOptions = {}
 ): Layer.Layer<EventStore.EventStore | ReadModelStore, StoreError> {
   return Layer.effectContext(
-    Effect.map(schemaOf("connect", options), (schema) =>
-      SqlEventStore.layerContext(gatedStore(client, { ...options, schema }))
+    Effect.map(Effect.all([schemaOf("connect", options), Effect.serviceOption(KeyStore.KeyStore)]), ([schema, keys]) =>
+      SqlEventStore.layerContext(
+        gatedStore(client, { ...options, schema, ...(Option.isSome(keys) ? { keys: keys.value } : {}) })
+      )
     )
   )
 }

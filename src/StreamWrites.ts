@@ -131,3 +131,10 @@ export const participants = (self: StreamWrites): ReadonlyArray<readonly [Stream
 
 /** The events to append, in order. */
 export const events = (self: StreamWrites): ReadonlyArray<NewEvent> => Chunk.toReadonlyArray(self.pending)
+
+/**
+ * @internal `self` with `events` in place of its own, unchecked: for a store
+ * that rewrites events it already accepted (sealing personal values).
+ */
+export const unsafeWithEvents = (self: StreamWrites, events: ReadonlyArray<NewEvent>): StreamWrites =>
+  new StreamWritesImpl(self.expectations, self.order, Chunk.unsafeFromArray(events as Array<NewEvent>))

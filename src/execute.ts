@@ -25,6 +25,7 @@ import {
   snapshotsKey
 } from "./internal/storeContract.js"
 import { uuidv7 } from "./internal/uuid.js"
+import type { InvalidPersonalData, SubjectErased } from "./PersonalData.js"
 import * as Snapshot from "./Snapshot.js"
 import type { StreamId } from "./StreamId.js"
 import * as StreamWrites from "./StreamWrites.js"
@@ -59,6 +60,8 @@ export type ExecuteError<DomainError> =
   | EventDecodeError
   | UnknownEventType
   | DuplicateEventId
+  | InvalidPersonalData
+  | SubjectErased
   | StoreError
 
 /** Up to 4 retries, 10 ms doubling, each delay jittered by ±20%. */

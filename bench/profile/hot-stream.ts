@@ -116,7 +116,9 @@ try {
     await sql.file(values.sql)
     await sql.end()
   }
-  console.log(`## ${writers} writers on one stream, ${seconds} s each${values.sql ? `, the append of ${values.sql}` : ""}\n`)
+  console.log(
+    `## ${writers} writers on one stream, ${seconds} s each${values.sql ? `, the append of ${values.sql}` : ""}\n`
+  )
   const chosen = values.systems.split(",")
   if (chosen.includes("postgres")) await measure(store)
   if (chosen.includes("raw")) await measure(raw)

@@ -23,6 +23,7 @@ import * as LogPosition from "../LogPosition.js"
 import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
 import { follow, makeSignal, shareReads } from "./follow.js"
+import { withPersonalData } from "./personalStore.js"
 import { makeSnapshots } from "./snapshots.js"
 import {
   type AppendError,
@@ -30,6 +31,7 @@ import {
   checkpointsKey,
   horizonKey,
   type LogRead,
+  personalDataKey,
   type StoreExtras,
   type StoreOperations,
   snapshotsKey,
@@ -86,7 +88,8 @@ const validateLog = (
   )
 }
 
-export const fromOperations = (operations: StoreOperations): EventStore & StoreExtras => {
+export const fromOperations = (given: StoreOperations): EventStore & StoreExtras => {
+  const operations = given.keys === undefined ? given : withPersonalData(given, given.keys)
   const attributes = operations.attributes ?? {}
 
   const readStream = (
@@ -264,6 +267,9 @@ export const fromOperations = (operations: StoreOperations): EventStore & StoreE
     ...(operations.checkpoints === undefined ? {} : { [checkpointsKey]: operations.checkpoints }),
     ...(operations.horizon === undefined ? {} : { [horizonKey]: operations.horizon }),
     ...(operations.storedTypes === undefined ? {} : { [storedTypesKey]: operations.storedTypes }),
-    ...(operations.snapshots === undefined ? {} : { [snapshotsKey]: makeSnapshots(operations.snapshots, attributes) })
+    ...(operations.snapshots === undefined ? {} : { [snapshotsKey]: makeSnapshots(operations.snapshots, attributes) }),
+    ...(operations.keys === undefined || operations.erase === undefined
+      ? {}
+      : { [personalDataKey]: { keys: operations.keys, erase: operations.erase } })
   }
 }

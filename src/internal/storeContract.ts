@@ -11,7 +11,9 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
 import { Data, type Duration, type Effect, type Scope } from "effect"
 import type { RecordedEvent } from "../Event.js"
 import type { DuplicateEventId, StoreError, VersionConflict } from "../errors.js"
+import type { KeyStore } from "../KeyStore.js"
 import type { LogPosition } from "../LogPosition.js"
+import type { InvalidPersonalData, SubjectErased } from "../PersonalData.js"
 import type { StreamId } from "../StreamId.js"
 import type { StreamWrites } from "../StreamWrites.js"
 
@@ -29,7 +31,7 @@ export interface AppendResult {
   readonly events: ReadonlyArray<RecordedEvent>
 }
 
-export type AppendError = VersionConflict | DuplicateEventId | StoreError
+export type AppendError = VersionConflict | DuplicateEventId | InvalidPersonalData | SubjectErased | StoreError
 
 export interface LogRead {
   /** Events after `after`, in log order. */
@@ -124,6 +126,13 @@ export interface StoreOperations {
   readonly storedTypes?: Effect.Effect<ReadonlyArray<StoredEventType>, StoreError>
   /** Snapshots of commands' folded state. */
   readonly snapshots?: SnapshotStore
+  /**
+   * The store's own key store for personal data (see `PersonalData`): with it,
+   * appends seal personal values and reads open them (`personalStore.ts`).
+   */
+  readonly keys?: KeyStore
+  /** Records `subject`'s erasure as `by` (its key already destroyed, or destroyed with it). */
+  readonly erase?: (subject: string, by: string) => Effect.Effect<Erasure, StoreError>
   /** Span attributes naming the backend, e.g. `{ "db.system": "postgresql" }`. */
   readonly attributes?: Record<string, unknown>
 }
@@ -139,6 +148,19 @@ export interface Snapshots extends SnapshotStore {
   readonly awaitWrites: Effect.Effect<void>
   /** Runs `log` the first time it is called with `key` on this store, and never again. */
   readonly once: (key: string, log: Effect.Effect<void>) => Effect.Effect<void>
+}
+
+/** A subject's erasure, as the store recorded it. */
+export interface Erasure {
+  readonly subject: string
+  readonly erasedBy: string
+  readonly erasedAt: Date
+  /** Whether the subject had been erased before (nothing changed). */
+  readonly already: boolean
+  /** How many snapshots the erasure removed (all of them: their states may hold the subject's values). */
+  readonly snapshotsRemoved: number
+  /** Where `SubjectErased` stands in the global log (absent when the subject had been erased before). */
+  readonly position?: LogPosition
 }
 
 /** A command's folded state as a store keeps it (see `Snapshot.ts`). */
@@ -213,7 +235,14 @@ export const storedTypesKey: unique symbol = Symbol.for("eventcore/EventStore/st
 export const snapshotsKey: unique symbol = Symbol.for("eventcore/EventStore/snapshots")
 
 /** What a store's service carries beside the `EventStore` interface, for the read side and for commands. */
+/** Where a store's service carries its personal data's keys and erasure. */
+export const personalDataKey: unique symbol = Symbol.for("eventcore/EventStore/personalData")
+
 export interface StoreExtras {
+  readonly [personalDataKey]?: {
+    readonly keys: KeyStore
+    readonly erase: (subject: string, by: string) => Effect.Effect<Erasure, StoreError>
+  }
   readonly [snapshotsKey]?: Snapshots
   readonly [checkpointsKey]?: CheckpointStore
   readonly [horizonKey]?: Effect.Effect<bigint, StoreError>

@@ -19,6 +19,7 @@ import {
   type StoreExtras
 } from "../internal/storeContract.js"
 import { uuidv7 } from "../internal/uuid.js"
+import type { KeyStore } from "../KeyStore.js"
 import * as LogPosition from "../LogPosition.js"
 import { ReadModelStore } from "../ReadModel.js"
 import type { StreamId } from "../StreamId.js"
@@ -27,6 +28,7 @@ import { appendOutcome, appendRequest, conflictOf, type Participants, parseReply
 import * as Checkpoints from "./checkpoints.js"
 import { type Gate, type RunStatement, type Sessions, ungated } from "./driver.js"
 import { isRacedWrite, parseDuplicateEventId, parseVersionConflict, storeError } from "./errors.js"
+import * as PersonalData from "./personalData.js"
 import { type Replica, retryOnReplica } from "./replica.js"
 import { blockingTransactionOf, eventAt, eventColumnCount, inVersionOrder, toBigInt } from "./rows.js"
 import * as Snapshots from "./snapshots.js"
@@ -48,6 +50,8 @@ export interface SqlStoreOptions {
   readonly sessions?: Sessions
   /** Where the global log is read, if not on the primary. */
   readonly replica?: Replica
+  /** Where the keys of data subjects live, when not in the store's own table (`KeyStore.layer`). */
+  readonly keys?: KeyStore
 }
 
 export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExtras => {
@@ -268,11 +272,14 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
     )
   })
 
+  // On the primary, as the append: a command's read must see what its append will check.
+  const onPrimary = (operation: string, statement: string, params: ReadonlyArray<unknown>) =>
+    query(operation, () => options.run(statement, params))
+
   return fromOperations({
-    // On the primary, as the append: a command's read must see what its append will check.
-    snapshots: Snapshots.make(options.schema, (operation, statement, params) =>
-      query(operation, () => options.run(statement, params))
-    ),
+    snapshots: Snapshots.make(options.schema, onPrimary),
+    keys: options.keys ?? PersonalData.keyStore(options.schema, onPrimary),
+    erase: PersonalData.erase(options.schema, onPrimary),
     attributes: { "db.system": "postgresql" },
     read,
     append,

@@ -6,6 +6,7 @@
 import { DrizzleQueryError } from "drizzle-orm"
 import type { ExpectedVersion } from "../ExpectedVersion.js"
 import { DuplicateEventId, StoreError, VersionConflict } from "../errors.js"
+import { SubjectErased } from "../PersonalData.js"
 import type { StreamId } from "../StreamId.js"
 
 /** What the PostgreSQL drivers report: postgres.js and PGlite agree on `code`, `detail` and `message`. */
@@ -23,6 +24,7 @@ interface DriverError {
 export const SqlState = {
   versionConflict: "EC001",
   appendOnly: "EC002",
+  subjectErased: "EC004",
   uniqueViolation: "23505",
   serializationFailure: "40001",
   deadlock: "40P01",
@@ -108,6 +110,13 @@ export const parseDuplicateEventId = (error: unknown): DuplicateEventId | undefi
   if (cause.code !== SqlState.uniqueViolation || constraint !== "eventcore_events_event_id_unique") return undefined
   const eventId = /\(event_id\)=\(([0-9a-fA-F-]+)\)/.exec(cause.detail ?? "")?.[1] ?? "unknown"
   return new DuplicateEventId({ eventId: eventId.toLowerCase() })
+}
+
+/** A key refused for a subject already erased (`refuse_key_of_erased_subject`), with the subject from its DETAIL. */
+export const parseSubjectErased = (error: unknown): SubjectErased | undefined => {
+  const cause = driverError(error)
+  if (cause.code !== SqlState.subjectErased || cause.detail === undefined) return undefined
+  return new SubjectErased({ subject: (JSON.parse(cause.detail) as { subject: string }).subject })
 }
 
 /**

@@ -30,6 +30,9 @@ import {
 /** Where eventcore's tables, functions and migration history live unless a store names another schema. */
 export const defaultSchema = "eventcore"
 
+/** Raw bytes; eventcore's statements move them as base64 text (`encode` / `decode`), the same on both drivers. */
+const bytea = customType<{ data: string; driverData: string }>({ dataType: () => "bytea" })
+
 /** PostgreSQL's 64-bit transaction id, as returned by `pg_current_xact_id()`. */
 const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => "xid8" })
 
@@ -154,7 +157,29 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
       check("eventcore_snapshots_streams", sql`jsonb_typeof(${table.streams}) = 'array'`),
       check("eventcore_snapshots_state_version_positive", sql`${table.stateVersion} >= 1`)
     ]
-  )
+  ),
+
+  /**
+   * The key of each data subject whose personal fields events hold
+   * (AES-256-GCM, see PersonalData.ts). Erasing a subject deletes its row
+   * (`erase_subject`): its fields can then no longer be read anywhere.
+   */
+  subjectKeys: table(
+    "subject_keys",
+    {
+      subject: text("subject").primaryKey(),
+      key: bytea("key").notNull(),
+      createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow()
+    },
+    (table) => [check("eventcore_subject_keys_key_length", sql`octet_length(${table.key}) = 32`)]
+  ),
+
+  /** Who erased which subject, and when: the audit of erasures, free of personal data. */
+  erasures: table("erasures", {
+    subject: text("subject").primaryKey(),
+    erasedBy: text("erased_by").notNull(),
+    erasedAt: timestamp("erased_at", { withTimezone: true, mode: "date" }).notNull().defaultNow()
+  })
 })
 
 export type Tables = ReturnType<typeof tablesIn>

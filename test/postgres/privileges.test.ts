@@ -6,7 +6,16 @@
  */
 import { randomUUID } from "node:crypto"
 import { Effect, Either, Metric, Schema } from "effect"
-import { Command, EventStore, execute, PostgresEventStore, Snapshot, StreamId } from "eventcore"
+import {
+  Command,
+  EventStore,
+  execute,
+  PersonalData,
+  PostgresEventStore,
+  Snapshot,
+  StreamId,
+  StreamWrites
+} from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { afterAll, beforeAll, expect, it } from "vitest"
@@ -30,7 +39,9 @@ const grantApplicationRole = (role: string) => `
   grant usage on schema eventcore to ${role};
   grant select on eventcore.events, eventcore.streams to ${role};
   grant execute on function eventcore.append(jsonb) to ${role};
-  grant select, insert, update on eventcore.snapshots to ${role};`
+  grant select, insert, update on eventcore.snapshots to ${role};
+  grant select, insert on eventcore.subject_keys to ${role};
+  grant select on eventcore.erasures to ${role};`
 
 const codeOf = async (run: () => Promise<unknown>) => {
   try {
@@ -186,6 +197,62 @@ describeServer("least privilege", () => {
     const cleared = await withStoreAs(owner, Snapshot.clear(name))
     expect(cleared).toEqual(Either.right(1))
     expect(await stored()).toEqual([])
+  })
+
+  it("the application role writes and reads personal data but cannot erase, nor delete or change a key or an erasure; the owner erases", async () => {
+    const subject = `subject-${suffix}`
+    const stream = StreamId.unsafeMake(`person-${suffix}`)
+    const writes = Either.getOrThrow(
+      StreamWrites.append(Either.getOrThrow(StreamWrites.expect(StreamWrites.empty, stream, "no_stream")), {
+        streamId: stream,
+        eventType: "Named",
+        data: { name: PersonalData.value(subject, "Quentin Marlowe-Vask") }
+      })
+    )
+    const readName = Effect.flatMap(EventStore.EventStore, (store) => store.readStream(stream)).pipe(
+      Effect.map((read) => read.events[0]?.data)
+    )
+    const asApplication = await withStoreAs(
+      app,
+      Effect.gen(function* () {
+        yield* Effect.flatMap(EventStore.EventStore, (store) => store.append(writes))
+        const read = yield* readName
+        const refused = yield* Effect.flip(PersonalData.erase(subject, { by: "the application" }))
+        return { read, refused }
+      })
+    )
+    if (Either.isLeft(asApplication)) throw new Error(`the application role failed: ${String(asApplication.left)}`)
+    expect(asApplication.right.read).toEqual({ name: "Quentin Marlowe-Vask" })
+    expect(asApplication.right.refused).toMatchObject({ _tag: "StoreError", cause: { code: "42501" } })
+    for (const statement of [
+      "delete from eventcore.subject_keys",
+      "update eventcore.subject_keys set key = key",
+      "truncate eventcore.subject_keys",
+      "insert into eventcore.erasures (subject, erased_by) values ('someone', 'app')",
+      "delete from eventcore.erasures"
+    ]) {
+      expect([statement, await codeOf(() => asApp.unsafe(statement))]).toEqual([statement, "42501"])
+    }
+
+    const erased = await withStoreAs(owner, PersonalData.erase(subject, { by: "the data protection officer" }))
+    expect(erased).toMatchObject({ _tag: "Right", right: { already: false, erasedBy: "the data protection officer" } })
+    expect(await withStoreAs(app, readName)).toEqual(Either.right({ name: { $erased: { subject } } }))
+    // And the application role cannot make the subject a new key.
+    const again = await withStoreAs(
+      app,
+      Effect.flatMap(EventStore.EventStore, (store) =>
+        store.append(
+          Either.getOrThrow(
+            StreamWrites.append(Either.getOrThrow(StreamWrites.expect(StreamWrites.empty, stream, "any")), {
+              streamId: stream,
+              eventType: "Named",
+              data: { name: PersonalData.value(subject, "Quentin Again") }
+            })
+          )
+        )
+      )
+    )
+    expect(again).toEqual(Either.left(new PersonalData.SubjectErased({ subject })))
   })
 
   it("a caller's search_path cannot hijack the append: its own events table and check functions are never used", async () => {

@@ -3,11 +3,11 @@
  * eventcore's own schema keeps its events, and an application role granted as
  * that release's docs said keeps reading and appending after the owner
  * migrates; one granted as the docs said before snapshots (0011) runs commands
- * with snapshots once the owner migrates.
+ * with snapshots, and from 0013 writes personal data, once the owner migrates.
  */
 import { randomUUID } from "node:crypto"
 import { Effect } from "effect"
-import { EventStore, PostgresEventStore, StreamId } from "eventcore"
+import { EventStore, PersonalData, PostgresEventStore, StreamId } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
 import postgres from "postgres"
 import { expect, it } from "vitest"
@@ -144,7 +144,7 @@ describeServer("PostgresEventStore: upgrading a database of an earlier release",
       await addItems(rawSql(asOwner), "cart-7", 4)
 
       const report = await Effect.runPromise(PostgresEventStore.migrate({ url: urlAs(owner) }))
-      expect(report.applied).toEqual(["0011_snapshots", "0012_one_stream_append"])
+      expect(report.applied).toEqual(["0011_snapshots", "0012_one_stream_append", "0013_personal_data"])
       // What 0011 gave the role: enough to run commands with snapshots, not to clear them.
       const privileges = await asOwner.unsafe(
         `select p as privilege, has_table_privilege($1, 'eventcore.snapshots', p) as held
@@ -172,5 +172,22 @@ describeServer("PostgresEventStore: upgrading a database of an earlier release",
         "cart-7",
         4
       )
+
+      // What 0013 gave the role: it writes personal data (making the subject's key) and reads it back.
+      const stream = StreamId.unsafeMake("person-1")
+      const read = await Effect.runPromise(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          yield* store.append(
+            writesOf({
+              streamId: stream,
+              expected: "no_stream",
+              events: [{ eventType: "Named", data: { name: PersonalData.value("p-1", "Ines Varga-Oort") } }]
+            })
+          )
+          return (yield* store.readStream(stream)).events[0]?.data
+        }).pipe(Effect.provide(PostgresEventStore.layer({ url: urlAs(app), maxConnections: 2 })))
+      )
+      expect(read).toEqual({ name: "Ines Varga-Oort" })
     }))
 })
