@@ -1,4 +1,4 @@
--- eventcore's schema as the last migration, 0013_personal_data, leaves it: every
+-- eventcore's schema as the last migration, 0014_stream_lifecycle, leaves it: every
 -- table, index, view, function, trigger and privilege that eventcore's migrator makes, in the
 -- default schema `eventcore` (a store given another `schema` has the same objects there).
 --
@@ -101,6 +101,14 @@ CREATE TABLE eventcore.snapshots (
     CONSTRAINT eventcore_snapshots_streams CHECK (jsonb_typeof(streams) = 'array'::text)
 );
 
+CREATE TABLE eventcore.stream_states (
+    stream_id         text NOT NULL,
+    archived_at       timestamp with time zone,
+    truncated_before  bigint DEFAULT 1 NOT NULL,
+    CONSTRAINT stream_states_pkey PRIMARY KEY (stream_id),
+    CONSTRAINT eventcore_stream_states_truncated_before CHECK (truncated_before >= 1)
+);
+
 CREATE TABLE eventcore.subject_keys (
     subject     text NOT NULL,
     key         bytea NOT NULL,
@@ -166,6 +174,11 @@ BEGIN
     ELSE
       PERFORM pg_advisory_xact_lock(lock_space, hashtext(stream));
     END IF;
+    -- Under the lock archive_stream takes too: an append either commits before
+    -- the archive or sees it.
+    IF EXISTS (SELECT 1 FROM stream_states s WHERE s.stream_id = stream AND s.archived_at IS NOT NULL) THEN
+      RETURN stream_archived(request, stream);
+    END IF;
     SELECT coalesce(max(e.stream_version), 0) INTO current_version FROM events e WHERE e.stream_id = stream;
     IF NOT expected_version_holds(expected, current_version) THEN
       RETURN version_conflict(request, stream, expected, current_version);
@@ -210,6 +223,9 @@ BEGIN
     ELSE
       PERFORM pg_advisory_xact_lock(lock_space, hashtext(participant.stream_id));
     END IF;
+    IF EXISTS (SELECT 1 FROM stream_states s WHERE s.stream_id = participant.stream_id AND s.archived_at IS NOT NULL) THEN
+      RETURN stream_archived(request, participant.stream_id);
+    END IF;
     SELECT coalesce(max(e.stream_version), 0) INTO current_version
     FROM events e WHERE e.stream_id = participant.stream_id;
 
@@ -252,6 +268,30 @@ BEGIN
     -- when the append wrote no events: then nothing asks for one).
     'transaction', CASE WHEN event_count > 0 THEN pg_current_xact_id()::text END,
     'recordedAt', floor(extract(epoch FROM now()) * 1000));
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION eventcore.archive_stream(stream text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'eventcore', 'pg_temp'
+AS $function$
+DECLARE
+  current_version bigint;
+  archived timestamptz;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('eventcore.append:' || current_schema()), hashtext(stream));
+  SELECT coalesce(max(e.stream_version), 0) INTO current_version FROM events e WHERE e.stream_id = stream;
+  IF current_version = 0 THEN
+    RAISE EXCEPTION 'eventcore: stream % has no events to archive', quote_literal(stream)
+      USING ERRCODE = 'EC006', DETAIL = json_build_object('stream_id', stream, 'version', 0)::text;
+  END IF;
+  INSERT INTO stream_states AS s (stream_id, archived_at) VALUES (stream, now())
+  ON CONFLICT (stream_id) DO UPDATE SET archived_at = coalesce(s.archived_at, excluded.archived_at)
+  RETURNING s.archived_at INTO archived;
+  RETURN jsonb_build_object('version', current_version, 'archivedAt', floor(extract(epoch FROM archived) * 1000),
+                            'already', archived < now());
 END
 $function$;
 
@@ -306,11 +346,32 @@ AS $function$
   END
 $function$;
 
+CREATE OR REPLACE FUNCTION eventcore.purge_truncated()
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'eventcore', 'pg_temp'
+AS $function$
+DECLARE
+  removed bigint;
+BEGIN
+  PERFORM set_config('eventcore.purging', 'on', true);
+  DELETE FROM events e USING stream_states s
+  WHERE e.stream_id = s.stream_id AND e.stream_version < s.truncated_before;
+  GET DIAGNOSTICS removed = ROW_COUNT;
+  PERFORM set_config('eventcore.purging', '', true);
+  RETURN removed;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION eventcore.refuse_change()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
 BEGIN
+  IF TG_OP = 'DELETE' AND current_setting('eventcore.purging', true) = 'on' THEN
+    RETURN NULL;
+  END IF;
   RAISE EXCEPTION 'eventcore: % on %.% is refused: the event log is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
     USING ERRCODE = 'EC002',
           HINT = 'Append a compensating event instead of changing or removing stored ones.';
@@ -336,6 +397,20 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION eventcore.stream_archived(request jsonb, stream_id text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF request->>'conflict' = 'reply' THEN
+    RETURN jsonb_build_object('archived', jsonb_build_object('stream_id', stream_id));
+  END IF;
+  RAISE EXCEPTION 'eventcore: stream % is archived: nothing more is appended to it', quote_literal(stream_id)
+    USING ERRCODE = 'EC005',
+          DETAIL = json_build_object('stream_id', stream_id)::text;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION eventcore.subject_keys_for(candidates jsonb)
  RETURNS TABLE(subject text, key text)
  LANGUAGE plpgsql
@@ -351,6 +426,33 @@ BEGIN
   RETURN QUERY
     SELECT s.subject, encode(s.key, 'base64') FROM subject_keys s
     WHERE s.subject IN (SELECT jsonb_object_keys(candidates));
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION eventcore.truncate_stream(stream text, before bigint)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'eventcore', 'pg_temp'
+AS $function$
+DECLARE
+  current_version bigint;
+  truncated bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('eventcore.append:' || current_schema()), hashtext(stream));
+  SELECT coalesce(max(e.stream_version), 0) INTO current_version FROM events e WHERE e.stream_id = stream;
+  IF before IS NULL OR before < 1 OR before > current_version THEN
+    RAISE EXCEPTION 'eventcore: cannot truncate stream % before version % (its version is %: truncate before 1 to %)',
+      quote_literal(stream), before, current_version, current_version
+      USING ERRCODE = 'EC006', DETAIL = json_build_object('stream_id', stream, 'version', current_version)::text;
+  END IF;
+  INSERT INTO stream_states AS s (stream_id, truncated_before) VALUES (stream, before)
+  ON CONFLICT (stream_id) DO UPDATE SET truncated_before = greatest(s.truncated_before, excluded.truncated_before)
+  RETURNING s.truncated_before INTO truncated;
+  -- A snapshot covering the stream folded the events now hidden: commands
+  -- fold from the truncation point instead, as they would without it.
+  DELETE FROM snapshots n WHERE n.streams @> jsonb_build_array(jsonb_build_array(stream));
+  RETURN jsonb_build_object('version', current_version, 'truncatedBefore', truncated);
 END
 $function$;
 
@@ -378,11 +480,21 @@ CREATE TRIGGER eventcore_subject_keys_not_erased BEFORE INSERT ON eventcore.subj
 -- and PUBLIC may execute functions, nothing else. An application role gets its own grants as
 -- docs/security.md shows; a privilege of the owner's would name it CURRENT_USER.
 
+GRANT SELECT ON TABLE eventcore.stream_states TO PUBLIC;
+
 REVOKE EXECUTE ON FUNCTION eventcore.append(jsonb) FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION eventcore.archive_stream(text) FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION eventcore.erase_subject(text,text) FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION eventcore.expected_version_holds(jsonb,bigint) FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION eventcore.purge_truncated() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION eventcore.stream_archived(jsonb,text) FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION eventcore.truncate_stream(text,bigint) FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION eventcore.version_conflict(jsonb,text,jsonb,bigint) FROM PUBLIC;
 

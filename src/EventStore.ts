@@ -9,6 +9,7 @@ import {
   type InvalidReadOptions,
   LogTimeout,
   type StoreError,
+  type StreamArchived,
   type StreamNotFound
 } from "./errors.js"
 import {
@@ -45,7 +46,7 @@ export interface StreamRead {
   readonly events: ReadonlyArray<RecordedEvent>
 }
 
-export type ReadError = StreamNotFound | InvalidReadOptions | StoreError
+export type ReadError = StreamNotFound | StreamArchived | InvalidReadOptions | StoreError
 export type LogError = InvalidReadOptions | StoreError
 
 export interface ReadAllOptions {

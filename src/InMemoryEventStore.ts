@@ -9,12 +9,13 @@ import { Clock, Effect, Either, Layer, Option } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
-import { DuplicateEventId, VersionConflict } from "./errors.js"
+import { DuplicateEventId, InvalidTruncation, StreamArchived, StreamNotFound, VersionConflict } from "./errors.js"
 import { memoryCheckpoints } from "./internal/checkpoints.js"
 import { fromOperations } from "./internal/eventStore.js"
 import { newKey } from "./internal/personal.js"
 import type {
   Erasure,
+  Lifecycle,
   LogFilter,
   LogPage,
   SnapshotStore,
@@ -60,12 +61,16 @@ const makeStore = (providedKeys: KeyStore.KeyStore | undefined): EventStore.Even
   let commits = 0n
 
   const versionOf = (streamId: StreamId) => streams.get(streamId)?.length ?? 0
+  /** Archived streams, and where truncated streams' reads start (as `stream_states` on the SQL stores). */
+  const archivedAt = new Map<StreamId, Date>()
+  const truncatedBefore = new Map<StreamId, number>()
 
   const commit = (
     writes: StreamWrites.StreamWrites,
     now: number
-  ): EventStore.AppendResult | VersionConflict | DuplicateEventId => {
+  ): EventStore.AppendResult | VersionConflict | StreamArchived | DuplicateEventId => {
     const participants = StreamWrites.participants(writes)
+    for (const [streamId] of participants) if (archivedAt.has(streamId)) return new StreamArchived({ streamId })
     for (const [streamId, expected] of participants) {
       const actual = versionOf(streamId)
       if (!ExpectedVersion.isSatisfiedBy(expected, actual)) {
@@ -190,7 +195,7 @@ const makeStore = (providedKeys: KeyStore.KeyStore | undefined): EventStore.Even
           found.eventVersions === request.eventVersions
         const covered = new Map(usable ? found.streams : [])
         const tails = request.streams.map((streamId): StreamTail => {
-          const from = covered.get(streamId) ?? 0
+          const from = Math.max(covered.get(streamId) ?? 0, (truncatedBefore.get(streamId) ?? 1) - 1)
           const stream = streams.get(streamId) ?? []
           return { streamId, version: stream.length, after: from, events: stream.slice(from) }
         })
@@ -275,14 +280,55 @@ const makeStore = (providedKeys: KeyStore.KeyStore | undefined): EventStore.Even
             data: { subject }
           })
         )
-        const recorded = commit(writes, now) as EventStore.AppendResult
-        const position = recorded.events[0]?.position
+        const recorded = commit(writes, now)
+        const position = "events" in recorded ? recorded.events[0]?.position : undefined
         return { subject, erasedBy: by, erasedAt, already: false, snapshotsRemoved, ...(position ? { position } : {}) }
       })
     )
 
+  // As the functions of migration 0014 do on the SQL stores.
+  const lifecycle: Lifecycle = {
+    archive: (streamId) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.suspend(() => {
+          const version = versionOf(streamId)
+          if (version === 0) return Effect.fail(new StreamNotFound({ streamId }))
+          const before = archivedAt.get(streamId)
+          if (before === undefined) archivedAt.set(streamId, new Date(now))
+          return Effect.succeed({
+            streamId,
+            version,
+            archivedAt: before ?? new Date(now),
+            already: before !== undefined
+          })
+        })
+      ),
+    truncate: (streamId, before) =>
+      Effect.suspend(() => {
+        const version = versionOf(streamId)
+        if (before < 1 || before > version) return Effect.fail(new InvalidTruncation({ streamId, before, version }))
+        const point = Math.max(before, truncatedBefore.get(streamId) ?? 1)
+        truncatedBefore.set(streamId, point)
+        for (const ofCommand of snapshots.values()) {
+          for (const [key, stored] of ofCommand) {
+            const covers = (JSON.parse(stored.json) as StoredSnapshot).streams.some(([id]) => id === streamId)
+            if (covers) ofCommand.delete(key)
+          }
+        }
+        return Effect.succeed({ streamId, version, truncatedBefore: point })
+      }),
+    // The streams keep their arrays (a version is its place in them); the global log lets the events go.
+    purge: Effect.sync(() => {
+      const kept = log.filter((event) => event.streamVersion >= (truncatedBefore.get(event.streamId) ?? 1))
+      const removed = log.length - kept.length
+      log.splice(0, log.length, ...kept)
+      return removed
+    })
+  }
+
   return fromOperations({
     attributes: { "db.system": "memory" },
+    lifecycle,
     keys: providedKeys ?? ownKeys,
     erase,
     snapshots: snapshotStore,
@@ -292,13 +338,16 @@ const makeStore = (providedKeys: KeyStore.KeyStore | undefined): EventStore.Even
     read: (streamId, fromVersion, limit) =>
       Effect.sync(() => {
         const stream = streams.get(streamId) ?? []
-        const start = fromVersion - 1
+        if (archivedAt.has(streamId)) return { version: stream.length, events: [], archived: true }
+        const start = Math.max(fromVersion, truncatedBefore.get(streamId) ?? 1) - 1
         return { version: stream.length, events: stream.slice(start, start + Math.min(limit, stream.length)) }
       }),
     append: (writes) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const outcome = commit(writes, now)
-        return outcome instanceof VersionConflict || outcome instanceof DuplicateEventId
+        return outcome instanceof VersionConflict ||
+          outcome instanceof StreamArchived ||
+          outcome instanceof DuplicateEventId
           ? Effect.fail(outcome)
           : Effect.succeed(outcome)
       })

@@ -56,6 +56,33 @@ export class StreamNotFound extends Data.TaggedError("StreamNotFound")<{
   }
 }
 
+/**
+ * The stream is archived (`StreamLifecycle.archive`): it is no longer read,
+ * and an append that names it (as a participant, read-only or not) writes
+ * nothing.
+ */
+export class StreamArchived extends Data.TaggedError("StreamArchived")<{
+  readonly streamId: StreamId
+}> {
+  override get message() {
+    return `Stream ${JSON.stringify(this.streamId)} is archived: it is no longer read or appended to`
+  }
+}
+
+/** A truncation point that is not a version of the stream (a stream keeps at least its last event). */
+export class InvalidTruncation extends Data.TaggedError("InvalidTruncation")<{
+  readonly streamId: StreamId
+  readonly before: number
+  /** The stream's version: `before` must be from 1 to it. */
+  readonly version: number
+}> {
+  override get message() {
+    return this.version === 0
+      ? `Cannot truncate stream ${JSON.stringify(this.streamId)}: it has no events`
+      : `Cannot truncate stream ${JSON.stringify(this.streamId)} before version ${this.before}: its version is ${this.version}, so truncate before 1 to ${this.version} (its last event is always kept)`
+  }
+}
+
 /** A participant's version was not what the writer expected; nothing was written. */
 export class VersionConflict extends Data.TaggedError("VersionConflict")<{
   readonly streamId: StreamId

@@ -12,6 +12,7 @@ import {
   type EventDecodeError,
   EventEncodeError,
   type StoreError,
+  type StreamArchived,
   UndeclaredStream,
   type UnknownEventType,
   type VersionConflict
@@ -55,6 +56,7 @@ export interface ExecutionResult {
 export type ExecuteError<DomainError> =
   | DomainError
   | VersionConflict
+  | StreamArchived
   | UndeclaredStream
   | EventEncodeError
   | EventDecodeError

@@ -168,7 +168,7 @@ describe("eventcore snapshots on PGlite", () => {
       expectOneLineError(
         run as Run,
         command,
-        `PGlite in ${dataDir} has eventcore's schema of an older release: pending migrations 0011_snapshots, 0012_one_stream_append, 0013_personal_data, which this release needs to read it: apply them with \`eventcore migrate\``
+        `PGlite in ${dataDir} has eventcore's schema of an older release: pending migrations 0011_snapshots, 0012_one_stream_append, 0013_personal_data, 0014_stream_lifecycle, which this release needs to read it: apply them with \`eventcore migrate\``
       )
       expect(run?.stdout).toBe("")
     }

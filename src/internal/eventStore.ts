@@ -18,7 +18,7 @@ import {
   type StreamRead,
   type SubscribeOptions
 } from "../EventStore.js"
-import { InvalidReadOptions, type StoreError, StreamNotFound } from "../errors.js"
+import { InvalidReadOptions, type StoreError, StreamArchived, StreamNotFound } from "../errors.js"
 import * as LogPosition from "../LogPosition.js"
 import type { StreamId } from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
@@ -31,6 +31,7 @@ import {
   checkpointsKey,
   horizonKey,
   type LogRead,
+  lifecycleKey,
   personalDataKey,
   type StoreExtras,
   type StoreOperations,
@@ -95,8 +96,8 @@ export const fromOperations = (given: StoreOperations): EventStore & StoreExtras
   const readStream = (
     streamId: StreamId,
     options?: ReadOptions
-  ): Effect.Effect<StreamRead, InvalidReadOptions | StreamNotFound | StoreError> =>
-    Effect.suspend((): Effect.Effect<StreamRead, InvalidReadOptions | StreamNotFound | StoreError> => {
+  ): Effect.Effect<StreamRead, InvalidReadOptions | StreamNotFound | StreamArchived | StoreError> =>
+    Effect.suspend((): Effect.Effect<StreamRead, InvalidReadOptions | StreamNotFound | StreamArchived | StoreError> => {
       const invalid = invalidOf(options)
       if (invalid !== undefined) return Effect.fail(invalid)
       const read = operations.read(streamId, options?.fromVersion ?? 1, options?.maxCount ?? Number.MAX_SAFE_INTEGER)
@@ -111,10 +112,12 @@ export const fromOperations = (given: StoreOperations): EventStore & StoreExtras
         // Outside the span: finding no events is a successful read for the
         // database (and for a command, whose first read of a new stream it is),
         // not a failed operation for traces to flag.
-        (read): Effect.Effect<StreamRead, StreamNotFound> =>
-          read.version > 0
-            ? Effect.succeed({ streamId, version: read.version, events: read.events })
-            : Effect.fail(new StreamNotFound({ streamId }))
+        (read): Effect.Effect<StreamRead, StreamNotFound | StreamArchived> =>
+          read.archived === true
+            ? Effect.fail(new StreamArchived({ streamId }))
+            : read.version > 0
+              ? Effect.succeed({ streamId, version: read.version, events: read.events })
+              : Effect.fail(new StreamNotFound({ streamId }))
       )
     })
 
@@ -128,8 +131,8 @@ export const fromOperations = (given: StoreOperations): EventStore & StoreExtras
       const limit = Math.min(pageSize, cursor.remaining)
       return operations.read(streamId, cursor.next, limit).pipe(
         Effect.filterOrFail(
-          (read) => !cursor.first || read.version > 0,
-          () => new StreamNotFound({ streamId })
+          (read) => read.archived !== true && (!cursor.first || read.version > 0),
+          (read) => (read.archived === true ? new StreamArchived({ streamId }) : new StreamNotFound({ streamId }))
         ),
         Effect.map((read) => {
           const last = read.events.at(-1)
@@ -268,6 +271,7 @@ export const fromOperations = (given: StoreOperations): EventStore & StoreExtras
     ...(operations.horizon === undefined ? {} : { [horizonKey]: operations.horizon }),
     ...(operations.storedTypes === undefined ? {} : { [storedTypesKey]: operations.storedTypes }),
     ...(operations.snapshots === undefined ? {} : { [snapshotsKey]: makeSnapshots(operations.snapshots, attributes) }),
+    ...(operations.lifecycle === undefined ? {} : { [lifecycleKey]: operations.lifecycle }),
     ...(operations.keys === undefined || operations.erase === undefined
       ? {}
       : { [personalDataKey]: { keys: operations.keys, erase: operations.erase } })

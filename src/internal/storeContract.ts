@@ -10,7 +10,14 @@
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
 import { Data, type Duration, type Effect, type Scope } from "effect"
 import type { RecordedEvent } from "../Event.js"
-import type { DuplicateEventId, StoreError, VersionConflict } from "../errors.js"
+import type {
+  DuplicateEventId,
+  InvalidTruncation,
+  StoreError,
+  StreamArchived,
+  StreamNotFound,
+  VersionConflict
+} from "../errors.js"
 import type { KeyStore } from "../KeyStore.js"
 import type { LogPosition } from "../LogPosition.js"
 import type { InvalidPersonalData, SubjectErased } from "../PersonalData.js"
@@ -31,7 +38,13 @@ export interface AppendResult {
   readonly events: ReadonlyArray<RecordedEvent>
 }
 
-export type AppendError = VersionConflict | DuplicateEventId | InvalidPersonalData | SubjectErased | StoreError
+export type AppendError =
+  | VersionConflict
+  | StreamArchived
+  | DuplicateEventId
+  | InvalidPersonalData
+  | SubjectErased
+  | StoreError
 
 export interface LogRead {
   /** Events after `after`, in log order. */
@@ -93,7 +106,15 @@ export interface StoreOperations {
     streamId: StreamId,
     fromVersion: number,
     limit: number
-  ) => Effect.Effect<{ readonly version: number; readonly events: ReadonlyArray<RecordedEvent> }, StoreError>
+  ) => Effect.Effect<
+    {
+      readonly version: number
+      readonly events: ReadonlyArray<RecordedEvent>
+      /** Whether the stream is archived (then its events are not read). */
+      readonly archived?: boolean
+    },
+    StoreError
+  >
   readonly append: (writes: StreamWrites) => Effect.Effect<AppendResult, AppendError>
   /**
    * Up to `limit` events (at least 1) of the global log after `after` that
@@ -131,6 +152,8 @@ export interface StoreOperations {
    * appends seal personal values and reads open them (`personalStore.ts`).
    */
   readonly keys?: KeyStore
+  /** Archiving, truncating and purging streams (see `StreamLifecycle`). */
+  readonly lifecycle?: Lifecycle
   /** Records `subject`'s erasure as `by` (its key already destroyed, or destroyed with it). */
   readonly erase?: (subject: string, by: string) => Effect.Effect<Erasure, StoreError>
   /** Span attributes naming the backend, e.g. `{ "db.system": "postgresql" }`. */
@@ -148,6 +171,32 @@ export interface Snapshots extends SnapshotStore {
   readonly awaitWrites: Effect.Effect<void>
   /** Runs `log` the first time it is called with `key` on this store, and never again. */
   readonly once: (key: string, log: Effect.Effect<void>) => Effect.Effect<void>
+}
+
+/** A stream archived, as the store recorded it. */
+export interface Archived {
+  readonly streamId: StreamId
+  /** The stream's version, its last event's. */
+  readonly version: number
+  readonly archivedAt: Date
+  /** Whether it had been archived before (nothing changed). */
+  readonly already: boolean
+}
+
+/** A stream truncated, as the store recorded it. */
+export interface Truncated {
+  readonly streamId: StreamId
+  readonly version: number
+  /** The first version reads return from now on (never moved back by a later, lower truncation). */
+  readonly truncatedBefore: number
+}
+
+/** What a store does to streams after their last append. */
+export interface Lifecycle {
+  readonly archive: (streamId: StreamId) => Effect.Effect<Archived, StreamNotFound | StoreError>
+  readonly truncate: (streamId: StreamId, before: number) => Effect.Effect<Truncated, InvalidTruncation | StoreError>
+  /** Removes the events truncations hid, for good; how many. */
+  readonly purge: Effect.Effect<number, StoreError>
 }
 
 /** A subject's erasure, as the store recorded it. */
@@ -238,7 +287,11 @@ export const snapshotsKey: unique symbol = Symbol.for("eventcore/EventStore/snap
 /** Where a store's service carries its personal data's keys and erasure. */
 export const personalDataKey: unique symbol = Symbol.for("eventcore/EventStore/personalData")
 
+/** Where a store's service carries its `Lifecycle`. */
+export const lifecycleKey: unique symbol = Symbol.for("eventcore/EventStore/lifecycle")
+
 export interface StoreExtras {
+  readonly [lifecycleKey]?: Lifecycle
   readonly [personalDataKey]?: {
     readonly keys: KeyStore
     readonly erase: (subject: string, by: string) => Effect.Effect<Erasure, StoreError>

@@ -28,6 +28,7 @@ import { appendOutcome, appendRequest, conflictOf, type Participants, parseReply
 import * as Checkpoints from "./checkpoints.js"
 import { type Gate, type RunStatement, type Sessions, ungated } from "./driver.js"
 import { isRacedWrite, parseDuplicateEventId, parseVersionConflict, storeError } from "./errors.js"
+import * as Lifecycle from "./lifecycle.js"
 import * as PersonalData from "./personalData.js"
 import { type Replica, retryOnReplica } from "./replica.js"
 import { blockingTransactionOf, eventAt, eventColumnCount, inVersionOrder, toBigInt } from "./rows.js"
@@ -133,6 +134,7 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
     limit === 0
       ? readQuery("read_stream", statements.version, [streamId], replica?.streams === true, (rows) => ({
           version: (rows[0]?.[0] as number | undefined) ?? 0,
+          archived: rows[0]?.[1] === true,
           events: []
         }))
       : readQuery(
@@ -141,12 +143,13 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
           [streamId, fromVersion, limit],
           replica?.streams === true,
           (rows) => {
-            // Columns in the order selected above; a stream without (further) events is one row of nulls but its version.
+            // Columns in the order selected above; a stream without (further) events is one row of nulls
+            // but its version and whether it is archived.
             const version = (rows[0]?.[0] as number | undefined) ?? 0
             const recorded: Array<RecordedEvent> = []
-            for (const row of rows) if (row[3] !== null) recorded.push(eventAt(row, 1))
+            for (const row of rows) if (row[4] !== null) recorded.push(eventAt(row, 2))
             // The statement leaves the order to its join (see `readStream` in statements.ts).
-            return { version, events: inVersionOrder(recorded) }
+            return { version, archived: rows[0]?.[1] === true, events: inVersionOrder(recorded) }
           }
         )
 
@@ -280,6 +283,7 @@ export const make = (options: SqlStoreOptions): EventStore.EventStore & StoreExt
     snapshots: Snapshots.make(options.schema, onPrimary),
     keys: options.keys ?? PersonalData.keyStore(options.schema, onPrimary),
     erase: PersonalData.erase(options.schema, onPrimary),
+    lifecycle: Lifecycle.make(options.schema, onPrimary),
     attributes: { "db.system": "postgresql" },
     read,
     append,

@@ -5,7 +5,7 @@
  */
 import type { NewEvent, RecordedEvent } from "../Event.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
-import { VersionConflict } from "../errors.js"
+import { StreamArchived, VersionConflict } from "../errors.js"
 import type { AppendResult } from "../internal/storeContract.js"
 import type { StreamId } from "../StreamId.js"
 import { type ConflictFacts, versionConflictOf } from "./errors.js"
@@ -29,7 +29,12 @@ interface Conflicted {
   readonly conflict: ConflictFacts
 }
 
-export type AppendReply = Appended | Conflicted
+/** The reply when a participant is archived (the request asks for refusals in the reply). */
+interface Archived {
+  readonly archived: { readonly stream_id: string }
+}
+
+export type AppendReply = Appended | Conflicted | Archived
 
 /** The request: participants with their expected versions, then the events with their ids. */
 export const appendRequest = (
@@ -62,8 +67,9 @@ export const appendOutcome = (
   participants: Participants,
   events: ReadonlyArray<NewEvent>,
   eventIds: ReadonlyArray<string>
-): AppendResult | VersionConflict => {
+): AppendResult | VersionConflict | StreamArchived => {
   if ("conflict" in reply) return versionConflictOf(reply.conflict)
+  if ("archived" in reply) return new StreamArchived({ streamId: reply.archived.stream_id as StreamId })
   const streamVersions = new Map<StreamId, number>()
   for (let i = 0; i < participants.length; i++) {
     streamVersions.set((participants[i] as readonly [StreamId, unknown])[0], reply.versions[i] as number)

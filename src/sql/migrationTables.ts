@@ -7,4 +7,4 @@
 import { pgTable } from "drizzle-orm/pg-core"
 import { define } from "./schema.js"
 
-export const { events, projections, deadLetters, snapshots, subjectKeys, erasures } = define(pgTable)
+export const { events, projections, deadLetters, snapshots, subjectKeys, erasures, streamStates } = define(pgTable)

@@ -179,7 +179,23 @@ export const define = <Schema extends string | undefined>(table: PgTableFn<Schem
     subject: text("subject").primaryKey(),
     erasedBy: text("erased_by").notNull(),
     erasedAt: timestamp("erased_at", { withTimezone: true, mode: "date" }).notNull().defaultNow()
-  })
+  }),
+
+  /**
+   * Streams out of the ordinary life of appends and reads (a row only for
+   * those): archived (no longer read or appended to; `archive_stream`), or
+   * truncated (read from `truncated_before` on; `truncate_stream`, and
+   * `purge_truncated` removes the events before it).
+   */
+  streamStates: table(
+    "stream_states",
+    {
+      streamId: text("stream_id").primaryKey(),
+      archivedAt: timestamp("archived_at", { withTimezone: true, mode: "date" }),
+      truncatedBefore: bigint("truncated_before", { mode: "number" }).notNull().default(1)
+    },
+    (table) => [check("eventcore_stream_states_truncated_before", sql`${table.truncatedBefore} >= 1`)]
+  )
 })
 
 export type Tables = ReturnType<typeof tablesIn>

@@ -50,13 +50,22 @@ export const storeStatements = (schema: string) => {
   /** The version of the stream `id` names: its last event's, 0 when it has none (one probe of the stream's index). */
   const versionOf = (id: string) =>
     `(select coalesce(max(s.stream_version), 0) from ${events} s where s.stream_id = ${id})`
+  /**
+   * The stream `id` names as a row: its `version`, whether it is `archived`,
+   * and the `first` version its reads return (after a truncation): one probe
+   * of `stream_states`, which holds a row only for such streams.
+   */
+  const streamOf = (id: string) => `(
+  select ${versionOf(id)} as version, t.archived_at is not null as archived, coalesce(t.truncated_before, 1) as first
+  from (select) o left join ${quoted(schema)}.stream_states t on t.stream_id = ${id}
+)`
   return {
     /** The append: one statement, one round trip (the function `append` in docs/schema.sql). */
     append: `select ${quoted(schema)}.append($1::text::jsonb) as reply`,
     /** The participants' current versions, for `diagnoseConflict`: the ids as one JSON array of strings. */
     conflict: `select p.id, ${versionOf("p.id")} from jsonb_array_elements_text($1::text::jsonb) as p(id)`,
-    /** A stream's version alone: a read of no events (`maxCount: 0`), as a command registering a stream does. */
-    version: `select ${versionOf("$1")}`,
+    /** A stream's version alone, and whether it is archived: a read of no events (`maxCount: 0`). */
+    version: `select v.version, v.archived from ${streamOf("$1")} v`,
     /**
      * A stream's version ($1), its last event's, and up to $3 of its events
      * from version $2 on, walked along the (stream_id, stream_version) index
@@ -70,10 +79,11 @@ export const storeStatements = (schema: string) => {
      * (a tenth of a 1,000-event read). The store checks the order as it reads
      * the rows, and sorts them only if it ever finds them out of order.
      */
-    readStream: `select v.version, ${logColumns}
-from (select ${versionOf("$1")} as version) v
+    readStream: `select v.version, v.archived, ${logColumns}
+from ${streamOf("$1")} v
 left join lateral (
-  select * from ${events} e where e.stream_id = $1 and e.stream_version >= $2 order by e.stream_version limit $3
+  select * from ${events} e where e.stream_id = $1 and e.stream_version >= greatest($2, v.first)
+  order by e.stream_version limit $3
 ) e on true`,
     /** Up to $3 events of the log after ($1, $2); one row of nulls but the horizon when there are none. */
     readLog: `with ${horizon}
@@ -244,10 +254,13 @@ export const snapshotStatements = (schema: string) => {
   select s.state_version, s.event_versions, s.streams, s.state from ${snapshots} s where s.command = $1 and s.key = $2
 ),
 wanted as (
-  select d.stream_id, d.place, coalesce((
+  select d.stream_id, d.place, greatest(coalesce((
     select (c.stream ->> 1)::int from found f, jsonb_array_elements(f.streams) as c(stream)
     where f.state_version = $3 and f.event_versions = $4 and c.stream ->> 0 = d.stream_id
-  ), 0) as after
+  ), 0), coalesce((
+    -- A truncated stream is read from its truncation point (which removed the snapshots covering it).
+    select t.truncated_before::int - 1 from ${quoted(schema)}.stream_states t where t.stream_id = d.stream_id
+  ), 0)) as after
   from unnest(array[${Array.from({ length: streams }, (_, i) => `$${i + 5}::text`).join(", ")}]::text[])
     with ordinality as d(stream_id, place)
 )

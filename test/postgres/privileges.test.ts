@@ -14,6 +14,7 @@ import {
   PostgresEventStore,
   Snapshot,
   StreamId,
+  StreamLifecycle,
   StreamWrites
 } from "eventcore"
 import { testEvents, writesOf } from "eventcore/testing"
@@ -253,6 +254,48 @@ describeServer("least privilege", () => {
       )
     )
     expect(again).toEqual(Either.left(new PersonalData.SubjectErased({ subject })))
+  })
+
+  it("only the owner archives, truncates and purges; a purge's bypass of the append-only rule ends with the call, on a pooled connection too", async () => {
+    const stream = StreamId.unsafeMake(`ledger-${suffix}`)
+    const appended = await withStoreAs(
+      app,
+      Effect.flatMap(EventStore.EventStore, (store) =>
+        store.append(writesOf({ streamId: stream, expected: "no_stream", events: testEvents(4) }))
+      )
+    )
+    expect(Either.isRight(appended)).toBe(true)
+    const refusals = await withStoreAs(
+      app,
+      Effect.all([
+        Effect.flip(StreamLifecycle.archive(stream)),
+        Effect.flip(StreamLifecycle.truncate(stream, { before: 2 })),
+        Effect.flip(StreamLifecycle.purgeTruncated)
+      ])
+    )
+    expect(refusals).toMatchObject({
+      _tag: "Right",
+      right: [0, 1, 2].map(() => ({ _tag: "StoreError", cause: { code: "42501" } }))
+    })
+    // Setting the bypass itself gives the application role nothing: it holds no DELETE.
+    expect(
+      await codeOf(() =>
+        asApp.begin((tx) => tx.unsafe("set local eventcore.purging = 'on'; delete from eventcore.events"))
+      )
+    ).toBe("42501")
+
+    // The owner's pool has one connection: the purge and the DELETE after it share it.
+    expect(await withStoreAs(owner, StreamLifecycle.truncate(stream, { before: 3 }))).toMatchObject({
+      right: { truncatedBefore: 3 }
+    })
+    const [purged] = await asOwner`select eventcore.purge_truncated() as removed`
+    expect(purged?.removed).toBe("2")
+    const [setting] = await asOwner`select coalesce(current_setting('eventcore.purging', true), '') as value`
+    expect(setting?.value).toBe("")
+    expect(await codeOf(() => asOwner.unsafe(`delete from eventcore.events where stream_id = '${stream}'`))).toBe(
+      "EC002"
+    )
+    expect(await withStoreAs(owner, StreamLifecycle.archive(stream))).toMatchObject({ right: { version: 4 } })
   })
 
   it("a caller's search_path cannot hijack the append: its own events table and check functions are never used", async () => {

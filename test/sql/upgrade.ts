@@ -10,7 +10,16 @@
 import { randomUUID } from "node:crypto"
 import { readMigrationFiles } from "drizzle-orm/migrator"
 import { Effect, Either, type Layer, pipe, Schema } from "effect"
-import { Command, EventStore, execute, Snapshot, StreamId, StreamWrites } from "eventcore"
+import {
+  Command,
+  EventStore,
+  execute,
+  PersonalData,
+  Snapshot,
+  StreamId,
+  StreamLifecycle,
+  StreamWrites
+} from "eventcore"
 import { writesOf } from "eventcore/testing"
 import { expect, it } from "vitest"
 import { migrationsFolder } from "../../src/sql/migrations.js"
@@ -339,6 +348,42 @@ export const defineUpgradeTests = (
         )
       ).toEqual([{ n: 0 }])
     }))
+  it("archives, truncates and writes personal data on a database migrated before them, once upgraded, reading its events", () =>
+    withDatabase(migrateUntil("0013_personal_data"), async (sql, upgradedStore) => {
+      await addItems(sql, "cart-5", 3)
+      await addItems(sql, "cart-6", 1)
+      const [five, six, person] = ["cart-5", "cart-6", "person-1"].map(StreamId.unsafeMake) as [
+        StreamId.StreamId,
+        StreamId.StreamId,
+        StreamId.StreamId
+      ]
+      const outcome = await Effect.runPromise(
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          yield* StreamLifecycle.truncate(five, { before: 3 })
+          yield* StreamLifecycle.archive(six)
+          yield* store.append(
+            writesOf({
+              streamId: person,
+              expected: "no_stream",
+              events: [{ eventType: "Named", data: { name: PersonalData.value("p-1", "Orla Feng-Haas") } }]
+            })
+          )
+          return {
+            five: yield* store.readStream(five),
+            six: yield* Effect.flip(store.readStream(six)),
+            person: (yield* store.readStream(person)).events[0]?.data
+          }
+        }).pipe(Effect.provide(upgradedStore))
+      )
+      expect([outcome.five.version, outcome.five.events.map((e) => e.data)]).toEqual([3, [{ i: 3 }]])
+      expect(outcome.six).toMatchObject({ _tag: "StreamArchived", streamId: six })
+      expect(outcome.person).toEqual({ name: "Orla Feng-Haas" })
+      expect(await sql.query("select count(*)::int as n from eventcore.migrations")).toEqual([
+        { n: shippedMigrations.length }
+      ])
+    }))
+
   it("runs commands with snapshots on a database migrated before snapshots, once upgraded, reading its events", () =>
     withDatabase(migrateUntil("0011_snapshots"), async (sql, upgradedStore) => {
       await addItems(sql, "cart-9", 3)
