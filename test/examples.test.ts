@@ -48,6 +48,19 @@ describe.concurrent("examples/", () => {
     expect(run.stdout.trim()).toBe("folded 500 events, then 2")
   })
 
+  it("readme/personalData.ts reads the holder's name back, never stores it in the clear, and reads it erased after the erasure", async ({
+    expect
+  }) => {
+    const run = await runWithTsx(["examples/readme/personalData.ts"], { timeoutMillis })
+    expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" })
+    const lines = run.stdout.trim().split("\n")
+    expect(lines[0]).toBe("the name stored in the clear: false")
+    expect(run.stdout).toContain("holder: 'Maria Sousa'")
+    expect(run.stdout).toContain("erased: a-17 by dpo@bank.example")
+    expect(run.stdout).toContain("holder: { '$erased': { subject: 'a-17' } }")
+    expect(lines.at(-1)).toBe("deposit after erasure: version 2")
+  })
+
   it("opentelemetry.ts prints the transfer's four spans, one trace under eventcore.execute", async ({ expect }) => {
     const run = await runWithTsx(["examples/opentelemetry.ts"], { timeoutMillis })
     expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" })
