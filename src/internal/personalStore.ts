@@ -21,12 +21,16 @@ const subjectsOf = (event: RecordedEvent): ReadonlyArray<string> | undefined => 
   return Array.isArray(subjects) && subjects.length > 0 ? (subjects as ReadonlyArray<string>) : undefined
 }
 
-/** `events` with their personal values opened by `keys` (the same array when none holds any). */
+/**
+ * `events` with their personal values opened by `keys`, or undefined when
+ * none holds any: the caller then passes its result on as it is, without a
+ * step of its own (reads are hot paths).
+ */
 const openAll = (
   operation: string,
   keys: KeyStore,
   events: ReadonlyArray<RecordedEvent>
-): Effect.Effect<ReadonlyArray<RecordedEvent>, StoreError> => {
+): Effect.Effect<ReadonlyArray<RecordedEvent>, StoreError> | undefined => {
   let subjects: Set<string> | undefined
   for (const event of events) {
     const of = subjectsOf(event)
@@ -34,7 +38,7 @@ const openAll = (
     subjects ??= new Set()
     for (const subject of of) subjects.add(subject)
   }
-  if (subjects === undefined) return Effect.succeed(events)
+  if (subjects === undefined) return undefined
   return Effect.flatMap(keys.existingKeys(subjects), (found) =>
     Effect.try({
       try: () =>
@@ -48,6 +52,16 @@ const openAll = (
         })
     })
   )
+}
+
+/** `result` with its events opened, or `result` itself (as an Effect) when none holds personal data. */
+const openEvents = <A extends { readonly events: ReadonlyArray<RecordedEvent> }>(
+  operation: string,
+  keys: KeyStore,
+  result: A
+): Effect.Effect<A, StoreError> => {
+  const opening = openAll(operation, keys, result.events)
+  return opening === undefined ? Effect.succeed(result) : Effect.map(opening, (events) => ({ ...result, events }))
 }
 
 export const withPersonalData = (operations: StoreOperations, keys: KeyStore): StoreOperations => {
@@ -89,11 +103,7 @@ export const withPersonalData = (operations: StoreOperations, keys: KeyStore): S
   }
 
   const openTails = (tails: ReadonlyArray<StreamTail>) =>
-    Effect.forEach(tails, (tail) =>
-      Effect.map(openAll("load_snapshot", keys, tail.events), (events) =>
-        events === tail.events ? tail : { ...tail, events }
-      )
-    )
+    Effect.forEach(tails, (tail) => openEvents("load_snapshot", keys, tail))
 
   const snapshots: SnapshotStore | undefined =
     operations.snapshots === undefined
@@ -110,23 +120,18 @@ export const withPersonalData = (operations: StoreOperations, keys: KeyStore): S
     ...operations,
     append,
     read: (streamId, fromVersion, limit) =>
-      Effect.flatMap(operations.read(streamId, fromVersion, limit), (read) =>
-        Effect.map(openAll("read_stream", keys, read.events), (events) =>
-          events === read.events ? read : { ...read, events }
-        )
-      ),
+      Effect.flatMap(operations.read(streamId, fromVersion, limit), (read) => openEvents("read_stream", keys, read)),
     readLog: (after, limit, filter) =>
-      Effect.flatMap(operations.readLog(after, limit, filter), (page) =>
-        Effect.map(openAll("read_all", keys, page.events), (events) =>
-          events === page.events ? page : { ...page, events }
-        )
-      ),
+      Effect.flatMap(operations.readLog(after, limit, filter), (page) => openEvents("read_all", keys, page)),
     ...(operations.storedTypes === undefined
       ? {}
       : {
           storedTypes: Effect.flatMap(operations.storedTypes, (types) =>
             Effect.forEach(types, (type) =>
-              Effect.map(openAll("stored_types", keys, type.samples), (samples) => ({ ...type, samples }))
+              Effect.map(openEvents("stored_types", keys, { events: type.samples }), ({ events }) => ({
+                ...type,
+                samples: events
+              }))
             )
           )
         }),
