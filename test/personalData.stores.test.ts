@@ -5,7 +5,7 @@
  */
 import type { PGlite } from "@electric-sql/pglite"
 import { Effect } from "effect"
-import { EventStore, InMemoryEventStore, PgliteEventStore } from "eventcore"
+import { InMemoryEventStore, PgliteEventStore } from "eventcore"
 import { describe } from "vitest"
 import { definePersonalDataTests } from "./support/personalDataCases.js"
 import { usePgliteTemplate } from "./support/pglite.js"
@@ -38,7 +38,7 @@ describe("PGlite", () => {
         Effect.gen(function* () {
           const fresh = yield* pglite.freshSchema
           current = fresh
-          return yield* Effect.provideService(body, EventStore.EventStore, PgliteEventStore.make(fresh.db, fresh))
+          return yield* Effect.provide(body, PgliteEventStore.layerFromClient(fresh.db, { schema: fresh.schema }))
         }).pipe(Effect.scoped)
       ),
     Effect.promise(() => {

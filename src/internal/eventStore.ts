@@ -274,6 +274,15 @@ export const fromOperations = (given: StoreOperations): EventStore & StoreExtras
     ...(operations.lifecycle === undefined ? {} : { [lifecycleKey]: operations.lifecycle }),
     ...(operations.keys === undefined || operations.erase === undefined
       ? {}
-      : { [personalDataKey]: { keys: operations.keys, erase: operations.erase } })
+      : {
+          [personalDataKey]: {
+            keys: operations.keys,
+            // An erasure appends its event: this store's subscriptions wake for it as for any append.
+            erase: (subject: string, by: string) =>
+              Effect.tap((operations.erase as NonNullable<StoreOperations["erase"]>)(subject, by), () =>
+                appended.unsafeNotify()
+              )
+          }
+        })
   }
 }

@@ -3,7 +3,7 @@
  * erased for good. `dumpTables`, for the SQL stores, gives the text of every
  * row of eventcore's tables, for the scan that finds no plaintext.
  */
-import { Chunk, Effect, Either, Schema, type Scope, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Schema, type Scope, Stream } from "effect"
 import {
   Command,
   EventSchema,
@@ -11,6 +11,7 @@ import {
   execute,
   type LogMessage,
   PersonalData,
+  Projection,
   Snapshot,
   StreamId,
   StreamWrites
@@ -210,6 +211,35 @@ export const definePersonalDataTests = (
           // The other subject's values, still sealed.
           expect(text).toContain('"$personal"')
         }
+      })
+    ))
+
+  it("a projection reads the values, sees the erasure, and rebuilds after it from the erased values", () =>
+    withStore(
+      Effect.gen(function* () {
+        const seen: Array<string> = []
+        const Holders = Projection.make({
+          name: "holders",
+          event: Schema.Union(AccountOpened, PersonalData.SubjectErasedEvent),
+          handle: (event) =>
+            Effect.sync(() => {
+              if (event._tag === "SubjectErased") seen.push(`erasure of ${event.subject}`)
+              else seen.push(PersonalData.isErased(event.holder) ? `erased ${event.holder.subject}` : event.holder)
+            })
+        })
+        const opened = yield* execute(OpenAccount, { accountId: "a1", holder })
+        const runner = yield* Effect.fork(Projection.run(Holders))
+        yield* Projection.waitFor(Holders, opened.events[0]?.position as never)
+        expect(seen).toEqual([holder])
+
+        const erasure = yield* PersonalData.erase("a1", { by: "dpo" })
+        yield* Projection.waitFor(Holders, erasure.position as never)
+        expect(seen).toEqual([holder, "erasure of a1"])
+
+        yield* Projection.rebuild(Holders)
+        yield* Effect.repeat(Effect.sleep("10 millis"), { until: () => seen.length >= 4 })
+        yield* Fiber.interrupt(runner)
+        expect(seen).toEqual([holder, "erasure of a1", "erased a1", "erasure of a1"])
       })
     ))
 
