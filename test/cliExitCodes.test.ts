@@ -58,6 +58,8 @@ const rows: ReadonlyArray<Row> = [
   { argv: ["read", "cart-1", "--from", "2", "--data-dir", store], code: 0, stderr: "" },
   // Parents created, as the help says.
   { argv: ["migrate", "--data-dir", join(scratch, "a", "b")], code: 0, stderr: "" },
+  // Nothing truncated, so nothing to purge: the store stays as the other rows read it.
+  { argv: ["purge", "--yes", "--data-dir", store], code: 0, stderr: "" },
 
   // 2: a usage error.
   { argv: [], code: 2, stderr: /^eventcore: inspect and exercise an eventcore store\n/ },
@@ -78,6 +80,21 @@ const rows: ReadonlyArray<Row> = [
     code: 2,
     stderr: usage("read", 'invalid stream id "": must not be empty or only whitespace')
   },
+  {
+    argv: ["archive", "cart-1", "--data-dir", store],
+    code: 2,
+    stderr: usage(
+      "archive",
+      'archiving stream "cart-1" is for good: its reads and appends are refused from then on (its events stay in the global log); add --yes to archive it'
+    )
+  },
+  { argv: ["truncate", "cart-1", "--yes"], code: 2, stderr: usage("truncate", "missing option --before") },
+  {
+    argv: ["truncate", "cart-1", "--before", "0", "--yes"],
+    code: 2,
+    stderr: usage("truncate", "--before must be at least 1, got 0")
+  },
+  { argv: ["erase", "--subject", "c-1", "--yes"], code: 2, stderr: usage("erase", "missing option --by") },
   {
     argv: ["tail", "--after", "12", "--data-dir", store],
     code: 2,
@@ -123,6 +140,17 @@ const rows: ReadonlyArray<Row> = [
     argv: ["read", "cart-nope", "--data-dir", store],
     code: 1,
     stderr: 'eventcore read: stream "cart-nope" not found\n'
+  },
+  {
+    argv: ["archive", "cart-nope", "--yes", "--data-dir", store],
+    code: 1,
+    stderr: 'eventcore archive: stream "cart-nope" not found\n'
+  },
+  {
+    argv: ["truncate", "cart-1", "--before", "3", "--yes", "--data-dir", store],
+    code: 1,
+    stderr:
+      'eventcore truncate: cannot truncate stream "cart-1" before version 3: its version is 2, so truncate before 1 to 2 (its last event is always kept)\n'
   },
   {
     argv: ["streams"],

@@ -32,10 +32,14 @@ const summaries = {
   streams: "list streams with their versions",
   read: "print a stream's events (readable, or JSON lines with --json)",
   tail: "print the global log in log order, or follow it live with --follow",
-  stats: "event count, stream count, events per type, database size",
+  stats: "event and stream counts, archived and truncated streams, erased subjects, events per type, database size",
   status: "the global log's head, what readers can read, and what holds them back",
   projections: "every projection and reactor: status, position, lag, owner, last update and error",
   snapshots: "snapshots of command state, per command: state version, event versions, how many, last written",
+  erase: "erase a data subject's personal data for good: its key destroyed, the erasure recorded (needs --yes)",
+  archive: "archive a stream: its reads and appends refused from then on, its events kept in the log (needs --yes)",
+  truncate: "hide a stream's events before a version from reads and commands (needs --yes; purge removes them)",
+  purge: "remove for good the events truncations hid, from the global log too, and say how many (needs --yes)",
   demo: "run the bank demo: concurrent multi-stream transfers, then an invariant check"
 }
 
@@ -123,7 +127,22 @@ describe("eventcore CLI arguments: errors", () => {
       [["snapshots", "clear", "--json"], "unknown option --json", "snapshots clear"],
       [["snapshots", "clear", "--comand", "X"], "unknown option --comand; did you mean --command?", "snapshots clear"],
       [["help", "snapshots", "purge"], 'unknown command "purge"'],
-      [["help", "snapshots", "clear", "extra"], 'unexpected argument "extra"']
+      [["help", "snapshots", "clear", "extra"], 'unexpected argument "extra"'],
+      // What erase, archive, truncate and purge cannot run without, found before --yes is asked for.
+      [["erase", "--by", "dpo", "--yes"], "missing option --subject", "erase"],
+      [["erase", "--subject", "c-1", "--yes"], "missing option --by", "erase"],
+      [["erase", "--subject=", "--by", "dpo"], '--subject needs a subject\'s id, got ""', "erase"],
+      [["erase", "--subject", "c-1", "--by="], '--by needs a name, got ""', "erase"],
+      [["erase", "c-1"], 'unexpected argument "c-1"', "erase"],
+      [["erase", "--yes=no"], "--yes takes no value", "erase"],
+      [["archive", "--yes"], "missing argument <streamId>", "archive"],
+      [["archive", " ", "--yes"], 'invalid stream id " ": must not be empty or only whitespace', "archive"],
+      [["truncate", "order-1", "--yes"], "missing option --before", "truncate"],
+      [["truncate", "order-1", "--before", "0"], "--before must be at least 1, got 0", "truncate"],
+      [["truncate", "order-1", "--before", "v3"], '--before expects an integer, got "v3"', "truncate"],
+      [["truncate", "--before", "3"], "missing argument <streamId>", "truncate"],
+      [["purge", "extra"], 'unexpected argument "extra"', "purge"],
+      [["purg"], 'unknown command "purg"; did you mean purge?']
     ]
     for (const [argv, message, command] of cases) expectArgumentError(argv, message, command)
   })
@@ -178,7 +197,8 @@ describe("eventcore CLI arguments: help and version", () => {
   it("--help works on every command, before any other argument is checked", () => {
     for (const command of Object.keys(summaries) as Array<keyof typeof summaries>) {
       const text = help([command, "--bogus", "--help"])
-      expect(text).toContain(`Usage: eventcore ${command}${command === "read" ? " <streamId>" : ""} [options]`)
+      const takesStream = command === "read" || command === "archive" || command === "truncate"
+      expect(text).toContain(`Usage: eventcore ${command}${takesStream ? " <streamId>" : ""} [options]`)
       expect(text).toContain(`${summaries[command].replace(/^./, (c) => c.toUpperCase())}.`)
       expect(text).toMatch(/^ {2}--data-dir DIR +a PGlite data directory/m)
       expect(text).toMatch(/^ {2}--url URL +a PostgreSQL URL \(default: the DATABASE_URL environment variable\)$/m)
@@ -224,6 +244,15 @@ describe("eventcore CLI arguments: help and version", () => {
     expect(tail).toMatch(/^ {2}--limit N +stop after this many events \(default: all\)$/m)
     expect(help(["status", "--help"])).toMatch(/^ {2}--json +one JSON object$/m)
     expect(help(["projections", "--help"])).toMatch(/^ {2}--json +one JSON array$/m)
+    const erase = help(["erase", "--help"])
+    expect(erase).toMatch(/^ {2}--subject ID +the data subject to erase, as events name it$/m)
+    expect(erase).toMatch(/^ {2}--by NAME +who erases it, for the audit of erasures /m)
+    expect(erase).toMatch(/^ {2}--yes +erase it \(without --yes the command only says what erasing does\)$/m)
+    expect(help(["truncate", "--help"])).toMatch(
+      /^ {2}--before VERSION +the version its reads start at, from 1 to its version \(its last event is kept\)$/m
+    )
+    expect(help(["archive", "--help"])).toMatch(/^Arguments:\n {2}<streamId> +the stream to archive$/m)
+    expect(help(["purge", "--help"])).toMatch(/^ {2}--yes +remove them /m)
   })
 
   it("a subcommand is listed with its command and has a help of its own", () => {
@@ -329,6 +358,10 @@ describe("eventcore CLI: usage errors a command finds before it opens anything",
     ["projections"],
     ["snapshots"],
     ["snapshots", "clear"],
+    ["erase", "--subject", "c-1", "--by", "dpo"],
+    ["archive", "order-1"],
+    ["truncate", "order-1", "--before", "2"],
+    ["purge"],
     ["demo"]
   ] as const
   const nameOf = (command: ReadonlyArray<string>) =>
@@ -407,6 +440,32 @@ describe("eventcore CLI: usage errors a command finds before it opens anything",
     for (const [argv, message] of cases) expectArgumentError(argv, message, nameOf(argv))
   })
 
+  it("erase, archive, truncate and purge without --yes say what they would do, and open nothing", () => {
+    vi.stubEnv("DATABASE_URL", refused)
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+      [
+        ["erase", "--subject", "c-1", "--by", "dpo"],
+        'erasing subject "c-1" destroys its key: its personal data become unreadable for good, in every event and every copy of the log, and every snapshot is removed; add --yes to erase it'
+      ],
+      [
+        ["archive", "order-1"],
+        'archiving stream "order-1" is for good: its reads and appends are refused from then on (its events stay in the global log); add --yes to archive it'
+      ],
+      [
+        ["truncate", "order-1", "--before", "3"],
+        'truncating stream "order-1" before version 3 hides its events before it from reads and commands for good (`eventcore purge` then removes them); add --yes to truncate it'
+      ],
+      [
+        ["purge"],
+        "purging removes the events truncations hid for good, from the global log too (projections rebuilt later never see them); add --yes to purge them"
+      ]
+    ]
+    for (const [argv, message] of cases) {
+      expectArgumentError(argv, message, nameOf(argv))
+      expect(commandLine([...argv, "--yes"])._tag).toBe("Run")
+    }
+  })
+
   it("an empty command name for snapshots", () => {
     vi.stubEnv("DATABASE_URL", refused)
     for (const command of [["snapshots"], ["snapshots", "clear"]]) {
@@ -455,7 +514,7 @@ describe("eventcore CLI: failures at run time", () => {
     return failureLine(line.command, exit.cause)
   }
 
-  it("tail, status, projections and snapshots on a --data-dir that does not exist say so, and do not create it", async () => {
+  it("tail, status, projections, snapshots and the changes on a --data-dir that does not exist say so, and do not create it", async () => {
     // (streams, read and stats are spawned for this in test/cliReadOnly.test.ts.)
     const missing = join(scratch, "missing", "events")
     for (const command of [
@@ -465,7 +524,11 @@ describe("eventcore CLI: failures at run time", () => {
       ["projections"],
       ["projections", "--json"],
       ["snapshots"],
-      ["snapshots", "clear"]
+      ["snapshots", "clear"],
+      ["erase", "--subject", "c-1", "--by", "dpo", "--yes"],
+      ["archive", "order-1", "--yes"],
+      ["truncate", "order-1", "--before", "2", "--yes"],
+      ["purge", "--yes"]
     ]) {
       const name = command[1] === "clear" ? command.join(" ") : command[0]
       expect(await failure([...command, "--data-dir", missing])).toBe(

@@ -50,12 +50,13 @@ export const texts = (placeholder: string, description: string): TextListOption 
   description
 })
 
+/** `placeholder` names what the number is, in the help (`--before VERSION`); a count is `N`. */
 export const integer = <const Default extends number | undefined = undefined>(
   description: string,
-  options: { readonly default?: Default; readonly min?: number } = {}
+  options: { readonly default?: Default; readonly min?: number; readonly placeholder?: string } = {}
 ): IntegerOption<Default> => ({
   type: "integer",
-  placeholder: "N",
+  placeholder: options.placeholder ?? "N",
   description,
   default: options.default as Default,
   min: options.min

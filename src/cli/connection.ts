@@ -9,12 +9,15 @@
  * database that holds no eventcore schema, or one this release cannot read
  * yet, is reported and left exactly as it was, never migrated. A PGlite
  * directory that does not exist is not created. `snapshots clear`, which
- * removes a cache and nothing else, opens a store as the readers do, in a
- * session that may write.
+ * removes a cache and nothing else, and `erase`, `archive`, `truncate` and
+ * `purge`, which change what a store holds through the functions its schema
+ * keeps for that, open a store as the readers do, in a session that may
+ * write.
  */
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
+import { sql } from "drizzle-orm"
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite"
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js"
 import { Console, type Context, Effect, type Scope } from "effect"
@@ -26,9 +29,12 @@ import * as PostgresEventStore from "../PostgresEventStore.js"
 import { createDataDir, lockDataDir } from "../pglite/dataDirLock.js"
 import type { ReadModelStore } from "../ReadModel.js"
 import type { Database } from "../sql/driver.js"
+import { driverError, storeError } from "../sql/errors.js"
 import * as Migrations from "../sql/migrations.js"
+import { rowsOf } from "../sql/rows.js"
 import { layerContext } from "../sql/SqlEventStore.js"
-import { CommandFailed } from "./failures.js"
+import { quoted } from "../sql/statements.js"
+import { CommandFailed, insufficientPrivilege } from "./failures.js"
 
 export type Target =
   | { readonly kind: "pglite"; readonly dataDir: string }
@@ -178,11 +184,9 @@ export const connectForWriting = (
     return { ...connected(opened.db, opened.store(schema), schema), migration }
   })
 
-type Checked = Effect.Effect<
-  Connection & { readonly migrations: Extract<Migrations.SchemaState, { readonly _tag: "Present" }> },
-  StoreError | CommandFailed,
-  Scope.Scope
->
+type Present = Extract<Migrations.SchemaState, { readonly _tag: "Present" }>
+
+type Checked = Effect.Effect<Connection & { readonly migrations: Present }, StoreError | CommandFailed, Scope.Scope>
 
 /**
  * Opens the database read-only, after checking that it holds an eventcore
@@ -198,27 +202,88 @@ export const connectForReading = (
 ): Checked => connectExisting(target, schema, command, reads, "read")
 
 /**
+ * A change made through a function of eventcore's schema that only the
+ * schema's owner may call unless it grants it (docs/erasure.md).
+ */
+export interface Privileged {
+  /** The migration that made the function. */
+  readonly migration: string
+  /** The function, and the types of its arguments: `erase_subject` of `text, text`. */
+  readonly name: string
+  readonly args: string
+  /** What calling it does, after "may not": `erase subjects`. */
+  readonly does: string
+}
+
+/**
+ * Whether `state` has applied every migration up to `tag`, so holds what
+ * they made. Tags sort in the order of the migrations: they start with its
+ * number, four digits.
+ */
+export const hasMigrated = (state: Present, tag: string) =>
+  !state.legacy && state.pending.every((pending) => pending > tag)
+
+/**
  * {@link connectForReading}, in a session that may write: for a command
- * that changes what a store keeps beside its events (`snapshots clear`),
- * never its schema.
+ * that changes what a store keeps (`snapshots clear`; `erase`, `archive`,
+ * `truncate` and `purge` through a {@link Privileged} function), never its
+ * schema.
  */
 export const connectForChanging = (
   target: Target,
   schema: string,
   command: string,
-  reads: keyof typeof Migrations.readableFrom
-): Checked => connectExisting(target, schema, command, reads, "change")
+  needs: keyof typeof Migrations.readableFrom | Privileged
+): Checked => connectExisting(target, schema, command, needs, "change")
+
+/**
+ * Fails, naming the session's role, unless it may call `change`'s function:
+ * asked of the catalog before anything else, so a role that cannot even read
+ * eventcore's schema is told what it lacks for the change. A schema without
+ * the function passes, for the migrations' check to name.
+ */
+const mayCall = (db: Database, schema: string, change: Privileged) =>
+  Effect.flatMap(
+    Effect.tryPromise({
+      try: async () =>
+        rowsOf(
+          // Without USAGE, looking the function up fails: it is looked up only with it. No schema, no answer.
+          await db.execute(sql`select current_user as role, n.usage, case n.usage
+                when true then coalesce(has_function_privilege(to_regprocedure(${`${quoted(schema)}.${change.name}(${change.args})`}), 'execute'), true)
+                when false then false
+              end as execute
+            from (select bool_or(has_schema_privilege(oid, 'usage')) as usage from pg_namespace where nspname = ${schema}) n`)
+        )[0],
+      catch: (error) => storeError("open", error)
+    }),
+    (row) => {
+      if (row === undefined || row.execute !== false) return Effect.void
+      const needed = `EXECUTE on ${schema}.${change.name}`
+      return new CommandFailed({
+        message: `the role ${String(row.role)} may not ${change.does}: it needs ${row.usage === false ? `USAGE on schema ${schema} and ${needed}` : needed} (docs/erasure.md)`
+      })
+    }
+  )
 
 const connectExisting = (
   target: Target,
   schema: string,
   command: string,
-  reads: keyof typeof Migrations.readableFrom,
+  needs: keyof typeof Migrations.readableFrom | Privileged,
   access: Exclude<Access, "write">
 ): Checked =>
   Effect.gen(function* () {
     const opened = yield* open(target, access)
-    const state = yield* Migrations.inspect(opened.db, schema)
+    if (typeof needs !== "string") yield* mayCall(opened.db, schema, needs)
+    const state = yield* Migrations.inspect(opened.db, schema).pipe(
+      Effect.catchIf(
+        (error) => driverError(error.cause).code === insufficientPrivilege,
+        (error) =>
+          new CommandFailed({
+            message: `this role may not read eventcore's migration history (${driverError(error.cause).message}): the command line needs USAGE on schema ${schema} and SELECT on ${schema}.migrations (docs/security.md)`
+          })
+      )
+    )
     const where = describeTarget(target)
     if (state._tag === "Absent") {
       return yield* new CommandFailed({
@@ -227,9 +292,10 @@ const connectExisting = (
     }
     if (state.pending.length > 0) {
       const behind = `${where} has eventcore's schema of an older release: pending migrations ${state.pending.join(", ")}`
-      if (!state.readable[reads]) {
+      const ready = typeof needs === "string" ? state.readable[needs] : hasMigrated(state, needs.migration)
+      if (!ready) {
         return yield* new CommandFailed({
-          message: `${behind}, which this release needs to read it: apply them with \`eventcore migrate\``
+          message: `${behind}, which this release needs ${typeof needs === "string" ? "to read it" : `to ${needs.does}`}: apply them with \`eventcore migrate\``
         })
       }
       yield* Console.error(

@@ -10,6 +10,9 @@ import { Cause, Data } from "effect"
 import { StoreError, StreamNotFound } from "../errors.js"
 import { driverError, isConnectionLost, SqlState, storeError } from "../sql/errors.js"
 
+/** SQLSTATE 42501: the role lacks a privilege the statement needs. */
+export const insufficientPrivilege = "42501"
+
 /** A failure the command line words itself: the database cannot be read as a store, the demo's check failed. */
 export class CommandFailed extends Data.TaggedError("CommandFailed")<{ readonly message: string }> {}
 

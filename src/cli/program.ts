@@ -18,9 +18,11 @@ import * as EventSchema from "../EventSchema.js"
 import { EventStore } from "../index.js"
 import * as LogMessage from "../LogMessage.js"
 import * as LogPosition from "../LogPosition.js"
+import * as PersonalData from "../PersonalData.js"
 import * as Projection from "../Projection.js"
 import * as Snapshot from "../Snapshot.js"
 import * as StreamId from "../StreamId.js"
+import * as StreamLifecycle from "../StreamLifecycle.js"
 import { listSnapshots, listStreams, stats } from "../sql/admin.js"
 import { driverError } from "../sql/errors.js"
 import { defaultSchema } from "../sql/schema.js"
@@ -32,10 +34,21 @@ import {
   connectForReading,
   connectForWriting,
   describeTarget,
+  hasMigrated,
   postgresUrlProblem,
   type Target
 } from "./connection.js"
-import { asClause, CommandFailed } from "./failures.js"
+import {
+  archivedLine,
+  erasedLine,
+  privileged,
+  purgedLine,
+  statsLines,
+  streamStates,
+  subjects,
+  truncatedLine
+} from "./erasure.js"
+import { asClause, CommandFailed, insufficientPrivilege } from "./failures.js"
 import { formatProjections, projectionsJson, projectionsMigration } from "./projections.js"
 import { clearedLine, formatSnapshots, snapshotsJson } from "./snapshots.js"
 import { formatStatus, logStatus, statusJson } from "./status.js"
@@ -89,6 +102,16 @@ const schemaOption = (options: { readonly schema: string | undefined }): string 
     Effect.runSync(Effect.either(schemaOf("open", options.schema === undefined ? {} : { schema: options.schema }))),
     (error) => usageError(asClause(error.message))
   )
+
+/** The stream `<streamId>` names, else an argument error. */
+const streamArgument = (streamId: string) =>
+  Either.getOrElse(StreamId.validate(streamId), (error) => usageError(asClause(error.message)))
+
+/** A text option the command cannot run without, not empty (`what` it needs, in words). */
+const requiredText = (value: string | undefined, option: string, what: string): string => {
+  if (value === undefined) return usageError(`missing option ${option}`)
+  return value === "" ? usageError(`${option} needs ${what}, got ""`) : value
+}
 
 /** What a command line runs: an Effect whose failure is reported in one line (see ./failures.ts). */
 export type Run = Effect.Effect<void, unknown>
@@ -159,7 +182,7 @@ const read = command(
     }
   },
   ({ options, args }) => {
-    const streamId = Either.getOrElse(StreamId.validate(args.streamId), (error) => usageError(asClause(error.message)))
+    const streamId = streamArgument(args.streamId)
     const target = requiredTarget(options)
     const schema = schemaOption(options)
     return Effect.gen(function* () {
@@ -189,16 +212,33 @@ const read = command(
 )
 
 const statsCommand = command(
-  { name: "stats", summary: "event count, stream count, events per type, database size", options: connection },
+  {
+    name: "stats",
+    summary: "event and stream counts, archived and truncated streams, erased subjects, events per type, database size",
+    options: connection
+  },
   ({ options }) => {
     const target = requiredTarget(options)
     const schema = schemaOption(options)
     return Effect.gen(function* () {
-      const result = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, schema, "stats"), ({ db, schema }) => stats(db, schema))
+      const { result, states, counted } = yield* Effect.scoped(
+        Effect.flatMap(connectForReading(target, schema, "stats"), ({ db, schema, migrations }) =>
+          Effect.all({
+            result: stats(db, schema),
+            // A schema from before erasure or the stream lifecycle has nothing of them to count.
+            states: hasMigrated(migrations, privileged.archive.migration)
+              ? streamStates(db, schema)
+              : Effect.succeed(undefined),
+            counted: hasMigrated(migrations, privileged.erase.migration)
+              ? subjects(db, schema)
+              : Effect.succeed(undefined)
+          })
+        )
       )
-      yield* Console.log(`events       ${result.events}`)
+      // The streams' versions still count the events purges removed.
+      yield* Console.log(`events       ${result.events - (states?.purged ?? 0)}`)
       yield* Console.log(`streams      ${result.streams}`)
+      for (const line of statsLines(schema, states, counted)) yield* Console.log(line)
       yield* Console.log(`database     ${(result.databaseBytes / 2 ** 20).toFixed(1)} MB`)
       if (result.eventsPerType.length === 0) return
       yield* Console.log("events per type")
@@ -370,9 +410,6 @@ const projections = command(
   }
 )
 
-/** SQLSTATE 42501: the role lacks a privilege the statement needs. */
-const insufficientPrivilege = "42501"
-
 /** `--command NAME`, unless empty. */
 const commandOption = (options: { readonly command: string | undefined }) => {
   if (options.command === "") usageError('--command needs a command\'s name, got ""')
@@ -444,6 +481,136 @@ const snapshots = withSubcommands(
     }
   ),
   [clearSnapshots]
+)
+
+/** Whether to go on: `--yes`, or an argument error saying what the command would do (`doing`) and to add it. */
+const confirmed = (yes: boolean, doing: string, verb: string) => {
+  if (!yes) usageError(`${doing}; add --yes to ${verb}`)
+}
+
+const erase = command(
+  {
+    name: "erase",
+    summary: "erase a data subject's personal data for good: its key destroyed, the erasure recorded (needs --yes)",
+    options: {
+      subject: text("ID", "the data subject to erase, as events name it"),
+      by: text("NAME", "who erases it, for the audit of erasures (a team or a ticket rather than a person's name)"),
+      yes: flag("erase it (without --yes the command only says what erasing does)"),
+      ...connection
+    }
+  },
+  ({ options }) => {
+    const subject = requiredText(options.subject, "--subject", "a subject's id")
+    const by = requiredText(options.by, "--by", "a name")
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    confirmed(
+      options.yes,
+      `erasing subject ${JSON.stringify(subject)} destroys its key: its personal data become unreadable for good, in every event and every copy of the log, and every snapshot is removed`,
+      "erase it"
+    )
+    return Effect.gen(function* () {
+      const erasure = yield* Effect.scoped(
+        Effect.flatMap(connectForChanging(target, schema, "erase", privileged.erase), ({ context }) =>
+          Effect.provide(PersonalData.erase(subject, { by }), context)
+        )
+      )
+      yield* Console.log(erasedLine(erasure))
+    })
+  }
+)
+
+const archive = command(
+  {
+    name: "archive",
+    summary: "archive a stream: its reads and appends refused from then on, its events kept in the log (needs --yes)",
+    args: [{ name: "streamId", description: "the stream to archive" }],
+    options: {
+      yes: flag("archive it (without --yes the command only says what archiving does)"),
+      ...connection
+    }
+  },
+  ({ options, args }) => {
+    const streamId = streamArgument(args.streamId)
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    confirmed(
+      options.yes,
+      `archiving stream ${JSON.stringify(streamId)} is for good: its reads and appends are refused from then on (its events stay in the global log)`,
+      "archive it"
+    )
+    return Effect.gen(function* () {
+      const archived = yield* Effect.scoped(
+        Effect.flatMap(connectForChanging(target, schema, "archive", privileged.archive), ({ context }) =>
+          Effect.provide(StreamLifecycle.archive(streamId), context)
+        )
+      )
+      yield* Console.log(archivedLine(archived))
+    })
+  }
+)
+
+const truncate = command(
+  {
+    name: "truncate",
+    summary: "hide a stream's events before a version from reads and commands (needs --yes; purge removes them)",
+    args: [{ name: "streamId", description: "the stream to truncate" }],
+    options: {
+      before: integer("the version its reads start at, from 1 to its version (its last event is kept)", {
+        min: 1,
+        placeholder: "VERSION"
+      }),
+      yes: flag("truncate it (without --yes the command only says what truncating does)"),
+      ...connection
+    }
+  },
+  ({ options, args }) => {
+    const streamId = streamArgument(args.streamId)
+    const before = options.before ?? usageError("missing option --before")
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    confirmed(
+      options.yes,
+      `truncating stream ${JSON.stringify(streamId)} before version ${before} hides its events before it from reads and commands for good (\`eventcore purge\` then removes them)`,
+      "truncate it"
+    )
+    return Effect.gen(function* () {
+      const truncated = yield* Effect.scoped(
+        Effect.flatMap(connectForChanging(target, schema, "truncate", privileged.truncate), ({ context }) =>
+          Effect.provide(StreamLifecycle.truncate(streamId, { before }), context)
+        )
+      )
+      yield* Console.log(truncatedLine(truncated, before))
+    })
+  }
+)
+
+const purge = command(
+  {
+    name: "purge",
+    summary: "remove for good the events truncations hid, from the global log too, and say how many (needs --yes)",
+    options: {
+      yes: flag("remove them (without --yes the command only says what purging does)"),
+      ...connection
+    }
+  },
+  ({ options }) => {
+    const target = requiredTarget(options)
+    const schema = schemaOption(options)
+    confirmed(
+      options.yes,
+      "purging removes the events truncations hid for good, from the global log too (projections rebuilt later never see them)",
+      "purge them"
+    )
+    return Effect.gen(function* () {
+      const removed = yield* Effect.scoped(
+        Effect.flatMap(connectForChanging(target, schema, "purge", privileged.purge), ({ context }) =>
+          Effect.provide(StreamLifecycle.purgeTruncated, context)
+        )
+      )
+      yield* Console.log(purgedLine(removed))
+    })
+  }
 )
 
 const check = command(
@@ -538,6 +705,10 @@ const commands: ReadonlyArray<Command<Run>> = [
   status,
   projections,
   snapshots,
+  erase,
+  archive,
+  truncate,
+  purge,
   check,
   demo
 ]
@@ -561,8 +732,10 @@ export const program: Program<Run> = {
   notes: [
     "Each command works on PostgreSQL at --url URL (else DATABASE_URL), or on PGlite in --data-dir DIR",
     "(the demo's default: a fresh temporary directory). migrate and demo create or upgrade eventcore's",
-    "schema; snapshots clear removes snapshots, a cache; the other commands only look: they never create,",
-    "migrate or change anything."
+    "schema; snapshots clear removes snapshots, a cache; erase, archive, truncate and purge change what",
+    "the store holds for good, only with --yes and, on PostgreSQL, only as a role granted their functions",
+    "(the schema's owner: docs/erasure.md); the other commands only look: they never create, migrate or",
+    "change anything."
   ],
   version
 }
