@@ -210,7 +210,7 @@ describe("eventcore erase, archive, truncate and purge on PGlite", () => {
     ])
   }, 180_000)
 
-  it("a schema from before 0013 or 0014: stats as before, and each change names the migrations it needs", async () => {
+  it("a schema from before 0013 or 0014: stats as before, and each change (and a stream's read) names the migrations it needs", async () => {
     const schemaBefore = async (tag: string) => {
       const dataDir = await initialisedDataDir(join(scratch, `before-${tag}`))
       const db = await PGlite.create({ dataDir })
@@ -248,6 +248,12 @@ describe("eventcore erase, archive, truncate and purge on PGlite", () => {
           `${behind}, which this release needs to ${does}: apply them with \`eventcore migrate\``
         )
       }
+      // Reading a stream reads its state too (0014).
+      expectOneLineError(
+        await cli(["read", "cart-1", "--data-dir", dataDir]),
+        "read",
+        `${behind}, which this release needs to read it: apply them with \`eventcore migrate\``
+      )
       const db = await PGlite.create({ dataDir })
       const { rows } = await db.query<{ n: number }>("select count(*)::int as n from eventcore.migrations")
       await db.close()

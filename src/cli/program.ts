@@ -187,7 +187,7 @@ const read = command(
     const schema = schemaOption(options)
     return Effect.gen(function* () {
       const result = yield* Effect.scoped(
-        Effect.flatMap(connectForReading(target, schema, "read", "events"), ({ store }) =>
+        Effect.flatMap(connectForReading(target, schema, "read", "streams"), ({ store }) =>
           store.readStream(streamId, {
             fromVersion: options.from,
             ...(options.limit === undefined ? {} : { maxCount: options.limit })

@@ -141,12 +141,14 @@ export type SchemaState =
  * The newest migration that this release's reads need, by what they read: a
  * database that has applied it can be read so, whatever later migrations are
  * pending. Reads of whole events need each event's schema version; those of
- * commands' snapshots, their table.
+ * commands' snapshots, their table; those of a stream, its state.
  */
 export const readableFrom = {
   tables: "0004_own_schema",
   events: "0010_event_schema_versions",
-  snapshots: "0011_snapshots"
+  snapshots: "0011_snapshots",
+  /** A stream's events: its read also reads whether the stream is archived or truncated. */
+  streams: "0014_stream_lifecycle"
 } as const
 
 export const inspect = (db: Database, schema: string): Effect.Effect<SchemaState, StoreError> =>
@@ -176,7 +178,8 @@ export const inspect = (db: Database, schema: string): Effect.Effect<SchemaState
         readable: {
           tables: hasUpTo(readableFrom.tables),
           events: hasUpTo(readableFrom.events),
-          snapshots: hasUpTo(readableFrom.snapshots)
+          snapshots: hasUpTo(readableFrom.snapshots),
+          streams: hasUpTo(readableFrom.streams)
         }
       }
     },
