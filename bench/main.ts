@@ -37,7 +37,7 @@ import {
 import { type ReplicasOutcome, replicas, replicasUnavailable } from "./workloads/replicas.js"
 import { countRoundTrips, type RoundTrips } from "./workloads/round-trips.js"
 import { type SnapshotsResult, snapshots, type W13Store } from "./workloads/snapshots.js"
-import { workloads as allWorkloads } from "./workloads/workloads.js"
+import { workloads as allWorkloads, type Workload } from "./workloads/workloads.js"
 
 /** Connections of each pool: room for the highest concurrency, the same for store and baseline. */
 const poolSize = (options: Options) => Math.max(10, options.hotWriters, ...options.concurrencies)
@@ -165,71 +165,82 @@ const main = async () => {
         (then.length > 0 ? `, then ${then.join(", ")}` : "")
     )
 
+    // A variant (W2.personal) is measured beside the workload it varies, within each repetition, so that the
+    // machine's drift falls on both alike and their ratio is taken between neighbouring cells.
+    const groups: Array<Array<Workload>> = []
     for (const workload of workloads) {
-      const runners = new Map<SystemName, (cell: RunOptions) => Promise<Sample>>()
-      if (workload.ownProcess === true) {
+      const group = groups.find((members) => members[0]?.id === workload.variantOf)
+      if (group === undefined || workload.ownProcess === true || group[0]?.ownProcess === true) groups.push([workload])
+      else group.push(workload)
+    }
+    for (const group of groups) {
+      const runners = new Map<string, (cell: RunOptions) => Promise<Sample>>()
+      const runnerKey = (workload: Workload, name: SystemName) => `${workload.id} ${name}`
+      // The in-memory store keeps every event on this process's heap, where the garbage collector of every
+      // system's operations walks it: a fresh one per workload (per group: its members share the store).
+      const memory = systems.get("memory")
+      if (memory !== undefined && group.some((w) => w.ownProcess !== true && w.systems.includes("memory"))) {
+        await memory.close()
+        systems.set("memory", await openSystem("memory", databases))
+      }
+      for (const workload of group) {
         for (const name of workload.systems) {
-          progress.status(`${workload.id}: seeding ${name} in a process of its own`)
-          const child = await startOwnProcess(workload, name, databases, options)
-          children.add(child)
-          runners.set(name, child.run)
-          if (child.size !== null) sizes.push({ before: workload.id, system: name, ...child.size })
-        }
-      } else {
-        // The in-memory store keeps every event on this process's heap, where the
-        // garbage collector of every system's operations walks it: a fresh one per workload.
-        const memory = systems.get("memory")
-        if (memory !== undefined && workload.systems.includes("memory")) {
-          await memory.close()
-          systems.set("memory", await openSystem("memory", databases))
-        }
-        for (const name of workload.systems) {
-          const system = systems.get(name) as System
-          progress.status(`${workload.id}: seeding ${name}`)
-          const operation = await workload.prepare(system)
-          runners.set(name, (cell) => run(operation, cell))
-          if (system.size !== undefined) sizes.push({ before: workload.id, system: name, ...(await system.size()) })
+          if (workload.ownProcess === true) {
+            progress.status(`${workload.id}: seeding ${name} in a process of its own`)
+            const child = await startOwnProcess(workload, name, databases, options)
+            children.add(child)
+            runners.set(runnerKey(workload, name), child.run)
+            if (child.size !== null) sizes.push({ before: workload.id, system: name, ...child.size })
+          } else {
+            const system = systems.get(name) as System
+            progress.status(`${workload.id}: seeding ${name}`)
+            const operation = await workload.prepare(system)
+            runners.set(runnerKey(workload, name), (cell) => run(operation, cell))
+            if (system.size !== undefined) sizes.push({ before: workload.id, system: name, ...(await system.size()) })
+          }
         }
       }
-      for (const concurrency of workload.concurrencies) {
+      for (const concurrency of [...new Set(group.flatMap((workload) => workload.concurrencies))]) {
         for (let repetition = 1; repetition <= options.repetitions; repetition++) {
-          for (const name of workload.systems) {
-            const measure = runners.get(name)
-            if (measure === undefined || interrupted) continue
-            const label = `[${done + 1}/${cells}] ${workload.id} c${concurrency} ${name} rep ${repetition}/${options.repetitions}`
-            const left = (cells - done) * cellSeconds
-            const eta = `~${clock(left)} left`
-            if (options.warmupSeconds > 0) {
-              progress.status(`${label}: warm-up  (${eta})`)
-              await measure({ concurrency, seconds: options.warmupSeconds })
+          for (const workload of group.filter((member) => member.concurrencies.includes(concurrency))) {
+            for (const name of workload.systems) {
+              const measure = runners.get(runnerKey(workload, name))
+              if (measure === undefined || interrupted) continue
+              const label = `[${done + 1}/${cells}] ${workload.id} c${concurrency} ${name} rep ${repetition}/${options.repetitions}`
+              const left = (cells - done) * cellSeconds
+              const eta = `~${clock(left)} left`
+              if (options.warmupSeconds > 0) {
+                progress.status(`${label}: warm-up  (${eta})`)
+                await measure({ concurrency, seconds: options.warmupSeconds })
+              }
+              const sample = await measure({
+                concurrency,
+                seconds: options.durationSeconds,
+                onProgress: (ops, elapsed) =>
+                  progress.status(`${label}: ${elapsed.toFixed(1)} s, ${rate(ops / elapsed)} ops/s  (${eta})`)
+              })
+              measurements.push({
+                workload: workload.id,
+                concurrency,
+                system: name,
+                repetition,
+                sample,
+                loadAverage: os.loadavg()[0] ?? 0
+              })
+              done += 1
+              progress.log(
+                `${label}: ${rate(sample.opsPerSec)} ops/s, ${rate(sample.eventsPerSec)} events/s, ` +
+                  `p50 ${sample.p50Ms.toFixed(2)} ms, p99 ${sample.p99Ms.toFixed(2)} ms` +
+                  (sample.conflicts > 0 ? `, conflicts ${(sample.conflictRate * 100).toFixed(1)}%` : "") +
+                  (sample.errors > 0 ? `, ${sample.errors} errors (${sample.firstError})` : "")
+              )
             }
-            const sample = await measure({
-              concurrency,
-              seconds: options.durationSeconds,
-              onProgress: (ops, elapsed) =>
-                progress.status(`${label}: ${elapsed.toFixed(1)} s, ${rate(ops / elapsed)} ops/s  (${eta})`)
-            })
-            measurements.push({
-              workload: workload.id,
-              concurrency,
-              system: name,
-              repetition,
-              sample,
-              loadAverage: os.loadavg()[0] ?? 0
-            })
-            done += 1
-            progress.log(
-              `${label}: ${rate(sample.opsPerSec)} ops/s, ${rate(sample.eventsPerSec)} events/s, ` +
-                `p50 ${sample.p50Ms.toFixed(2)} ms, p99 ${sample.p99Ms.toFixed(2)} ms` +
-                (sample.conflicts > 0 ? `, conflicts ${(sample.conflictRate * 100).toFixed(1)}%` : "") +
-                (sample.errors > 0 ? `, ${sample.errors} errors (${sample.firstError})` : "")
-            )
           }
         }
       }
       for (const child of children) await child.close()
       children.clear()
-      if (workload.id === "W6.transfer" && workload.systems.includes("postgres")) {
+      if (group.some((w) => w.id === "W6.transfer" && w.systems.includes("postgres"))) {
         progress.status("W6: counting statements per command")
         roundTrips = await countRoundTrips(url)
         progress.log(
@@ -294,7 +305,13 @@ const main = async () => {
               : `, ${sideLabel["raw-batched"]} ${rate(cell.rawBatched)}, ${cell.ratio?.toFixed(2)}×`) +
             (cell.perEvent === null
               ? ""
-              : `; ${sideLabel["per-event"]} ${rate(cell.perEvent)}, ${cell.ratioPerEvent?.toFixed(1)}×`)
+              : `; ${sideLabel["per-event"]} ${rate(cell.perEvent)}, ${cell.ratioPerEvent?.toFixed(1)}×`) +
+            cell.personal
+              .map(
+                (personal) =>
+                  `; ${sideLabel[personal.side]} ${rate(personal.eventsPerSec)}, ${personal.ratio.toFixed(2)}×`
+              )
+              .join("")
         )
       }
       const trips = throughputResult.roundTrips

@@ -75,9 +75,10 @@ export interface Options {
 const usage = `npm run bench -- [options]
 
   --quick                 a smoke run (short durations, 1 repetition, small sizes); results get a -quick suffix
-  --only W1,W3,W6.deposit run only these workloads (W1 W2 W3 W4 W4.readStream W4.streamEvents W5 W6 W6.deposit
-                          W6.transfer W7 W8 W9 W10 W11 W13; W12 only when named: it starts a PostgreSQL 15
-                          primary and hot standby of its own)
+  --only W1,W3,W6.deposit run only these workloads (W1 W2 W2.personal W3 W4 W4.readStream W4.streamEvents W5 W6
+                          W6.deposit W6.transfer W7 W8 W9 W10 W11 W13; a prefix selects its variants: W2 is W2 and
+                          W2.personal; W12 only when named: it starts a PostgreSQL 15 primary and hot standby of
+                          its own)
   --systems LIST          postgres,raw,pglite,memory,emmett (default all; emmett: Emmett's PostgreSQL event
                           store, W1-W5 only)
   --url URL               PostgreSQL server (default DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres);

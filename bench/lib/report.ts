@@ -55,6 +55,11 @@ export interface Row {
   readonly vsEmmett?: number
   /** PostgreSQL store only: the ratio to Emmett within each repetition. */
   readonly vsEmmettByRepetition?: ReadonlyArray<number>
+  /** A variant (W2.personal): the workload it varies, and median ops/s over that workload's on the same system. */
+  readonly variantOf?: string
+  readonly vsVariantOf?: number
+  /** The ratio within each repetition (the two ran one after the other). */
+  readonly vsVariantOfByRepetition?: ReadonlyArray<number>
 }
 
 export interface Target {
@@ -113,6 +118,12 @@ export const summarize = (workloads: ReadonlyArray<Workload>, measurements: Read
         if (system === "postgres" && emmett.length > 0) {
           const { ratio, byRepetition } = against(emmett)
           row = { ...row, vsEmmett: ratio, vsEmmettByRepetition: byRepetition }
+        }
+        const variantOf = workload.variantOf
+        const varied = variantOf === undefined ? [] : cell(variantOf, concurrency, system)
+        if (variantOf !== undefined && varied.length > 0) {
+          const { ratio, byRepetition } = against(varied)
+          row = { ...row, variantOf, vsVariantOf: ratio, vsVariantOfByRepetition: byRepetition }
         }
         rows.push(row)
       }
@@ -603,6 +614,7 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
   }
   parts.push(...logSections(report))
   parts.push(...snapshotSections(report.snapshots))
+  parts.push(...personalSection(report))
   if (report.targets.length > 0) {
     parts.push(
       "## Targets",
@@ -620,6 +632,69 @@ export const markdown = (report: Report, title: string, environment: ReadonlyArr
     )
   }
   return parts.join("\n")
+}
+
+/**
+ * Issue 29: what encrypting personal values costs, measured in one run: W2 beside W2.personal, and W11's row
+ * projection over the plain log beside the logs of personal data (ratios of medians, and within each repetition).
+ */
+const personalSection = (report: Report): ReadonlyArray<string> => {
+  const byRepetition = (values: ReadonlyArray<number>) => values.map((value) => value.toFixed(2)).join(", ")
+  const writes = report.rows.flatMap((row) => {
+    const plain = report.rows.find(
+      (other) =>
+        other.workload === row.variantOf && other.concurrency === row.concurrency && other.system === row.system
+    )
+    if (row.vsVariantOf === undefined || plain === undefined) return []
+    return [
+      [
+        `${plain.workload} → ${row.workload} (${row.system})`,
+        `c${row.concurrency}`,
+        `${fmt(plain.opsPerSec)} ops/s`,
+        `${fmt(row.opsPerSec)} ops/s`,
+        `**${row.vsVariantOf.toFixed(2)}**`,
+        byRepetition(row.vsVariantOfByRepetition ?? []),
+        `${ms(plain.p50Ms)} → ${ms(row.p50Ms)}`
+      ]
+    ]
+  })
+  const throughput = report.projections?.throughput
+  const reads = (throughput?.cells ?? []).flatMap((cell) =>
+    cell.personal.map((personal) => [
+      `W11 ${sideLabel.rows} → ${sideLabel[personal.side]}`,
+      `batches of ${fmt(cell.batchSize)}`,
+      `${fmt(cell.rows)} events/s`,
+      `${fmt(personal.eventsPerSec)} events/s`,
+      `**${personal.ratio.toFixed(2)}**`,
+      byRepetition(personal.ratioByRepetition),
+      "-"
+    ])
+  )
+  if (writes.length === 0 && reads.length === 0) return []
+  const logs = throughput?.logs ?? []
+  return [
+    "## Personal data: plain vs personal (issue 29)",
+    "",
+    "W2.personal is W2 with one personal value more in each appended event (a ~20-character name whose subject is the stream, `PersonalData.value`), on streams of its own in the same store, measured beside W2 within each repetition: the append encrypts it (AES-256-GCM) after one more statement for the subject's key (`subject_keys_for`); W2's version read returns no event, so opens nothing. W11's row projection (`Balances`) catches up over the plain log and over the same events with personal values (subject: the account), each log in a database of its own, sides rotating within each repetition: names personal, the holder's name of each AccountOpened (the bank's one personal value; the log opens every account first, so these are all in its first pages), and every event personal, the amounts too (every page opens a value per event: one more statement per page for the keys, and a decryption per event). Ratios: personal over plain, of medians and within each repetition.",
+    "",
+    table(
+      ["comparison", "at", "plain", "personal", "personal / plain", "by repetition", "p50 ms"],
+      [false, false, true, true, true, false, true],
+      [...writes, ...reads]
+    ),
+    "",
+    ...(logs.length === 0
+      ? []
+      : [
+          `W11's logs: ${logs
+            .map(
+              (log) =>
+                `${log.side === "rows" ? "plain" : sideLabel[log.side].replace(`${sideLabel.rows}, `, "")} ${fmt(log.personalEvents)} of ${fmt(log.events)} events with a personal value, events table ${(log.bytes / 2 ** 20).toFixed(1)} MB (seeded in ${log.seedSeconds.toFixed(1)} s)`
+            )
+            .join("; ")}.`,
+          ""
+        ])
+  ]
 }
 
 /** eventcore's PostgreSQL store, Emmett and raw side by side, where all three ran (issue #15). */
@@ -873,7 +948,7 @@ const projectionSections = (projections: ProjectionsResult | undefined): Readonl
     parts.push(
       "## W11 projection throughput",
       "",
-      `${fmt(throughput.events)} account events over ${fmt(throughput.accounts)} accounts (${throughput.transactions} transactions, seeded in ${throughput.seedSeconds.toFixed(1)} s), projected from the start of the log into \`bank_balances\` until caught up: the bank's \`Balances\` (a row projection: per batch one select of the touched rows, a fold in memory, one upsert, with the checkpoint's compare-and-set in the batch's transaction), the same read model in the per-event form (\`Projection.make({ handle })\`, one Drizzle upsert per event, at its default batch of 100), and a raw postgres.js loop doing the row projection's work per page (read the page, then in one transaction select the touched rows, fold, one multi-row upsert and the compare-and-set). Medians over the repetitions, sides rotating; every finished run's read model checked against the fold of the log.`,
+      `${fmt(throughput.events)} account events over ${fmt(throughput.accounts)} accounts (${throughput.transactions} transactions, seeded in ${throughput.seedSeconds.toFixed(1)} s), projected from the start of the log into \`bank_balances\` until caught up: the bank's \`Balances\` (a row projection: per batch one select of the touched rows, a fold in memory, one upsert, with the checkpoint's compare-and-set in the batch's transaction), the same read model in the per-event form (\`Projection.make({ handle })\`, one Drizzle upsert per event, at its default batch of 100), and a raw postgres.js loop doing the row projection's work per page (read the page, then in one transaction select the touched rows, fold, one multi-row upsert and the compare-and-set). The row projection also runs over two logs of personal data (issue 29; the section on personal data below). Medians over the repetitions, sides rotating; every finished run's read model checked against the fold of the log.`,
       "",
       table(
         [

@@ -2,6 +2,7 @@
  * Event data of about 200 bytes of JSON, varied a little so nothing caches a
  * single value.
  */
+import { PersonalData } from "eventcore"
 import type { BenchEvent } from "../systems/system.js"
 
 let sequence = 0
@@ -23,6 +24,16 @@ export const benchEvent = (): BenchEvent => {
       note: "left at the front desk, ring twice"
     }
   }
+}
+
+/**
+ * A fresh event of `benchEvent`'s data and one personal value more: a customer's name of ~20 characters,
+ * whose data subject is `subject` (W2.personal: the stream's own id), which the stores encrypt.
+ */
+export const personalBenchEvent = (subject: string): BenchEvent => {
+  const { type, data } = benchEvent()
+  const name = `Margit Lindqvist ${String((sequence - 1) % 9973).padStart(4, "0")}`
+  return { type, data: { ...(data as object), customerName: PersonalData.value(subject, name) } }
 }
 
 export const benchEvents = (count: number): ReadonlyArray<BenchEvent> => Array.from({ length: count }, benchEvent)

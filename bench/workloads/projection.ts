@@ -16,7 +16,9 @@
  *   page: read the page (same filter, same order, below the oldest running
  *   transaction as the store reads), then in one transaction one select of the
  *   touched rows, the fold in memory, one multi-row upsert and the
- *   compare-and-set of a checkpoint row in `eventcore.projections`.
+ *   compare-and-set of a checkpoint row in `eventcore.projections`;
+ * - the row projection over the same log with personal values, which its reads
+ *   decrypt (issue 29, `PersonalSide`), each in a database of its own.
  * Projections are timed until `Projection.waitFor` sees the checkpoint at the
  * head of the log. Before every run the read model is emptied, the checkpoint
  * moved back to the start and both tables vacuumed; after it, the read model
@@ -49,6 +51,7 @@ import { Cause, type Duration, Effect, Fiber, Layer, Logger, LogLevel, ManagedRu
 import {
   EventStore,
   LogPosition,
+  PersonalData,
   PgliteEventStore,
   PostgresEventStore,
   Projection,
@@ -87,12 +90,25 @@ export const headOf = async (sql: postgres.Sql): Promise<LogPosition.LogPosition
 // ---------------------------------------------------------------------------------------------
 // Throughput
 
-export type ThroughputSide = "rows" | "per-event" | "raw-batched"
+/**
+ * The row projection over a log of personal data (issue 29): W11's log, the same events with personal values
+ * the store encrypts (subject: the account), each in a database of its own. "rows-names": the holder's name of
+ * each AccountOpened, the bank's one personal value (1% of the events, and all of them in the log's first
+ * pages: the log opens every account before it moves money); "rows-all": one value in every event, the amounts
+ * of deposits and transfers too (each page of the log opens a value per event: the most a read opens).
+ */
+export type PersonalSide = "rows-names" | "rows-all"
+
+export type ThroughputSide = "rows" | "per-event" | "raw-batched" | PersonalSide
+
+export const personalSides: ReadonlyArray<PersonalSide> = ["rows-names", "rows-all"]
 
 export const sideLabel: Record<ThroughputSide, string> = {
   rows: "row projection",
   "per-event": "per-event form",
-  "raw-batched": "raw, batched"
+  "raw-batched": "raw, batched",
+  "rows-names": "row projection, names personal",
+  "rows-all": "row projection, every event personal"
 }
 
 export interface ThroughputRun {
@@ -119,6 +135,21 @@ export interface ThroughputCell {
   /** The per-event form (at its own batch size) and rows over it (target >= 10). */
   readonly perEvent: number | null
   readonly ratioPerEvent: number | null
+  /** The row projection over each log of personal data, and its ratio to the plain log's (within each repetition too). */
+  readonly personal: ReadonlyArray<{
+    readonly side: PersonalSide
+    readonly eventsPerSec: number
+    readonly ratio: number
+    readonly ratioByRepetition: ReadonlyArray<number>
+  }>
+}
+
+/** A log as the projections read it: its events, how many hold personal values, and the events table's size. */
+export interface LogSize {
+  readonly side: "rows" | PersonalSide
+  readonly events: number
+  readonly personalEvents: number
+  readonly bytes: number
 }
 
 export interface RoundTripCount {
@@ -152,6 +183,8 @@ export interface ThroughputResult {
   readonly cells: ReadonlyArray<ThroughputCell>
   readonly roundTrips: RoundTripCount | undefined
   readonly pglite: PgliteThroughput | undefined
+  /** The plain log and each log of personal data, and the seconds each personal one took to seed. */
+  readonly logs: ReadonlyArray<LogSize & { readonly seedSeconds: number }>
 }
 
 /** The raw loop's checkpoint, a row of eventcore.projections like the projections'. */
@@ -191,6 +224,75 @@ export const seedLog = async (
   }
   await execute("vacuum analyze eventcore.events")
   return transactions
+}
+
+/** Event g of the log, as `seedStatement` writes it: its account, version, type and data. */
+const accountEvent = (g: number, accounts: number) => {
+  const account = `a${(g - 1) % accounts}`
+  const version = Math.floor((g - 1) / accounts) + 1
+  const other = `a${g % accounts}`
+  if (version === 1) return { account, version, type: "AccountOpened", data: { owner: `owner of ${account}` } }
+  if (g % 3 === 0) return { account, version, type: "MoneyDeposited", data: { amount: 100 + (g % 1000) } }
+  if (g % 3 === 1) return { account, version, type: "TransferSent", data: { to: other, amount: 1 + (g % 100) } }
+  return { account, version, type: "TransferReceived", data: { from: other, amount: 1 + (g % 100) } }
+}
+
+/** Events `first..last` appended through the store, in one append, their personal values marked for `side`. */
+const appendPersonal = (first: number, last: number, accounts: number, side: PersonalSide) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    let writes = StreamWrites.empty
+    const declared = new Set<string>()
+    for (let g = first; g <= last; g++) {
+      const { account, version, type, data } = accountEvent(g, accounts)
+      const streamId = StreamId.unsafeMake(`${prefix}${account}`)
+      if (!declared.has(streamId)) {
+        declared.add(streamId)
+        writes = yield* StreamWrites.expect(writes, streamId, version === 1 ? "no_stream" : version - 1)
+      }
+      const personal =
+        "owner" in data
+          ? { owner: PersonalData.value(account, data.owner) }
+          : side === "rows-all"
+            ? { ...data, amount: PersonalData.value(account, data.amount) }
+            : data
+      writes = yield* StreamWrites.append(writes, { streamId, eventType: type, data: personal })
+    }
+    yield* store.append(writes)
+  })
+
+/**
+ * W11's log with personal values (`PersonalSide`): the transactions that hold any go through the store's
+ * append, which encrypts them (and makes each account's key on its first), the others through
+ * `seedStatement` as `seedLog` writes them.
+ */
+const seedPersonalLog = async (
+  runtime: StoreRuntime,
+  sql: postgres.Sql,
+  side: PersonalSide,
+  events: number,
+  accounts: number,
+  progress: Progress
+) => {
+  const chunk = chunkOf(events)
+  for (let first = 1; first <= events; first += chunk) {
+    progress.status(
+      `W11: seeding the log of ${sideLabel[side]}, ${(first - 1).toLocaleString("en")} / ${events.toLocaleString("en")}`
+    )
+    const last = Math.min(events, first + chunk - 1)
+    if (side === "rows-all" || first <= accounts) await runtime.runPromise(appendPersonal(first, last, accounts, side))
+    else await sql.unsafe(seedStatement(first, last, accounts))
+  }
+  await sql`vacuum analyze eventcore.events`
+}
+
+/** The log's size, and how many of its events hold personal values (their subjects in the metadata). */
+const logSize = async (sql: postgres.Sql, side: LogSize["side"]): Promise<LogSize> => {
+  const [row] = await sql<[{ events: number; personal: number; bytes: string }]>`
+    select count(*)::int as events, (count(*) filter (where metadata ? ${PersonalData.subjectsMetadataKey}))::int as personal,
+           pg_total_relation_size('eventcore.events')::text as bytes
+    from eventcore.events`
+  return { side, events: row.events, personalEvents: row.personal, bytes: Number(row.bytes) }
 }
 
 interface Fold {
@@ -498,6 +600,16 @@ export const projectionThroughput = async (
   let runtime: StoreRuntime | undefined
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   const rawSql = postgres(url, { max: 1, onnotice: () => {} })
+  /** Each log of personal data, in a database of its own on the same server, read by a store of its own. */
+  const personalLogs = new Map<
+    PersonalSide,
+    {
+      readonly database: string
+      readonly sql: postgres.Sql
+      readonly runtime: StoreRuntime
+      head: LogPosition.LogPosition
+    }
+  >()
   try {
     await Effect.runPromise(PostgresEventStore.migrate({ url }))
     await drizzle({ client: sql }).execute(createBalances)
@@ -519,13 +631,49 @@ export const projectionThroughput = async (
               values (${rawName}, 'projection', ${LogPosition.start}, 'stopped')`
     runtime = storeRuntime(url, poolSize)
     await rawSql`select 1`
+    const logs: Array<LogSize & { readonly seedSeconds: number }> = [{ ...(await logSize(sql, "rows")), seedSeconds }]
+    for (const side of personalSides) {
+      const personalDatabase = `${database}_${side === "rows-names" ? "names" : "all"}`
+      const personalUrl = await admin.create(personalDatabase)
+      const log = {
+        database: personalDatabase,
+        sql: postgres(personalUrl, { max: 1, onnotice: () => {} }),
+        runtime: storeRuntime(personalUrl, poolSize),
+        head: LogPosition.start
+      }
+      personalLogs.set(side, log)
+      await Effect.runPromise(PostgresEventStore.migrate({ url: personalUrl }))
+      await drizzle({ client: log.sql }).execute(createBalances)
+      const started = performance.now()
+      await seedPersonalLog(log.runtime, log.sql, side, options.w11Events, options.w11Accounts, progress)
+      const size = { ...(await logSize(log.sql, side)), seedSeconds: (performance.now() - started) / 1000 }
+      // The same events as the plain log, with their personal values encrypted, and none of them in the clear.
+      const [clear] = await log.sql<[{ names: number }]>`
+        select count(*)::int as names from eventcore.events where data::text like '%owner of%'`
+      const sealed = side === "rows-all" ? options.w11Events : Math.min(options.w11Accounts, options.w11Events)
+      if (size.events !== options.w11Events || size.personalEvents !== sealed || clear.names !== 0) {
+        throw new Error(
+          `W11: the log of ${sideLabel[side]} holds ${size.events} events, ${size.personalEvents} with personal values and ${clear.names} names in the clear; expected ${options.w11Events}, ${sealed} and 0`
+        )
+      }
+      log.head = await headOf(log.sql)
+      logs.push(size)
+      progress.log(
+        `W11: seeded the log of ${sideLabel[side]}: ${size.personalEvents.toLocaleString("en")} of ${size.events.toLocaleString("en")} events with a personal value, ` +
+          `${(size.bytes / 2 ** 20).toFixed(1)} MB (plain: ${((logs[0]?.bytes ?? 0) / 2 ** 20).toFixed(1)} MB) in ${size.seedSeconds.toFixed(1)} s`
+      )
+    }
 
     const withRaw = options.systems.includes("raw")
-    // Per repetition: the per-event form once (at its own batch size), then rows and raw at each batch size.
+    // Per repetition: the per-event form once (at its own batch size), then at each batch size rows, rows over
+    // each log of personal data, and raw.
     const plan: ReadonlyArray<{ side: ThroughputSide; batchSize: number }> = [
       { side: "per-event", batchSize: perEventBatchSize },
       ...options.w11BatchSizes.flatMap((batchSize) =>
-        (withRaw ? (["rows", "raw-batched"] as const) : (["rows"] as const)).map((side) => ({ side, batchSize }))
+        [...(["rows"] as const), ...personalSides, ...(withRaw ? (["raw-batched"] as const) : [])].map((side) => ({
+          side,
+          batchSize
+        }))
       )
     ]
     const runs: Array<ThroughputRun> = []
@@ -533,15 +681,17 @@ export const projectionThroughput = async (
     for (let repetition = 1; repetition <= options.repetitions; repetition++) {
       for (const { side, batchSize } of rotate(plan, repetition - 1)) {
         const label = `[${runs.length + 1}/${total}] W11 ${sideLabel[side]}, batches of ${batchSize}, rep ${repetition}/${options.repetitions}`
+        const personal = side === "rows-names" || side === "rows-all" ? personalLogs.get(side) : undefined
+        const sideSql = personal?.sql ?? sql
         // The same starting point for every side: an empty, vacuumed read model, the checkpoint at the start.
         progress.status(`${label}: resetting`)
         if (side === "raw-batched") {
           await sql`update eventcore.projections set position = ${LogPosition.start} where name = ${rawName}`
         } else {
-          await rebuildOf(runtime, side === "rows" ? Balances : PerEventBalances)
+          await rebuildOf(personal?.runtime ?? runtime, side === "per-event" ? PerEventBalances : Balances)
         }
-        await sql`delete from bank_balances`
-        await sql`vacuum analyze bank_balances, eventcore.projections`
+        await sideSql`delete from bank_balances`
+        await sideSql`vacuum analyze bank_balances, eventcore.projections`
         const started = performance.now()
         const ticker = setInterval(
           () => progress.status(`${label}: ${((performance.now() - started) / 1000).toFixed(0)} s`),
@@ -561,11 +711,11 @@ export const projectionThroughput = async (
             finished = outcome.finished
             events = outcome.events
           } else {
-            const outcome = await projectionRun(runtime, side === "rows" ? Balances : PerEventBalances, {
-              batchSize,
-              head,
-              budgetSeconds: options.w11BudgetSeconds
-            })
+            const outcome = await projectionRun(
+              personal?.runtime ?? runtime,
+              side === "per-event" ? PerEventBalances : Balances,
+              { batchSize, head: personal?.head ?? head, budgetSeconds: options.w11BudgetSeconds }
+            )
             seconds = outcome.seconds
             finished = outcome.finished
             events = finished ? options.w11Events : options.w11Events - outcome.lag
@@ -573,7 +723,8 @@ export const projectionThroughput = async (
         } finally {
           clearInterval(ticker)
         }
-        if (finished) checkFold(label, await readModelFold(sql), expected)
+        // A log of personal data folds to the plain log's balances: its values read back as they were written.
+        if (finished) checkFold(label, await readModelFold(sideSql), expected)
         const result: ThroughputRun = {
           side,
           batchSize,
@@ -604,17 +755,25 @@ export const projectionThroughput = async (
       }
       const rows = rate("rows") as number
       const rawBatched = rate("raw-batched")
+      const ratiosByRepetition = (side: ThroughputSide, over: ThroughputSide) =>
+        of(side).flatMap((run) => {
+          const pair = of(over).find((other) => other.repetition === run.repetition)
+          return pair === undefined ? [] : [run.eventsPerSec / pair.eventsPerSec]
+        })
       return {
         batchSize,
         rows,
         rawBatched,
         ratio: rawBatched === null ? null : rows / rawBatched,
-        ratioByRepetition: of("rows").flatMap((run) => {
-          const pair = of("raw-batched").find((other) => other.repetition === run.repetition)
-          return pair === undefined ? [] : [run.eventsPerSec / pair.eventsPerSec]
-        }),
+        ratioByRepetition: ratiosByRepetition("rows", "raw-batched"),
         perEvent,
-        ratioPerEvent: perEvent === null ? null : rows / perEvent
+        ratioPerEvent: perEvent === null ? null : rows / perEvent,
+        personal: personalSides.flatMap((side) => {
+          const eventsPerSec = rate(side)
+          return eventsPerSec === null
+            ? []
+            : [{ side, eventsPerSec, ratio: eventsPerSec / rows, ratioByRepetition: ratiosByRepetition(side, "rows") }]
+        })
       }
     })
     progress.status("W11: counting the row projection's round trips")
@@ -638,9 +797,15 @@ export const projectionThroughput = async (
       runs,
       cells,
       roundTrips,
-      pglite
+      pglite,
+      logs
     }
   } finally {
+    for (const log of personalLogs.values()) {
+      await log.runtime.dispose()
+      await log.sql.end({ timeout: 5 })
+      await admin.drop(log.database)
+    }
     await runtime?.dispose()
     await sql.end({ timeout: 5 })
     await rawSql.end({ timeout: 5 })

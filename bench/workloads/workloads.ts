@@ -8,7 +8,7 @@ import { Deposit, Transfer } from "../../src/demo/domain.js"
 import { type Operation, type Outcome, succeeded } from "../lib/measure.js"
 import type { Options, SystemName } from "../lib/options.js"
 import type { BenchEvent, System } from "../systems/system.js"
-import { benchEvent, benchEvents, freshStreamId } from "./payload.js"
+import { benchEvent, benchEvents, freshStreamId, personalBenchEvent } from "./payload.js"
 
 export interface Workload {
   /** `W1`, `W4.readStream`, ... (what `--only` selects). */
@@ -24,6 +24,11 @@ export interface Workload {
   readonly ownProcess?: boolean
   /** The workload whose raw row the PostgreSQL store is compared with (default: this one). */
   readonly baseline?: string
+  /**
+   * The workload this one varies (W2.personal: W2 with a personal value in each event): measured beside it
+   * within each repetition, on the same systems, and reported as a ratio to it.
+   */
+  readonly variantOf?: string
   /** Seeds what the workload needs in `system`, and returns the operation to measure. */
   readonly prepare: (system: System) => Promise<Operation>
 }
@@ -130,6 +135,22 @@ export const workloads = (options: Options): ReadonlyArray<Workload> => [
       const streams = Array.from({ length: options.streams }, (_, i) => `w2-${i}`)
       await system.seed(streams.map((streamId) => ({ streamId, events: [benchEvent()] })))
       return () => readThenAppend(system, streams[random(streams.length)] as string, benchEvent, options.maxAttempts)
+    }
+  },
+  {
+    id: "W2.personal",
+    title: `W2 with a personal value in the event (a ~20-character name, subject: the stream), ${options.streams} existing streams`,
+    concurrencies: options.concurrencies,
+    systems: ["postgres"],
+    variantOf: "W2",
+    prepare: async (system) => {
+      const streams = Array.from({ length: options.streams }, (_, i) => `w2p-${i}`)
+      // Each stream's first event makes its subject's key: the measured appends find it, as for a known customer.
+      await system.seed(streams.map((streamId) => ({ streamId, events: [personalBenchEvent(streamId)] })))
+      return () => {
+        const streamId = streams[random(streams.length)] as string
+        return readThenAppend(system, streamId, () => personalBenchEvent(streamId), options.maxAttempts)
+      }
     }
   },
   {
