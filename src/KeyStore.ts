@@ -15,7 +15,7 @@
  * Every process that reads the store must use the same key store: a subject's
  * key lives in one place.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, type Effect, Layer } from "effect"
 import type { StoreError } from "./errors.js"
 import type { SubjectErased } from "./PersonalData.js"
 
@@ -43,7 +43,3 @@ export const KeyStore: Context.Tag<KeyStore, KeyStore> = Context.GenericTag<KeyS
 
 /** Gives the stores built under it `keys` instead of their own. */
 export const layer = (keys: KeyStore): Layer.Layer<KeyStore> => Layer.succeed(KeyStore, keys)
-
-/** The key store a store's layer uses: the one provided to it, else `own`. */
-export const provided = (own: KeyStore): Effect.Effect<KeyStore> =>
-  Effect.map(Effect.serviceOption(KeyStore), (given) => (given._tag === "Some" ? given.value : own))

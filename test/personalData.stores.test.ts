@@ -1,12 +1,15 @@
 /**
  * Personal data on the in-memory store and on PGlite (the cases of
  * ./support/personalDataCases.ts); on PGlite a scan of every table of the
- * store's schema finds no plaintext where the cases say there is none.
+ * store's schema finds no plaintext where the cases say there is none. And a
+ * key store of the application's own, given to the store's layer.
  */
+import { randomBytes } from "node:crypto"
 import type { PGlite } from "@electric-sql/pglite"
-import { Effect } from "effect"
-import { InMemoryEventStore, PgliteEventStore } from "eventcore"
-import { describe } from "vitest"
+import { Effect, Layer } from "effect"
+import { EventStore, InMemoryEventStore, KeyStore, PersonalData, PgliteEventStore, StreamId } from "eventcore"
+import { writesOf } from "eventcore/testing"
+import { describe, expect, it } from "vitest"
 import { definePersonalDataTests } from "./support/personalDataCases.js"
 import { usePgliteTemplate } from "./support/pglite.js"
 
@@ -46,4 +49,67 @@ describe("PGlite", () => {
       return dumpSchema(current.db, current.schema)
     })
   )
+})
+
+describe("a key store of the application's own", () => {
+  const pglite = usePgliteTemplate()
+  it("keeps every key: the store's table holds none, the erasure destroys the key there, reads follow", () =>
+    Effect.runPromise(
+      Effect.gen(function* () {
+        const vault = new Map<string, Uint8Array>()
+        const destroyed: Array<string> = []
+        const keys: KeyStore.KeyStore = {
+          keysFor: (subjects) =>
+            Effect.sync(() => {
+              for (const subject of subjects) if (!vault.has(subject)) vault.set(subject, randomBytes(32))
+              return new Map([...subjects].map((subject) => [subject, vault.get(subject) as Uint8Array]))
+            }),
+          existingKeys: (subjects) =>
+            Effect.sync(
+              () =>
+                new Map(
+                  [...subjects].flatMap((subject) => {
+                    const key = vault.get(subject)
+                    return key === undefined ? [] : [[subject, key] as const]
+                  })
+                )
+            ),
+          destroy: (subject) =>
+            Effect.sync(() => {
+              destroyed.push(subject)
+              vault.delete(subject)
+            })
+        }
+        const { db, schema } = yield* pglite.freshSchema
+        const stream = StreamId.unsafeMake("vaulted")
+        const read = Effect.flatMap(EventStore.EventStore, (store) => store.readStream(stream)).pipe(
+          Effect.map((read) => read.events[0]?.data)
+        )
+        const outcome = yield* Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          yield* store.append(
+            writesOf({
+              streamId: stream,
+              expected: "no_stream",
+              events: [{ eventType: "Named", data: { name: PersonalData.value("v-1", "Tomasz Ekwueme") } }]
+            })
+          )
+          const before = yield* read
+          const erasure = yield* PersonalData.erase("v-1", { by: "dpo" })
+          return { before, erasure, after: yield* read }
+        }).pipe(
+          Effect.provide(PgliteEventStore.layerFromClient(db, { schema }).pipe(Layer.provide(KeyStore.layer(keys))))
+        )
+        expect(outcome.before).toEqual({ name: "Tomasz Ekwueme" })
+        expect(outcome.after).toEqual({ name: { $erased: { subject: "v-1" } } })
+        expect(outcome.erasure).toMatchObject({ already: false, erasedBy: "dpo" })
+        expect(destroyed).toEqual(["v-1"])
+        const stored = yield* Effect.promise(() =>
+          db.query<{ keys: number; erasures: number }>(
+            `select (select count(*)::int from ${schema}.subject_keys) as keys, (select count(*)::int from ${schema}.erasures) as erasures`
+          )
+        )
+        expect(stored.rows).toEqual([{ keys: 0, erasures: 1 }])
+      }).pipe(Effect.scoped)
+    ))
 })
