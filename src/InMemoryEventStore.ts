@@ -9,7 +9,14 @@ import { Clock, Effect, Either, Layer, Option } from "effect"
 import type { RecordedEvent } from "./Event.js"
 import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
-import { DuplicateEventId, InvalidTruncation, StreamArchived, StreamNotFound, VersionConflict } from "./errors.js"
+import {
+  DuplicateEventId,
+  InvalidTruncation,
+  StreamArchived,
+  StreamNotFound,
+  SubjectErased,
+  VersionConflict
+} from "./errors.js"
 import { memoryCheckpoints } from "./internal/checkpoints.js"
 import { fromOperations } from "./internal/eventStore.js"
 import { newKey } from "./internal/personal.js"
@@ -26,7 +33,7 @@ import type {
 import { uuidv7 } from "./internal/uuid.js"
 import * as KeyStore from "./KeyStore.js"
 import * as LogPosition from "./LogPosition.js"
-import { erasureStream, SubjectErased } from "./PersonalData.js"
+import { erasureStream } from "./PersonalData.js"
 import type { StreamId } from "./StreamId.js"
 import * as StreamWrites from "./StreamWrites.js"
 

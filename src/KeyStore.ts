@@ -16,8 +16,7 @@
  * key lives in one place.
  */
 import { Context, type Effect, Layer } from "effect"
-import type { StoreError } from "./errors.js"
-import type { SubjectErased } from "./PersonalData.js"
+import type { StoreError, SubjectErased } from "./errors.js"
 
 export interface KeyStore {
   /**

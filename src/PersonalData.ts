@@ -15,9 +15,9 @@
  * an object holding one of them is read as a personal value, never as the
  * application's own data.
  */
-import { Data, Effect, ParseResult, Schema } from "effect"
+import { Effect, ParseResult, Schema } from "effect"
 import * as EventStore from "./EventStore.js"
-import { StoreError } from "./errors.js"
+import { InvalidPersonalData, StoreError } from "./errors.js"
 import { type Erasure, personalDataKey, type StoreExtras } from "./internal/storeContract.js"
 import * as StreamId from "./StreamId.js"
 
@@ -52,38 +52,7 @@ export class Erased extends Schema.TaggedClass<Erased>("PersonalData.Erased")("E
 
 export const isErased = (u: unknown): u is Erased => u instanceof Erased
 
-/** An event's personal data cannot be written: a subject that cannot be found, or a malformed personal value. */
-export class InvalidPersonalData extends Data.TaggedError("InvalidPersonalData")<{
-  /** Where in the event's data, as `$.holder.name`. */
-  readonly path: string
-  readonly reason: string
-}> {
-  override get message() {
-    return `Cannot write the personal value at ${this.path}: ${this.reason}`
-  }
-}
-
-/**
- * A stored personal value does not decrypt with its subject's key: altered,
- * or sealed with another key. The message never holds the value or the key.
- */
-export class PersonalDataCorrupt extends Data.TaggedError("PersonalDataCorrupt")<{
-  readonly subject: string
-  readonly reason: string
-}> {
-  override get message() {
-    return `A stored personal value of subject ${JSON.stringify(this.subject)} cannot be read: ${this.reason}`
-  }
-}
-
-/** An append carried personal data of a subject already erased: nothing was written. */
-export class SubjectErased extends Data.TaggedError("SubjectErased")<{
-  readonly subject: string
-}> {
-  override get message() {
-    return `Subject ${JSON.stringify(this.subject)} was erased: no personal data of it can be written again (write the event without it, or with the Erased value read back)`
-  }
-}
+export { InvalidPersonalData, PersonalDataCorrupt, SubjectErased } from "./errors.js"
 
 /** A personal value of a subject named outright, for appends that do not encode with a Schema. */
 export const value = <V>(subject: string, v: V): WriteForm<V> => ({ $personal: { value: v, subject } })

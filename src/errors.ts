@@ -245,3 +245,36 @@ export class UnknownTenant extends Data.TaggedError("UnknownTenant")<{
     return `Unknown tenant ${JSON.stringify(this.tenant)}: the known tenants are ${this.known.map((name) => JSON.stringify(name)).join(", ")}`
   }
 }
+
+/** An event's personal data cannot be written: a subject that cannot be found, or a malformed personal value. */
+export class InvalidPersonalData extends Data.TaggedError("InvalidPersonalData")<{
+  /** Where in the event's data, as `$.holder.name`. */
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `Cannot write the personal value at ${this.path}: ${this.reason}`
+  }
+}
+
+/**
+ * A stored personal value does not decrypt with its subject's key: altered,
+ * or sealed with another key. The message never holds the value or the key.
+ */
+export class PersonalDataCorrupt extends Data.TaggedError("PersonalDataCorrupt")<{
+  readonly subject: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `A stored personal value of subject ${JSON.stringify(this.subject)} cannot be read: ${this.reason}`
+  }
+}
+
+/** An append carried personal data of a subject already erased: nothing was written. */
+export class SubjectErased extends Data.TaggedError("SubjectErased")<{
+  readonly subject: string
+}> {
+  override get message() {
+    return `Subject ${JSON.stringify(this.subject)} was erased: no personal data of it can be written again (write the event without it, or with the Erased value read back)`
+  }
+}

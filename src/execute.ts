@@ -11,8 +11,10 @@ import {
   type DuplicateEventId,
   type EventDecodeError,
   EventEncodeError,
+  type InvalidPersonalData,
   type StoreError,
   type StreamArchived,
+  type SubjectErased,
   UndeclaredStream,
   type UnknownEventType,
   type VersionConflict
@@ -26,7 +28,6 @@ import {
   snapshotsKey
 } from "./internal/storeContract.js"
 import { uuidv7 } from "./internal/uuid.js"
-import type { InvalidPersonalData, SubjectErased } from "./PersonalData.js"
 import * as Snapshot from "./Snapshot.js"
 import type { StreamId } from "./StreamId.js"
 import * as StreamWrites from "./StreamWrites.js"

@@ -10,7 +10,8 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
 import { Either } from "effect"
-import { type ErasedForm, InvalidPersonalData, PersonalDataCorrupt, type Subject } from "../PersonalData.js"
+import { InvalidPersonalData, PersonalDataCorrupt } from "../errors.js"
+import type { ErasedForm, Subject } from "../PersonalData.js"
 import { maxDepth, whyNotText } from "./json.js"
 
 /** A personal value as stored: its subject, the nonce, and the ciphertext of its JSON followed by the GCM tag. */

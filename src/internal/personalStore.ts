@@ -8,9 +8,9 @@
  */
 import { Effect } from "effect"
 import type { RecordedEvent } from "../Event.js"
-import { StoreError } from "../errors.js"
+import { type InvalidPersonalData, StoreError, type SubjectErased } from "../errors.js"
 import type { KeyStore } from "../KeyStore.js"
-import { type InvalidPersonalData, type SubjectErased, subjectsMetadataKey } from "../PersonalData.js"
+import { subjectsMetadataKey } from "../PersonalData.js"
 import * as StreamWrites from "../StreamWrites.js"
 import { open, seal, subjectsToSeal } from "./personal.js"
 import type { AppendError, AppendResult, SnapshotStore, StoreOperations, StreamTail } from "./storeContract.js"

@@ -12,15 +12,16 @@ import { Data, type Duration, type Effect, type Scope } from "effect"
 import type { RecordedEvent } from "../Event.js"
 import type {
   DuplicateEventId,
+  InvalidPersonalData,
   InvalidTruncation,
   StoreError,
   StreamArchived,
   StreamNotFound,
+  SubjectErased,
   VersionConflict
 } from "../errors.js"
 import type { KeyStore } from "../KeyStore.js"
 import type { LogPosition } from "../LogPosition.js"
-import type { InvalidPersonalData, SubjectErased } from "../PersonalData.js"
 import type { StreamId } from "../StreamId.js"
 import type { StreamWrites } from "../StreamWrites.js"
 

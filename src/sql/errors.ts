@@ -5,8 +5,7 @@
  */
 import { DrizzleQueryError } from "drizzle-orm"
 import type { ExpectedVersion } from "../ExpectedVersion.js"
-import { DuplicateEventId, StoreError, VersionConflict } from "../errors.js"
-import { SubjectErased } from "../PersonalData.js"
+import { DuplicateEventId, StoreError, SubjectErased, VersionConflict } from "../errors.js"
 import type { StreamId } from "../StreamId.js"
 
 /** What the PostgreSQL drivers report: postgres.js and PGlite agree on `code`, `detail` and `message`. */

@@ -5,12 +5,11 @@
  * removes snapshots and appends `SubjectErased` in one transaction.
  */
 import { Effect } from "effect"
-import type { StoreError } from "../errors.js"
+import type { StoreError, SubjectErased } from "../errors.js"
 import { newKey } from "../internal/personal.js"
 import type { Erasure } from "../internal/storeContract.js"
 import type { KeyStore } from "../KeyStore.js"
 import * as LogPosition from "../LogPosition.js"
-import type { SubjectErased } from "../PersonalData.js"
 import { parseSubjectErased } from "./errors.js"
 import { quoted } from "./statements.js"
 
