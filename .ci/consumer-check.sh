@@ -456,7 +456,7 @@ npx drizzle-kit push --force < /dev/null 2>&1 | tee push.log
 if grep -qi 'eventcore' push.log; then echo "drizzle-kit push saw eventcore's tables" >&2; exit 1; fi
 psql "$url" -Atc "select count(*) from eventcore.events" | grep -qx 5
 psql "$url" -Atc "select string_agg(table_schema || '.' || table_name, ' ' order by table_schema, table_name) from information_schema.tables where table_schema in ('public', 'eventcore')" | tee tables.log
-grep -qx 'eventcore.dead_letters eventcore.events eventcore.migrations eventcore.projections eventcore.snapshots eventcore.streams public.balances public.events' tables.log
+grep -qx 'eventcore.dead_letters eventcore.erasures eventcore.events eventcore.migrations eventcore.projections eventcore.snapshots eventcore.stream_states eventcore.streams eventcore.subject_keys public.balances public.events' tables.log
 npx drizzle-kit generate < /dev/null > generate.log 2>&1 || { cat generate.log; exit 1; }
 if grep -qi 'eventcore' drizzle/*.sql; then echo "drizzle-kit generate wrote eventcore's tables into the application's migration" >&2; exit 1; fi
 node out/report.js | tee report.log
