@@ -19,6 +19,17 @@ export type Database = PgDatabase<PgQueryResultHKT, any>
  * postgres.js), and drizzle's row mapping costs as much CPU as the rest of a
  * read.
  */
+/**
+ * A statement run on the store's primary in an Effect: rows as arrays, its
+ * failures `StoreError`s naming `operation` (the stores' own queries, for the
+ * modules beside them: snapshots, keys, the stream lifecycle).
+ */
+export type Query = (
+  operation: string,
+  statement: string,
+  params: ReadonlyArray<unknown>
+) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, StoreError>
+
 export type RunStatement = (
   statement: string,
   params: ReadonlyArray<unknown>

@@ -7,15 +7,9 @@ import { Effect } from "effect"
 import { InvalidTruncation, type StoreError, StreamNotFound } from "../errors.js"
 import type { Lifecycle } from "../internal/storeContract.js"
 import type { StreamId } from "../StreamId.js"
+import type { Query } from "./driver.js"
 import { driverError } from "./errors.js"
 import { quoted } from "./statements.js"
-
-/** Runs a statement, rows as arrays, its failure a `StoreError` of `operation`. */
-type Query = (
-  operation: string,
-  statement: string,
-  params: ReadonlyArray<unknown>
-) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, StoreError>
 
 /** Not a stream, or not a version of it, to archive or truncate (`EC006`), with the stream's version from its DETAIL. */
 const notAVersion = (error: StoreError): number | undefined => {

@@ -10,15 +10,9 @@ import { newKey } from "../internal/personal.js"
 import type { Erasure } from "../internal/storeContract.js"
 import type { KeyStore } from "../KeyStore.js"
 import * as LogPosition from "../LogPosition.js"
+import type { Query } from "./driver.js"
 import { parseSubjectErased } from "./errors.js"
 import { quoted } from "./statements.js"
-
-/** Runs a statement, rows as arrays, its failure a `StoreError` of `operation`. */
-type Query = (
-  operation: string,
-  statement: string,
-  params: ReadonlyArray<unknown>
-) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, StoreError>
 
 const keysOf = (rows: ReadonlyArray<ReadonlyArray<unknown>>): ReadonlyMap<string, Uint8Array> =>
   new Map(rows.map(([subject, key]) => [subject as string, Buffer.from(key as string, "base64")]))
@@ -64,10 +58,10 @@ interface ErasureReply {
 }
 
 /** Erases `subject` in the store in `schema` (`erase_subject`), as `by`. */
-export const erase =
-  (schema: string, query: Query) =>
-  (subject: string, by: string): Effect.Effect<Erasure, StoreError> =>
-    Effect.map(query("erase", statements(schema).erase, [subject, by]), (rows) => {
+export const erase = (schema: string, query: Query) => {
+  const statement = statements(schema).erase
+  return (subject: string, by: string): Effect.Effect<Erasure, StoreError> =>
+    Effect.map(query("erase", statement, [subject, by]), (rows) => {
       const reply = JSON.parse(rows[0]?.[0] as string) as ErasureReply
       return reply.erased
         ? {
@@ -86,3 +80,4 @@ export const erase =
             snapshotsRemoved: 0
           }
     })
+}

@@ -5,18 +5,11 @@
  */
 import { Effect } from "effect"
 import type { RecordedEvent } from "../Event.js"
-import type { StoreError } from "../errors.js"
 import type { SnapshotStore, StoredSnapshot, StreamTail } from "../internal/storeContract.js"
 import type { StreamId } from "../StreamId.js"
+import type { Query } from "./driver.js"
 import { eventAt, inVersionOrder } from "./rows.js"
 import { snapshotStatements } from "./statements.js"
-
-/** A statement run on the primary, its failures as `StoreError`s naming `operation`. */
-export type Query = (
-  operation: string,
-  statement: string,
-  params: ReadonlyArray<unknown>
-) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, StoreError>
 
 /** A snapshot as `load` selects it: `to_jsonb` of its row. */
 interface SnapshotRow {
