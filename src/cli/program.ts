@@ -488,6 +488,27 @@ const confirmed = (yes: boolean, doing: string, verb: string) => {
   if (!yes) usageError(`${doing}; add --yes to ${verb}`)
 }
 
+/**
+ * Makes `change` (the command `name`'s) through the function only a privileged
+ * role may call, once the session's role is found to be allowed it, and prints
+ * what `line` says of its outcome.
+ */
+const changeAndSay = <A, E>(
+  target: Target,
+  schema: string,
+  name: keyof typeof privileged,
+  change: Effect.Effect<A, E, EventStore.EventStore>,
+  line: (outcome: A) => string
+) =>
+  Effect.flatMap(
+    Effect.scoped(
+      Effect.flatMap(connectForChanging(target, schema, name, privileged[name]), ({ context }) =>
+        Effect.provide(change, context)
+      )
+    ),
+    (outcome) => Console.log(line(outcome))
+  )
+
 const erase = command(
   {
     name: "erase",
@@ -509,14 +530,7 @@ const erase = command(
       `erasing subject ${JSON.stringify(subject)} destroys its key: its personal data become unreadable for good, in every event and every copy of the log, and every snapshot is removed`,
       "erase it"
     )
-    return Effect.gen(function* () {
-      const erasure = yield* Effect.scoped(
-        Effect.flatMap(connectForChanging(target, schema, "erase", privileged.erase), ({ context }) =>
-          Effect.provide(PersonalData.erase(subject, { by }), context)
-        )
-      )
-      yield* Console.log(erasedLine(erasure))
-    })
+    return changeAndSay(target, schema, "erase", PersonalData.erase(subject, { by }), erasedLine)
   }
 )
 
@@ -539,14 +553,7 @@ const archive = command(
       `archiving stream ${JSON.stringify(streamId)} is for good: its reads and appends are refused from then on (its events stay in the global log)`,
       "archive it"
     )
-    return Effect.gen(function* () {
-      const archived = yield* Effect.scoped(
-        Effect.flatMap(connectForChanging(target, schema, "archive", privileged.archive), ({ context }) =>
-          Effect.provide(StreamLifecycle.archive(streamId), context)
-        )
-      )
-      yield* Console.log(archivedLine(archived))
-    })
+    return changeAndSay(target, schema, "archive", StreamLifecycle.archive(streamId), archivedLine)
   }
 )
 
@@ -574,14 +581,9 @@ const truncate = command(
       `truncating stream ${JSON.stringify(streamId)} before version ${before} hides its events before it from reads and commands for good (\`eventcore purge\` then removes them)`,
       "truncate it"
     )
-    return Effect.gen(function* () {
-      const truncated = yield* Effect.scoped(
-        Effect.flatMap(connectForChanging(target, schema, "truncate", privileged.truncate), ({ context }) =>
-          Effect.provide(StreamLifecycle.truncate(streamId, { before }), context)
-        )
-      )
-      yield* Console.log(truncatedLine(truncated, before))
-    })
+    return changeAndSay(target, schema, "truncate", StreamLifecycle.truncate(streamId, { before }), (truncated) =>
+      truncatedLine(truncated, before)
+    )
   }
 )
 
@@ -602,14 +604,7 @@ const purge = command(
       "purging removes the events truncations hid for good, from the global log too (projections rebuilt later never see them)",
       "purge them"
     )
-    return Effect.gen(function* () {
-      const removed = yield* Effect.scoped(
-        Effect.flatMap(connectForChanging(target, schema, "purge", privileged.purge), ({ context }) =>
-          Effect.provide(StreamLifecycle.purgeTruncated, context)
-        )
-      )
-      yield* Console.log(purgedLine(removed))
-    })
+    return changeAndSay(target, schema, "purge", StreamLifecycle.purgeTruncated, purgedLine)
   }
 )
 
