@@ -10,8 +10,12 @@
 import { describe, it } from "vitest"
 import { runWithTsx } from "./support/example.js"
 
-/** PGlite boots in 4-10 s on a loaded machine, tsx compiles for a few more. */
-const timeoutMillis = 45_000
+/**
+ * PGlite boots in 4-10 s on a loaded machine, tsx compiles for a few more, and
+ * the examples run side by side: on two busy cores one can take most of a
+ * minute, so the kill comes late enough not to decide the test.
+ */
+const timeoutMillis = 100_000
 
 interface PrintedSpan {
   readonly name: string | undefined
@@ -33,7 +37,7 @@ const printedSpans = (stdout: string): ReadonlyArray<PrintedSpan> =>
       parentId: /^ {2}parentSpanContext: \{[^}]*^ {4}spanId: '(\w+)'/ms.exec(printed)?.[1]
     }))
 
-describe.concurrent("examples/", () => {
+describe.concurrent("examples/", { timeout: timeoutMillis + 20_000 }, () => {
   it("readme/transfer.ts prints the versions of both accounts after a deposit and a transfer", async ({ expect }) => {
     const run = await runWithTsx(["examples/readme/transfer.ts"], { timeoutMillis })
     expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" })
@@ -83,9 +87,9 @@ describe.concurrent("examples/", () => {
 
 // After the others, alone: it opens two PGlite stores one after the other, the first creating its directory.
 describe("examples/evolution/", () => {
-  it("main.ts runs a bank's third release over its first release's events", { timeout: 120_000 }, async ({
-    expect
-  }) => {
+  it("main.ts runs a bank's third release over its first release's events", {
+    timeout: 2 * timeoutMillis + 20_000
+  }, async ({ expect }) => {
     const run = await runWithTsx(["examples/evolution/main.ts"], { timeoutMillis: 2 * timeoutMillis })
     expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" })
     expect(run.stdout.trim().split("\n")).toEqual([

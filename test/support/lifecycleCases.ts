@@ -3,7 +3,7 @@
  * truncate, purge.
  */
 import { Chunk, Effect, Either, Fiber, Schema, type Scope, Stream } from "effect"
-import { Command, EventStore, execute, Snapshot, StreamId, StreamLifecycle } from "eventcore"
+import { Command, EventStore, execute, LogPosition, Snapshot, StreamId, StreamLifecycle } from "eventcore"
 import { writesOf } from "eventcore/testing"
 import { expect, it } from "vitest"
 
@@ -35,8 +35,16 @@ const CountEntries = Command.make({
   decide: (count) => Effect.succeed([{ streamId: stream, event: Entry.make({ n: count }) }])
 })
 
-const logOf = (streamId: StreamId.StreamId) =>
-  Effect.flatMap(EventStore.EventStore, (store) => Stream.runCollect(store.streamAll())).pipe(
+/**
+ * The versions of `streamId`'s events in the global log, once it is readable
+ * `through` the test's last append (a transaction running elsewhere on the
+ * server holds the log back meanwhile).
+ */
+const logOf = (streamId: StreamId.StreamId, through: LogPosition.LogPosition) =>
+  Effect.zipRight(
+    EventStore.waitForLog(through, { timeout: "60 seconds" }),
+    Effect.flatMap(EventStore.EventStore, (store) => Stream.runCollect(store.streamAll()))
+  ).pipe(
     Effect.map((events) =>
       Chunk.toReadonlyArray(events)
         .filter((event) => event.streamId === streamId)
@@ -49,7 +57,7 @@ export const defineLifecycleTests = (withStore: WithStore) => {
     withStore(
       Effect.gen(function* () {
         const store = yield* EventStore.EventStore
-        yield* appendTo(stream, 3)
+        const written = yield* appendTo(stream, 3)
         const other = StreamId.unsafeMake("ledger-2")
         const archived = yield* StreamLifecycle.archive(stream)
         expect(archived).toMatchObject({ streamId: stream, version: 3, already: false })
@@ -68,7 +76,7 @@ export const defineLifecycleTests = (withStore: WithStore) => {
         expect(yield* Effect.either(store.readStream(other))).toMatchObject({ _tag: "Left" })
         expect(yield* Effect.flip(execute(CountEntries, {}))).toMatchObject({ _tag: "StreamArchived" })
 
-        expect(yield* logOf(stream)).toEqual([1, 2, 3])
+        expect(yield* logOf(stream, written.events[2]?.position as LogPosition.LogPosition)).toEqual([1, 2, 3])
         const again = yield* StreamLifecycle.archive(stream)
         expect(again).toMatchObject({ version: 3, already: true, archivedAt: archived.archivedAt })
         expect(yield* Effect.flip(StreamLifecycle.archive(StreamId.unsafeMake("nothing-here")))).toMatchObject({
@@ -80,13 +88,16 @@ export const defineLifecycleTests = (withStore: WithStore) => {
   it("an append racing an archive commits before it or is refused, never after it", () =>
     withStore(
       Effect.gen(function* () {
-        yield* appendTo(stream, 1)
+        const positions = (yield* appendTo(stream, 1)).events.map((event) => event.position)
         // Eight writers append until the archive refuses them; it comes once they have written a few.
+        const writeOne = Effect.tap(appendTo(stream, 1), (result) => {
+          positions.push(...result.events.map((event) => event.position))
+        })
         const writers = yield* Effect.forEach(
           Array.from({ length: 8 }),
           () =>
             Effect.fork(
-              Effect.zipRight(appendTo(stream, 1), Effect.yieldNow()).pipe(
+              Effect.zipRight(writeOne, Effect.yieldNow()).pipe(
                 Effect.forever,
                 Effect.flip,
                 Effect.map((error) => error._tag)
@@ -102,7 +113,8 @@ export const defineLifecycleTests = (withStore: WithStore) => {
         const endings = yield* Effect.forEach(writers, Fiber.join)
         expect(endings).toEqual(Array.from({ length: 8 }, () => "StreamArchived"))
         // Every event committed is within the version the archive saw.
-        const versions = yield* logOf(stream)
+        const last = positions.reduce(LogPosition.max)
+        const versions = yield* logOf(stream, last)
         expect(versions).toEqual(Array.from({ length: archived.version }, (_, i) => i + 1))
         expect(archived.version).toBeGreaterThan(1)
       })
@@ -146,9 +158,10 @@ export const defineLifecycleTests = (withStore: WithStore) => {
         })
 
         // Until purged, the global log keeps the hidden events; then they are gone, and nothing else.
-        expect(yield* logOf(stream)).toEqual([1, 2, 3, 4, 5, 6, 7])
+        const through = counted.events[0]?.position as LogPosition.LogPosition
+        expect(yield* logOf(stream, through)).toEqual([1, 2, 3, 4, 5, 6, 7])
         expect(yield* StreamLifecycle.purgeTruncated).toBe(3)
-        expect(yield* logOf(stream)).toEqual([4, 5, 6, 7])
+        expect(yield* logOf(stream, through)).toEqual([4, 5, 6, 7])
         expect((yield* store.readStream(stream)).events.map((e) => e.streamVersion)).toEqual([4, 5, 6, 7])
         expect(yield* StreamLifecycle.purgeTruncated).toBe(0)
         // Appends go on from the version, gap-free.
