@@ -99,7 +99,11 @@ export const storeGiven = (spec: string, givens: ReadonlyArray<Given>) =>
         stored.push(...(yield* appendDecided(given.schema, `${spec} (given)`, decisionsOf(given.streams))))
       } else {
         let writes = StreamWrites.empty
-        for (const { streamId, event } of decisionsOf(given.streams)) {
+        const decisions = decisionsOf(given.streams)
+        for (const streamId of new Set(decisions.map((decision) => decision.streamId))) {
+          writes = yield* StreamWrites.expect(writes, streamId, "any")
+        }
+        for (const { streamId, event } of decisions) {
           writes = yield* StreamWrites.append(writes, {
             streamId,
             eventType: event.eventType,
