@@ -8,18 +8,7 @@
  * Both run the command through `execute`, with `decide` replaced by one that
  * records the state it is given and decides nothing.
  */
-import {
-  Duration,
-  Effect,
-  Either,
-  HashMap,
-  type Layer,
-  Logger,
-  LogLevel,
-  ParseResult,
-  type Schema,
-  Stream
-} from "effect"
+import { Duration, Effect, Either, HashMap, type Layer, Logger, LogLevel, ParseResult, Stream } from "effect"
 import * as fc from "fast-check"
 import { assert, expect } from "vitest"
 import type * as Command from "../Command.js"
@@ -31,6 +20,7 @@ import * as InMemoryEventStore from "../InMemoryEventStore.js"
 import * as Snapshot from "../Snapshot.js"
 import * as StreamId from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
+import { appendDecided } from "./given.js"
 
 type Definition<Input, State, Event extends { readonly _tag: string }, EventEncoded> = Command.Command<
   Input,
@@ -71,25 +61,6 @@ const stateOf = <Input, State, Event extends { readonly _tag: string }, EventEnc
     streams: [...result.streamVersions].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   }))
 }
-
-/** Stores `events` as the command would write them (encoded by `execute` itself), in one append. */
-const store = <Event extends { readonly _tag: string }, EventEncoded>(
-  command: { readonly name: string; readonly event: Schema.Schema<Event, EventEncoded> },
-  events: ReadonlyArray<Command.Decision<Event>>
-) =>
-  events.length === 0
-    ? Effect.void
-    : execute(
-        {
-          name: command.name,
-          event: command.event,
-          streams: () => events.map((decision) => decision.streamId),
-          initialState: undefined,
-          apply: () => undefined,
-          decide: () => Effect.succeed(events)
-        },
-        undefined
-      )
 
 const listed = (events: ReadonlyArray<Command.Decision<unknown>>) =>
   events.length === 0 ? "none" : events.map((d) => `${d.streamId} ${fc.stringify(d.event)}`).join(", ")
@@ -219,7 +190,7 @@ export const snapshotProperty = async <
         Effect.gen(function* () {
           const warned = warnings.length
           delete read.restored
-          yield* store(command, step.events)
+          yield* appendDecided(command.event, command.name, step.events)
           const fromSnapshot = yield* stateOf(command, writing, step.input)
           const full = i === 0 ? fromSnapshot : yield* stateOf(command, undefined, step.input)
           yield* Snapshot.awaitWrites
@@ -338,7 +309,7 @@ export const snapshotSample = async <
   const snapshot = snapshotOf(command)
   const { sample, state, restored } = await Effect.runPromise(
     Effect.gen(function* () {
-      yield* store(command, events)
+      yield* appendDecided(command.event, command.name, events)
       const stored = yield* Stream.runCollect((yield* EventStore.EventStore).streamAll())
       const { state } = yield* stateOf(command, undefined, input)
       const sample: SnapshotSample = JSON.parse(
