@@ -18,6 +18,7 @@ import type { ReadModelDatabase } from "../internal/storeContract.js"
 import * as PgliteEventStore from "../PgliteEventStore.js"
 import * as PostgresEventStore from "../PostgresEventStore.js"
 import type { ReadModelStore } from "../ReadModel.js"
+import { initialisedDump } from "./initialisedPglite.js"
 
 /** A Drizzle database on a spec's store, outside any projection's transaction: what specs read the application's tables with. */
 export class Database extends Context.Tag("eventcore/testing/Database")<
@@ -40,8 +41,9 @@ const failed = (operation: string, message: string) => (cause: unknown) =>
   })
 
 /**
- * PGlite: the first build makes a database (PostgreSQL's initdb, eventcore's
- * migrations, `migrationsFolder`, `setup`: seconds) and keeps its dump; each
+ * PGlite: the first build makes a database (eventcore's migrations,
+ * `migrationsFolder`, `setup`, on a copy of a cluster PGlite initialised once
+ * and cached in `node_modules/.cache/eventcore`) and keeps its dump; each
  * build loads a copy of it (about a second on two cores) and closes it when
  * released. Make it once per test file: `const layer = TestStore.pglite({ ... })`.
  */
@@ -50,7 +52,7 @@ export const pglite = (
 ): Layer.Layer<EventStore.EventStore | ReadModelStore | PgliteEventStore.Client | Database, StoreError> => {
   let template: Promise<Blob> | undefined
   const makeTemplate = async () => {
-    const client = await PGlite.create()
+    const client = await PGlite.create({ loadDataDir: await initialisedDump() })
     try {
       await Effect.runPromise(PgliteEventStore.migrate(client))
       const db = drizzlePglite({ client })

@@ -7,45 +7,22 @@
  * as it would have on a directory it had created.
  *
  * Made once per PGlite version, in node_modules/.cache next to the bundles
- * (./bundle.ts), and shared by the test files and the runs that follow.
+ * (./bundle.ts), and shared by the test files and the runs that follow, as the
+ * testing kit makes its own (src/testing/initialisedPglite.ts).
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { PGlite } from "@electric-sql/pglite"
+import { cacheOf, makeCache } from "../../src/testing/initialisedPglite.js"
 
-const root = join(import.meta.dirname, "..", "..")
-const { version } = JSON.parse(
-  readFileSync(join(root, "node_modules", "@electric-sql", "pglite", "package.json"), "utf8")
-) as { readonly version: string }
-const cache = join(root, "node_modules", ".cache", "eventcore-test", `pglite-${version}-initialised`)
+const cache = cacheOf(join(import.meta.dirname, "..", "..", "node_modules", ".cache", "eventcore-test"))
 /** The directory itself: never opened, only copied (opening writes to it). */
 const dataDir = join(cache, "data")
 /** The same cluster as `dumpDataDir` writes it, for `PGlite.create({ loadDataDir })`. */
 const dumpFile = join(cache, "data.tar")
 
-const make = async () => {
-  if (existsSync(cache)) return
-  const building = `${cache}-${process.pid}`
-  rmSync(building, { recursive: true, force: true })
-  mkdirSync(building, { recursive: true })
-  const db = await PGlite.create({ dataDir: join(building, "data") })
-  try {
-    writeFileSync(join(building, "data.tar"), new Uint8Array(await (await db.dumpDataDir("none")).arrayBuffer()))
-  } finally {
-    await db.close()
-  }
-  // Test files starting at once may each make it: the first rename wins, whole.
-  try {
-    renameSync(building, cache)
-  } catch (error) {
-    if (!existsSync(cache)) throw error
-    rmSync(building, { recursive: true, force: true })
-  }
-}
-
 let made: Promise<void> | undefined
 const ready = () => {
-  made ??= make()
+  made ??= makeCache(cache)
   return made
 }
 
