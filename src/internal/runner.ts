@@ -414,10 +414,15 @@ export const run = <E, Err, R>(
     Effect.catchIf(
       (error): error is StoreError | CheckpointMoved => !(error instanceof ProjectionFailed),
       (error) =>
-        Effect.logWarning(`eventcore: ${handler.kind} lost its database session or checkpoint; owning it again`).pipe(
-          Effect.annotateLogs({ [handler.kind]: handler.name, error: error.message }),
-          Effect.zipRight(Effect.fail(error))
-        )
+        // A moved checkpoint is the routine way a rebuild (or a takeover) reaches a running instance.
+        (error._tag === "CheckpointMoved"
+          ? Effect.logInfo(
+              `eventcore: ${handler.kind}'s checkpoint moved (a rebuild, or another instance committed first); owning it again from there`
+            ).pipe(Effect.annotateLogs({ [handler.kind]: handler.name }))
+          : Effect.logWarning(`eventcore: ${handler.kind} lost its database session; owning it again`).pipe(
+              Effect.annotateLogs({ [handler.kind]: handler.name, error: error.message })
+            )
+        ).pipe(Effect.zipRight(Effect.fail(error)))
     ),
     Effect.retry({
       // From 100 ms again once the instance has run for a minute without losing its session.

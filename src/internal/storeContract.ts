@@ -363,7 +363,11 @@ export class WriteAtCommitFailed {
 }
 
 /** The checkpoint moved since this instance read it: another instance, or a rebuild, committed first. */
-export class CheckpointMoved extends Data.TaggedError("CheckpointMoved")<{ readonly name: string }> {}
+export class CheckpointMoved extends Data.TaggedError("CheckpointMoved")<{ readonly name: string }> {
+  override get message() {
+    return `The checkpoint of ${JSON.stringify(this.name)} moved since this instance read it`
+  }
+}
 
 /** What an instance can do while it owns a name. */
 export interface Ownership {
