@@ -174,6 +174,22 @@ const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
 
 /**
+ * What an application's handler failed with: a tagged error by its tag and
+ * message, or its tag and fields when it has no message (a `Data.TaggedError`
+ * made without one), anything else as `describe` says it.
+ */
+const describeFailure = (cause: unknown): string => {
+  if (typeof cause !== "object" || cause === null) return describe(cause)
+  const { _tag, message, name: _name, stack: _stack, ...fields } = cause as Record<string, unknown>
+  const text = typeof message === "string" && message !== "" ? message : undefined
+  if (typeof _tag === "string") {
+    if (text !== undefined) return `${_tag}: ${text}`
+    return Object.keys(fields).length === 0 ? _tag : `${_tag} ${JSON.stringify(fields)}`
+  }
+  return text ?? (cause instanceof Error ? describe(cause) : JSON.stringify(fields))
+}
+
+/**
  * A projection or reactor stopped: handling the event at `position` failed
  * (its handler, or decoding it) after every retry. Its status says `failed`;
  * the next run resumes at that same event.
@@ -185,7 +201,7 @@ export class ProjectionFailed extends Data.TaggedError("ProjectionFailed")<{
   readonly cause: unknown
 }> {
   override get message() {
-    return `Projection ${JSON.stringify(this.projection)} stopped at event ${this.eventId} (position ${this.position}): ${describe(this.cause)}`
+    return `Projection ${JSON.stringify(this.projection)} stopped at event ${this.eventId} (position ${this.position}): ${describeFailure(this.cause)}`
   }
 }
 

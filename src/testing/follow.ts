@@ -3,7 +3,7 @@
  * run to pass a position of the log, never by sleeping, and when that does
  * not happen in time, with a message that says where it stands and why.
  */
-import { type Duration, Effect, Fiber, type Schema } from "effect"
+import { type Duration, Effect, Fiber, Schedule, type Schema } from "effect"
 import * as EventStore from "../EventStore.js"
 import type { LogPosition } from "../LogPosition.js"
 import * as Projection from "../Projection.js"
@@ -76,3 +76,9 @@ const whereItStands = (followed: Followed, position: LogPosition) =>
     )
     return `The ${kind} ${followed.name} did not reach position ${position} (the last given event) in time: ${standing}${held}`
   })
+
+/** A spec's run options: a failing event tried twice more at once unless `options.retry` says otherwise. */
+export const runOptions = (options: Projection.RunOptions = {}): Projection.RunOptions => ({
+  retry: Schedule.recurs(2),
+  ...options
+})

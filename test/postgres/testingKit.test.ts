@@ -1,6 +1,6 @@
 /**
- * The testing kit's projection specs on a PostgreSQL server
- * (`TestStore.postgres`): the bank's balances, a spec whose last given event
+ * The testing kit's specs on a PostgreSQL server (`TestStore.postgres`): the
+ * bank's commands, its balances, a spec whose last given event
  * is not the projection's, and a transaction left open elsewhere on the
  * server, which holds every reader of the global log back (Marten's trap): the
  * spec says so instead of timing out in silence. Each spec's database is gone
@@ -10,10 +10,17 @@ import { it } from "@effect/vitest"
 import { sql } from "drizzle-orm"
 import { Cause, Deferred, Effect, Exit } from "effect"
 import { LogPosition } from "eventcore"
-import { ProjectionSpec, TestStore } from "eventcore/testing"
+import { CommandSpec, ProjectionSpec, TestStore } from "eventcore/testing"
 import postgres from "postgres"
 import { expect } from "vitest"
-import { AccountOpened, MoneyDeposited, TransferReceived, TransferSent } from "../../src/demo/domain.js"
+import {
+  AccountOpened,
+  InsufficientFunds,
+  MoneyDeposited,
+  Transfer,
+  TransferReceived,
+  TransferSent
+} from "../../src/demo/domain.js"
 import { Balances, balances, createBalances } from "../../src/demo/readModel.js"
 import { databaseUrl, describeServer } from "../support/postgres.js"
 
@@ -55,6 +62,25 @@ describeServer("the testing kit on a PostgreSQL server", () => {
       Effect.map((rows) => rows.map((row) => row.datname as string)),
       Effect.scoped
     )
+
+  it.effect("the bank's commands: the same specs as in memory and on PGlite (test/kit/bank.test.ts)", () =>
+    Effect.gen(function* () {
+      yield* CommandSpec.make(Transfer, { layer })
+        .given({ "account-alice": [opened("Alice"), deposited(50_00)], "account-bob": [opened("Bob")] })
+        .when({ from: "alice", to: "bob", amount: 30_00 })
+        .thenAppended({
+          "account-alice": [TransferSent.make({ to: "bob", amount: 30_00 })],
+          "account-bob": [TransferReceived.make({ from: "alice", amount: 30_00 })]
+        })
+      yield* CommandSpec.make(Transfer, { layer })
+        .given({ "account-alice": [opened("Alice"), deposited(50_00)], "account-bob": [opened("Bob")] })
+        .when(
+          { from: "alice", to: "bob", amount: 30_00 },
+          { concurrently: { "account-alice": [TransferSent.make({ to: "carol", amount: 40_00 })] } }
+        )
+        .thenFails(new InsufficientFunds({ account: "alice", balance: 10_00, requested: 30_00 }))
+    })
+  )
 
   it.effect("the bank's balances, several givens across accounts with transfers; its database is dropped after", () =>
     Effect.gen(function* () {
