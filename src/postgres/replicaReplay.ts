@@ -7,6 +7,7 @@ import { Duration, Effect, Ref, Schedule } from "effect"
 import type postgres from "postgres"
 import { StoreError } from "../errors.js"
 import { driverError, storeError } from "../sql/errors.js"
+import { retryOnReplica } from "../sql/replica.js"
 import { runOn } from "./run.js"
 
 /**
@@ -41,7 +42,14 @@ type Replay =
 /** Asked again at 10 ms, doubling up to every 200 ms. */
 const replayPoll = Schedule.exponential("10 millis").pipe(Schedule.union(Schedule.spaced("200 millis")))
 
+/**
+ * Asked as every read on the replica is: run again when the standby cancels
+ * it for a conflict with recovery (a VACUUM replayed from the primary).
+ */
 const replayOf = (replica: postgres.Sql, position: string, cluster: string): Effect.Effect<Replay, StoreError> =>
+  retryOnReplica(askReplay(replica, position, cluster))
+
+const askReplay = (replica: postgres.Sql, position: string, cluster: string): Effect.Effect<Replay, StoreError> =>
   Effect.tryPromise({ try: () => runOn(replica)(replicaReplay, [position]), catch: (error) => error }).pipe(
     Effect.matchEffect({
       // A database created on the primary is missing on the standby until it replays its creation.
