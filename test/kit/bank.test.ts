@@ -8,19 +8,9 @@ import { it } from "@effect/vitest"
 import { InMemoryEventStore } from "eventcore"
 import { CommandSpec, ProjectionSpec, runSpec, TestStore } from "eventcore/testing"
 import { describe, it as plainIt } from "vitest"
-import {
-  AccountOpened,
-  InsufficientFunds,
-  MoneyDeposited,
-  Open,
-  Transfer,
-  TransferReceived,
-  TransferSent
-} from "../../src/demo/domain.js"
+import { InsufficientFunds, Open, Transfer, TransferReceived, TransferSent } from "../../src/demo/domain.js"
 import { Balances, balances, createBalances } from "../../src/demo/readModel.js"
-
-const opened = (owner: string) => AccountOpened.make({ owner })
-const deposited = (amount: number) => MoneyDeposited.make({ amount })
+import { deposited, opened } from "../support/bankSpecs.js"
 
 // A new PGlite database for each spec, copied from one made (and set up) once for this file.
 const pglite = TestStore.pglite({ setup: (db) => db.execute(createBalances) })

@@ -13,18 +13,14 @@ import * as Evolved from "../../examples/evolution/bank.js"
 import {
   AccountAlreadyOpen,
   AccountNotOpen,
-  AccountOpened,
   Deposit,
   InvalidAmount,
-  MoneyDeposited,
   Open,
   Transfer,
   TransferReceived,
   TransferSent
 } from "../../src/demo/domain.js"
-
-const opened = (owner: string) => AccountOpened.make({ owner })
-const deposited = (amount: number) => MoneyDeposited.make({ amount })
+import { deposited, opened } from "../support/bankSpecs.js"
 
 describe("what else a command spec covers", () => {
   it.effect("a deposit on the read-only side of a transfer conflicts too: decide runs twice, then succeeds", () =>

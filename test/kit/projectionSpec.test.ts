@@ -26,11 +26,9 @@ import {
 } from "eventcore"
 import { ProjectionSpec, ReactorSpec, runSpec, TestStore } from "eventcore/testing"
 import { describe, expect, it as plainIt } from "vitest"
-import { AccountEvent, AccountOpened, MoneyDeposited, TransferReceived, TransferSent } from "../../src/demo/domain.js"
+import { AccountEvent, TransferSent } from "../../src/demo/domain.js"
 import { Balances, balances, createBalances } from "../../src/demo/readModel.js"
-
-const opened = (owner: string) => AccountOpened.make({ owner })
-const deposited = (amount: number) => MoneyDeposited.make({ amount })
+import { balancesAcrossAccounts, deposited, opened } from "../support/bankSpecs.js"
 
 /** A ledger of deposits, written by a handler of the application's own through `ReadModel`. */
 const deposits = pgTable("bank_deposits", {
@@ -155,23 +153,7 @@ const failureMessage = <A, E>(spec: Effect.Effect<A, E, never>): Effect.Effect<s
 
 describe("projection specs that pass", () => {
   it.effect("the bank's balances on PGlite: several givens, across accounts, with transfers", () =>
-    ProjectionSpec.make(Balances, { layer: pglite })
-      .given({ "account-alice": [opened("Alice"), deposited(100_00)] })
-      .given({ "account-bob": [opened("Bob"), deposited(5_00)], "account-carol": [opened("Carol")] })
-      .given({
-        "account-alice": [TransferSent.make({ to: "bob", amount: 30_00 })],
-        "account-bob": [TransferReceived.make({ from: "alice", amount: 30_00 })]
-      })
-      .given({
-        "account-bob": [TransferSent.make({ to: "carol", amount: 10_00 })],
-        "account-carol": [TransferReceived.make({ from: "bob", amount: 10_00 })]
-      })
-      .given({ "account-alice": [deposited(1)] })
-      .thenRows(balances, [
-        { account: "carol", cents: 10_00 },
-        { account: "alice", cents: 70_01 },
-        { account: "bob", cents: 25_00 }
-      ])
+    balancesAcrossAccounts(pglite)
   )
 
   it.effect("a handler of the application's own writing through ReadModel (Drizzle), emptied by its reset", () =>

@@ -13,19 +13,10 @@ import { LogPosition } from "eventcore"
 import { CommandSpec, ProjectionSpec, TestStore } from "eventcore/testing"
 import postgres from "postgres"
 import { expect } from "vitest"
-import {
-  AccountOpened,
-  InsufficientFunds,
-  MoneyDeposited,
-  Transfer,
-  TransferReceived,
-  TransferSent
-} from "../../src/demo/domain.js"
+import { InsufficientFunds, Transfer, TransferReceived, TransferSent } from "../../src/demo/domain.js"
 import { Balances, balances, createBalances } from "../../src/demo/readModel.js"
+import { balancesAcrossAccounts, deposited, opened } from "../support/bankSpecs.js"
 import { databaseUrl, describeServer } from "../support/postgres.js"
-
-const opened = (owner: string) => AccountOpened.make({ owner })
-const deposited = (amount: number) => MoneyDeposited.make({ amount })
 
 /** A connection of its own to the server's database at DATABASE_URL, closed with the scope. */
 const connection = (url: string) =>
@@ -85,23 +76,7 @@ describeServer("the testing kit on a PostgreSQL server", () => {
   it.effect("the bank's balances, several givens across accounts with transfers; its database is dropped after", () =>
     Effect.gen(function* () {
       const before = created.length
-      yield* ProjectionSpec.make(Balances, { layer })
-        .given({ "account-alice": [opened("Alice"), deposited(100_00)] })
-        .given({ "account-bob": [opened("Bob"), deposited(5_00)], "account-carol": [opened("Carol")] })
-        .given({
-          "account-alice": [TransferSent.make({ to: "bob", amount: 30_00 })],
-          "account-bob": [TransferReceived.make({ from: "alice", amount: 30_00 })]
-        })
-        .given({
-          "account-bob": [TransferSent.make({ to: "carol", amount: 10_00 })],
-          "account-carol": [TransferReceived.make({ from: "bob", amount: 10_00 })]
-        })
-        .given({ "account-alice": [deposited(1)] })
-        .thenRows(balances, [
-          { account: "carol", cents: 10_00 },
-          { account: "alice", cents: 70_01 },
-          { account: "bob", cents: 25_00 }
-        ])
+      yield* balancesAcrossAccounts(layer)
       const own = created.slice(before)
       expect(own).toHaveLength(1)
       expect(own[0]).toMatch(/^eventcore_spec_/)
