@@ -5,15 +5,18 @@
  * examples are taken from here.
  */
 import { it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
 import { InMemoryEventStore } from "eventcore"
 import { CommandSpec, ProjectionSpec, runSpec, TestStore } from "eventcore/testing"
-import { describe, it as plainIt } from "vitest"
+import { beforeAll, describe, it as plainIt } from "vitest"
 import { InsufficientFunds, Open, Transfer, TransferReceived, TransferSent } from "../../src/demo/domain.js"
 import { Balances, balances, createBalances } from "../../src/demo/readModel.js"
 import { deposited, opened } from "../support/bankSpecs.js"
 
 // A new PGlite database for each spec, copied from one made (and set up) once for this file.
 const pglite = TestStore.pglite({ setup: (db) => db.execute(createBalances) })
+// Made before the specs (the first build makes it), so that no spec's own time pays for it.
+beforeAll(() => Effect.runPromise(Effect.scoped(Layer.build(pglite))))
 
 describe.each([
   ["in memory", InMemoryEventStore.layer],

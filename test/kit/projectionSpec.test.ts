@@ -25,7 +25,7 @@ import {
   StreamId
 } from "eventcore"
 import { ProjectionSpec, ReactorSpec, runSpec, TestStore } from "eventcore/testing"
-import { describe, expect, it as plainIt } from "vitest"
+import { beforeAll, describe, expect, it as plainIt } from "vitest"
 import { AccountEvent, TransferSent } from "../../src/demo/domain.js"
 import { Balances, balances, createBalances } from "../../src/demo/readModel.js"
 import { balancesAcrossAccounts, deposited, opened } from "../support/bankSpecs.js"
@@ -45,6 +45,9 @@ const pglite = TestStore.pglite({
     await db.execute(createDeposits)
   }
 })
+
+// Made before the specs (the first build makes it), so that no spec's own time pays for it.
+beforeAll(() => Effect.runPromise(Effect.scoped(Layer.build(pglite))))
 
 /** A deposit ledger whose rows are named by `idOf`: one row per deposit, emptied for a rebuild. */
 const ledger = (name: string, idOf: (recorded: RecordedEvent) => string) =>
