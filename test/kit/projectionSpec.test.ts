@@ -378,6 +378,14 @@ describe("reactor specs", () => {
 })
 
 describe("a store of its own for each spec", () => {
+  plainIt("a projection that writes through ReadModel needs a SQL store, and its type says so", () => {
+    // Only its type refuses these (`npm run typecheck` fails if it stops refusing them); nothing runs until a then….
+    // @ts-expect-error the default, in-memory store has no ReadModelStore
+    expect(ProjectionSpec.make(Balances).thenRows).toBeTypeOf("function")
+    // @ts-expect-error nor has an in-memory layer given explicitly
+    expect(ProjectionSpec.make(Balances, { layer: InMemoryEventStore.layer }).thenRows).toBeTypeOf("function")
+  })
+
   it.effect("two specs in a row on one TestStore.pglite layer: the second starts empty (and gives stored events)", () =>
     Effect.gen(function* () {
       yield* ProjectionSpec.make(Balances, { layer: pglite })
