@@ -26,6 +26,7 @@ import * as EventStore from "../EventStore.js"
 import type { VersionConflict } from "../errors.js"
 import { type ExecuteError, type ExecutionResult, execute } from "../execute.js"
 import * as InMemoryEventStore from "../InMemoryEventStore.js"
+import type { StreamId } from "../StreamId.js"
 import {
   appendDecided,
   atCallSite,
@@ -262,21 +263,20 @@ const readBack = <Event extends { readonly _tag: string }, EventEncoded>(
 ) =>
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
-    const stored: Array<RecordedEvent> = []
-    const firstOf = new Map<string, { first: number; count: number }>()
-    for (const event of events) {
-      const seen = firstOf.get(event.streamId)
-      firstOf.set(event.streamId, {
-        first: Math.min(seen?.first ?? event.streamVersion, event.streamVersion),
-        count: (seen?.count ?? 0) + 1
+    // Each stream's appended events are consecutive versions: from its first, as many as it got.
+    const ranges = new Map<StreamId, { readonly fromVersion: number; readonly maxCount: number }>()
+    for (const { streamId, streamVersion } of events) {
+      const range = ranges.get(streamId)
+      ranges.set(streamId, {
+        fromVersion: Math.min(range?.fromVersion ?? streamVersion, streamVersion),
+        maxCount: (range?.maxCount ?? 0) + 1
       })
     }
-    for (const event of events) {
-      const range = firstOf.get(event.streamId)
-      if (range === undefined) continue
-      firstOf.delete(event.streamId)
-      const read = yield* store.readStream(event.streamId, { fromVersion: range.first, maxCount: range.count })
-      stored.push(...read.events)
-    }
-    return yield* todaysEvents(schema, stored)
+    const reads = yield* Effect.forEach(ranges, ([streamId, range]) => store.readStream(streamId, range), {
+      concurrency: "unbounded"
+    })
+    return yield* todaysEvents(
+      schema,
+      reads.flatMap((read) => read.events)
+    )
   })

@@ -68,11 +68,13 @@ export const pglite = (
     Effect.gen(function* () {
       const dump = yield* Effect.tryPromise({
         try: () => {
-          template ??= makeTemplate()
-          // A template that failed is made again by the next build, not remembered.
-          template.catch(() => {
-            template = undefined
-          })
+          if (template === undefined) {
+            template = makeTemplate()
+            // A template that failed is made again by the next build, not remembered.
+            template.catch(() => {
+              template = undefined
+            })
+          }
           return template
         },
         catch: failed("open", "TestStore.pglite: cannot make the template database")

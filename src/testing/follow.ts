@@ -3,7 +3,7 @@
  * run to pass a position of the log, never by sleeping, and when that does
  * not happen in time, with a message that says where it stands and why.
  */
-import { type Duration, Effect, Fiber, Schedule, type Schema } from "effect"
+import { Cause, type Duration, Effect, Fiber, Schedule, type Schema } from "effect"
 import * as EventStore from "../EventStore.js"
 import type { LogPosition } from "../LogPosition.js"
 import * as Projection from "../Projection.js"
@@ -43,22 +43,21 @@ export const handledUpTo = <E>(
   const waited = Projection.waitFor(followed, position, { timeout }).pipe(
     Effect.catchTags({
       ProjectionTimeout: () =>
-        Effect.flatMap(whereItStands(followed, position), (message) => Effect.die(new Error(message))),
+        Effect.flatMap(whereItStands(followed, kind, position), (message) => Effect.die(new Error(message))),
       StoreError: (error) => Effect.die(error)
     })
   )
   return Effect.raceFirst(waited, stopped)
 }
 
-const describeFailure = (cause: import("effect").Cause.Cause<unknown>): string => {
-  const failure = cause._tag === "Fail" ? cause.error : undefined
-  if (failure instanceof Error && failure.message !== "") return failure.message
-  return failure === undefined ? String(cause) : describeError(failure)
+/** Why a runner stopped: its error's message (`ProjectionFailed` names the event and the cause), or the error itself. */
+const describeFailure = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.squash(cause)
+  return failure instanceof Error && failure.message !== "" ? failure.message : describeError(failure)
 }
 
-const whereItStands = (followed: Followed, position: LogPosition) =>
+const whereItStands = (followed: Followed, kind: string, position: LogPosition) =>
   Effect.gen(function* () {
-    const kind = followed._tag === "Projection" ? "projection" : "reactor"
     const statuses = yield* Effect.orElseSucceed(Projection.status, () => [])
     const own = statuses.find((status) => status.name === followed.name && status.status !== "standby")
     const standing =

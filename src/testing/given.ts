@@ -13,6 +13,7 @@ import { execute } from "../execute.js"
 import * as LogPosition from "../LogPosition.js"
 import * as StreamId from "../StreamId.js"
 import * as StreamWrites from "../StreamWrites.js"
+import { writesOf } from "./helpers.js"
 
 /** Events by stream id, in stream order: `{ "account-alice": [AccountOpened.make({ owner: "Alice" })] }`. */
 export type Streams<Event> = Readonly<Record<string, ReadonlyArray<Event>>>
@@ -79,39 +80,36 @@ export const decisionsOf = <Event>(streams: Streams<Event>): ReadonlyArray<Comma
 export const storeGiven = (spec: string, givens: ReadonlyArray<Given>) =>
   Effect.gen(function* () {
     const store = yield* EventStore.EventStore
-    const named = new Set(givens.flatMap((given) => Object.keys(given.streams)).map(streamIdOf))
-    for (const streamId of named) {
-      const version = yield* store.readStream(streamId, { maxCount: 1 }).pipe(
-        Effect.map((read) => read.version),
-        Effect.catchTag("StreamNotFound", () => Effect.succeed(0))
-      )
-      if (version > 0) {
-        return yield* Effect.die(
-          new Error(
-            `${spec}: the stream ${streamId} already holds ${version} events before the spec's given: run each spec on a store of its own (a layer that builds an empty store each time, such as InMemoryEventStore.layer or TestStore.pglite())`
-          )
+    const named = [...new Set(givens.flatMap((given) => Object.keys(given.streams)).map(streamIdOf))]
+    const versions = yield* Effect.forEach(
+      named,
+      (streamId) =>
+        store.readStream(streamId, { maxCount: 1 }).pipe(
+          Effect.map((read) => read.version),
+          Effect.catchTag("StreamNotFound", () => Effect.succeed(0))
+        ),
+      { concurrency: "unbounded" }
+    )
+    const written = versions.findIndex((version) => version > 0)
+    if (written >= 0) {
+      return yield* Effect.die(
+        new Error(
+          `${spec}: the stream ${named[written]} already holds ${versions[written]} events before the spec's given: run each spec on a store of its own (a layer that builds an empty store each time, such as InMemoryEventStore.layer or TestStore.pglite())`
         )
-      }
+      )
     }
     const stored: Array<RecordedEvent> = []
     for (const given of givens) {
       if (given._tag === "Events") {
         stored.push(...(yield* appendDecided(given.schema, `${spec} (given)`, decisionsOf(given.streams))))
       } else {
-        let writes = StreamWrites.empty
-        const decisions = decisionsOf(given.streams)
-        for (const streamId of new Set(decisions.map((decision) => decision.streamId))) {
-          writes = yield* StreamWrites.expect(writes, streamId, "any")
-        }
-        for (const { streamId, event } of decisions) {
-          writes = yield* StreamWrites.append(writes, {
-            streamId,
-            eventType: event.eventType,
-            data: event.data,
-            ...(event.schemaVersion === undefined ? {} : { schemaVersion: event.schemaVersion }),
-            ...(event.metadata === undefined ? {} : { metadata: event.metadata })
-          })
-        }
+        const writes = writesOf(
+          ...Object.entries(given.streams).map(([key, events]) => ({
+            streamId: streamIdOf(key),
+            expected: "any" as const,
+            events
+          }))
+        )
         if (StreamWrites.events(writes).length > 0) stored.push(...(yield* store.append(writes)).events)
       }
     }
